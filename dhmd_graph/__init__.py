@@ -1,0 +1,7 @@
+"""dhmd_graph: Decoupled Hierarchical Multimodal Distillation on PyTorch Geometric."""
+
+from dhmd_graph.data import DatasetError, MultimodalBatch, MultimodalDataset, collate
+
+__version__ = "0.1.0"
+
+__all__ = ["DatasetError", "MultimodalBatch", "MultimodalDataset", "collate", "__version__"]

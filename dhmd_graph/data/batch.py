@@ -1,0 +1,230 @@
+"""The dataset every reader produces, and the padded batch every model consumes.
+
+A :class:`MultimodalDataset` holds one split: per modality an array of shape
+``(N, T_m, d_m)`` (float features, possibly a read-only ``np.memmap``) or
+``(N, T_m)`` (int64 token ids), the true lengths ``(N,)`` of every sample and
+modality, the regression labels ``(N,)`` and, where present, unimodal labels,
+ids and raw text. Indexing returns one sample cropped to its true lengths; the
+:func:`collate` function pads a list of samples to the longest one in the batch
+and returns a :class:`MultimodalBatch` whose :meth:`~MultimodalBatch.mask`
+gives the valid steps. Masks always come from lengths, never from zero frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dhmd_graph.data.errors import DatasetError
+
+__all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
+
+
+@dataclass
+class MultimodalBatch:
+    r"""A padded batch of ``B`` samples with ``M`` named modalities.
+
+    Attributes:
+        features (dict[str, Tensor]): Per modality, ``(B, T_m, d_m)`` float32 features
+            or ``(B, T_m)`` int64 token ids, zero-padded after each sample's length.
+        lengths (dict[str, Tensor]): Per modality, ``(B,)`` int64 true lengths (>= 1).
+        labels (Tensor): ``(B,)`` float32 regression labels.
+        ids (list[str]): Sample ids, length ``B``.
+        unimodal_labels (dict[str, Tensor]): Per modality ``(B,)`` float32 labels where
+            the dataset has them (CH-SIMS), else empty.
+        raw_text (list[str] or None): The utterances, when the dataset has them.
+    """
+
+    features: dict[str, Tensor]
+    lengths: dict[str, Tensor]
+    labels: Tensor
+    ids: list[str]
+    unimodal_labels: dict[str, Tensor] = field(default_factory=dict)
+    raw_text: list[str] | None = None
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modality names, in the order of :attr:`features`."""
+        return tuple(self.features)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def mask(self, modality: str) -> Tensor:
+        """``(B, T_m)`` bool, ``True`` at the valid (unpadded) steps of ``modality``."""
+        steps = self.features[modality].shape[1]
+        positions = torch.arange(steps, device=self.lengths[modality].device)
+        return positions.unsqueeze(0) < self.lengths[modality].unsqueeze(1)
+
+    def apply(self, fn: Callable[[Tensor], Tensor]) -> MultimodalBatch:
+        """A copy with ``fn`` applied to every tensor."""
+        return MultimodalBatch(
+            features={k: fn(v) for k, v in self.features.items()},
+            lengths={k: fn(v) for k, v in self.lengths.items()},
+            labels=fn(self.labels),
+            ids=list(self.ids),
+            unimodal_labels={k: fn(v) for k, v in self.unimodal_labels.items()},
+            raw_text=None if self.raw_text is None else list(self.raw_text),
+        )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> MultimodalBatch:
+        """A copy with every tensor on ``device``."""
+        return self.apply(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> MultimodalBatch:
+        """Pinned-memory copy, so ``DataLoader(pin_memory=True)`` works with this type."""
+        return self.apply(Tensor.pin_memory)
+
+
+class MultimodalDataset(torch.utils.data.Dataset):
+    r"""One split of a multimodal sentiment dataset.
+
+    The arrays are kept as given (a ``np.memmap`` stays on disk); each
+    ``__getitem__`` copies only one sample, cropped to its true lengths.
+
+    Args:
+        features (Mapping[str, np.ndarray]): Per modality ``(N, T_m, d_m)`` float features
+            or ``(N, T_m)`` integer token ids. The mapping's order is the modality order.
+        lengths (Mapping[str, np.ndarray]): Per modality ``(N,)`` true lengths in
+            ``[1, T_m]``.
+        labels (np.ndarray): ``(N,)`` regression labels.
+        ids (Sequence[str]): ``N`` sample ids.
+        unimodal_labels (Mapping[str, np.ndarray], optional): Per modality ``(N,)`` labels.
+            (default: :obj:`None`)
+        raw_text (Sequence[str], optional): ``N`` utterances. (default: :obj:`None`)
+        vocabulary (Sequence[str], optional): For token-id text, the words by id
+            (id 0 is padding, id 1 unknown). (default: :obj:`None`)
+        source (str, optional): The file the split came from, for messages. (default: ``""``)
+        split (str, optional): The split's name, for messages. (default: ``""``)
+    """
+
+    def __init__(
+        self,
+        features: Mapping[str, np.ndarray],
+        lengths: Mapping[str, np.ndarray],
+        labels: np.ndarray,
+        ids: Sequence[str],
+        *,
+        unimodal_labels: Mapping[str, np.ndarray] | None = None,
+        raw_text: Sequence[str] | None = None,
+        vocabulary: Sequence[str] | None = None,
+        source: str = "",
+        split: str = "",
+    ) -> None:
+        self.features = dict(features)
+        self.lengths = {k: np.asarray(v, dtype=np.int64) for k, v in lengths.items()}
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.ids = [str(i) for i in ids]
+        self.unimodal_labels = {
+            k: np.asarray(v, dtype=np.float32) for k, v in (unimodal_labels or {}).items()
+        }
+        self.raw_text = None if raw_text is None else [str(t) for t in raw_text]
+        self.vocabulary = None if vocabulary is None else list(vocabulary)
+        self.source = str(source)
+        self.split = split
+        self._check()
+
+    def _error(self, problem: str, field: str, expected: str, found: str, fix: str) -> DatasetError:
+        return DatasetError(
+            problem, file=self.source or None, split=self.split or None, field=field,
+            expected=expected, found=found, fix=fix,
+        )
+
+    def _check(self) -> None:
+        n = len(self.labels)
+        if n == 0:
+            raise self._error("empty split", "regression_labels", "at least one sample",
+                              "0 samples", "Check that the file holds data for this split")
+        if set(self.features) != set(self.lengths):
+            raise self._error("features and lengths name different modalities", "lengths",
+                              f"{sorted(self.features)}", f"{sorted(self.lengths)}",
+                              "Give one lengths array per modality")
+        columns: dict[str, int] = {"ids": len(self.ids)}
+        columns |= {f"{k} (features)": len(v) for k, v in self.features.items()}
+        columns |= {f"{k} (lengths)": len(v) for k, v in self.lengths.items()}
+        columns |= {f"{k} (unimodal labels)": len(v) for k, v in self.unimodal_labels.items()}
+        if self.raw_text is not None:
+            columns["raw_text"] = len(self.raw_text)
+        for name, size in columns.items():
+            if size != n:
+                raise self._error("fields disagree on the number of samples", name,
+                                  f"{n} rows (as in the labels)", f"{size} rows",
+                                  "Every field of a split must have one row per sample")
+        for name, array in self.features.items():
+            if array.ndim not in (2, 3):
+                raise self._error("wrong rank", name, "(N, T, d) features or (N, T) token ids",
+                                  f"shape {tuple(array.shape)}", "Reshape or re-export the array")
+            steps = array.shape[1]
+            length = self.lengths[name]
+            if length.min() < 1 or length.max() > steps:
+                bad = int(np.flatnonzero((length < 1) | (length > steps))[0])
+                raise self._error("length outside the padded sequence", f"{name}_lengths",
+                                  f"1 <= length <= {steps}",
+                                  f"{int(length[bad])} at sample {bad} ('{self.ids[bad]}')",
+                                  "Fix the lengths or re-pad the sequences")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modality names, in order."""
+        return tuple(self.features)
+
+    @property
+    def feature_dims(self) -> dict[str, int | None]:
+        """Per modality the feature width ``d_m``, or ``None`` for token ids."""
+        return {k: (v.shape[2] if v.ndim == 3 else None) for k, v in self.features.items()}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = {
+            "features": {
+                k: np.array(v[index, : self.lengths[k][index]]) for k, v in self.features.items()
+            },
+            "label": self.labels[index],
+            "id": self.ids[index],
+            "unimodal_labels": {k: v[index] for k, v in self.unimodal_labels.items()},
+        }
+        if self.raw_text is not None:
+            sample["raw_text"] = self.raw_text[index]
+        return sample
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.features.items())
+        return f"{type(self).__name__}(split={self.split!r}, n={len(self)}, {shapes})"
+
+
+def collate(samples: Sequence[dict]) -> MultimodalBatch:
+    """Pad samples from :meth:`MultimodalDataset.__getitem__` into a :class:`MultimodalBatch`.
+
+    Each modality is padded with zeros to the longest sample in the batch.
+    """
+    modalities = list(samples[0]["features"])
+    features: dict[str, Tensor] = {}
+    lengths: dict[str, Tensor] = {}
+    for name in modalities:
+        arrays = [s["features"][name] for s in samples]
+        size = torch.tensor([len(a) for a in arrays], dtype=torch.long)
+        first = arrays[0]
+        dtype = torch.long if np.issubdtype(first.dtype, np.integer) else torch.float32
+        padded = torch.zeros((len(arrays), int(size.max()), *first.shape[1:]), dtype=dtype)
+        for row, array in enumerate(arrays):
+            padded[row, : len(array)] = torch.from_numpy(np.asarray(array)).to(dtype)
+        features[name], lengths[name] = padded, size
+    unimodal = {
+        k: torch.tensor([s["unimodal_labels"][k] for s in samples], dtype=torch.float32)
+        for k in samples[0]["unimodal_labels"]
+    }
+    raw_text = [s["raw_text"] for s in samples] if "raw_text" in samples[0] else None
+    return MultimodalBatch(
+        features=features,
+        lengths=lengths,
+        labels=torch.tensor([float(s["label"]) for s in samples], dtype=torch.float32),
+        ids=[s["id"] for s in samples],
+        unimodal_labels=unimodal,
+        raw_text=raw_text,
+    )
