@@ -1,4 +1,19 @@
-r"""The Graph Distillation Unit (GD-Unit) as a PyG message-passing layer."""
+r"""The Graph Distillation Unit (GD-Unit) as a PyG message-passing layer.
+
+Example, for a batch of 16 samples with text, audio and vision (node ``b * 3 + m``)::
+
+    import torch
+    from dhmd_graph.losses import graph_distillation_loss
+    from dhmd_graph.nn import DynamicGraphDistill, modality_graph
+
+    prior = torch.zeros(3, 3)
+    prior[0, 1] = prior[0, 2] = 1.0  # text teaches audio and vision
+    layer = DynamicGraphDistill(1, 64, 64, prior=prior)
+    graph = modality_graph(3, batch_size=16)  # (edge_index, batch, modality)
+    logits, reprs = torch.randn(48, 1), torch.randn(48, 64)
+    out, (edge_index, weight) = layer(logits, reprs, *graph, return_edge_weights=True)
+    loss = graph_distillation_loss(logits, edge_index, weight, graph.batch, "l1")
+"""
 
 from collections.abc import Sequence
 
@@ -51,9 +66,9 @@ class DynamicGraphDistill(MessagePassing):
         {\sum_{k \rightarrow l \,\in\, \mathcal{G}(i \rightarrow j)}
         \exp(P_{m_k, m_l} / \tau_p)},
         \qquad
-        w_{i \rightarrow j} = E_{i \rightarrow j} + p_{i \rightarrow j},
+        w_{i \rightarrow j} = E_{i \rightarrow j} + p_{i \rightarrow j}
 
-    (:math:`w = E` without a prior). Both softmaxes run over the edges actually
+    (without a prior, :math:`w = E`). Both softmaxes run over the edges actually
     present, so pruned edges and absent nodes need no special case. The layer
     returns, for every student, the weighted teacher signal with the teachers
     detached (:math:`\mathrm{sg}`, stop-gradient):
@@ -64,8 +79,14 @@ class DynamicGraphDistill(MessagePassing):
 
     The distillation losses are aggregations of weighted per-edge distances over
     the same edges and weights, see
-    :func:`dhmd_graph.losses.graph_distillation_loss`; the edge scorer learns
-    through them, and teachers receive no gradient along this path.
+    :func:`dhmd_graph.losses.graph_distillation_loss`: the edge scorer learns
+    through the weights, students through the distances, and a teacher's value is
+    never pulled toward its student (as in the reference, the teacher's embedding
+    :math:`\mathbf{h}_i` still receives gradient through the edge score).
+
+    Edges are a :class:`torch.Tensor` :obj:`edge_index`, usually from
+    :func:`~dhmd_graph.nn.modality_graph`, optionally pruned or passed through
+    :func:`~dhmd_graph.nn.restrict_to_present` for missing modalities.
 
     Args:
         logit_channels (int): Size :math:`C` of each node's logit, or :obj:`-1` to
@@ -80,10 +101,11 @@ class DynamicGraphDistill(MessagePassing):
         normalize (str, optional): The softmax groups, :obj:`"graph"` (all edges of
             a sample) or :obj:`"target"` (all edges into one student).
             (default: :obj:`"graph"`)
-        prior (torch.Tensor, optional): An :math:`(M, M)` matrix of prior logits
-            indexed ``[teacher, student]`` (the diagonal is never used), e.g. ones
-            on text :math:`\rightarrow` audio and text :math:`\rightarrow` vision.
-            Stored as the buffer :obj:`prior`. :obj:`None` means no prior.
+        prior (torch.Tensor or list, optional): An :math:`(M, M)` matrix (or nested
+            list) of prior logits indexed ``[teacher, student]`` (the diagonal is
+            never used), e.g. ones on text :math:`\rightarrow` audio and text
+            :math:`\rightarrow` vision. Copied into the buffer :obj:`prior`.
+            :obj:`None` means no prior.
             (default: :obj:`None`)
         prior_temperature (float, optional): The softmax temperature :math:`\tau_p`
             of the prior. (default: :obj:`0.25`)

@@ -89,6 +89,10 @@ def modality_graph(
         pairs = tuple((int(teacher), int(student)) for teacher, student in edges)
         _check_edges(pairs, num_modalities)
     device_key = str(torch.device("cpu" if device is None else device))
+    if torch.compiler.is_compiling():
+        # Under torch.compile the construction is traced into the graph; the cache is a
+        # Python-side object that Dynamo would bypass (with a warning) anyway.
+        return _build_modality_graph(num_modalities, batch_size, pairs, device_key)
     return _cached_modality_graph(num_modalities, batch_size, pairs, device_key)
 
 
@@ -113,8 +117,7 @@ def _check_edges(pairs: tuple[tuple[int, int], ...], num_modalities: int) -> Non
         seen.add((teacher, student))
 
 
-@lru_cache(maxsize=64)
-def _cached_modality_graph(
+def _build_modality_graph(
     num_modalities: int,
     batch_size: int,
     pairs: tuple[tuple[int, int], ...],
@@ -126,6 +129,9 @@ def _cached_modality_graph(
     batch = torch.arange(batch_size, device=device).repeat_interleave(num_modalities)  # (B*M,)
     modality = torch.arange(num_modalities, device=device).repeat(batch_size)  # (B*M,)
     return ModalityGraph(edge_index, batch, modality)
+
+
+_cached_modality_graph = lru_cache(maxsize=64)(_build_modality_graph)
 
 
 def restrict_to_present(edge_index: Tensor, present: Tensor) -> Tensor:

@@ -80,3 +80,13 @@ def test_restrict_to_present_rejects_non_bool_masks():
     graph = modality_graph(2, batch_size=1)
     with pytest.raises(ValueError, match="bool"):
         restrict_to_present(graph.edge_index, torch.ones(2))
+
+
+@pytest.mark.slow
+def test_modality_graph_compiles_inside_a_model():
+    def node_count_per_sample(values):
+        graph = modality_graph(3, batch_size=2)
+        return torch.zeros(2).index_add(0, graph.batch, values)
+
+    compiled = torch.compile(node_count_per_sample, fullgraph=True)
+    torch.testing.assert_close(compiled(torch.ones(6)), torch.tensor([3.0, 3.0]))
