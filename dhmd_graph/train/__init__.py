@@ -1,0 +1,24 @@
+"""The generic training loop; it knows a model only through ``training_step`` and
+``validation_step``."""
+
+from dhmd_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from dhmd_graph.train.config import TrainConfig
+from dhmd_graph.train.distributed import DistributedContext, setup_distributed
+from dhmd_graph.train.runs import format_table, run_seeds, summarize
+from dhmd_graph.train.seeds import seed_everything
+from dhmd_graph.train.trainer import NonFiniteLossError, RunExistsError, Trainer
+
+__all__ = [
+    "DistributedContext",
+    "NonFiniteLossError",
+    "RunExistsError",
+    "TrainConfig",
+    "Trainer",
+    "format_table",
+    "load_checkpoint",
+    "run_seeds",
+    "save_checkpoint",
+    "seed_everything",
+    "setup_distributed",
+    "summarize",
+]

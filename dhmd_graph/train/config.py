@@ -1,0 +1,107 @@
+"""The training configuration: optimiser, schedule, early stopping, seeds, device."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    r"""How :class:`~dhmd_graph.train.Trainer` trains a model.
+
+    The defaults are the reference settings of DMD (SPEC §6): Adam with learning rate
+    ``1e-4``, batches of 16, gradients accumulated over 10 batches and value-clipped at
+    0.6, :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` (factor 0.5, patience 5)
+    on the validation MAE, early stopping after 10 epochs without improvement, and the
+    seeds 1111-1115. Unlike the reference, ``weight_decay`` is applied when set.
+
+    Args:
+        lr (float, optional): Adam learning rate. (default: ``1e-4``)
+        batch_size (int, optional): Samples per batch *per process*; under ``torchrun``
+            the global batch is ``batch_size * world_size``. (default: ``16``)
+        accumulation_steps (int, optional): Batches whose gradients are averaged into
+            one optimiser step. (default: ``10``)
+        clip_value (float, optional): Gradients are clamped to ``[-clip_value,
+            clip_value]`` before each step; :obj:`None` disables. (default: ``0.6``)
+        weight_decay (float, optional): Adam's L2 penalty. (default: ``0.0``)
+        lr_factor (float, optional): Learning-rate factor on a plateau. (default: ``0.5``)
+        lr_patience (int, optional): Epochs without improvement before the learning
+            rate drops. (default: ``5``)
+        early_stop_patience (int, optional): Epochs without improvement before
+            training stops. (default: ``10``)
+        max_epochs (int, optional): Upper bound on the epochs. (default: ``100``)
+        monitor (str, optional): The validation metric used for model selection, the
+            scheduler and early stopping. (default: ``"MAE"``)
+        monitor_mode (str, optional): ``"min"`` or ``"max"``: whether a smaller or a
+            larger ``monitor`` is better. (default: ``"min"``)
+        seeds (list[int], optional): One run per seed. (default: ``[1111, ..., 1115]``)
+        device (str, optional): ``"auto"`` (CUDA when available, else CPU) or a
+            :class:`torch.device` string. (default: ``"auto"``)
+        num_workers (int, optional): :class:`~torch.utils.data.DataLoader` worker
+            processes. (default: ``0``)
+        eval_batch_size (int, optional): Batch size for validation and test;
+            :obj:`None` uses ``batch_size``. (default: :obj:`None`)
+        deterministic (bool, optional): Ask PyTorch for deterministic algorithms, so
+            that a CPU run repeats exactly (and a resumed run matches an uninterrupted
+            one). (default: :obj:`True`)
+        progress (bool, optional): Show progress bars (only on a terminal, and only on
+            the first process). (default: :obj:`True`)
+    """
+
+    lr: float = 1e-4
+    batch_size: int = 16
+    accumulation_steps: int = 10
+    clip_value: float | None = 0.6
+    weight_decay: float = 0.0
+    lr_factor: float = 0.5
+    lr_patience: int = 5
+    early_stop_patience: int = 10
+    max_epochs: int = 100
+    monitor: str = "MAE"
+    monitor_mode: str = "min"
+    seeds: list[int] = field(default_factory=lambda: [1111, 1112, 1113, 1114, 1115])
+    device: str = "auto"
+    num_workers: int = 0
+    eval_batch_size: int | None = None
+    deterministic: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.seeds = [int(seed) for seed in self.seeds]
+        checks = [
+            ("lr", self.lr > 0, "a positive number"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("accumulation_steps", self.accumulation_steps >= 1, "an integer >= 1"),
+            ("clip_value", self.clip_value is None or self.clip_value > 0,
+             "a positive number or None"),
+            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("lr_factor", 0 < self.lr_factor < 1, "a number in (0, 1)"),
+            ("lr_patience", self.lr_patience >= 0, "an integer >= 0"),
+            ("early_stop_patience", self.early_stop_patience >= 1, "an integer >= 1"),
+            ("max_epochs", self.max_epochs >= 1, "an integer >= 1"),
+            ("monitor_mode", self.monitor_mode in ("min", "max"), "'min' or 'max'"),
+            ("seeds", len(self.seeds) >= 1, "at least one seed"),
+            ("num_workers", self.num_workers >= 0, "an integer >= 0"),
+            ("eval_batch_size", self.eval_batch_size is None or self.eval_batch_size >= 1,
+             "an integer >= 1 or None"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(
+                    f"TrainConfig.{name}: expected {expected}, found {getattr(self, name)!r}. "
+                    f"Set it with --set train.{name}=VALUE."
+                )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """A config from (part of) :func:`dataclasses.asdict`'s output; missing keys keep
+        their defaults."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown key(s) {unknown}; valid keys: {sorted(known)}.")
+        return cls(**data)

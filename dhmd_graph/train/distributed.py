@@ -1,0 +1,161 @@
+"""Data-parallel training with :mod:`torch.distributed`, launched by ``torchrun``.
+
+The same command runs with and without ``torchrun``: :func:`setup_distributed` reads
+the ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` variables ``torchrun`` sets and, when
+there is more than one process, joins the process group (``nccl`` on GPUs, ``gloo``
+on CPU). Without them it returns a single-process context and nothing else changes.
+
+:class:`~torch.nn.parallel.DistributedDataParallel` synchronises gradients through
+hooks that its own ``forward`` arms, so a model's ``training_step`` must run *inside*
+that forward: :class:`TrainingStep` is a thin module whose ``forward`` is the
+wrapped model's ``training_step``, and it is this module that DDP wraps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = [
+    "DistributedContext",
+    "TrainingStep",
+    "all_gather_rows",
+    "all_ranks_true",
+    "gather_objects",
+    "setup_distributed",
+    "teardown_distributed",
+    "wrap_for_training",
+]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process sits among the processes of one run.
+
+    Attributes:
+        rank (int): This process's index, ``0 <= rank < world_size``.
+        world_size (int): The number of processes.
+        device (torch.device): The device this process computes on.
+    """
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_distributed(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes logs, checkpoints and results (rank 0)."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process (a no-op for a single process)."""
+        if self.is_distributed:
+            dist.barrier()
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def setup_distributed(device: str = "auto") -> DistributedContext:
+    """Join the ``torchrun`` process group if there is one, and pick the device.
+
+    Args:
+        device (str, optional): ``"auto"`` (this process's GPU when CUDA is available,
+            else the CPU) or a :class:`torch.device` string. (default: ``"auto"``)
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    torch_device = _resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    if world_size > 1 and not dist.is_initialized():
+        if torch_device.type == "cuda":
+            torch.cuda.set_device(torch_device)
+        dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo")
+    return DistributedContext(rank=rank, world_size=world_size, device=torch_device)
+
+
+def teardown_distributed() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class TrainingStep(nn.Module):
+    """A module whose ``forward`` is ``model.training_step``, for DDP to wrap.
+
+    Args:
+        model (nn.Module): A model with a ``training_step(batch) -> dict`` method.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> dict[str, Tensor]:
+        return self.model.training_step(batch)
+
+
+def wrap_for_training(model: nn.Module, context: DistributedContext) -> nn.Module:
+    """``TrainingStep(model)``, wrapped in DDP when ``context`` is distributed."""
+    step = TrainingStep(model)
+    if not context.is_distributed:
+        return step
+    device_ids = [context.device] if context.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(step, device_ids=device_ids)
+
+
+def all_gather_rows(tensor: Tensor, context: DistributedContext) -> Tensor:
+    """Concatenate every process's ``tensor`` along dim 0, in rank order.
+
+    The processes may hold different numbers of rows: each pads its tensor to the
+    longest, all-gathers, and the padding is cut off again.
+
+    Args:
+        tensor (Tensor): ``(n_rank, *)``, the same trailing shape and dtype everywhere.
+        context (DistributedContext): The run's processes.
+
+    Shapes:
+        - **output:** ``(sum of n_rank, *)``
+    """
+    if not context.is_distributed:
+        return tensor
+    size = torch.tensor([tensor.shape[0]], device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(context.world_size)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    gathered = [torch.zeros_like(padded) for _ in range(context.world_size)]
+    dist.all_gather(gathered, padded)
+    return torch.cat([rows[: int(s.item())] for rows, s in zip(gathered, sizes, strict=True)])
+
+
+def all_ranks_true(flags: Tensor, context: DistributedContext) -> Tensor:
+    """Element-wise AND of a bool tensor over the processes (itself for one process)."""
+    if not context.is_distributed:
+        return flags
+    flags = flags.to(torch.int32)
+    dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    return flags.bool()
+
+
+def gather_objects(obj: object, context: DistributedContext) -> list:
+    """Every process's picklable ``obj``, in rank order (``[obj]`` for one process)."""
+    if not context.is_distributed:
+        return [obj]
+    gathered: list = [None] * context.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -1,0 +1,364 @@
+"""A short, model-agnostic training loop.
+
+The :class:`Trainer` knows a model only through two methods:
+
+- ``model.training_step(batch) -> dict[str, Tensor]``: scalar terms, among them the
+  differentiable total ``"loss"``; every term is averaged over the epoch and logged.
+- ``model.validation_step(batch) -> Tensor``: ``(B,)`` predictions.
+
+It optimises with Adam, gradient accumulation and value clipping, lowers the learning
+rate on a validation plateau, stops early, selects the checkpoint on the validation
+split only, and evaluates the test split once, with that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from dhmd_graph.data.batch import collate
+from dhmd_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from dhmd_graph.train.config import TrainConfig
+from dhmd_graph.train.distributed import (
+    DistributedContext,
+    all_gather_rows,
+    all_ranks_true,
+    gather_objects,
+    setup_distributed,
+    wrap_for_training,
+)
+from dhmd_graph.train.seeds import rng_state, set_rng_state
+
+__all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer"]
+
+Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
+"""``metrics(prediction (N,), label (N,)) -> {name: value}``."""
+
+Callback = Callable[["Trainer", dict], None]
+"""``callback(trainer, record)``, called after every epoch with its log record."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training term became NaN or infinite; training stopped before the update."""
+
+
+class RunExistsError(FileExistsError):
+    """The output folder already holds a run, and neither resuming nor overwriting it was asked."""
+
+
+class Trainer:
+    r"""Trains ``model`` on ``train_set``, selecting the checkpoint on ``valid_set``.
+
+    Every epoch: one pass over the training set (Adam; the gradients of
+    ``config.accumulation_steps`` batches are averaged into one step and clamped to
+    ``±config.clip_value``), then the validation metrics; the monitored one drives
+    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
+    stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
+    :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
+    with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
+    of everything ``training_step`` returned and the validation metrics ``valid/<name>``.
+    :meth:`test` evaluates a split once, with the best checkpoint.
+
+    Under ``torchrun`` every process trains on its shard of each epoch (a
+    :class:`~torch.utils.data.DistributedSampler`; the data order depends only on
+    ``seed`` and the epoch), gradients are averaged by DDP, metrics are computed on
+    the predictions of all processes, and only rank 0 writes files.
+
+    Args:
+        model (nn.Module): Has ``training_step`` and ``validation_step`` (see above).
+        config (TrainConfig): The optimisation settings.
+        train_set (Dataset): Training samples for :func:`~dhmd_graph.data.collate`.
+        valid_set (Dataset): Validation samples.
+        out_dir (str or PathLike): The run folder.
+        metrics (Metrics): Maps predictions and labels to named metrics; must contain
+            ``config.monitor``.
+        seed (int, optional): Seeds the data order. (default: ``0``)
+        callbacks (Sequence[Callback], optional): Called after each epoch, once its
+            checkpoints and log line are written; setting ``trainer.should_stop = True``
+            ends training after that epoch. (default: ``()``)
+        meta (Mapping, optional): Plain data stored in every checkpoint (e.g. the model
+            configuration as a dict). (default: :obj:`None`)
+        context (DistributedContext, optional): The processes of the run;
+            :obj:`None` calls :func:`~dhmd_graph.train.distributed.setup_distributed`.
+            (default: :obj:`None`)
+    """
+
+    best_name = "best.pt"
+    last_name = "last.pt"
+    log_name = "log.jsonl"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        train_set: Dataset,
+        valid_set: Dataset,
+        out_dir: str | Path,
+        *,
+        metrics: Metrics,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        meta: Mapping | None = None,
+        context: DistributedContext | None = None,
+    ) -> None:
+        self.config = config
+        self.context = context if context is not None else setup_distributed(config.device)
+        self.device = self.context.device
+        self.model = model.to(self.device)
+        self.step_module = wrap_for_training(self.model, self.context)
+        self.valid_set = valid_set
+        self.out_dir = Path(out_dir)
+        self.metrics = metrics
+        self.seed = seed
+        self.callbacks = list(callbacks)
+        self.meta = dict(meta or {})
+
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            parameters, lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode=config.monitor_mode, factor=config.lr_factor,
+            patience=config.lr_patience,
+        )
+        self.train_sampler = DistributedSampler(
+            train_set, num_replicas=self.context.world_size, rank=self.context.rank,
+            shuffle=True, seed=seed,
+        )
+        self.train_loader = self._loader(train_set, config.batch_size, self.train_sampler)
+
+        self.epoch = 0
+        self.step = 0
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self.should_stop = False
+        self._tested = False
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+            num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Whether training has reached its end (epochs, early stopping or a callback)."""
+        return (
+            self.should_stop
+            or self.epoch >= self.config.max_epochs
+            or self.bad_epochs >= self.config.early_stop_patience
+        )
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train until :attr:`finished`; return the selected epoch and its metrics.
+
+        Args:
+            resume (bool, optional): Continue from ``out_dir/last.pt`` if it exists.
+                (default: :obj:`False`)
+
+        Raises:
+            RunExistsError: If ``out_dir`` holds checkpoints and ``resume`` is false.
+            NonFiniteLossError: If a training term is NaN or infinite; the checkpoints
+                of the last finished epoch stay as they were.
+        """
+        last = self.out_dir / self.last_name
+        if last.exists() and not resume:
+            raise RunExistsError(
+                f"'{self.out_dir}' already holds checkpoints; resume the run or choose "
+                "another folder"
+            )
+        if resume and last.exists():
+            self._load_state(load_checkpoint(last, map_location=self.device))
+        if self.context.is_main:
+            self._write_log()
+        while not self.finished:
+            self._run_epoch()
+        return self.selected()
+
+    def selected(self) -> dict:
+        """The selected (best validation) epoch and its validation metrics."""
+        if self.best_epoch == 0:
+            return {"best_epoch": 0, "valid": {}}
+        record = self.history[self.best_epoch - 1]
+        valid = {k.removeprefix("valid/"): v for k, v in record.items() if k.startswith("valid/")}
+        return {"best_epoch": self.best_epoch, "valid": valid}
+
+    def _run_epoch(self) -> None:
+        self.epoch += 1
+        self.train_sampler.set_epoch(self.epoch)
+        start = time.perf_counter()
+        record: dict = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+        record |= {f"train/{name}": value for name, value in self._train_epoch().items()}
+        valid = self.evaluate(self.valid_set)
+        record |= {f"valid/{name}": value for name, value in valid.items()}
+
+        value = float(valid[self.config.monitor])
+        self.scheduler.step(value)
+        minimize = self.config.monitor_mode == "min"
+        improved = self.best_value is None or (
+            value < self.best_value if minimize else value > self.best_value
+        )
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        record["improved"] = improved
+        record["time_s"] = time.perf_counter() - start
+        self.history.append(record)
+
+        if self.context.is_main:
+            state = self._state()
+            if improved:
+                save_checkpoint(state, self.out_dir / self.best_name)
+            save_checkpoint(state, self.out_dir / self.last_name)
+            with open(self.out_dir / self.log_name, "a") as log:
+                log.write(json.dumps(record) + "\n")
+        for callback in self.callbacks:
+            callback(self, record)
+
+    def _train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        batches = len(self.train_loader)
+        accumulation = self.config.accumulation_steps
+        show = self.config.progress and self.context.is_main and sys.stderr.isatty()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch}", leave=False, disable=not show)
+        for index, batch in enumerate(bar):
+            # The last window of an epoch may hold fewer batches than the others.
+            window = min(accumulation, batches - index // accumulation * accumulation)
+            update = (index + 1) % accumulation == 0 or index + 1 == batches
+            defer_sync = not update and isinstance(self.step_module, DistributedDataParallel)
+            with self.step_module.no_sync() if defer_sync else nullcontext():
+                terms = self.step_module(batch.to(self.device))
+                values = self._finite_values(terms, index)
+                (terms["loss"] / window).backward()
+            if update:
+                if self.config.clip_value is not None:
+                    nn.utils.clip_grad_value_(
+                        [p for g in self.optimizer.param_groups for p in g["params"]],
+                        self.config.clip_value,
+                    )
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + 1
+            bar.set_postfix(loss=f"{sums['loss'] / counts['loss']:.4f}")
+        totals: dict[str, list[float]] = {}
+        for rank_sums, rank_counts in gather_objects((sums, counts), self.context):
+            for name, value in rank_sums.items():
+                total = totals.setdefault(name, [0.0, 0])
+                total[0] += value
+                total[1] += rank_counts[name]
+        return {name: value / count for name, (value, count) in totals.items()}
+
+    def _finite_values(self, terms: Mapping[str, Tensor], index: int) -> dict[str, float]:
+        """The terms as floats; raises :class:`NonFiniteLossError` naming the first bad one."""
+        names = list(terms)
+        values = torch.stack([terms[name].detach().float().reshape(()) for name in names])  # (K,)
+        finite = all_ranks_true(torch.isfinite(values), self.context)
+        if not bool(finite.all()):
+            bad = [name for name, ok in zip(names, finite.tolist(), strict=True) if not ok]
+            term = next((name for name in bad if name != "loss"), bad[0])
+            value = values[names.index(term)].item()
+            where = "" if math.isfinite(value) else f" = {value}"
+            raise NonFiniteLossError(
+                f"training term '{term}'{where} is not finite at epoch {self.epoch}, "
+                f"batch {index + 1} (after {self.step} optimizer steps); stopped before the "
+                f"update, the checkpoints in '{self.out_dir}' are those of the last finished "
+                "epoch. Lower train.lr, or check the data for NaN/inf values."
+            )
+        return dict(zip(names, values.tolist(), strict=True))
+
+    @torch.no_grad()
+    def predict(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and labels for every sample of ``dataset``, in dataset order.
+
+        Each process predicts every ``world_size``-th sample (no padding, so no
+        duplicates); the rows of all processes are gathered and put back in order.
+        """
+        indices = list(range(self.context.rank, len(dataset), self.context.world_size))
+        batch_size = self.config.eval_batch_size or self.config.batch_size
+        was_training = self.model.training
+        self.model.eval()
+        rows = [torch.zeros((0, 3), dtype=torch.float64, device=self.device)]
+        position = 0
+        for batch in self._loader(dataset, batch_size, indices):
+            batch = batch.to(self.device)
+            prediction = self.model.validation_step(batch).reshape(-1).double()  # (B,)
+            index = torch.tensor(indices[position : position + len(batch)],
+                                 dtype=torch.float64, device=self.device)  # (B,)
+            position += len(batch)
+            rows.append(torch.stack([index, prediction, batch.labels.double()], 1))  # (B, 3)
+        self.model.train(was_training)
+        table = all_gather_rows(torch.cat(rows), self.context)  # (N, 3)
+        table = table[table[:, 0].argsort()].cpu().numpy()
+        return table[:, 1].astype(np.float32), table[:, 2].astype(np.float32)
+
+    def evaluate(self, dataset: Dataset) -> dict[str, float]:
+        """``metrics`` of the current weights on ``dataset``."""
+        return {name: float(value) for name, value in self.metrics(*self.predict(dataset)).items()}
+
+    def test(self, dataset: Dataset) -> dict[str, float]:
+        """Evaluate ``dataset`` once, with the best checkpoint (the test split)."""
+        if self._tested:
+            raise RuntimeError("Trainer.test: the test split is evaluated once per run")
+        self.context.barrier()
+        self.model.load_state_dict(
+            load_checkpoint(self.out_dir / self.best_name, map_location=self.device)["model"]
+        )
+        self._tested = True
+        return self.evaluate(dataset)
+
+    def _state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "rng": rng_state(),
+            "seed": self.seed,
+            "train_config": asdict(self.config),
+            "meta": self.meta,
+        }
+
+    def _load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    def _write_log(self) -> None:
+        """(Re)write ``log.jsonl`` from the history, atomically (a resumed run drops
+        any line of an epoch whose checkpoint was never written)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / self.log_name
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
+        temporary.replace(path)

@@ -1,0 +1,261 @@
+"""The generic trainer, run on a tiny linear model over random multimodal data.
+
+``BoringModel`` and ``random_splits`` are also used by ``test_distributed.py``.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from dhmd_graph.config import apply_overrides
+from dhmd_graph.data import MultimodalBatch, MultimodalDataset
+from dhmd_graph.metrics import regression_metrics
+from dhmd_graph.train import (
+    NonFiniteLossError,
+    RunExistsError,
+    TrainConfig,
+    Trainer,
+    format_table,
+    load_checkpoint,
+    run_seeds,
+    seed_everything,
+)
+
+DIMS = {"text": 3, "audio": 2}
+
+
+def random_split(n: int, name: str, rng: np.random.Generator) -> MultimodalDataset:
+    """``n`` samples whose label is a fixed linear function of the mean features."""
+    steps = {"text": 4, "audio": 6}
+    features, lengths, pooled = {}, {}, []
+    for modality, dim in DIMS.items():
+        length = rng.integers(1, steps[modality] + 1, size=n)
+        x = rng.normal(size=(n, steps[modality], dim)).astype(np.float32)
+        x[np.arange(steps[modality]) >= length[:, None]] = 0.0  # padding
+        features[modality], lengths[modality] = x, length
+        pooled.append(x.sum(1) / length[:, None])
+    weights = np.linspace(-1.0, 1.0, sum(DIMS.values()))
+    labels = np.clip(np.concatenate(pooled, 1) @ weights * 2.0, -3, 3)
+    return MultimodalDataset(features, lengths, labels, [f"{name}_{i}" for i in range(n)],
+                             split=name)
+
+
+def random_splits(sizes=(48, 24, 24), seed=0) -> dict[str, MultimodalDataset]:
+    rng = np.random.default_rng(seed)
+    names = ("train", "valid", "test")
+    return {name: random_split(n, name, rng) for name, n in zip(names, sizes, strict=True)}
+
+
+class BoringModel(nn.Module):
+    """A linear head on the length-masked mean of each modality, with dropout."""
+
+    def __init__(self, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({m: nn.Linear(d, 1) for m, d in DIMS.items()})
+        self.dropout = nn.Dropout(dropout)
+        self.validated_ids: list[str] = []
+
+    def forward(self, batch: MultimodalBatch) -> Tensor:
+        out = 0.0
+        for modality, head in self.heads.items():
+            mask = batch.mask(modality).unsqueeze(-1)  # (B, T, 1)
+            pooled = (batch.features[modality] * mask).sum(1) / mask.sum(1)  # (B, d)
+            out = out + head(self.dropout(pooled)).squeeze(-1)  # (B,)
+        return out
+
+    def training_step(self, batch: MultimodalBatch) -> dict[str, Tensor]:
+        task = (self(batch) - batch.labels).abs().mean()
+        penalty = sum(head.weight.square().sum() for head in self.heads.values())
+        return {
+            "loss": task + 1e-3 * penalty,
+            "task": task,
+            "penalty": penalty,
+            "edge/homogeneous/text->audio": torch.tensor(0.25),
+        }
+
+    def validation_step(self, batch: MultimodalBatch) -> Tensor:
+        self.validated_ids += batch.ids
+        return self(batch)
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism():
+    """``seed_everything`` switches deterministic algorithms on process-wide."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(enabled)
+
+
+def tiny_config(**changes) -> TrainConfig:
+    settings = dict(lr=1e-1, batch_size=8, accumulation_steps=2, max_epochs=6, seeds=[1],
+                    device="cpu", progress=False)
+    return TrainConfig(**(settings | changes))
+
+
+def make_trainer(out_dir, config, splits, model=None, seed=1, **kwargs) -> Trainer:
+    if model is None:
+        seed_everything(seed)
+        model = BoringModel()
+    return Trainer(model, config, splits["train"], splits["valid"], out_dir,
+                   metrics=regression_metrics, seed=seed, **kwargs)
+
+
+def read_log(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def stop_after(epoch: int):
+    def callback(trainer: Trainer, record: dict) -> None:
+        if record["epoch"] == epoch:
+            trainer.should_stop = True
+    return callback
+
+
+def test_fit_logs_selects_on_validation_and_tests_once(tmp_path):
+    splits = random_splits()
+    trainer = make_trainer(tmp_path, tiny_config(), splits)
+    selected = trainer.fit()
+    log = read_log(tmp_path / "log.jsonl")
+
+    assert [r["epoch"] for r in log] == list(range(1, 7))
+    assert log[-1]["train/loss"] < 0.7 * log[0]["train/loss"]
+    assert {"lr", "time_s", "improved", "train/task", "train/penalty", "valid/MAE",
+            "valid/Non0_acc_2", "train/edge/homogeneous/text->audio"} <= set(log[0])
+    assert log[0]["train/edge/homogeneous/text->audio"] == pytest.approx(0.25)
+    maes = [r["valid/MAE"] for r in log]
+    assert selected["best_epoch"] == int(np.argmin(maes)) + 1
+    assert selected["valid"]["MAE"] == min(maes)
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == selected["best_epoch"]
+
+    model = trainer.model
+    model.validated_ids.clear()
+    test = trainer.test(splits["test"])
+    assert sorted(model.validated_ids) == sorted(splits["test"].ids)  # each sample once
+    # The best checkpoint is restored: re-evaluating validation gives the selected MAE.
+    assert trainer.evaluate(splits["valid"])["MAE"] == pytest.approx(selected["valid"]["MAE"])
+    assert set(test) >= {"MAE", "Corr", "Mult_acc_7"}
+    with pytest.raises(RuntimeError, match="evaluated once"):
+        trainer.test(splits["test"])
+
+
+def test_early_stopping_and_plateau_schedule(tmp_path):
+    # A learning rate this small leaves the (4-decimal) validation MAE unchanged; with a
+    # plateau patience of 0 the rate halves after each bad epoch, and training stops after 2.
+    config = tiny_config(lr=1e-6, max_epochs=50, lr_patience=0, early_stop_patience=2)
+    trainer = make_trainer(tmp_path, config, random_splits())
+    trainer.fit()
+    log = read_log(tmp_path / "log.jsonl")
+    bad = [not r["improved"] for r in log]
+    assert len(log) < 50 and bad[-2:] == [True, True]
+    assert log[-1]["lr"] < log[0]["lr"]
+
+
+def test_accumulation_averages_batches(tmp_path):
+    # Two batches of 4 accumulated = one batch of 8 (same data order, no clipping).
+    splits = random_splits(sizes=(32, 8, 8))
+    models = []
+    for name, batch, steps in (("a", 4, 2), ("b", 8, 1)):
+        config = tiny_config(batch_size=batch, accumulation_steps=steps, clip_value=None,
+                             max_epochs=2)
+        seed_everything(3)
+        model = BoringModel(dropout=0.0)
+        make_trainer(tmp_path / name, config, splits, model=model).fit()
+        models.append(model)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    splits = random_splits()
+    config = tiny_config()
+    full = make_trainer(tmp_path / "full", config, splits)
+    full.fit()
+    full_test = full.test(splits["test"])
+
+    make_trainer(tmp_path / "cut", config, splits, callbacks=[stop_after(3)]).fit()
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 3
+    # A new process: another initialisation, overwritten by the checkpoint.
+    resumed = make_trainer(tmp_path / "cut", config, splits, model=BoringModel())
+    resumed.fit(resume=True)
+
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in full.history]
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in resumed.history] == strip
+    assert len(read_log(tmp_path / "cut" / "log.jsonl")) == 6
+    assert resumed.test(splits["test"]) == full_test
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    splits = random_splits()
+    config = tiny_config(max_epochs=1)
+    make_trainer(tmp_path, config, splits).fit()
+    with pytest.raises(RunExistsError, match="already holds"):
+        make_trainer(tmp_path, config, splits).fit()
+
+    run = tmp_path / "run"
+    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics)
+    with pytest.raises(RunExistsError, match="--resume.*--overwrite"):
+        run_seeds(BoringModel, splits, config, run, metrics=regression_metrics)
+    (run / "seed_1" / "stale.txt").write_text("old")
+    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics, overwrite=True)
+    assert not (run / "seed_1" / "stale.txt").exists()
+
+
+def test_non_finite_loss_names_the_term_and_keeps_checkpoints(tmp_path):
+    class Exploding(BoringModel):
+        calls = 0
+
+        def training_step(self, batch):
+            terms = super().training_step(batch)
+            self.calls += 1
+            if self.calls == 9:  # epoch 2 (6 batches per epoch), batch 3
+                terms["penalty"] = terms["penalty"] * float("inf")
+                terms["loss"] = terms["loss"] + terms["penalty"]
+            return terms
+
+    trainer = make_trainer(tmp_path, tiny_config(), random_splits(), model=Exploding())
+    before = (tmp_path / "last.pt")
+    with pytest.raises(NonFiniteLossError, match=r"'penalty' = inf .*epoch 2, batch 3"):
+        trainer.fit()
+    assert load_checkpoint(before, map_location="cpu")["epoch"] == 1
+    assert len(read_log(tmp_path / "log.jsonl")) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_run_seeds_results_table_and_resume(tmp_path):
+    splits = random_splits()
+    config = tiny_config(max_epochs=2, seeds=[5, 6])
+    built = []
+
+    def build():
+        built.append(1)
+        return BoringModel()
+
+    results = run_seeds(build, splits, config, tmp_path, metrics=regression_metrics,
+                        meta={"note": "boring"})
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved == results and [r["seed"] for r in saved["seeds"]] == [5, 6]
+    maes = [r["test"]["MAE"] for r in saved["seeds"]]
+    assert saved["mean"]["MAE"] == pytest.approx(np.mean(maes))
+    assert saved["std"]["MAE"] == pytest.approx(np.std(maes))
+    assert maes[0] != maes[1]  # the seeds differ
+    assert json.loads((tmp_path / "config.json").read_text())["note"] == "boring"
+    table = format_table(results).splitlines()
+    assert table[0].split()[:4] == ["metric", "mean", "±", "std"]
+    assert any(line.startswith("MAE") and "±" in line for line in table)
+
+    (tmp_path / "seed_6" / "metrics.json").unlink()
+    again = run_seeds(build, splits, config, tmp_path, metrics=regression_metrics, resume=True)
+    assert len(built) == 3  # seed 5 read back, seed 6 resumed from its last checkpoint
+    assert again == results
+
+
+def test_train_config_checks_and_overrides():
+    with pytest.raises(ValueError, match=r"TrainConfig.accumulation_steps: expected"):
+        TrainConfig(accumulation_steps=0)
+    with pytest.raises(ValueError, match="unknown key"):
+        TrainConfig.from_dict({"learning_rate": 1.0})
+    config = apply_overrides(TrainConfig(), ["lr=3e-4", "seeds=[1, 2]", "clip_value=none"])
+    assert (config.lr, config.seeds, config.clip_value) == (3e-4, [1, 2], None)
