@@ -1,6 +1,27 @@
 """Files in, batches out. Knows nothing of models."""
 
 from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset, collate
+from dhmd_graph.data.cache import load_cache, write_cache
+from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, read_csd
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.loading import convert_to_cache, load_dataset
+from dhmd_graph.data.misa import load_misa
+from dhmd_graph.data.mmsa import load_mmsa
+from dhmd_graph.data.safe_pickle import load_pickle
 
-__all__ = ["DatasetError", "MultimodalBatch", "MultimodalDataset", "collate"]
+__all__ = [
+    "CSDEntry",
+    "ComputationalSequence",
+    "DatasetError",
+    "MultimodalBatch",
+    "MultimodalDataset",
+    "collate",
+    "convert_to_cache",
+    "load_cache",
+    "load_dataset",
+    "load_misa",
+    "load_mmsa",
+    "load_pickle",
+    "read_csd",
+    "write_cache",
+]

@@ -1,0 +1,101 @@
+"""One entry point for every dataset on disk, and conversion to the cache.
+
+:func:`load_dataset` picks the reader from what the path is:
+
+=====================================================  ===================
+path                                                   reader
+=====================================================  ===================
+a folder with ``manifest.json``                        :func:`load_cache`
+a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`
+a ``.pkl`` file                                        :func:`load_mmsa`
+=====================================================  ===================
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from dhmd_graph.data.batch import MultimodalDataset
+from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
+from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.misa import MISA_FILES, load_misa
+from dhmd_graph.data.mmsa import load_mmsa
+
+__all__ = ["convert_to_cache", "load_dataset"]
+
+_KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
+          "or a MISA folder with train.pkl, dev.pkl and test.pkl")
+
+
+def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | None = None
+                 ) -> dict[str, MultimodalDataset]:
+    r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
+
+    Args:
+        path (str or PathLike): An MMSA pickle, a cache folder or a MISA folder.
+        label_range (tuple[float, float], optional): Inclusive range of valid labels for
+            the pickle readers; :obj:`None` keeps each reader's default. A cache was
+            checked when it was converted. (default: :obj:`None`)
+
+    Returns:
+        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``.
+
+    Raises:
+        DatasetError: The path does not exist, is of no known kind, or holds bad data.
+    """
+    path = Path(path)
+    options = {} if label_range is None else {"label_range": label_range}
+    if path.is_dir():
+        if (path / MANIFEST).is_file():
+            return load_cache(path)
+        if all((path / name).is_file() for name in MISA_FILES.values()):
+            return load_misa(path, **options)
+    elif path.is_file() and path.suffix == ".pkl":
+        return load_mmsa(path, **options)
+    raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
+                       found=_describe(path),
+                       fix="Point to one of these (a .csd file is read with read_csd)")
+
+
+def _describe(path: Path) -> str:
+    if not path.exists():
+        return "nothing at this path"
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        return f"a folder with {names[:8]}" + (" ..." if len(names) > 8 else "")
+    return f"a '{path.suffix}' file"
+
+
+def convert_to_cache(source: str | PathLike, cache_dir: str | PathLike, *,
+                     overwrite: bool = False, label_range: tuple[float, float] | None = None
+                     ) -> Path:
+    r"""Convert a dataset once into a memory-mapped cache (see :mod:`dhmd_graph.data.cache`).
+
+    The source is read once and validated by its reader, then written array by array.
+    Unless ``overwrite`` is set, a cache of the same source (same sha256) already at
+    ``cache_dir`` is kept as it is and nothing is read.
+
+    Args:
+        source (str or PathLike): An MMSA pickle or a MISA folder.
+        cache_dir (str or PathLike): The cache folder to create.
+        overwrite (bool, optional): Replace a cache of another source at ``cache_dir``.
+            (default: :obj:`False`)
+        label_range (tuple[float, float], optional): Passed to the reader.
+            (default: :obj:`None`)
+
+    Returns:
+        Path: ``cache_dir``.
+
+    Raises:
+        DatasetError: The source holds bad data, or ``cache_dir`` holds something else
+            and ``overwrite`` is :obj:`False`.
+    """
+    cache_dir = Path(cache_dir)
+    digest = source_digest(source) if Path(source).exists() else None
+    if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
+        existing = read_manifest(cache_dir).get("source") or {}
+        if existing.get("sha256") == digest["sha256"]:
+            return cache_dir
+    datasets = load_dataset(source, label_range=label_range)
+    return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)

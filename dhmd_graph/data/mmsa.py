@@ -1,0 +1,160 @@
+"""Reader for the MMSA pickles (``aligned_50.pkl``, ``unaligned_50.pkl``, ``unaligned_39.pkl``).
+
+The file is a dict with the splits ``train``, ``valid`` and ``test``; each split is
+a dict of arrays::
+
+    id                  (N,)          "video$_$clip"
+    raw_text            (N,)          utterances                     (optional)
+    text                (N, T_l, 768) BERT features
+    text_bert           (N, 3, T_l)   token ids, attention mask, segment ids (optional)
+    audio               (N, T_a, d_a) may hold -inf (set to 0 here)
+    vision              (N, T_v, d_v)
+    audio_lengths       (N,)          unaligned files only
+    vision_lengths      (N,)          unaligned files only
+    regression_labels   (N,)
+    regression_labels_T/_A/_V (N,)    CH-SIMS unimodal labels        (optional)
+
+Shapes come from the arrays, never from a configuration. Features are cast to
+float32 field by field (the original is released as soon as it is cast), so
+reading needs little more than the unpickled file itself.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from dhmd_graph.data.batch import MultimodalDataset
+from dhmd_graph.data.checks import (
+    Location,
+    check_finite,
+    check_labels,
+    float_features,
+    zero_negative_infinity,
+)
+from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.safe_pickle import load_pickle
+
+__all__ = ["MODALITIES", "SPLITS", "load_mmsa"]
+
+SPLITS = ("train", "valid", "test")
+MODALITIES = ("text", "audio", "vision")
+REQUIRED = ("id", "text", "audio", "vision", "regression_labels")
+UNIMODAL_LABELS = {"regression_labels_T": "text", "regression_labels_A": "audio",
+                   "regression_labels_V": "vision"}
+SENTIMENT_RANGE = (-3.0, 3.0)  # CMU-MOSI / CMU-MOSEI
+SIMS_RANGE = (-1.0, 1.0)  # CH-SIMS, recognised by its unimodal labels
+
+
+def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None = None
+              ) -> dict[str, MultimodalDataset]:
+    r"""Read an MMSA pickle into one :class:`MultimodalDataset` per split.
+
+    The pickle is loaded with the restricted unpickler and every split is validated:
+    required keys, ranks, sample counts, lengths, finite features and labels in range.
+
+    Args:
+        path (str or PathLike): The ``.pkl`` file.
+        label_range (tuple[float, float], optional): Inclusive range of valid labels;
+            :obj:`None` picks ``(-1, 1)`` when the CH-SIMS unimodal labels
+            ``regression_labels_T/_A/_V`` are present and ``(-3, 3)`` otherwise.
+            (default: :obj:`None`)
+
+    Returns:
+        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``; modalities
+        ``'text'``, ``'audio'``, ``'vision'`` with float32 ``(N, T_m, d_m)`` features.
+
+    Raises:
+        DatasetError: For a missing, truncated or unsafe file or any invalid field,
+            naming the file, split, field, what was expected and what was found.
+    """
+    path = Path(path)
+    data = load_pickle(path)
+    if not isinstance(data, dict):
+        raise DatasetError("not an MMSA pickle", file=path,
+                           expected="a dict with keys 'train', 'valid', 'test'",
+                           found=f"a {type(data).__name__}",
+                           fix="Pass the aligned_50.pkl / unaligned_50.pkl file from MMSA")
+    missing = [split for split in SPLITS if split not in data]
+    if missing:
+        raise DatasetError("missing split", file=path, split=missing[0],
+                           expected=f"splits {list(SPLITS)}", found=f"keys {sorted(map(str, data))}",
+                           fix="Pass a complete MMSA pickle with all three splits")
+    # Pop each split so its raw arrays are released as soon as it is read.
+    return {split: _read_split(data.pop(split), Location(path, split), label_range)
+            for split in SPLITS}
+
+
+def _read_split(raw, where: Location, label_range: tuple[float, float] | None
+                ) -> MultimodalDataset:
+    if not isinstance(raw, dict):
+        raise where.error("split is not a dict", "-", "a dict of arrays",
+                          f"a {type(raw).__name__}", "Export each split as a dict of arrays")
+    for key in REQUIRED:
+        if key not in raw:
+            raise where.error("missing field", key, f"fields {list(REQUIRED)}",
+                              f"fields {sorted(map(str, raw))}",
+                              "Export the split with the MMSA field names")
+    ids = np.asarray(raw.pop("id"))
+
+    features: dict[str, np.ndarray] = {}
+    for name in MODALITIES:
+        array = float_features(raw.pop(name), where, name)  # (N, T_m, d_m)
+        if name == "audio":
+            array = zero_negative_infinity(array)
+        check_finite(array, where, name, ids)
+        features[name] = array
+
+    lengths = {name: _lengths(raw, name, features[name], where) for name in MODALITIES}
+    labels = _vector(raw.pop("regression_labels"), where, "regression_labels")
+    unimodal = {name: _vector(raw.pop(key), where, key)
+                for key, name in UNIMODAL_LABELS.items() if key in raw}
+    raw_text = raw.pop("raw_text", None)
+
+    dataset = MultimodalDataset(features, lengths, labels, ids, unimodal_labels=unimodal,
+                                raw_text=raw_text, source=str(where.file), split=where.split)
+    if label_range is None:
+        label_range = SIMS_RANGE if unimodal else SENTIMENT_RANGE
+    check_labels(dataset.labels, label_range, where, "regression_labels", dataset.ids)
+    for key, name in UNIMODAL_LABELS.items():
+        if name in unimodal:
+            check_labels(dataset.unimodal_labels[name], label_range, where, key, dataset.ids)
+    return dataset
+
+
+def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.ndarray:
+    """``(N,)`` true lengths: ``<name>_lengths``, the BERT attention mask, or full length."""
+    count, steps = features.shape[:2]
+    if name == "text" and "text_bert" in raw:
+        tokens = np.asarray(raw.pop("text_bert"))
+        if tokens.shape != (count, 3, steps):
+            raise where.error("text_bert does not match text", "text_bert",
+                              f"shape (N, 3, T_l) = {(count, 3, steps)}",
+                              f"shape {tokens.shape}",
+                              "Export text_bert as (token ids, attention mask, segment ids)")
+        return tokens[:, 1].sum(axis=1).astype(np.int64)  # attention-mask row
+    key = f"{name}_lengths"
+    if key not in raw:
+        return np.full(count, steps, dtype=np.int64)
+    lengths = np.asarray(raw.pop(key))
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.number):
+        raise where.error("wrong lengths", key, "a (N,) integer array",
+                          f"shape {lengths.shape}, dtype {lengths.dtype}",
+                          "Export one length per sample")
+    if not np.array_equal(lengths, np.round(lengths)):
+        raise where.error("lengths are not whole numbers", key, "integer lengths",
+                          f"values such as {lengths[lengths != np.round(lengths)][0]}",
+                          "Export lengths as integers")
+    return lengths.astype(np.int64)
+
+
+def _vector(value, where: Location, field: str) -> np.ndarray:
+    """A ``(N,)`` float32 label array."""
+    array = np.asarray(value)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+        raise where.error("wrong labels", field, "a (N,) float array",
+                          f"shape {array.shape}, dtype {array.dtype}",
+                          "Export one regression label per sample")
+    return array.astype(np.float32)
