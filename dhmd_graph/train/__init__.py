@@ -6,7 +6,7 @@ from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import DistributedContext, setup_distributed
 from dhmd_graph.train.runs import format_table, run_seeds, summarize
 from dhmd_graph.train.seeds import seed_everything
-from dhmd_graph.train.trainer import NonFiniteLossError, RunExistsError, Trainer
+from dhmd_graph.train.trainer import NonFiniteLossError, RunExistsError, Trainer, predict
 
 __all__ = [
     "DistributedContext",
@@ -16,6 +16,7 @@ __all__ = [
     "Trainer",
     "format_table",
     "load_checkpoint",
+    "predict",
     "run_seeds",
     "save_checkpoint",
     "seed_everything",

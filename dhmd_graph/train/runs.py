@@ -65,11 +65,18 @@ def prepare_run_dir(
     return out_dir
 
 
-def summarize(records: Sequence[Mapping]) -> dict:
-    """Mean and (population, as MMSA) standard deviation of each seed's test metrics."""
-    names = list(records[0]["test"])
-    values = {name: np.array([record["test"][name] for record in records]) for name in names}
+def summarize(records: Sequence[Mapping], split: str = "test") -> dict:
+    """Mean and (population, as MMSA) standard deviation of each seed's metrics.
+
+    Args:
+        records (Sequence[Mapping]): One per seed, with ``"seed"`` and the metrics of
+            ``split`` under the key ``split``.
+        split (str, optional): Which metrics to summarise. (default: ``"test"``)
+    """
+    names = list(records[0][split])
+    values = {name: np.array([record[split][name] for record in records]) for name in names}
     return {
+        "split": split,
         "seeds": list(records),
         "mean": {name: float(v.mean()) for name, v in values.items()},
         "std": {name: float(v.std()) for name, v in values.items()},
@@ -77,12 +84,13 @@ def summarize(records: Sequence[Mapping]) -> dict:
 
 
 def format_table(results: Mapping) -> str:
-    """The test metrics as a text table: one row per metric, mean ± std and each seed."""
-    seeds = results["seeds"]
+    """:func:`summarize`'s metrics as a text table: one row per metric, with the mean ±
+    std over seeds and each seed's value."""
+    seeds, split = results["seeds"], results["split"]
     header = ["metric", "mean ± std"] + [f"seed {record['seed']}" for record in seeds]
     rows = [
         [name, f"{mean:.4f} ± {results['std'][name]:.4f}"]
-        + [f"{record['test'][name]:.4f}" for record in seeds]
+        + [f"{record[split][name]:.4f}" for record in seeds]
         for name, mean in results["mean"].items()
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

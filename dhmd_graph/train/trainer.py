@@ -42,7 +42,7 @@ from dhmd_graph.train.distributed import (
 )
 from dhmd_graph.train.seeds import rng_state, set_rng_state
 
-__all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer"]
+__all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer", "predict"]
 
 Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 """``metrics(prediction (N,), label (N,)) -> {name: value}``."""
@@ -57,6 +57,52 @@ class NonFiniteLossError(RuntimeError):
 
 class RunExistsError(FileExistsError):
     """The output folder already holds a run, and neither resuming nor overwriting it was asked."""
+
+
+def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int,
+            device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      num_workers=num_workers, pin_memory=device.type == "cuda")
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, dataset: Dataset, context: DistributedContext, *, batch_size: int = 64,
+    num_workers: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.validation_step``'s predictions and the labels of every sample, in order.
+
+    Each process predicts every ``world_size``-th sample (no padding, so no duplicate
+    is ever scored); the rows of all processes are gathered and put back in dataset
+    order, so every process returns the same arrays.
+
+    Args:
+        model (nn.Module): Has ``validation_step(batch) -> Tensor (B,)``; on
+            ``context.device``.
+        dataset (Dataset): Samples for :func:`~dhmd_graph.data.collate`.
+        context (DistributedContext): The processes of the run.
+        batch_size (int, optional): Samples per batch. (default: ``64``)
+        num_workers (int, optional): Data-loading processes. (default: ``0``)
+
+    Shapes:
+        - **output:** ``(N,)`` predictions, ``(N,)`` labels (float32).
+    """
+    indices = list(range(context.rank, len(dataset), context.world_size))
+    was_training = model.training
+    model.eval()
+    rows = [torch.zeros((0, 3), dtype=torch.float64, device=context.device)]
+    position = 0
+    for batch in _loader(dataset, batch_size, indices, num_workers, context.device):
+        batch = batch.to(context.device)
+        prediction = model.validation_step(batch).reshape(-1).double()  # (B,)
+        index = torch.tensor(indices[position : position + len(batch)],
+                             dtype=torch.float64, device=context.device)  # (B,)
+        position += len(batch)
+        rows.append(torch.stack([index, prediction, batch.labels.double()], 1))  # (B, 3)
+    model.train(was_training)
+    table = all_gather_rows(torch.cat(rows), context)  # (N, 3)
+    table = table[table[:, 0].argsort()].cpu().numpy()
+    return table[:, 1].astype(np.float32), table[:, 2].astype(np.float32)
 
 
 class Trainer:
@@ -138,7 +184,8 @@ class Trainer:
             train_set, num_replicas=self.context.world_size, rank=self.context.rank,
             shuffle=True, seed=seed,
         )
-        self.train_loader = self._loader(train_set, config.batch_size, self.train_sampler)
+        self.train_loader = _loader(train_set, config.batch_size, self.train_sampler,
+                                    config.num_workers, self.device)
 
         self.epoch = 0
         self.step = 0
@@ -148,12 +195,6 @@ class Trainer:
         self.history: list[dict] = []
         self.should_stop = False
         self._tested = False
-
-    def _loader(self, dataset: Dataset, batch_size: int, sampler) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-            num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
-        )
 
     @property
     def finished(self) -> bool:
@@ -287,30 +328,11 @@ class Trainer:
             )
         return dict(zip(names, values.tolist(), strict=True))
 
-    @torch.no_grad()
     def predict(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions and labels for every sample of ``dataset``, in dataset order.
-
-        Each process predicts every ``world_size``-th sample (no padding, so no
-        duplicates); the rows of all processes are gathered and put back in order.
-        """
-        indices = list(range(self.context.rank, len(dataset), self.context.world_size))
-        batch_size = self.config.eval_batch_size or self.config.batch_size
-        was_training = self.model.training
-        self.model.eval()
-        rows = [torch.zeros((0, 3), dtype=torch.float64, device=self.device)]
-        position = 0
-        for batch in self._loader(dataset, batch_size, indices):
-            batch = batch.to(self.device)
-            prediction = self.model.validation_step(batch).reshape(-1).double()  # (B,)
-            index = torch.tensor(indices[position : position + len(batch)],
-                                 dtype=torch.float64, device=self.device)  # (B,)
-            position += len(batch)
-            rows.append(torch.stack([index, prediction, batch.labels.double()], 1))  # (B, 3)
-        self.model.train(was_training)
-        table = all_gather_rows(torch.cat(rows), self.context)  # (N, 3)
-        table = table[table[:, 0].argsort()].cpu().numpy()
-        return table[:, 1].astype(np.float32), table[:, 2].astype(np.float32)
+        """:func:`predict` with the current weights."""
+        return predict(self.model, dataset, self.context,
+                       batch_size=self.config.eval_batch_size or self.config.batch_size,
+                       num_workers=self.config.num_workers)
 
     def evaluate(self, dataset: Dataset) -> dict[str, float]:
         """``metrics`` of the current weights on ``dataset``."""
