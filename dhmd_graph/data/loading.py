@@ -16,13 +16,15 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
+import numpy as np
+
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import load_mmsa
 
-__all__ = ["convert_to_cache", "load_dataset"]
+__all__ = ["convert_to_cache", "describe", "load_dataset"]
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
           "or a MISA folder with train.pkl, dev.pkl and test.pkl")
@@ -99,3 +101,31 @@ def convert_to_cache(source: str | PathLike, cache_dir: str | PathLike, *,
             return cache_dir
     datasets = load_dataset(source, label_range=label_range)
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+
+
+def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
+    r"""A text summary of each split: sizes, shapes, length ranges and labels.
+
+    The label histogram counts the labels rounded to the nearest integer (the 7
+    sentiment classes of MOSI/MOSEI, 3 for CH-SIMS).
+
+    Args:
+        datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
+        width (int, optional): Characters of the longest histogram bar. (default: :obj:`40`)
+    """
+    lines = []
+    for split, dataset in datasets.items():
+        lines.append(f"{split}: {len(dataset)} samples")
+        for name, array in dataset.features.items():
+            length = dataset.lengths[name]
+            kind = "token ids" if array.ndim == 2 else str(array.dtype)
+            lines.append(f"  {name:<8} shape {tuple(array.shape)} {kind}, length "
+                         f"{length.min()}..{length.max()} (mean {length.mean():.1f})")
+        labels = dataset.labels
+        lines.append(f"  labels   mean {labels.mean():.3f}, std {labels.std():.3f}, "
+                     f"range [{labels.min():.2f}, {labels.max():.2f}]")
+        values, counts = np.unique(np.round(labels) + 0.0, return_counts=True)  # no -0
+        for value, count in zip(values, counts, strict=True):
+            bar = "#" * max(1, round(width * count / counts.max()))
+            lines.append(f"  {value:>+5.0f} | {bar} {count}")
+    return "\n".join(lines)

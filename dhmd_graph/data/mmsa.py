@@ -92,6 +92,9 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
     if not isinstance(raw, dict):
         raise where.error("split is not a dict", "-", "a dict of arrays",
                           f"a {type(raw).__name__}", "Export each split as a dict of arrays")
+    # Pop fields from a private copy (splits may share objects): each raw array is then
+    # released as soon as it is converted, unless another split still holds it.
+    raw = dict(raw)
     for key in REQUIRED:
         if key not in raw:
             raise where.error("missing field", key, f"fields {list(REQUIRED)}",

@@ -145,3 +145,11 @@ def test_truncated_and_foreign_files(tmp_path, write_pickle, make_mmsa):
         load_mmsa(path)
     with pytest.raises(DatasetError, match="not an MMSA pickle"):
         load_mmsa(write_pickle([1, 2, 3]))
+
+
+def test_splits_sharing_one_object(write_pickle, make_split):
+    shared = make_split(4)
+    datasets = load_mmsa(write_pickle({"train": shared, "valid": shared, "test": shared}))
+    for dataset in datasets.values():
+        np.testing.assert_array_equal(dataset.features["text"], shared["text"])
+        assert dataset.lengths["text"].tolist() == [2, 3, 4, 5]
