@@ -1,8 +1,10 @@
 """dhmd_graph: Decoupled Hierarchical Multimodal Distillation on PyTorch Geometric."""
 
+from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides, preset
 from dhmd_graph.data import DatasetError, MultimodalBatch, MultimodalDataset, collate
+from dhmd_graph.model import DHMD, DHMDOutput, dhmd_objective
 from dhmd_graph.nn import DynamicGraphDistill
 
 __version__ = "0.1.0"
 
-__all__ = ["DatasetError", "DynamicGraphDistill", "MultimodalBatch", "MultimodalDataset", "collate", "__version__"]
+__all__ = ["DHMD", "DHMDConfig", "DHMDOutput", "ModalityConfig", "apply_overrides", "dhmd_objective", "preset", "DatasetError", "DynamicGraphDistill", "MultimodalBatch", "MultimodalDataset", "collate", "__version__"]

@@ -6,11 +6,26 @@ unweighted term.
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["DISTANCES", "graph_distillation_loss", "prior_regularization"]
+from dhmd_graph.nn.dictionary import LOG_EPS
+
+__all__ = [
+    "DISTANCES",
+    "dictionary_matching_loss",
+    "dictionary_usage_loss",
+    "graph_distillation_loss",
+    "margin_loss",
+    "orthogonality_loss",
+    "prior_regularization",
+    "self_regression_loss",
+    "task_loss",
+]
 
 
 # Graph distillation (GD-Unit) ##########################################################
@@ -140,3 +155,222 @@ def prior_regularization(
         learned - prior, cell, dim=0, dim_size=num_graphs * num_types, reduce="sum"
     ).view(num_graphs, num_types)  # (B, M*M)
     return difference.mean(dim=0).pow(2).sum()
+
+
+# Task, self-regression and decoupling ##################################################
+
+
+def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None) -> Tensor:
+    r"""The L1 task loss, summed over modalities and averaged over the batch.
+
+    For one prediction per sample ``(B,)`` it is :math:`\frac{1}{B}\sum_b |\hat{y}_b -
+    y_b|`; for one per modality ``(B, M)`` it is :math:`\frac{1}{B}\sum_{b, m}
+    [m \text{ present in } b]\,|\hat{y}_{b,m} - y_b|` (the reference's sum of the
+    per-modality L1 losses when all modalities are present).
+
+    Args:
+        prediction (Tensor): ``(B,)`` or ``(B, M)`` predictions.
+        labels (Tensor): ``(B,)`` regression labels.
+        present (Tensor, optional): ``(B, M)`` bool, which modalities count.
+            (default: :obj:`None`, all)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    error = (prediction - labels.view(-1, *([1] * (prediction.dim() - 1)))).abs()  # (B, ...)
+    if present is not None:
+        error = error * present.to(error.dtype)
+    return error.sum() / prediction.shape[0]
+
+
+def _step_weight(lengths: Tensor, steps: int, present: Tensor | None) -> Tensor:
+    """``(B, T)`` float, 1 at the valid steps of the samples where the modality is present."""
+    mask = torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+    if present is not None:
+        mask = mask & present.unsqueeze(1)
+    return mask.float()
+
+
+def self_regression_loss(
+    prediction: list[Tensor],
+    target: list[Tensor],
+    lengths: list[Tensor],
+    present: Tensor | None = None,
+) -> Tensor:
+    r"""Masked mean squared error summed over modalities,
+    :math:`\sum_m \mathrm{MSE}(\mathbf{P}_m, \mathbf{Q}_m)` over the valid steps.
+
+    The reconstruction loss :math:`\mathcal{L}_{rec}` compares
+    :math:`\hat{\mathbf{X}}_m` with :math:`\tilde{\mathbf{X}}_m`; the cycle loss
+    :math:`\mathcal{L}_{cyc}` compares :math:`\mathbf{s}_m` with :math:`\mathbf{s}^r_m`.
+
+    Args:
+        prediction (list[Tensor]): Per modality ``(B, T_m, C)``.
+        target (list[Tensor]): Per modality ``(B, T_m, C)``.
+        lengths (list[Tensor]): Per modality ``(B,)`` true lengths.
+        present (Tensor, optional): ``(B, M)`` bool, which modalities count.
+            (default: :obj:`None`, all)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    total = prediction[0].new_zeros(())
+    for m, (p, q, length) in enumerate(zip(prediction, target, lengths, strict=True)):
+        weight = _step_weight(length, p.shape[1], None if present is None else present[:, m])
+        squared = (p - q).pow(2).mean(dim=-1)  # (B, T)
+        total = total + (squared * weight).sum() / weight.sum().clamp_min(1.0)
+    return total
+
+
+def orthogonality_loss(
+    private: list[Tensor],
+    shared: list[Tensor],
+    lengths: list[Tensor],
+    present: Tensor | None = None,
+) -> Tensor:
+    r"""Pushes heterogeneous and homogeneous features apart, per time step:
+    :math:`\sum_m \operatorname{mean}_{(b, t)\ \mathrm{valid}}
+    \max(0, \cos(\mathbf{s}_{m,b,t}, \mathbf{c}_{m,b,t}))`.
+
+    Args:
+        private (list[Tensor]): Per modality :math:`\mathbf{s}_m` ``(B, T_m, d)``.
+        shared (list[Tensor]): Per modality :math:`\mathbf{c}_m` ``(B, T_m, d)``.
+        lengths (list[Tensor]): Per modality ``(B,)`` true lengths.
+        present (Tensor, optional): ``(B, M)`` bool, which modalities count.
+            (default: :obj:`None`, all)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    total = private[0].new_zeros(())
+    for m, (s, c, length) in enumerate(zip(private, shared, lengths, strict=True)):
+        weight = _step_weight(length, s.shape[1], None if present is None else present[:, m])
+        cosine = F.cosine_similarity(s, c, dim=-1).clamp_min(0.0)  # (B, T)
+        total = total + (cosine * weight).sum() / weight.sum().clamp_min(1.0)
+    return total
+
+
+def margin_loss(
+    embeddings: Tensor,
+    labels: Tensor,
+    present: Tensor | None = None,
+    scale: float = 0.15,
+) -> Tensor:
+    r"""The triplet margin loss of DMD on the pooled homogeneous embeddings of all
+    ``B * M`` (sample, modality) pairs of a batch.
+
+    Every vector :math:`i` is an anchor; positives :math:`j \ne i` carry exactly the
+    same label, negatives :math:`k` another label:
+
+    .. math::
+        \mathcal{L}_{mar} = \operatorname{mean}_{(i, j, k)}
+        \max\left(0,\ s\,|y_i - y_k| - \cos(\mathbf{r}_i, \mathbf{r}_j)
+        + \cos(\mathbf{r}_i, \mathbf{r}_k)\right).
+
+    Zero when the batch has no triplet.
+
+    Args:
+        embeddings (Tensor): ``(B, M, d)`` pooled homogeneous embeddings.
+        labels (Tensor): ``(B,)`` regression labels.
+        present (Tensor, optional): ``(B, M)`` bool, which vectors take part.
+            (default: :obj:`None`, all)
+        scale (float, optional): Margin :math:`s` per unit of label difference.
+            (default: :obj:`0.15`)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    num_modalities = embeddings.shape[1]
+    vectors = F.normalize(embeddings.flatten(0, 1), dim=-1)  # (N, d)
+    label = labels.repeat_interleave(num_modalities)  # (N,)
+    valid = (
+        torch.ones_like(label, dtype=torch.bool) if present is None else present.reshape(-1)
+    )  # (N,)
+    cosine = vectors @ vectors.t()  # (N, N)
+    pair = valid.unsqueeze(0) & valid.unsqueeze(1)  # (N, N)
+    same = label.unsqueeze(0) == label.unsqueeze(1)  # (N, N)
+    eye = torch.eye(len(label), dtype=torch.bool, device=label.device)
+    positive = pair & same & ~eye  # (N, N) [anchor, positive]
+    negative = pair & ~same  # (N, N) [anchor, negative]
+    margin = scale * (label.unsqueeze(1) - label.unsqueeze(0)).abs()  # (N, N) [anchor, negative]
+    hinge = (margin.unsqueeze(1) - cosine.unsqueeze(2) + cosine.unsqueeze(1)).clamp_min(0.0)
+    triplet = (positive.unsqueeze(2) & negative.unsqueeze(1)).to(hinge.dtype)  # (N, N, N)
+    return (hinge * triplet).sum() / triplet.sum().clamp_min(1.0)
+
+
+# Dictionary matching (fine-grained, our design) ########################################
+
+
+def dictionary_matching_loss(
+    teacher_activation: Tensor,
+    student_log_activation: Tensor,
+    edge_index: Tensor,
+    edge_weight: Tensor,
+    batch: Tensor,
+    *,
+    num_graphs: int | None = None,
+) -> Tensor:
+    r"""Matches atom activations along the edges of a distillation graph.
+
+    .. math::
+        \mathcal{L}_{dict} = \frac{1}{B} \sum_{b} \sum_{i \rightarrow j \in
+        \mathcal{E}_b} w_{i \rightarrow j}\, \mathrm{KL}\left(\mathrm{sg}(\mathbf{a}_i)
+        \,\Vert\, \mathbf{a}_j\right)
+        = \frac{1}{B} \sum_{b} \sum_{i \rightarrow j} w_{i \rightarrow j} \sum_k
+        a_{i,k} \left(\log a_{i,k} - \ell_{j,k}\right),
+
+    where :math:`\ell_j` is the student's log activation: :math:`\log \mathbf{a}_j`
+    for the pooled term, or the mean over its valid tokens of the log token
+    activations for the token-level term (each student token matched to the
+    teacher's pooled activation). The teacher is detached.
+
+    Args:
+        teacher_activation (Tensor): ``(N, K)`` activation :math:`\mathbf{a}` of every
+            node (used at the teachers, detached).
+        student_log_activation (Tensor): ``(N, K)`` :math:`\ell` of every node (used
+            at the students).
+        edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
+        edge_weight (Tensor): ``(E,)`` distillation weight of every edge.
+        batch (Tensor): ``(N,)`` long, the graph (sample) of every node.
+        num_graphs (int, optional): ``B``; :obj:`None` infers ``batch.max() + 1``.
+            (default: :obj:`None`)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 1
+    teacher, student = edge_index
+    target = teacher_activation[teacher].detach()  # (E, K)
+    divergence = (target * (torch.log(target + LOG_EPS) - student_log_activation[student])).sum(-1)
+    per_graph = scatter(
+        edge_weight * divergence, batch[student], dim=0, dim_size=num_graphs, reduce="sum"
+    )  # (B,)
+    return per_graph.mean()
+
+
+def dictionary_usage_loss(activation: Tensor, present: Tensor | None = None) -> Tensor:
+    r"""The anti-collapse term of a dictionary: how far the batch-mean activation
+    is from using all atoms evenly,
+
+    .. math::
+        \mathcal{L}_{use} = \log K - H\left(\operatorname{mean}_{(b, m)}
+        \mathbf{a}_{b,m}\right) \in [0, \log K].
+
+    Minimising it maximises the entropy of the average activation, so different
+    samples and modalities spread over the atoms, while each activation may stay
+    peaked.
+
+    Args:
+        activation (Tensor): ``(B, M, K)`` activations.
+        present (Tensor, optional): ``(B, M)`` bool, which activations count.
+            (default: :obj:`None`, all)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    atoms = activation.shape[-1]
+    weight = activation.new_ones(activation.shape[:-1]) if present is None else present.float()
+    mean = (activation * weight.unsqueeze(-1)).sum(dim=(0, 1)) / weight.sum().clamp_min(1.0)
+    entropy = -(mean * torch.log(mean + LOG_EPS)).sum()
+    return math.log(atoms) - entropy

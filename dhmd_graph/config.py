@@ -1,0 +1,602 @@
+r"""Typed configuration of DHMD: one dataclass per component, composed into
+:class:`DHMDConfig`.
+
+Every width, head count, kernel, prior, loss weight and switch of the method lives
+here, never inline in a module. Configs validate themselves on construction (and
+therefore after every :func:`apply_overrides`) and raise a :class:`ValueError` that
+names the class, the field, what was expected and what was found.
+
+* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS.
+* :func:`config_to_dict` / :func:`config_from_dict` round-trip a config through plain
+  JSON-able data (for checkpoints loaded with ``weights_only=True``).
+* :func:`apply_overrides` applies dotted command-line overrides such as
+  ``"width=40"`` or ``"homogeneous_graph.temperature=4"``.
+
+Example:
+    >>> cfg = preset("mosi")
+    >>> cfg = apply_overrides(cfg, ["encoder.num_layers=2", "dictionary.atoms=0"])
+    >>> config_from_dict(config_to_dict(cfg)) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DHMDConfig",
+    "DictionaryConfig",
+    "EncoderConfig",
+    "GraphConfig",
+    "LossConfig",
+    "ModalityConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "edge_name",
+    "parse_edge",
+    "preset",
+]
+
+POOLINGS = ("mean", "attention")
+NORMALIZATIONS = ("graph", "target")
+METRICS = ("l1", "l2", "cosine", "positive_cosine")
+ACTIVATIONS = ("softmax", "sparsemax")
+DICTIONARY_POOLINGS = ("mean", "max")
+
+
+def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> ValueError:
+    return ValueError(
+        f"{type(owner).__name__}.{name}: expected {expected}, found {found!r}. {fix}."
+    )
+
+
+def _check_positive(owner: object, name: str, integer: bool = False) -> None:
+    value = getattr(owner, name)
+    if integer and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise _fail(owner, name, "an integer >= 1", value, f"Set {name} to a positive integer")
+    if not integer and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise _fail(owner, name, "a finite number > 0", value, f"Set {name} to a positive number")
+
+
+def _check_weight(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise _fail(owner, name, "a finite number >= 0", value, "Loss weights cannot be negative")
+
+
+def _check_dropout(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise _fail(owner, name, "a probability in [0, 1)", value, "Use 0 to disable dropout")
+
+
+def _check_choice(owner: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(owner, name)
+    if value not in choices:
+        raise _fail(owner, name, f"one of {choices}", value, "Pick one of the listed values")
+
+
+def edge_name(teacher: str, student: str) -> str:
+    """The name ``"teacher->student"`` of a distillation edge."""
+    return f"{teacher}->{student}"
+
+
+def parse_edge(name: str) -> tuple[str, str]:
+    """Splits ``"teacher->student"`` into ``(teacher, student)``."""
+    teacher, arrow, student = name.partition("->")
+    if not arrow or not teacher or not student or "->" in student:
+        raise ValueError(
+            f"edge name: expected 'teacher->student' (e.g. 'text->audio'), found {name!r}."
+        )
+    return teacher, student
+
+
+@dataclass
+class ModalityConfig:
+    r"""One input modality.
+
+    Args:
+        name (str): The modality's name, as in the batch (e.g. ``"text"``).
+        input_dim (int, optional): Feature width :math:`d_m` of float inputs
+            ``(B, T, d_m)``; :obj:`None` for token ids ``(B, T)``, which go through a
+            learned embedding first. (default: :obj:`None`)
+        kernel_size (int, optional): Kernel :math:`k_m` of the temporal projection
+            (a sequence of true length :math:`L` becomes :math:`\max(L - k + 1, 1)`
+            steps). (default: :obj:`1`)
+        vocab_size (int, optional): Vocabulary size of token ids (id 0 is padding);
+            required when :obj:`input_dim` is :obj:`None`. (default: :obj:`None`)
+        embedding_dim (int, optional): Width of the learned token embedding.
+            (default: :obj:`300`)
+    """
+
+    name: str
+    input_dim: int | None = None
+    kernel_size: int = 1
+    vocab_size: int | None = None
+    embedding_dim: int = 300
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
+            raise _fail(self, "name", "a non-empty name without '->' or '.'", self.name,
+                        "Use the modality's key in the batch, e.g. 'text'")
+        if self.input_dim is None:
+            if self.vocab_size is None or isinstance(self.vocab_size, bool) or self.vocab_size < 2:
+                raise _fail(self, "vocab_size", "an integer >= 2 for token-id input "
+                            "(input_dim=None)", self.vocab_size,
+                            f"Give modality '{self.name}' a vocab_size or a feature input_dim")
+        else:
+            _check_positive(self, "input_dim", integer=True)
+        _check_positive(self, "kernel_size", integer=True)
+        _check_positive(self, "embedding_dim", integer=True)
+
+
+@dataclass
+class EncoderConfig:
+    r"""The attention encoders (self-attention, cross-modal, memory) and the heads.
+
+    Args:
+        num_layers (int, optional): Layers of every self-attention encoder over the
+            homogeneous features and of every cross-modal transformer.
+            (default: :obj:`4`)
+        memory_layers (int, optional): Layers of the heterogeneous memory encoders.
+            (default: :obj:`4`)
+        attention_dropout (float, optional): Dropout on attention weights.
+            (default: :obj:`0.1`)
+        dropout (float, optional): Dropout on residual branches and inside the
+            feed-forward blocks. (default: :obj:`0.1`)
+        embed_dropout (float, optional): Dropout on the scaled, position-encoded
+            encoder inputs. (default: :obj:`0.25`)
+        output_dropout (float, optional): Dropout inside the residual MLP heads.
+            (default: :obj:`0.1`)
+        feedforward_ratio (int, optional): Feed-forward width as a multiple of the
+            model width. (default: :obj:`4`)
+        causal (bool, optional): Causal attention masks (the reference always uses
+            them). (default: :obj:`True`)
+        pooling (str, optional): ``"mean"`` (length-masked mean) or ``"attention"``
+            (learned attention pooling over valid steps). (default: :obj:`"mean"`)
+    """
+
+    num_layers: int = 4
+    memory_layers: int = 4
+    attention_dropout: float = 0.1
+    dropout: float = 0.1
+    embed_dropout: float = 0.25
+    output_dropout: float = 0.1
+    feedforward_ratio: int = 4
+    causal: bool = True
+    pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "memory_layers", "feedforward_ratio"):
+            _check_positive(self, name, integer=True)
+        for name in ("attention_dropout", "dropout", "embed_dropout", "output_dropout"):
+            _check_dropout(self, name)
+        _check_choice(self, "pooling", POOLINGS)
+
+
+@dataclass
+class GraphConfig:
+    r"""One graph distillation unit (GD-Unit) and its loss terms.
+
+    The loss of the graph is
+    ``weight * (logit + use_repr_term * repr + regularizer_weight * reg)``.
+
+    Args:
+        hidden_channels (int, optional): Size :math:`g` of each half of the node
+            embedding. (default: :obj:`64`)
+        temperature (float, optional): Edge-weight softmax temperature.
+            (default: :obj:`8.0`)
+        normalize (str, optional): ``"graph"`` (all edges of a sample sum to one, the
+            reference) or ``"target"`` (per student). (default: :obj:`"graph"`)
+        prior (dict[str, float], optional): Prior logits per edge
+            ``{"text->audio": 1.0, ...}``; unlisted edges get 0. :obj:`None` means no
+            prior and no regulariser. (default: :obj:`None`)
+        prior_temperature (float, optional): Prior softmax temperature.
+            (default: :obj:`0.25`)
+        regularizer_weight (float, optional): Weight of the prior regulariser inside
+            the graph's loss. (default: :obj:`10.0`)
+        logit_metric (str, optional): Distance on logits, one of
+            ``'l1' | 'l2' | 'cosine' | 'positive_cosine'``. (default: :obj:`"l1"`)
+        repr_metric (str, optional): Distance on representations. ``'positive_cosine'``
+            (:math:`\max(0, \cos)`) is the reference's heterogeneous quirk.
+            (default: :obj:`"cosine"`)
+        use_repr_term (bool, optional): Whether the representation term enters the
+            loss (the reference computes but ignores it in the homogeneous graph).
+            (default: :obj:`True`)
+        weight (float, optional): Weight of the graph's total loss.
+            (default: :obj:`0.05`)
+        edges (list[str], optional): Keep only these edges (``"teacher->student"``);
+            :obj:`None` means all ordered pairs. (default: :obj:`None`)
+    """
+
+    hidden_channels: int = 64
+    temperature: float = 8.0
+    normalize: str = "graph"
+    prior: dict[str, float] | None = None
+    prior_temperature: float = 0.25
+    regularizer_weight: float = 10.0
+    logit_metric: str = "l1"
+    repr_metric: str = "cosine"
+    use_repr_term: bool = True
+    weight: float = 0.05
+    edges: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "hidden_channels", integer=True)
+        _check_positive(self, "temperature")
+        _check_positive(self, "prior_temperature")
+        _check_choice(self, "normalize", NORMALIZATIONS)
+        _check_choice(self, "logit_metric", METRICS)
+        _check_choice(self, "repr_metric", METRICS)
+        _check_weight(self, "regularizer_weight")
+        _check_weight(self, "weight")
+        if self.prior is not None:
+            if not isinstance(self.prior, dict):
+                raise _fail(self, "prior", "a dict {'teacher->student': logit} or None",
+                            self.prior, "Write the prior as edge names mapped to logits")
+            for name, logit in self.prior.items():
+                parse_edge(name)
+                if not isinstance(logit, (int, float)) or not math.isfinite(logit):
+                    raise _fail(self, "prior", "finite logits", f"{name}: {logit!r}",
+                                "Give every prior edge a finite number")
+        if self.edges is not None:
+            if not isinstance(self.edges, list) or not self.edges:
+                raise _fail(self, "edges", "a non-empty list of 'teacher->student' or None",
+                            self.edges, "Use None for all edges")
+            for name in self.edges:
+                parse_edge(name)
+            if len(set(self.edges)) != len(self.edges):
+                raise _fail(self, "edges", "each edge once", self.edges, "Remove duplicates")
+
+
+@dataclass
+class DictionaryConfig:
+    r"""Cross-modal dictionary matching, the fine-grained stage (our design, see
+    :class:`~dhmd_graph.nn.CrossModalDictionary`).
+
+    Args:
+        atoms (int, optional): Number :math:`K` of atoms per decoupled space; ``0``
+            disables the dictionaries (the model is then DMD). (default: :obj:`64`)
+        temperature (float, optional): Temperature :math:`\tau_d` of the atom
+            scores. (default: :obj:`1.0`)
+        activation (str, optional): ``"softmax"`` or ``"sparsemax"`` over atoms.
+            (default: :obj:`"softmax"`)
+        pooling (str, optional): ``"mean"`` or ``"max"`` pooling of the token
+            activations over valid steps. (default: :obj:`"mean"`)
+        token_level (bool, optional): Also match every student token's activation to
+            the teacher's pooled one. (default: :obj:`False`)
+        usage_weight (float, optional): Weight of the anti-collapse usage term
+            inside the dictionary loss. (default: :obj:`0.1`)
+        weight (float, optional): :math:`\lambda_{dict}`, weight of the dictionary
+            loss of each space. (default: :obj:`0.05`)
+    """
+
+    atoms: int = 64
+    temperature: float = 1.0
+    activation: str = "softmax"
+    pooling: str = "mean"
+    token_level: bool = False
+    usage_weight: float = 0.1
+    weight: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.atoms, int) or isinstance(self.atoms, bool) or self.atoms < 0:
+            raise _fail(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
+        _check_positive(self, "temperature")
+        _check_choice(self, "activation", ACTIVATIONS)
+        _check_choice(self, "pooling", DICTIONARY_POOLINGS)
+        _check_weight(self, "usage_weight")
+        _check_weight(self, "weight")
+
+
+@dataclass
+class LossConfig:
+    r"""Weights of the non-graph terms of the objective.
+
+    Args:
+        task (float, optional): Weight of the L1 task loss. (default: :obj:`1.0`)
+        reconstruction (float, optional): Weight of :math:`\mathcal{L}_{rec}`.
+            (default: :obj:`0.1`)
+        cycle (float, optional): Weight of :math:`\mathcal{L}_{cyc}`. (default: :obj:`0.1`)
+        margin (float, optional): Weight of the triplet margin loss.
+            (default: :obj:`0.01`)
+        orthogonality (float, optional): Weight of :math:`\mathcal{L}_{ort}`.
+            (default: :obj:`0.01`)
+        margin_scale (float, optional): The triplet margin per unit of label
+            difference. (default: :obj:`0.15`)
+    """
+
+    task: float = 1.0
+    reconstruction: float = 0.1
+    cycle: float = 0.1
+    margin: float = 0.01
+    orthogonality: float = 0.01
+    margin_scale: float = 0.15
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            _check_weight(self, item.name)
+
+
+@dataclass
+class DHMDConfig:
+    r"""The whole DHMD model and objective.
+
+    Args:
+        modalities (list[ModalityConfig]): The ``M >= 2`` modalities, in node order.
+        width (int, optional): Common width :math:`d`. (default: :obj:`50`)
+        num_heads (int, optional): Attention heads; must divide :obj:`width`.
+            (default: :obj:`10`)
+        encoder (EncoderConfig, optional): Attention encoders and heads.
+        homogeneous_graph (GraphConfig, optional): The homogeneous GD-Unit
+            (``g = 64``, representation term off as in the reference).
+        heterogeneous_graph (GraphConfig, optional): The heterogeneous GD-Unit
+            (``g = 32``, ``max(0, cos)`` representation metric as in the reference).
+        dictionary (DictionaryConfig, optional): The dictionaries of both spaces.
+        loss (LossConfig, optional): Weights of the other loss terms.
+        modality_dropout (float, optional): Probability of dropping each modality of
+            a training sample (never all of them). (default: :obj:`0.0`)
+    """
+
+    modalities: list[ModalityConfig]
+    width: int = 50
+    num_heads: int = 10
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    homogeneous_graph: GraphConfig = field(
+        default_factory=lambda: GraphConfig(hidden_channels=64, use_repr_term=False)
+    )
+    heterogeneous_graph: GraphConfig = field(
+        default_factory=lambda: GraphConfig(hidden_channels=32, repr_metric="positive_cosine")
+    )
+    dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    modality_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.modalities, list) or len(self.modalities) < 2 or not all(
+            isinstance(m, ModalityConfig) for m in self.modalities
+        ):
+            raise _fail(self, "modalities", "a list of at least 2 ModalityConfig",
+                        self.modalities, "Distillation needs two or more modalities")
+        names = self.modality_names
+        if len(set(names)) != len(names):
+            raise _fail(self, "modalities", "unique names", names, "Rename the duplicates")
+        _check_positive(self, "width", integer=True)
+        _check_positive(self, "num_heads", integer=True)
+        if self.width % self.num_heads:
+            raise _fail(self, "num_heads", f"a divisor of width={self.width}", self.num_heads,
+                        "Change num_heads or width so that width % num_heads == 0")
+        _check_dropout(self, "modality_dropout")
+        for space in ("homogeneous_graph", "heterogeneous_graph"):
+            graph = getattr(self, space)
+            for key, names_used in (("prior", graph.prior or {}), ("edges", graph.edges or [])):
+                for name in names_used:
+                    teacher, student = parse_edge(name)
+                    if teacher not in names or student not in names or teacher == student:
+                        raise _fail(self, f"{space}.{key}",
+                                    f"edges between two different modalities of {names}",
+                                    name, "Fix the edge name or the modality names")
+
+    @property
+    def modality_names(self) -> list[str]:
+        """The modality names, in node order."""
+        return [m.name for m in self.modalities]
+
+    def edge_pairs(self, space: str) -> list[tuple[int, int]] | None:
+        """The ``(teacher, student)`` index pairs kept in ``space`` (``"homogeneous"``
+        or ``"heterogeneous"``), or :obj:`None` for all ordered pairs."""
+        edges = getattr(self, f"{space}_graph").edges
+        if edges is None:
+            return None
+        index = {name: i for i, name in enumerate(self.modality_names)}
+        return [(index[t], index[s]) for t, s in map(parse_edge, edges)]
+
+    def prior_matrix(self, space: str) -> list[list[float]] | None:
+        """The ``(M, M)`` prior logits of ``space`` indexed ``[teacher, student]``, or
+        :obj:`None` without a prior."""
+        prior = getattr(self, f"{space}_graph").prior
+        if prior is None:
+            return None
+        index = {name: i for i, name in enumerate(self.modality_names)}
+        matrix = [[0.0] * len(index) for _ in index]
+        for name, logit in prior.items():
+            teacher, student = parse_edge(name)
+            matrix[index[teacher]][index[student]] = float(logit)
+        return matrix
+
+
+# Presets ##############################################################################
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # Reference DMD settings: width, heads, kernels (text, audio, vision), input dims.
+    "mosi": {"width": 50, "num_heads": 10, "kernels": (5, 5, 5), "dims": (768, 5, 20)},
+    "mosei": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (768, 74, 35)},
+    # Ours (no reference setting): MOSI's width for a dataset of MOSI's size, and
+    # kernel 3 everywhere since the CH-SIMS text and vision sequences are short.
+    "sims": {"width": 50, "num_heads": 10, "kernels": (3, 3, 3), "dims": (768, 33, 709)},
+}
+_REFERENCE_PRIORS = {
+    "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
+    "heterogeneous": {"text->vision": 1.0, "text->audio": 1.0, "vision->audio": 1.0},
+}
+
+
+def preset(name: str, aligned: bool = True) -> DHMDConfig:
+    r"""The reference configuration for a dataset.
+
+    MOSI: ``d = 50``, 10 heads, kernels 5/5/5; MOSEI: ``d = 30``, 6 heads, kernels
+    L5 A1 V3 (both the DMD reference); CH-SIMS (unaligned only): ``d = 50``, 10 heads,
+    kernels 3/3/3 (our choice). All: modalities ``text`` (768-d BERT features),
+    ``audio``, ``vision``; 4 layers; the reference priors (homogeneous: 1 on
+    text->vision and text->audio; heterogeneous: also vision->audio). The
+    architecture is the same for aligned and unaligned data; :obj:`aligned` only
+    rejects combinations that do not exist.
+
+    Args:
+        name (str): ``"mosi"``, ``"mosei"`` or ``"sims"``.
+        aligned (bool, optional): Whether the data is word-aligned.
+            (default: :obj:`True`)
+    """
+    key = name.lower()
+    if key not in _PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(_PRESETS)}, found {name!r}. "
+                         "Build a DHMDConfig directly for other datasets.")
+    if key == "sims" and aligned:
+        raise ValueError("preset: CH-SIMS exists only unaligned; call preset('sims', "
+                         "aligned=False).")
+    settings = _PRESETS[key]
+    modalities = [
+        ModalityConfig(name, input_dim=dim, kernel_size=kernel)
+        for name, dim, kernel in zip(("text", "audio", "vision"), settings["dims"],
+                                     settings["kernels"], strict=True)
+    ]
+    return DHMDConfig(
+        modalities=modalities,
+        width=settings["width"],
+        num_heads=settings["num_heads"],
+        homogeneous_graph=GraphConfig(hidden_channels=64, use_repr_term=False,
+                                      prior=dict(_REFERENCE_PRIORS["homogeneous"])),
+        heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
+                                        prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
+    )
+
+
+# Serialisation and overrides ##########################################################
+
+
+def config_to_dict(config: DHMDConfig) -> dict[str, Any]:
+    """The config as plain JSON-able data (dicts, lists, numbers, strings, None)."""
+    return dataclasses.asdict(config)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"config_from_dict: {path or cls.__name__} must be a mapping, "
+                         f"found {type(data).__name__}.")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ValueError(f"config_from_dict: unknown key(s) {unknown} in "
+                         f"{path or cls.__name__}; valid keys: {sorted(hints)}.")
+    values = {key: _convert(hints[key], value, f"{path}.{key}" if path else key)
+              for key, value in data.items()}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        if dataclasses.is_dataclass(item):
+            return [_build(item, v, f"{path}.{i}") for i, v in enumerate(value)]
+        return list(value)
+    if typing.get_origin(hint) is dict:
+        return dict(value)
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> DHMDConfig:
+    """Rebuilds a :class:`DHMDConfig` from :func:`config_to_dict` output (validated)."""
+    return _build(DHMDConfig, data, "")
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _parse(hint: Any, text: str, key: str) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null"):
+            return None
+        (hint,) = [option for option in typing.get_args(hint) if option is not type(None)]
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+    elif hint in (int, float, str):
+        try:
+            return hint(text)
+        except ValueError:
+            pass
+    elif origin in (list, dict):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, origin):
+            return value  # converted and validated by config_from_dict
+    else:
+        raise ValueError(f"apply_overrides: {key!r} cannot be set from text; edit the "
+                         "config in Python instead.")
+    expected = getattr(origin or hint, "__name__", str(hint))
+    raise ValueError(f"apply_overrides: {key!r} expects a value of type {expected}"
+                     f"{' (as JSON)' if origin else ''}, found {text!r}.")
+
+
+def _override(data: Any, cls: type, path: list[str], text: str, key: str) -> None:
+    """Sets ``text`` at ``path`` in ``data`` (a dict of dataclass ``cls``), in place."""
+    head, rest = path[0], path[1:]
+    hints = _hints(cls)
+    if head not in hints:
+        raise ValueError(f"apply_overrides: unknown key {key!r}: {cls.__name__} has "
+                         f"no field {head!r}; valid keys: {sorted(hints)}.")
+    hint = hints[head]
+    if not rest:
+        data[head] = _parse(hint, text, key)
+        return
+    if dataclasses.is_dataclass(hint):
+        _override(data[head], hint, rest, text, key)
+        return
+    (item,) = typing.get_args(hint) if typing.get_origin(hint) is list else (None,)
+    if not dataclasses.is_dataclass(item):
+        raise ValueError(f"apply_overrides: {key!r}: {head!r} has no sub-keys.")
+    entries = data[head]
+    names = [entry.get("name", str(i)) for i, entry in enumerate(entries)]
+    index = names.index(rest[0]) if rest[0] in names else (
+        int(rest[0]) if rest[0].isdigit() and int(rest[0]) < len(entries) else None)
+    if index is None:
+        raise ValueError(f"apply_overrides: {key!r}: {rest[0]!r} is not an entry of "
+                         f"{head!r}; use an index 0..{len(entries) - 1} or a name of {names}.")
+    if len(rest) < 2:
+        raise ValueError(f"apply_overrides: {key!r} names a whole entry; add a field, "
+                         f"e.g. '{key}.kernel_size=3'.")
+    _override(entries[index], item, rest[1:], text, key)
+
+
+def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
+    r"""A copy of ``config`` with dotted ``key=value`` overrides applied.
+
+    Values are converted to the field's type (``true``/``false`` for booleans,
+    ``none`` for optional fields, JSON for dicts and lists). List entries of
+    :obj:`modalities` are addressed by name or index:
+    ``"modalities.audio.kernel_size=3"``. The result is validated once, after all
+    overrides, so related fields can change together (``width=40 num_heads=8``).
+
+    Args:
+        config (DHMDConfig): The config to start from (not modified).
+        overrides (list[str]): E.g. ``["width=40", "homogeneous_graph.temperature=4",
+            'heterogeneous_graph.prior={"text->audio": 1}']``.
+
+    Raises:
+        ValueError: Naming the bad key and the valid keys, or the expected type.
+    """
+    data = config_to_dict(config)
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ValueError(f"apply_overrides: expected 'key=value', found {item!r}.")
+        _override(data, DHMDConfig, key.split("."), text.strip(), key)
+    return config_from_dict(data)

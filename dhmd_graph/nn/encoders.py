@@ -1,0 +1,186 @@
+r"""The encoders of DHMD before attention: temporal projection, decoupling into
+homogeneous and heterogeneous features with self-regression, and the residual
+prediction heads.
+
+A 1×1 convolution over time is a position-wise linear map, so the 1×1 encoders and
+decoders of the reference are :class:`torch.nn.Linear` layers on ``(B, T, C)``
+sequences here (same parameters, no transposes).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dhmd_graph.nn.attention import length_mask
+
+__all__ = ["DecoupledFeatures", "Decoupling", "ResidualHead", "TemporalProjection"]
+
+
+class TemporalProjection(nn.Module):
+    r"""Projects one modality to the common width :math:`d` with a temporal
+    convolution (no padding, no bias), as in the reference:
+
+    .. math::
+        \tilde{\mathbf{X}}_m = \mathrm{Conv1d}_{k_m}(\mathbf{X}_m),\qquad
+        T'_m = \max(T_m - k_m + 1, 1).
+
+    Token ids (:obj:`input_dim=None`) are embedded first (id 0 is padding). Steps at
+    or after each sample's true length :math:`L` are zeroed before the convolution,
+    so valid outputs never see padding; sequences shorter than the kernel are
+    zero-padded to it. The true output lengths are :math:`\max(L - k + 1, 1)`.
+
+    Args:
+        input_dim (int, optional): Feature width :math:`d_m`, or :obj:`None` for token
+            ids.
+        width (int): Output width :math:`d`.
+        kernel_size (int, optional): Kernel :math:`k_m`. (default: :obj:`1`)
+        vocab_size (int, optional): Vocabulary size for token ids. (default: :obj:`None`)
+        embedding_dim (int, optional): Token embedding width. (default: :obj:`300`)
+
+    Shapes:
+        - **input:** features :math:`(B, T, d_m)` float or token ids :math:`(B, T)`
+          long, lengths :math:`(B)`
+        - **output:** :math:`((B, T', d), (B))` projected sequence and its lengths
+    """
+
+    def __init__(
+        self,
+        input_dim: int | None,
+        width: int,
+        kernel_size: int = 1,
+        vocab_size: int | None = None,
+        embedding_dim: int = 300,
+    ) -> None:
+        super().__init__()
+        if input_dim is None and vocab_size is None:
+            raise ValueError("TemporalProjection: token-id input (input_dim=None) needs a "
+                             "vocab_size.")
+        self.kernel_size = kernel_size
+        self.embedding = (
+            nn.Embedding(vocab_size, embedding_dim, padding_idx=0) if input_dim is None else None
+        )
+        in_channels = embedding_dim if input_dim is None else input_dim
+        self.conv = nn.Conv1d(in_channels, width, kernel_size, bias=False)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        if self.embedding is not None:
+            x = self.embedding(x)  # (B, T, d_m)
+        x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, d_m)
+        x = F.pad(x, (0, 0, 0, max(self.kernel_size - x.shape[1], 0)))  # (B, max(T, k), d_m)
+        out = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T', d)
+        return out, (lengths - self.kernel_size + 1).clamp_min(1)
+
+    def __repr__(self) -> str:
+        source = ("tokens" if self.embedding is not None else self.conv.in_channels)
+        return (f"{type(self).__name__}({source}, {self.conv.out_channels}, "
+                f"kernel_size={self.kernel_size})")
+
+
+class DecoupledFeatures(NamedTuple):
+    r"""The decoupled features of every modality (lists in modality order).
+
+    Attributes:
+        projected (list[Tensor]): :math:`\tilde{\mathbf{X}}_m`, ``(B, T'_m, d)``.
+        private (list[Tensor]): Heterogeneous :math:`\mathbf{s}_m = E_m(\tilde{\mathbf{X}}_m)`.
+        shared (list[Tensor]): Homogeneous :math:`\mathbf{c}_m = E_c(\tilde{\mathbf{X}}_m)`.
+        reconstructed (list[Tensor]): :math:`\hat{\mathbf{X}}_m = D_m([\mathbf{s}_m ;
+            \mathbf{c}_m])`.
+        private_recoded (list[Tensor]): :math:`\mathbf{s}^r_m = E_m(\hat{\mathbf{X}}_m)`.
+        lengths (list[Tensor]): ``(B,)`` true lengths :math:`T'_m` of every sequence.
+    """
+
+    projected: list[Tensor]
+    private: list[Tensor]
+    shared: list[Tensor]
+    reconstructed: list[Tensor]
+    private_recoded: list[Tensor]
+    lengths: list[Tensor]
+
+
+class Decoupling(nn.Module):
+    r"""Decouples each projected modality into a heterogeneous (private) and a
+    homogeneous (shared) part, with the self-regression of the reference:
+
+    .. math::
+        \mathbf{s}_m = E_m(\tilde{\mathbf{X}}_m),\quad
+        \mathbf{c}_m = E_c(\tilde{\mathbf{X}}_m),\quad
+        \hat{\mathbf{X}}_m = D_m([\mathbf{s}_m ; \mathbf{c}_m]),\quad
+        \mathbf{s}^r_m = E_m(\hat{\mathbf{X}}_m),
+
+    with one private encoder :math:`E_m` and decoder :math:`D_m` per modality and one
+    shared encoder :math:`E_c` for all (run once on all modalities concatenated along
+    time). All are bias-free position-wise linear maps (1×1 convolutions).
+
+    Args:
+        num_modalities (int): :math:`M`.
+        width (int): :math:`d`.
+
+    Shapes:
+        - **input:** :math:`M` sequences :math:`(B, T'_m, d)` and their lengths
+          :math:`(B)`
+        - **output:** :class:`DecoupledFeatures`
+    """
+
+    def __init__(self, num_modalities: int, width: int) -> None:
+        super().__init__()
+        self.private = nn.ModuleList(
+            nn.Linear(width, width, bias=False) for _ in range(num_modalities)
+        )
+        self.shared = nn.Linear(width, width, bias=False)
+        self.decoders = nn.ModuleList(
+            nn.Linear(2 * width, width, bias=False) for _ in range(num_modalities)
+        )
+
+    def forward(self, projected: list[Tensor], lengths: list[Tensor]) -> DecoupledFeatures:
+        steps = [x.shape[1] for x in projected]
+        shared = list(self.shared(torch.cat(projected, dim=1)).split(steps, dim=1))  # (B, T'_m, d)
+        private, reconstructed, recoded = [], [], []
+        for x, c, encoder, decoder in zip(projected, shared, self.private, self.decoders,
+                                          strict=True):
+            s = encoder(x)  # (B, T', d)
+            x_hat = decoder(torch.cat([s, c], dim=-1))  # (B, T', d)
+            private.append(s)
+            reconstructed.append(x_hat)
+            recoded.append(encoder(x_hat))  # (B, T', d)
+        return DecoupledFeatures(projected, private, shared, reconstructed, recoded, lengths)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.private)}, {self.shared.in_features})"
+
+
+class ResidualHead(nn.Module):
+    r"""The residual MLP head of the reference,
+
+    .. math::
+        \mathbf{h} = \mathbf{x} + \mathbf{W}_2\,\mathrm{Dropout}(\mathrm{ReLU}(
+        \mathbf{W}_1 \mathbf{x})),\qquad y = \mathbf{W}_o \mathbf{h},
+
+    returning both the representation :math:`\mathbf{h}` and the output :math:`y`.
+
+    Args:
+        channels (int): Input width :math:`C`.
+        out_channels (int, optional): Output width. (default: :obj:`1`)
+        dropout (float, optional): Dropout inside the MLP. (default: :obj:`0.0`)
+
+    Shapes:
+        - **input:** :math:`(*, C)`
+        - **output:** :math:`((*, C), (*, \text{out}))`
+    """
+
+    def __init__(self, channels: int, out_channels: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(channels, channels)
+        self.back = nn.Linear(channels, channels)
+        self.out = nn.Linear(channels, out_channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = x + self.back(self.dropout(torch.relu(self.hidden(x))))  # (*, C)
+        return h, self.out(h)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.hidden.in_features}, {self.out.out_features})"
