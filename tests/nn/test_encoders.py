@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from dhmd_graph.nn.encoders import Decoupling, ResidualHead, TemporalProjection
+
+
+def test_projection_is_a_valid_convolution():
+    torch.manual_seed(0)
+    projection = TemporalProjection(4, 6, kernel_size=3)
+    x = torch.randn(2, 7, 4)
+    lengths = torch.tensor([7, 5])
+    out, out_lengths = projection(x, lengths)
+    assert out.shape == (2, 5, 6)
+    assert out_lengths.tolist() == [5, 3]
+    weight = projection.conv.weight  # (d, d_in, k)
+    manual = sum(x[0, t : t + 5] @ weight[:, :, t].t() for t in range(3))
+    torch.testing.assert_close(out[0], manual)
+    assert projection.conv.bias is None
+
+
+def test_projection_ignores_padding_and_short_sequences():
+    torch.manual_seed(0)
+    projection = TemporalProjection(3, 5, kernel_size=4)
+    x = torch.randn(3, 6, 3)
+    lengths = torch.tensor([6, 4, 2])  # the last is shorter than the kernel
+    out, out_lengths = projection(x, lengths)
+    assert out_lengths.tolist() == [3, 1, 1]
+    changed = x.clone()
+    changed[1, 4:] = 100.0
+    changed[2, 2:] = -100.0
+    torch.testing.assert_close(projection(changed, lengths)[0], out)
+    # A batch shorter than the kernel is padded to one output step.
+    short, short_lengths = projection(x[2:, :2], lengths[2:])
+    assert short.shape == (1, 1, 5) and short_lengths.tolist() == [1]
+    torch.testing.assert_close(short[0, 0], out[2, 0])
+
+
+def test_projection_of_token_ids():
+    torch.manual_seed(0)
+    projection = TemporalProjection(None, 5, kernel_size=2, vocab_size=10, embedding_dim=3)
+    ids = torch.tensor([[3, 4, 5, 0], [7, 1, 0, 0]])
+    out, out_lengths = projection(ids, torch.tensor([3, 2]))
+    assert out.shape == (2, 3, 5) and out_lengths.tolist() == [2, 1]
+    embedded = projection.embedding(ids[:1, :3])
+    expected, _ = TemporalProjection(3, 5, kernel_size=2).requires_grad_(False), None
+    expected.conv.weight.copy_(projection.conv.weight)
+    torch.testing.assert_close(out[:1, :2], expected(embedded, torch.tensor([3]))[0])
+    assert repr(projection) == "TemporalProjection(tokens, 5, kernel_size=2)"
+    with pytest.raises(ValueError, match="vocab_size"):
+        TemporalProjection(None, 5)
+
+
+def test_decoupling():
+    torch.manual_seed(0)
+    decoupling = Decoupling(2, 4)
+    projected = [torch.randn(2, 3, 4), torch.randn(2, 5, 4)]
+    lengths = [torch.tensor([3, 2]), torch.tensor([5, 5])]
+    out = decoupling(projected, lengths)
+    shared = decoupling.shared.weight
+    for m in range(2):
+        torch.testing.assert_close(out.shared[m], projected[m] @ shared.t())  # one E_c
+        torch.testing.assert_close(out.private[m], decoupling.private[m](projected[m]))
+        torch.testing.assert_close(
+            out.reconstructed[m],
+            decoupling.decoders[m](torch.cat([out.private[m], out.shared[m]], dim=-1)))
+        torch.testing.assert_close(out.private_recoded[m],
+                                   decoupling.private[m](out.reconstructed[m]))
+    assert out.projected is projected and out.lengths is lengths
+    assert not torch.allclose(decoupling.private[0].weight, decoupling.private[1].weight)
+    assert repr(decoupling) == "Decoupling(2, 4)"
+
+
+def test_residual_head():
+    head = ResidualHead(6, out_channels=2, dropout=0.5).eval()
+    x = torch.randn(4, 6)
+    h, y = head(x)
+    assert h.shape == (4, 6) and y.shape == (4, 2)
+    torch.nn.init.zeros_(head.back.weight)
+    torch.nn.init.zeros_(head.back.bias)
+    h, y = head(x)
+    torch.testing.assert_close(h, x)
+    torch.testing.assert_close(y, head.out(x))
+    assert repr(head) == "ResidualHead(6, 2)"
