@@ -12,6 +12,7 @@ gives the valid steps. Masks always come from lengths, never from zero frames.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -180,6 +181,19 @@ class MultimodalDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers started with spawn/forkserver receive the dataset pickled;
+        # a memory-mapped array travels as its file reference, not as a copy of its data.
+        state = self.__dict__.copy()
+        state["features"] = {k: _MappedFile.of(v) or v for k, v in self.features.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["features"] = {
+            k: v.open() if isinstance(v, _MappedFile) else v for k, v in state["features"].items()
+        }
+        self.__dict__.update(state)
+
     def __getitem__(self, index: int) -> dict:
         sample = {
             "features": {
@@ -196,6 +210,31 @@ class MultimodalDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.features.items())
         return f"{type(self).__name__}(split={self.split!r}, n={len(self)}, {shapes})"
+
+
+@dataclass(frozen=True)
+class _MappedFile:
+    """How to reopen a read-only ``np.memmap`` that spans a whole array in a file."""
+
+    filename: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    order: str
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> _MappedFile | None:
+        # Only a whole mapping (its base is the mmap itself; a slice keeps the offset of
+        # its parent), opened read-only.
+        if not (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap)
+                and array.filename and array.mode == "r"):
+            return None
+        order = "C" if array.flags.c_contiguous else "F"
+        return cls(array.filename, array.dtype.str, array.shape, array.offset, order)
+
+    def open(self) -> np.memmap:
+        return np.memmap(self.filename, dtype=self.dtype, mode="r", shape=self.shape,
+                         offset=self.offset, order=self.order)
 
 
 def collate(samples: Sequence[dict]) -> MultimodalBatch:

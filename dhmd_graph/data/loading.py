@@ -69,7 +69,7 @@ def _describe(path: Path) -> str:
     return f"a '{path.suffix}' file"
 
 
-def convert_to_cache(source: str | PathLike, cache_dir: str | PathLike, *,
+def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
                      overwrite: bool = False, label_range: tuple[float, float] | None = None
                      ) -> Path:
     r"""Convert a dataset once into a memory-mapped cache (see :mod:`dhmd_graph.data.cache`).
@@ -79,7 +79,7 @@ def convert_to_cache(source: str | PathLike, cache_dir: str | PathLike, *,
     ``cache_dir`` is kept as it is and nothing is read.
 
     Args:
-        source (str or PathLike): An MMSA pickle or a MISA folder.
+        pickle_path (str or PathLike): An MMSA pickle, or a MISA folder of pickles.
         cache_dir (str or PathLike): The cache folder to create.
         overwrite (bool, optional): Replace a cache of another source at ``cache_dir``.
             (default: :obj:`False`)
@@ -94,12 +94,12 @@ def convert_to_cache(source: str | PathLike, cache_dir: str | PathLike, *,
             and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
-    digest = source_digest(source) if Path(source).exists() else None
+    digest = source_digest(pickle_path) if Path(pickle_path).exists() else None
     if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
         existing = read_manifest(cache_dir).get("source") or {}
         if existing.get("sha256") == digest["sha256"]:
             return cache_dir
-    datasets = load_dataset(source, label_range=label_range)
+    datasets = load_dataset(pickle_path, label_range=label_range)
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
 
 
@@ -118,7 +118,9 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
         lines.append(f"{split}: {len(dataset)} samples")
         for name, array in dataset.features.items():
             length = dataset.lengths[name]
-            kind = "token ids" if array.ndim == 2 else str(array.dtype)
+            kind = str(array.dtype)
+            if array.ndim == 2 and dataset.vocabulary is not None:
+                kind = f"token ids over {len(dataset.vocabulary)} words"
             lines.append(f"  {name:<8} shape {tuple(array.shape)} {kind}, length "
                          f"{length.min()}..{length.max()} (mean {length.mean():.1f})")
         labels = dataset.labels

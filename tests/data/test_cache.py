@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -169,3 +170,23 @@ def test_bad_manifest(cache_dir, manifest, found):
 def test_folder_without_manifest(tmp_path):
     with pytest.raises(DatasetError, match="not a dataset cache"):
         load_cache(tmp_path)
+
+
+def test_pickled_cache_dataset_refers_to_the_files(cache_dir):
+    # What DataLoader workers started with spawn/forkserver receive.
+    train = load_cache(cache_dir)["train"]
+    data = pickle.dumps(train)
+    assert train.features["text"][0].tobytes() not in data  # no copy of the features
+    copy = pickle.loads(data)
+    for name in train.modalities:
+        assert isinstance(copy.features[name], np.memmap) and not copy.features[name].flags.writeable
+        np.testing.assert_array_equal(copy.features[name], train.features[name])
+    assert copy.ids == train.ids and repr(copy) == repr(train)
+
+
+def test_pickled_memmap_slice_travels_by_value(tmp_path):
+    path = tmp_path / "audio.npy"
+    np.save(path, np.arange(24, dtype=np.float32).reshape(4, 3, 2))
+    part = np.load(path, mmap_mode="r")[1:3]  # a memmap whose offset is its parent's
+    dataset = MultimodalDataset({"audio": part}, {"audio": [3, 3]}, [0.0, 1.0], ["a", "b"])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(dataset)).features["audio"], part)
