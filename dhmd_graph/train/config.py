@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["TrainConfig"]
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 @dataclass
@@ -105,3 +110,38 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"TrainConfig: unknown key(s) {unknown}; valid keys: {sorted(known)}.")
         return cls(**data)
+
+    def with_overrides(self, overrides: Sequence[str]) -> TrainConfig:
+        """A copy with ``key=value`` overrides applied (e.g. ``["lr=3e-4",
+        "seeds=[1111,1112]", "clip_value=none"]``), each value parsed as its field's type.
+
+        Raises:
+            ValueError: Naming the unknown key (and the valid ones) or the bad value.
+        """
+        hints = typing.get_type_hints(TrainConfig)
+        values = asdict(self)
+        for item in overrides:
+            key, equals, text = (part.strip() for part in item.partition("="))
+            if not equals or key not in hints:
+                raise ValueError(f"TrainConfig: expected 'key=value' with a key of "
+                                 f"{sorted(hints)}, found {item!r}.")
+            values[key] = _parse(hints[key], text, key)
+        return TrainConfig(**values)
+
+
+def _parse(hint: Any, text: str, key: str) -> Any:
+    """``text`` as a value of type ``hint`` (bool, int, float, str, list[int], or optional)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if type(None) in options and text.lower() in ("none", "null"):
+        return None
+    (kind,) = [option for option in options if option is not type(None)]
+    try:
+        if kind is bool and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        if kind in (int, float, str):
+            return kind(text)
+        if typing.get_origin(kind) is list:
+            return [int(value) for value in json.loads(text)]
+    except (ValueError, TypeError):
+        pass
+    raise ValueError(f"TrainConfig.{key}: expected a value of type {kind}, found {text!r}.")

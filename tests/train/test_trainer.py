@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from dhmd_graph.config import apply_overrides
 from dhmd_graph.data import MultimodalBatch, MultimodalDataset
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.train import (
@@ -257,5 +256,11 @@ def test_train_config_checks_and_overrides():
         TrainConfig(accumulation_steps=0)
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"learning_rate": 1.0})
-    config = apply_overrides(TrainConfig(), ["lr=3e-4", "seeds=[1, 2]", "clip_value=none"])
+    config = TrainConfig().with_overrides(
+        ["lr=3e-4", "seeds=[1, 2]", "clip_value=none", "progress=false", "max_epochs=3"])
     assert (config.lr, config.seeds, config.clip_value) == (3e-4, [1, 2], None)
+    assert (config.progress, config.max_epochs) == (False, 3)
+    with pytest.raises(ValueError, match="TrainConfig.max_epochs: expected .*int.*'x'"):
+        TrainConfig().with_overrides(["max_epochs=x"])
+    with pytest.raises(ValueError, match="with a key of"):
+        TrainConfig().with_overrides(["learning_rate=1"])
