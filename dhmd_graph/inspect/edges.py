@@ -1,0 +1,225 @@
+r"""Who teaches whom: the graph-distillation edge weights of a trained model.
+
+:func:`edge_graphs` turns the per-sample edge weights of a split (from
+:func:`~dhmd_graph.inspect.spaces.collect_outputs`) into one :class:`networkx.DiGraph`
+per decoupled space whose nodes are the modalities and whose edges
+``teacher -> student`` carry the mean and standard deviation of the weight over the
+samples; :func:`plot_edge_graphs` draws both spaces side by side. :func:`edge_history`
+reads the mean edge weights that training logged every epoch (``log.jsonl``) and
+:func:`plot_edge_evolution` draws them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import networkx as nx
+import numpy as np
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_colors
+
+__all__ = [
+    "EDGE_KEY",
+    "EdgeHistory",
+    "edge_graph",
+    "edge_graphs",
+    "edge_history",
+    "plot_edge_evolution",
+    "plot_edge_graphs",
+    "read_log",
+]
+
+EDGE_KEY = re.compile(r"^(?:train/)?edge/(?P<space>[^/]+)/(?P<edge>[^/]+->[^/]+)$")
+"""A mean edge weight in a training log: ``train/edge/<space>/<teacher>-><student>``."""
+EDGE_COLORMAP = "viridis"
+
+
+def _masked_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and standard deviation over axis 0, ignoring ``nan`` (0 where empty)."""
+    present = ~np.isnan(values)
+    count = present.sum(0)
+    filled = np.where(present, values, 0.0)
+    safe = np.maximum(count, 1)
+    mean = filled.sum(0) / safe
+    variance = np.where(present, (filled - mean) ** 2, 0.0).sum(0) / safe
+    return count, mean, np.sqrt(variance)
+
+
+def edge_graph(space: SpaceOutputs, modalities: Iterable[str], *, name: str = "") -> nx.DiGraph:
+    r"""The edge weights of one space over a split as a :class:`networkx.DiGraph`.
+
+    Every modality is a node (attribute ``index``, its node order); every edge
+    ``teacher -> student`` present in at least one sample carries
+
+    - ``mean``, ``std``: of the distillation weight :math:`w` over the samples whose
+      graph has the edge, and ``count``, their number;
+    - with a prior, also ``prior`` and ``learned``: the means of its prior part
+      :math:`p` and of its learned part :math:`E = w - p`.
+
+    The graph attributes ``space``, ``normalize`` and ``num_samples`` say where it comes
+    from. With ``normalize="graph"`` and every edge in every sample, the ``mean``
+    weights sum to one (two with a prior: :math:`E` and :math:`p` each sum to one);
+    with ``"target"``, the ``mean`` weights into each student sum to one.
+
+    Args:
+        space (SpaceOutputs): One space of :func:`~dhmd_graph.inspect.collect_outputs`.
+        modalities (Iterable[str]): The ``M`` modality names, in node order.
+        name (str, optional): The space's name, stored as the graph attribute
+            ``space``. (default: ``""``)
+    """
+    modalities = list(modalities)
+    count, mean, std = _masked_moments(space.edge_weight)  # (M, M) each
+    graph = nx.DiGraph(space=name, normalize=space.normalize,
+                       num_samples=int(space.edge_weight.shape[0]))
+    graph.add_nodes_from((modality, {"index": i}) for i, modality in enumerate(modalities))
+    if space.edge_prior is not None:
+        _, prior, _ = _masked_moments(space.edge_prior)
+        _, learned, _ = _masked_moments(space.edge_weight - space.edge_prior)
+    for teacher, student in zip(*np.nonzero(count), strict=True):
+        attributes = {"mean": float(mean[teacher, student]), "std": float(std[teacher, student]),
+                      "count": int(count[teacher, student])}
+        if space.edge_prior is not None:
+            attributes["prior"] = float(prior[teacher, student])
+            attributes["learned"] = float(learned[teacher, student])
+        graph.add_edge(modalities[teacher], modalities[student], **attributes)
+    return graph
+
+
+def edge_graphs(outputs: SplitOutputs) -> dict[str, nx.DiGraph]:
+    """:func:`edge_graph` of every space of ``outputs``, keyed by the space's name."""
+    return {
+        name: edge_graph(space, outputs.modalities, name=name)
+        for name, space in outputs.spaces.items()
+    }
+
+
+def plot_edge_graphs(graphs: Mapping[str, nx.DiGraph]) -> Figure:
+    r"""Draws the edge-weight graphs of the spaces side by side.
+
+    Modalities sit on a circle in node order (the same place in every panel). Each
+    edge ``teacher -> student`` is a curved arrow, so both directions of a pair stay
+    visible; its width and colour grow with its mean weight on one scale shared by all
+    panels, and its label is the mean weight.
+
+    Args:
+        graphs (Mapping[str, nx.DiGraph]): From :func:`edge_graphs`.
+    """
+    import matplotlib as mpl
+
+    highest = max((w for g in graphs.values() for *_, w in g.edges(data="mean")), default=1.0)
+    norm = Normalize(vmin=0.0, vmax=highest)
+    colormap = mpl.colormaps[EDGE_COLORMAP]
+    figure = Figure(figsize=(5.2 * len(graphs) + 1.0, 5.0), layout="constrained")
+    axes = figure.subplots(1, len(graphs), squeeze=False)[0]
+    for axis, (space, graph) in zip(axes, graphs.items(), strict=True):
+        position = nx.circular_layout(graph)
+        nx.draw_networkx_nodes(graph, position, ax=axis, node_size=2200,
+                               node_color=modality_colors(graph.number_of_nodes()), alpha=0.9)
+        nx.draw_networkx_labels(graph, position, ax=axis, font_size=10)
+        weights = [w for *_, w in graph.edges(data="mean")]
+        curve = "arc3,rad=0.18"
+        nx.draw_networkx_edges(
+            graph, position, ax=axis, node_size=2200, arrowstyle="-|>", arrowsize=18,
+            width=[1.0 + 7.0 * norm(w) for w in weights],
+            edge_color=[colormap(norm(w)) for w in weights], connectionstyle=curve,
+        )
+        nx.draw_networkx_edge_labels(
+            graph, position, ax=axis, font_size=8, label_pos=0.35, connectionstyle=curve,
+            edge_labels={(t, s): f"{w:.3f}" for t, s, w in graph.edges(data="mean")},
+        )
+        prior = " (prior + learned)" if any("prior" in d for *_, d in graph.edges(data=True)) else ""
+        axis.set_title(f"{space}: mean edge weight{prior}\n"
+                       f"normalize={graph.graph.get('normalize')}, "
+                       f"N={graph.graph.get('num_samples')}", fontsize=10)
+        axis.margins(0.15)
+        axis.set_axis_off()
+    figure.colorbar(mpl.cm.ScalarMappable(norm, colormap), ax=list(axes), shrink=0.7,
+                    label="mean edge weight (teacher → student)")
+    return figure
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The records of a training ``log.jsonl``, one dict per epoch (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"read_log: no training log at '{path}'; give a run folder written by the "
+            "trainer (it holds log.jsonl)."
+        )
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class EdgeHistory(NamedTuple):
+    r"""Mean edge weights per epoch, as logged by training.
+
+    Attributes:
+        epochs (np.ndarray): ``(T,)`` the epoch numbers.
+        spaces (dict[str, dict[str, np.ndarray]]): Per space, per edge name
+            ``"teacher->student"``, the ``(T,)`` mean weights (``nan`` where an epoch
+            did not log the edge).
+        best_epoch (int or None): The last epoch that improved the monitored
+            validation metric, if the log says.
+    """
+
+    epochs: np.ndarray
+    spaces: dict[str, dict[str, np.ndarray]]
+    best_epoch: int | None
+
+
+def edge_history(records: Iterable[Mapping]) -> EdgeHistory:
+    r"""Collects the ``train/edge/<space>/<teacher>-><student>`` values of a log.
+
+    Args:
+        records (Iterable[Mapping]): Epoch records, e.g. :func:`read_log`'s.
+    """
+    records = list(records)
+    spaces: dict[str, dict[str, np.ndarray]] = {}
+    for row, record in enumerate(records):
+        for key, value in record.items():
+            match = EDGE_KEY.match(key)
+            if match is None:
+                continue
+            edges = spaces.setdefault(match["space"], {})
+            edges.setdefault(match["edge"], np.full(len(records), np.nan))[row] = float(value)
+    epochs = np.array([record.get("epoch", row + 1) for row, record in enumerate(records)])
+    improved = [record["epoch"] for record in records if record.get("improved")]
+    return EdgeHistory(epochs, spaces, improved[-1] if improved else None)
+
+
+def plot_edge_evolution(history: EdgeHistory) -> Figure:
+    r"""Draws every edge's mean weight per epoch, one panel per space.
+
+    A dotted vertical line marks the selected (best validation) epoch.
+
+    Args:
+        history (EdgeHistory): From :func:`edge_history`.
+
+    Raises:
+        ValueError: If the log holds no edge weights.
+    """
+    if not history.spaces:
+        raise ValueError(
+            "plot_edge_evolution: the log holds no 'train/edge/<space>/<teacher>-><student>' "
+            "values; train a model whose training_step returns its mean edge weights."
+        )
+    figure = Figure(figsize=(5.5 * len(history.spaces), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(history.spaces), squeeze=False, sharey=True)[0]
+    for axis, (space, edges) in zip(axes, history.spaces.items(), strict=True):
+        for name, values in edges.items():
+            axis.plot(history.epochs, values, marker="o", markersize=3,
+                      label=name.replace("->", " → "))
+        if history.best_epoch is not None:
+            axis.axvline(history.best_epoch, color="0.4", linestyle=":", label="selected epoch")
+        axis.set_title(f"{space} graph")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    axes[0].set_ylabel("mean edge weight (training)")
+    return figure

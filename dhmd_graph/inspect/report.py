@@ -1,0 +1,347 @@
+r"""The inspection report: every figure of :mod:`dhmd_graph.inspect` and the numbers
+behind them, in one Markdown file.
+
+:func:`write_report` takes a model and a split (and optionally the training log) and
+writes into one folder:
+
+- ``edges.png``: the edge-weight graphs of both spaces (:mod:`~dhmd_graph.inspect.edges`);
+- ``edge_evolution.png``: the mean learned edge weights per epoch, from the log;
+- ``spaces.png``: the 2-D embeddings of both spaces (:mod:`~dhmd_graph.inspect.spaces`);
+- ``atoms.png``: the dictionary activations (:mod:`~dhmd_graph.inspect.dictionary`);
+- ``report.md``: the figures, their tables, and what they show in a few sentences,
+  with the metrics of every subset of modalities (:mod:`~dhmd_graph.inspect.missing`).
+
+:func:`inspect_run` does the same for a run folder written by the trainer, and is what
+``dhmd inspect`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dhmd_graph.data.batch import MultimodalBatch, collate
+from dhmd_graph.inspect.dictionary import AtomUsage, atom_usage, plot_atom_activations
+from dhmd_graph.inspect.edges import (
+    edge_graphs,
+    edge_history,
+    plot_edge_evolution,
+    plot_edge_graphs,
+    read_log,
+)
+from dhmd_graph.inspect.missing import evaluate_subsets
+from dhmd_graph.inspect.spaces import (
+    SplitOutputs,
+    collect_outputs,
+    embed_spaces,
+    modality_separation,
+    plot_spaces,
+)
+from dhmd_graph.metrics import metrics_for, regression_metrics
+
+__all__ = ["FIGURE_DPI", "find_checkpoint", "inspect_run", "load_run_model", "markdown_table",
+           "write_report"]
+
+FIGURE_DPI = 80
+"""Resolution of the written figures: small PNGs (well under 200 KB) that stay legible."""
+Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table; floats are written with 4 decimals."""
+    def cell(value: object) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _save(figure: Figure, path: Path, dpi: int) -> str:
+    figure.savefig(path, dpi=dpi)
+    return path.name
+
+
+def _edge_section(graphs: Mapping[str, nx.DiGraph]) -> list[str]:
+    lines = []
+    for space, graph in graphs.items():
+        edges = sorted(graph.edges(data=True), key=lambda edge: -edge[2]["mean"])
+        has_prior = any("prior" in data for *_, data in edges)
+        header = ["teacher → student", "mean w", "std w", "samples"]
+        header += ["prior p", "learned E"] if has_prior else []
+        rows = [
+            [f"{teacher} → {student}", data["mean"], data["std"], data["count"]]
+            + ([data["prior"], data["learned"]] if has_prior else [])
+            for teacher, student, data in edges
+        ]
+        learned = "learned" if has_prior else "mean"
+        values = [data[learned] for *_, data in edges]
+        uniform = (f" (uniform: {1.0 / len(edges):.3f})"
+                   if graph.graph["normalize"] == "graph" else "")
+        outgoing = {node: sum(d[learned] for *_, d in graph.out_edges(node, data=True))
+                    for node in graph.nodes}
+        teacher = max(outgoing, key=outgoing.get)
+        strongest = max(edges, key=lambda edge: edge[2][learned])
+        lines += [
+            f"**{space}** (normalize={graph.graph['normalize']}):",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"The strongest learned edge is {strongest[0]} → {strongest[1]}; the learned "
+            f"weights range from {min(values):.3f} to {max(values):.3f}{uniform}, and "
+            f"{teacher} teaches most (outgoing learned weight {outgoing[teacher]:.3f}).",
+            "",
+        ]
+    return lines
+
+
+def _space_section(separation: Mapping[str, Mapping[str, float]]) -> list[str]:
+    rows = [[space, values["silhouette"], values["knn_purity"], values["chance"]]
+            for space, values in separation.items()]
+    homogeneous, heterogeneous = separation["homogeneous"], separation["heterogeneous"]
+    mixes = homogeneous["knn_purity"] < heterogeneous["knn_purity"]
+    verdict = (
+        "The homogeneous features of the modalities mix more than the heterogeneous ones, "
+        "as decoupling intends"
+        if mixes else
+        "The homogeneous features do **not** mix more than the heterogeneous ones: the "
+        "decoupling has not (yet) separated modality-irrelevant from modality-exclusive "
+        "information"
+    )
+    return [
+        markdown_table(["space", "modality silhouette", "k-NN modality purity", "chance purity"],
+                       rows),
+        "",
+        f"{verdict} (k-NN modality purity {homogeneous['knn_purity']:.3f} vs "
+        f"{heterogeneous['knn_purity']:.3f}, chance {homogeneous['chance']:.3f}; silhouette "
+        f"{homogeneous['silhouette']:.3f} vs {heterogeneous['silhouette']:.3f}).",
+        "",
+    ]
+
+
+def _dictionary_section(usages: Mapping[str, AtomUsage], modalities: Sequence[str]) -> list[str]:
+    rows = [
+        [space, usage.mass.size, usage.atoms_50, usage.atoms_90, usage.entropy, usage.perplexity,
+         ", ".join(f"{m} {p:.1f}" for m, p in zip(modalities, usage.modality_perplexity, strict=True)),
+         usage.modality_distance]
+        for space, usage in usages.items()
+    ]
+    return [
+        markdown_table(["space", "atoms", "atoms for 50 %", "atoms for 90 %", "entropy (nats)",
+                        "perplexity", "perplexity per modality", "modality distance (TV)"],
+                       rows),
+        "",
+        "Perplexity is the effective number of atoms in use (1 = collapsed); the modality "
+        "distance is the mean total-variation distance between two modalities' mean "
+        "activations (0 = the same atoms, 1 = disjoint atoms).",
+        "",
+    ]
+
+
+def _subset_section(table: Mapping[str, Mapping[str, float]], modalities: Sequence[str]) -> list[str]:
+    keys = list(next(iter(table.values())))
+    rows = [[name.replace("+", " + "), *(metrics[key] for key in keys)]
+            for name, metrics in table.items()]
+    full = table["+".join(modalities)]
+    singles = {name: table[name] for name in modalities}
+    best = min(singles, key=lambda name: singles[name]["MAE"])
+    leave_one_out = {name: table["+".join(m for m in modalities if m != name)]
+                     for name in modalities}
+    costly = max(leave_one_out, key=lambda name: leave_one_out[name]["MAE"])
+    return [
+        markdown_table(["present modalities", *keys], rows),
+        "",
+        f"With all modalities the MAE is {full['MAE']:.4f}. The best single modality is "
+        f"{best} (MAE {singles[best]['MAE']:.4f}); leaving out {costly} costs most (MAE "
+        f"{leave_one_out[costly]['MAE']:.4f} without it).",
+        "",
+    ]
+
+
+def write_report(
+    model: nn.Module,
+    loader: Iterable[MultimodalBatch],
+    out_dir: str | os.PathLike,
+    *,
+    log: Iterable[Mapping] | None = None,
+    metrics: Metrics = regression_metrics,
+    method: str = "tsne",
+    title: str = "DHMD inspection",
+    dpi: int = FIGURE_DPI,
+    seed: int = 0,
+) -> Path:
+    r"""Writes every figure of the inspection and ``report.md`` into ``out_dir``.
+
+    Args:
+        model (nn.Module): A trained :class:`~dhmd_graph.DHMD`.
+        loader (Iterable[MultimodalBatch]): The split to inspect (iterated twice: once
+            for the outputs, once for the subsets of modalities).
+        out_dir (str or PathLike): The folder to write (created if needed).
+        log (Iterable[Mapping], optional): The training log's epoch records
+            (:func:`~dhmd_graph.inspect.edges.read_log`); :obj:`None` leaves out the edge
+            evolution. (default: :obj:`None`)
+        metrics (Callable, optional): The dataset's metrics.
+            (default: :func:`~dhmd_graph.metrics.regression_metrics`)
+        method (str, optional): ``"tsne"`` or ``"pca"`` for the feature spaces.
+            (default: ``"tsne"``)
+        title (str, optional): The report's heading. (default: ``"DHMD inspection"``)
+        dpi (int, optional): Resolution of the PNG figures. (default: ``FIGURE_DPI``)
+        seed (int, optional): Seed of the embeddings' subsampling and t-SNE.
+            (default: ``0``)
+
+    Returns:
+        Path: The written ``report.md``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs: SplitOutputs = collect_outputs(model, loader)
+    modalities = outputs.modalities
+    lines = [f"# {title}", "", f"{len(outputs.labels)} samples, modalities "
+             f"{', '.join(modalities)}.", ""]
+
+    graphs = edge_graphs(outputs)
+    lines += ["## Who teaches whom: the distillation graphs", "",
+              f"![edge weights]({_save(plot_edge_graphs(graphs), out_dir / 'edges.png', dpi)})",
+              "",
+              "Each arrow teacher → student is drawn with its mean distillation weight "
+              "w = E + p over the samples (E learned and input-dependent, p the prior, if "
+              "any); width and colour grow with the weight.", "",
+              *_edge_section(graphs)]
+
+    history = edge_history(log) if log is not None else None
+    if history is not None and history.spaces:
+        figure = _save(plot_edge_evolution(history), out_dir / "edge_evolution.png", dpi)
+        lines += ["## Edge weights during training", "", f"![edge evolution]({figure})", "",
+                  f"The mean learned weight E of every edge per epoch ({len(history.epochs)} "
+                  "epochs, as logged by training; the dotted line is the selected epoch).", ""]
+
+    embeddings = embed_spaces(outputs, method=method, seed=seed)
+    separation = {space: modality_separation(values.features, seed=seed)
+                  for space, values in outputs.spaces.items()}
+    used = next(iter(embeddings.values())).method
+    lines += ["## Homogeneous and heterogeneous features", "",
+              f"![feature spaces]({_save(plot_spaces(embeddings, modalities), out_dir / 'spaces.png', dpi)})",
+              "",
+              f"{'t-SNE' if used == 'tsne' else 'PCA'} of the pooled features of up to 500 "
+              "samples, every modality of a sample one point, coloured by modality (left) and "
+              "label sign (right). Modality separation is scored on all samples with the "
+              "cosine distance (10 nearest neighbours).", "",
+              *_space_section(separation)]
+
+    usages = {space: atom_usage(values.atoms)
+              for space, values in outputs.spaces.items() if values.atoms is not None}
+    if usages:
+        figure = _save(plot_atom_activations(outputs, usages), out_dir / "atoms.png", dpi)
+        lines += ["## Dictionary activations", "", f"![dictionary activations]({figure})", "",
+                  *_dictionary_section(usages, modalities)]
+
+    table = evaluate_subsets(model, loader, metrics=metrics)
+    lines += ["## Missing modalities", "",
+              "The metrics of this split when only some modalities are present (the absent "
+              "ones removed from both graphs and masked from the fusion).", "",
+              *_subset_section(table, modalities)]
+
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def find_checkpoint(run_dir: str | os.PathLike, seed: int | None = None) -> Path:
+    r"""The ``best.pt`` of a run: ``run_dir/best.pt`` for a seed folder, else the
+    ``seed_<seed>/best.pt`` of a multi-seed run folder (the first seed by default).
+
+    Raises:
+        FileNotFoundError: If there is no such checkpoint.
+    """
+    run_dir = Path(run_dir)
+    if seed is None and (run_dir / "best.pt").is_file():
+        return run_dir / "best.pt"
+    pattern = "seed_*/best.pt" if seed is None else f"seed_{seed}/best.pt"
+    found = sorted(run_dir.glob(pattern))
+    if not found:
+        raise FileNotFoundError(
+            f"no checkpoint {pattern if seed is not None else 'best.pt or seed_*/best.pt'} "
+            f"in '{run_dir}'; give a run folder written by 'dhmd train' or one of its "
+            "seed folders."
+        )
+    return found[0]
+
+
+def load_run_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict]:
+    r"""The :class:`~dhmd_graph.DHMD` saved in a ``dhmd train`` checkpoint, on the CPU
+    and in evaluation mode, and the checkpoint's ``meta`` (``preset``, ``aligned``,
+    ``data``, ``model``).
+
+    Raises:
+        ValueError: If the checkpoint holds no model configuration.
+    """
+    from dhmd_graph.config import config_from_dict
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    meta = dict(state.get("meta", {}))
+    if "model" not in meta:
+        raise ValueError(f"'{checkpoint}' was not written by 'dhmd train': its meta has no "
+                         "model configuration, so the model cannot be rebuilt.")
+    model = DHMD(config_from_dict(meta["model"]))
+    model.load_state_dict(state["model"])
+    meta["epoch"] = state.get("epoch")
+    return model.eval(), meta
+
+
+def inspect_run(
+    run_dir: str | os.PathLike,
+    *,
+    data: str | os.PathLike | None = None,
+    split: str = "valid",
+    out_dir: str | os.PathLike | None = None,
+    method: str = "tsne",
+    seed: int | None = None,
+    batch_size: int = 64,
+) -> Path:
+    r"""Inspects the selected checkpoint of a ``dhmd train`` run on one split.
+
+    Reads ``best.pt`` (see :func:`find_checkpoint`) and the ``log.jsonl`` beside it, and
+    writes :func:`write_report`'s figures and ``report.md``.
+
+    Args:
+        run_dir (str or PathLike): A run folder or one of its ``seed_*`` folders.
+        data (str or PathLike, optional): The dataset; :obj:`None` uses the one the run
+            was trained on. (default: :obj:`None`)
+        split (str, optional): ``"train"``, ``"valid"`` or ``"test"``. Inspect the
+            validation split unless the study is over: the test split is for the final,
+            single evaluation. (default: ``"valid"``)
+        out_dir (str or PathLike, optional): Where to write; :obj:`None` means
+            ``<seed folder>/inspect-<split>``. (default: :obj:`None`)
+        method (str, optional): ``"tsne"`` or ``"pca"``. (default: ``"tsne"``)
+        seed (int, optional): The seed folder of a multi-seed run; :obj:`None` takes the
+            first. (default: :obj:`None`)
+        batch_size (int, optional): Samples per batch. (default: ``64``)
+
+    Returns:
+        Path: The written ``report.md``.
+    """
+    from dhmd_graph.data import load_dataset
+
+    checkpoint = find_checkpoint(run_dir, seed)
+    model, meta = load_run_model(checkpoint)
+    splits = load_dataset(data or meta["data"])
+    if split not in splits:
+        raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
+                         f"{sorted(splits)}.")
+    loader = DataLoader(splits[split], batch_size=batch_size, collate_fn=collate)
+    log_path = checkpoint.parent / "log.jsonl"
+    return write_report(
+        model, loader, out_dir or checkpoint.parent / f"inspect-{split}",
+        log=read_log(log_path) if log_path.is_file() else None,
+        metrics=metrics_for(meta.get("preset", "mosei")), method=method,
+        title=f"DHMD inspection: {checkpoint} (epoch {meta['epoch']}), {split} split",
+    )
