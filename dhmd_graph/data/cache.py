@@ -126,7 +126,7 @@ def _check_replaceable(cache_dir: Path, overwrite: bool) -> None:
     if not overwrite:
         raise DatasetError("another cache already exists", file=cache_dir,
                            expected="no cache there",
-                           found=f"a cache of {read_manifest(cache_dir).get('source')}",
+                           found=f"a cache of {_source_path(read_manifest(cache_dir))}",
                            fix="Pass overwrite=True (--overwrite) or choose another folder")
 
 
@@ -137,8 +137,18 @@ def _replace(work: Path, cache_dir: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.old.", dir=cache_dir.parent))
     os.replace(cache_dir, old / "cache")
-    os.replace(work, cache_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.replace(work, cache_dir)
+    except OSError:
+        os.replace(old / "cache", cache_dir)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _source_path(manifest: dict) -> str:
+    source = manifest.get("source")
+    return source.get("path", "?") if isinstance(source, dict) else "an unknown source"
 
 
 def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
