@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
+from dhmd_graph.cli import main
 from dhmd_graph.data import load_mmsa
 from dhmd_graph.data.synthetic import PROFILES, default_dataset_path, write_synthetic
 from dhmd_graph.metrics import regression_metrics
@@ -268,3 +269,30 @@ def test_default_dataset_path_generates_once(tmp_path, monkeypatch):
     assert path.stat().st_mtime_ns == stamp  # not written again
     with pytest.raises(ValueError, match="no aligned version"):
         default_dataset_path("sims")
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_synth(tmp_path, capsys):
+    out = tmp_path / "sub" / "sims.pkl"
+    argv = ["synth", str(out), "--profile", "sims", "--unaligned", "--sizes", "20,5,6",
+            "--seed", "1"]
+    assert main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    data = _read(out)
+    assert [len(s["id"]) for s in data.values()] == [20, 5, 6]
+    assert data["train"]["vision"].shape[1:] == (55, 709)
+    same = _read(write_synthetic(tmp_path / "same.pkl", "sims", False,
+                                 {"train": 20, "valid": 5, "test": 6}, seed=1))
+    np.testing.assert_array_equal(same["test"]["audio"], data["test"]["audio"])
+
+
+def test_cli_synth_bad_input(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "x.pkl"), "--profile", "sims"]) == 2
+    assert "no aligned version" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth", str(tmp_path / "x.pkl"), "--sizes", "200,50"])
+    assert exit_info.value.code == 2
+    assert "TRAIN,VALID,TEST" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
