@@ -1,10 +1,21 @@
 """dhmd_graph: Decoupled Hierarchical Multimodal Distillation on PyTorch Geometric."""
 
 from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides, preset
-from dhmd_graph.data import DatasetError, MultimodalBatch, MultimodalDataset, collate
+from dhmd_graph.data import (
+    DatasetError,
+    MultimodalBatch,
+    MultimodalDataset,
+    collate,
+    convert_to_cache,
+    load_cache,
+    load_dataset,
+    load_misa,
+    load_mmsa,
+    read_csd,
+)
 from dhmd_graph.model import DHMD, DHMDOutput, dhmd_objective
 from dhmd_graph.nn import DynamicGraphDistill
 
 __version__ = "0.1.0"
 
-__all__ = ["DHMD", "DHMDConfig", "DHMDOutput", "ModalityConfig", "apply_overrides", "dhmd_objective", "preset", "DatasetError", "DynamicGraphDistill", "MultimodalBatch", "MultimodalDataset", "collate", "__version__"]
+__all__ = ["DHMD", "DHMDConfig", "DHMDOutput", "ModalityConfig", "apply_overrides", "dhmd_objective", "preset", "DatasetError", "DynamicGraphDistill", "MultimodalBatch", "MultimodalDataset", "collate", "convert_to_cache", "load_cache", "load_dataset", "load_misa", "load_mmsa", "read_csd", "__version__"]
