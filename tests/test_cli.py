@@ -30,10 +30,16 @@ def test_describe_a_pickle(tmp_path, capsys):
     assert "audio    shape (6, 9, 2) float32, length 1..6 (mean 3.5)" in out
     assert "labels   mean 0.450, std 1.663, range [-2.60, 2.90]" in out  # population std
     # Rounded grid: -3:1, 0:1, 1:2 (0.4 -> 0, 1.0 and 1.2 -> 1), 3:1; the fullest bar is longest.
-    assert "   -3 | #################### 1" in out
-    assert "   +0 | ######################################## 2" in out
-    assert "   +1 | ######################################## 2" in out
-    assert "   -0" not in out
+    assert "   -3.0 | #################### 1" in out
+    assert "   +0.0 | ######################################## 2" in out
+    assert "   +1.0 | ######################################## 2" in out
+    assert "-0.0" not in out
+
+
+def test_describe_uses_the_sims_grid_for_labels_in_unit_range(tmp_path, capsys):
+    main(["describe", str(write_mmsa(tmp_path / "data.pkl", labels=(-1.0, -0.25, 0.0, 0.6)))])
+    out = capsys.readouterr().out
+    assert "   -0.2 | " in out and "   +0.6 | " in out and "   -1.0 | " in out
 
 
 def test_convert_then_describe_the_cache(tmp_path, capsys):

@@ -107,7 +107,8 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     r"""A text summary of each split: sizes, shapes, length ranges and labels.
 
     The label histogram counts the labels rounded to the nearest integer (the 7
-    sentiment classes of MOSI/MOSEI, 3 for CH-SIMS).
+    sentiment classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in
+    [-1, 1] (the grid of CH-SIMS).
 
     Args:
         datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
@@ -126,8 +127,10 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
         labels = dataset.labels
         lines.append(f"  labels   mean {labels.mean():.3f}, std {labels.std():.3f}, "
                      f"range [{labels.min():.2f}, {labels.max():.2f}]")
-        values, counts = np.unique(np.round(labels) + 0.0, return_counts=True)  # no -0
+        step = 1.0 if np.abs(labels).max() > 1 else 0.2
+        grid = np.round(labels / step) * step + 0.0  # + 0.0 turns -0 into 0
+        values, counts = np.unique(grid, return_counts=True)
         for value, count in zip(values, counts, strict=True):
             bar = "#" * max(1, round(width * count / counts.max()))
-            lines.append(f"  {value:>+5.0f} | {bar} {count}")
+            lines.append(f"  {value:>+6.1f} | {bar} {count}")
     return "\n".join(lines)
