@@ -8,6 +8,7 @@ from dhmd_graph.data.loading import convert_to_cache, load_dataset
 from dhmd_graph.data.misa import load_misa
 from dhmd_graph.data.mmsa import load_mmsa
 from dhmd_graph.data.safe_pickle import load_pickle
+from dhmd_graph.data.synthetic import default_dataset_path, write_synthetic
 
 __all__ = [
     "CSDEntry",
@@ -17,6 +18,7 @@ __all__ = [
     "MultimodalDataset",
     "collate",
     "convert_to_cache",
+    "default_dataset_path",
     "load_cache",
     "load_dataset",
     "load_misa",
@@ -24,4 +26,5 @@ __all__ = [
     "load_pickle",
     "read_csd",
     "write_cache",
+    "write_synthetic",
 ]
