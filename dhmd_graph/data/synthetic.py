@@ -70,7 +70,7 @@ annotator noise, clipped to :math:`[-1, 1]` and snapped to the 0.2 grid.
 Generation is deterministic per ``seed`` and memory-lean: features are generated in
 float32 chunks straight into memory-mapped scratch files next to the output, which the
 pickle (protocol 5) then streams from without copying; full CMU-MOSEI aligned is about
-3.6 GB on disk.
+4.0 GB on disk.
 """
 
 from __future__ import annotations
