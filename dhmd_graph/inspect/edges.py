@@ -221,5 +221,5 @@ def plot_edge_evolution(history: EdgeHistory) -> Figure:
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
-    axes[0].set_ylabel("mean edge weight (training)")
+    axes[0].set_ylabel("mean learned edge weight E")
     return figure

@@ -21,14 +21,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
 from dhmd_graph.data.batch import MultimodalBatch, collate
-from dhmd_graph.inspect.dictionary import AtomUsage, atom_usage, plot_atom_activations
+from dhmd_graph.inspect.dictionary import atom_usage, plot_atom_activations
 from dhmd_graph.inspect.edges import (
     edge_graphs,
     edge_history,
@@ -64,13 +63,19 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def _save(figure: Figure, path: Path, dpi: int) -> str:
+def _figure(figure: Figure, path: Path, dpi: int, caption: str) -> list[str]:
+    """Saves ``figure`` to ``path``; the Markdown lines that show it."""
     figure.savefig(path, dpi=dpi)
-    return path.name
+    return [f"![{caption}]({path.name})", ""]
 
 
-def _edge_section(graphs: Mapping[str, nx.DiGraph]) -> list[str]:
-    lines = []
+def _edge_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[str]:
+    graphs = edge_graphs(outputs)
+    lines = ["## Who teaches whom: the distillation graphs", "",
+             *_figure(plot_edge_graphs(graphs), out_dir / "edges.png", dpi, "edge weights"),
+             "Each arrow teacher → student is drawn with its mean distillation weight "
+             "w = E + p over the samples (E learned and input-dependent, p the prior, if any); "
+             "width and colour grow with the weight.", ""]
     for space, graph in graphs.items():
         edges = sorted(graph.edges(data=True), key=lambda edge: -edge[2]["mean"])
         has_prior = any("prior" in data for *_, data in edges)
@@ -102,20 +107,42 @@ def _edge_section(graphs: Mapping[str, nx.DiGraph]) -> list[str]:
     return lines
 
 
-def _space_section(separation: Mapping[str, Mapping[str, float]]) -> list[str]:
+def _evolution_section(log: Iterable[Mapping], out_dir: Path, dpi: int) -> list[str]:
+    history = edge_history(log)
+    if not history.spaces:
+        return []
+    return ["## Edge weights during training", "",
+            *_figure(plot_edge_evolution(history), out_dir / "edge_evolution.png", dpi,
+                     "edge evolution"),
+            f"The mean learned weight E of every edge per epoch ({len(history.epochs)} epochs, "
+            "averaged over the training batches; the dotted line is the selected epoch).", ""]
+
+
+def _space_section(outputs: SplitOutputs, out_dir: Path, dpi: int, method: str,
+                   seed: int) -> list[str]:
+    embeddings = embed_spaces(outputs, method=method, seed=seed)
+    used = "t-SNE" if next(iter(embeddings.values())).method == "tsne" else "PCA"
+    separation = {space: modality_separation(values.features, seed=seed)
+                  for space, values in outputs.spaces.items()}
     rows = [[space, values["silhouette"], values["knn_purity"], values["chance"]]
             for space, values in separation.items()]
     homogeneous, heterogeneous = separation["homogeneous"], separation["heterogeneous"]
-    mixes = homogeneous["knn_purity"] < heterogeneous["knn_purity"]
     verdict = (
         "The homogeneous features of the modalities mix more than the heterogeneous ones, "
         "as decoupling intends"
-        if mixes else
+        if homogeneous["knn_purity"] < heterogeneous["knn_purity"] else
         "The homogeneous features do **not** mix more than the heterogeneous ones: the "
         "decoupling has not (yet) separated modality-irrelevant from modality-exclusive "
         "information"
     )
     return [
+        "## Homogeneous and heterogeneous features", "",
+        *_figure(plot_spaces(embeddings, outputs.modalities), out_dir / "spaces.png", dpi,
+                 "feature spaces"),
+        f"{used} of the pooled features of up to 500 samples, every modality of a sample one "
+        "point, coloured by modality (left) and label sign (right). The modality separation "
+        "below is scored on up to 3000 points with the cosine distance (10 nearest "
+        "neighbours).", "",
         markdown_table(["space", "modality silhouette", "k-NN modality purity", "chance purity"],
                        rows),
         "",
@@ -126,14 +153,22 @@ def _space_section(separation: Mapping[str, Mapping[str, float]]) -> list[str]:
     ]
 
 
-def _dictionary_section(usages: Mapping[str, AtomUsage], modalities: Sequence[str]) -> list[str]:
+def _dictionary_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[str]:
+    usages = {space: atom_usage(values.atoms)
+              for space, values in outputs.spaces.items() if values.atoms is not None}
+    if not usages:
+        return []
     rows = [
         [space, usage.mass.size, usage.atoms_50, usage.atoms_90, usage.entropy, usage.perplexity,
-         ", ".join(f"{m} {p:.1f}" for m, p in zip(modalities, usage.modality_perplexity, strict=True)),
+         ", ".join(f"{name} {value:.1f}" for name, value in
+                   zip(outputs.modalities, usage.modality_perplexity, strict=True)),
          usage.modality_distance]
         for space, usage in usages.items()
     ]
     return [
+        "## Dictionary activations", "",
+        *_figure(plot_atom_activations(outputs, usages), out_dir / "atoms.png", dpi,
+                 "dictionary activations"),
         markdown_table(["space", "atoms", "atoms for 50 %", "atoms for 90 %", "entropy (nats)",
                         "perplexity", "perplexity per modality", "modality distance (TV)"],
                        rows),
@@ -145,7 +180,8 @@ def _dictionary_section(usages: Mapping[str, AtomUsage], modalities: Sequence[st
     ]
 
 
-def _subset_section(table: Mapping[str, Mapping[str, float]], modalities: Sequence[str]) -> list[str]:
+def _subset_section(table: Mapping[str, Mapping[str, float]],
+                    modalities: Sequence[str]) -> list[str]:
     keys = list(next(iter(table.values())))
     rows = [[name.replace("+", " + "), *(metrics[key] for key in keys)]
             for name, metrics in table.items()]
@@ -156,6 +192,9 @@ def _subset_section(table: Mapping[str, Mapping[str, float]], modalities: Sequen
                      for name in modalities}
     costly = max(leave_one_out, key=lambda name: leave_one_out[name]["MAE"])
     return [
+        "## Missing modalities", "",
+        "The metrics of this split when only some modalities are present (the absent ones "
+        "removed from both graphs and masked from the fusion).", "",
         markdown_table(["present modalities", *keys], rows),
         "",
         f"With all modalities the MAE is {full['MAE']:.4f}. The best single modality is "
@@ -201,53 +240,15 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs: SplitOutputs = collect_outputs(model, loader)
-    modalities = outputs.modalities
-    lines = [f"# {title}", "", f"{len(outputs.labels)} samples, modalities "
-             f"{', '.join(modalities)}.", ""]
-
-    graphs = edge_graphs(outputs)
-    lines += ["## Who teaches whom: the distillation graphs", "",
-              f"![edge weights]({_save(plot_edge_graphs(graphs), out_dir / 'edges.png', dpi)})",
-              "",
-              "Each arrow teacher → student is drawn with its mean distillation weight "
-              "w = E + p over the samples (E learned and input-dependent, p the prior, if "
-              "any); width and colour grow with the weight.", "",
-              *_edge_section(graphs)]
-
-    history = edge_history(log) if log is not None else None
-    if history is not None and history.spaces:
-        figure = _save(plot_edge_evolution(history), out_dir / "edge_evolution.png", dpi)
-        lines += ["## Edge weights during training", "", f"![edge evolution]({figure})", "",
-                  f"The mean learned weight E of every edge per epoch ({len(history.epochs)} "
-                  "epochs, as logged by training; the dotted line is the selected epoch).", ""]
-
-    embeddings = embed_spaces(outputs, method=method, seed=seed)
-    separation = {space: modality_separation(values.features, seed=seed)
-                  for space, values in outputs.spaces.items()}
-    used = next(iter(embeddings.values())).method
-    lines += ["## Homogeneous and heterogeneous features", "",
-              f"![feature spaces]({_save(plot_spaces(embeddings, modalities), out_dir / 'spaces.png', dpi)})",
-              "",
-              f"{'t-SNE' if used == 'tsne' else 'PCA'} of the pooled features of up to 500 "
-              "samples, every modality of a sample one point, coloured by modality (left) and "
-              "label sign (right). Modality separation is scored on all samples with the "
-              "cosine distance (10 nearest neighbours).", "",
-              *_space_section(separation)]
-
-    usages = {space: atom_usage(values.atoms)
-              for space, values in outputs.spaces.items() if values.atoms is not None}
-    if usages:
-        figure = _save(plot_atom_activations(outputs, usages), out_dir / "atoms.png", dpi)
-        lines += ["## Dictionary activations", "", f"![dictionary activations]({figure})", "",
-                  *_dictionary_section(usages, modalities)]
-
-    table = evaluate_subsets(model, loader, metrics=metrics)
-    lines += ["## Missing modalities", "",
-              "The metrics of this split when only some modalities are present (the absent "
-              "ones removed from both graphs and masked from the fusion).", "",
-              *_subset_section(table, modalities)]
-
+    outputs = collect_outputs(model, loader)
+    lines = [f"# {title}", "",
+             f"{len(outputs.labels)} samples, modalities {', '.join(outputs.modalities)}.", "",
+             *_edge_section(outputs, out_dir, dpi),
+             *(_evolution_section(log, out_dir, dpi) if log is not None else []),
+             *_space_section(outputs, out_dir, dpi, method, seed),
+             *_dictionary_section(outputs, out_dir, dpi),
+             *_subset_section(evaluate_subsets(model, loader, metrics=metrics),
+                              outputs.modalities)]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     return report
