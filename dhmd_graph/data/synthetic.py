@@ -26,9 +26,10 @@ rounding), shuffled; at the real split size MOSEI reproduces its label counts ex
 Every modality sees :math:`s` through the shared (modality-irrelevant) channel, with a
 strength that decreases from text to audio to vision. Only audio sees :math:`r_a` (a
 vocal-intensity-like factor) and only vision sees :math:`r_v` (a facial-expressivity-like
-factor). Text alone therefore recovers at most the fraction
-:math:`\operatorname{Var}(y) / \operatorname{Var}(s)` of the label variance (about 0.6 with
-the default :math:`\sigma_r = 0.2 \cdot` label scale on MOSEI): audio and vision carry
+factor). With :math:`\sigma_r` a fixed fraction :math:`\rho` of the label's standard deviation,
+text alone can explain at most
+:math:`\operatorname{Var}(y) / \operatorname{Var}(s) = 1 / (1 + 2\rho^2)` of the label
+variance (2/3 with the default :math:`\rho = 0.5`, in every profile): audio and vision carry
 complementary information that text does not have.
 
 **Features.** Per modality :math:`m` a latent code of :math:`k_m = \min(16, d_m)` channels
@@ -95,7 +96,7 @@ __all__ = [
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
-GENERATOR_VERSION = 1  # bump when the generated content changes: it names the cache folder
+GENERATOR_VERSION = 2  # bump when the generated content changes: it names the cache folder
 _CHUNK = 256  # samples generated at once; part of the random stream, so a constant
 _CLS, _SEP, _FIRST_WORD_ID = 101, 102, 1000
 
@@ -212,7 +213,8 @@ class PlantedStructure:
             the modality-exclusive residual in audio and vision (text has none).
             (default: ``(2.0, 2.0)``)
         exclusive_std (float, optional): :math:`\sigma_r` of each exclusive residual, as a
-            fraction of the label scale. (default: ``0.2``)
+            fraction :math:`\rho` of the label's standard deviation (from the train table).
+            (default: ``0.5``)
         video_offset_std (float, optional): Std of the per-video nuisance offset of the code.
             (default: ``0.3``)
         step_noise_std (float, optional): Std of the per-step code noise. (default: ``1.0``)
@@ -232,7 +234,7 @@ class PlantedStructure:
 
     shared_strength: tuple[float, float, float] = (2.0, 1.0, 0.8)
     exclusive_strength: tuple[float, float] = (2.0, 2.0)
-    exclusive_std: float = 0.2
+    exclusive_std: float = 0.5
     video_offset_std: float = 0.3
     step_noise_std: float = 1.0
     feature_noise_std: float = 1.0
@@ -299,7 +301,7 @@ class _World:
 
     @property
     def exclusive_std(self) -> float:
-        return self.structure.exclusive_std * self.profile.label_scale
+        return self.structure.exclusive_std * _label_std(self.profile)
 
     @property
     def shared_std(self) -> float:

@@ -231,7 +231,7 @@ def test_planted_structure_measurably_holds(mosei_file):
 
     r2 = {m: _r2(fit([m]), y_test) for m in MODALITIES}
     r2_all = _r2(fit(MODALITIES), y_test)
-    # Observed (seed 0): text 0.51, audio 0.26, vision 0.18, all 0.65.
+    # Observed (seed 0): text 0.54, audio 0.27, vision 0.19, all 0.67, residual 0.27.
     assert r2["text"] > 0.35  # the shared channel: text alone is clearly informative
     assert r2["text"] > r2["audio"] > r2["vision"] > 0.05  # text strongest
     assert r2_all > r2["text"] + 0.08  # the full label needs audio and vision
@@ -261,7 +261,7 @@ def test_loads_with_the_mmsa_reader(mosei_file, small, tmp_path):
 def test_default_dataset_path_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("DHMD_CACHE", str(tmp_path))
     path = default_dataset_path("mosi", aligned=False, sizes=SMALL, seed=3)
-    assert path.parent.parent == tmp_path / "synthetic"
+    assert path.parent.parent == tmp_path / "synthetic" and path.parent.name.startswith("v")
     assert path.name == "mosi_unaligned_60-20-20_3.pkl"
     assert sorted(os.listdir(path.parent)) == [path.name]  # no scratch files left behind
     stamp = path.stat().st_mtime_ns
