@@ -48,7 +48,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-__all__ = ["format_table", "metrics_for", "regression_metrics", "sims_metrics"]
+__all__ = [
+    "REGRESSION_KEYS", "SIMS_KEYS", "format_table", "metrics_for", "regression_metrics",
+    "sims_metrics",
+]
 
 Metrics = dict[str, float]
 

@@ -116,6 +116,23 @@ def test_lengths_and_exact_zero_padding(small, profile, aligned):
         np.testing.assert_array_equal(words, lengths["text"] - 2)
 
 
+def test_sentiment_words_lie_in_one_window(small):
+    # The raw text mirrors the time window: sentiment words only inside one contiguous
+    # window of at most 60 % of the clip, all of one polarity.
+    from dhmd_graph.data.synthetic import _NEGATIVE, _POSITIVE
+
+    spans = []
+    for text in small("mosei", True)["train"]["raw_text"]:
+        words = text.split()
+        polar = [i for i, w in enumerate(words) if w in _POSITIVE + _NEGATIVE]
+        if len(polar) < 2:
+            continue
+        assert len({words[i] in _POSITIVE for i in polar}) == 1
+        spans.append((polar[-1] - polar[0] + 1) / (len(words) + 2))
+        assert spans[-1] <= 0.6 + 2 / (len(words) + 2)
+    assert len(spans) > 30
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="'sims' has no aligned version"):
         write_synthetic("unused.pkl", "sims", aligned=True)
