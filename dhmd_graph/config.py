@@ -491,6 +491,12 @@ def _build(cls: type, data: Any, path: str) -> Any:
                          f"{path or cls.__name__}; valid keys: {sorted(hints)}.")
     values = {key: _convert(hints[key], value, f"{path}.{key}" if path else key)
               for key, value in data.items()}
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise ValueError(f"config_from_dict: {path or cls.__name__} lacks the required "
+                         f"key(s) {missing}.")
     return cls(**values)
 
 

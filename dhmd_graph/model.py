@@ -254,7 +254,6 @@ class DHMD(nn.Module):
     def forward(self, batch: MultimodalBatch, present: Tensor | None = None) -> DHMDOutput:
         self._check_batch(batch)
         present = self._present(batch, present)  # (B, M)
-        keep = present.to(batch.labels.dtype).unsqueeze(-1)  # (B, M, 1)
 
         # 1. Temporal projection.
         projected, lengths = [], []
@@ -262,6 +261,7 @@ class DHMD(nn.Module):
             x, length = projection(batch.features[name], batch.lengths[name])  # (B, T', d)
             projected.append(x)
             lengths.append(length)
+        keep = present.to(projected[0].dtype).unsqueeze(-1)  # (B, M, 1)
         masks = [length_mask(length, x.shape[1]) for x, length in zip(projected, lengths, strict=True)]
 
         # 2. Decoupling and self-regression.
@@ -411,8 +411,10 @@ class DHMD(nn.Module):
             edge_type = graph.modality[teacher] * num_modalities + graph.modality[student]
             mean = scatter(edges.learned.detach(), edge_type, dim=0,
                            dim_size=num_modalities * num_modalities, reduce="mean")
-            pairs = self.config.edge_pairs(space) or [(t, s) for t, s in self.pairs]
-            for t, s in sorted(pairs, key=lambda pair: (pair[0], pair[1])):
+            pairs = self.config.edge_pairs(space) or [
+                (t, s) for t in range(num_modalities) for s in range(num_modalities) if t != s
+            ]
+            for t, s in sorted(pairs):
                 means[f"edge/{space}/{edge_name(names[t], names[s])}"] = mean[t * num_modalities + s]
         return means
 

@@ -91,6 +91,10 @@ def test_from_dict_rejects_unknown_keys():
     data["encoder"]["layers"] = 3
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['layers'\] in encoder.*num_layers"):
         config_from_dict(data)
+    with pytest.raises(ValueError, match=r"modalities.1 lacks the required key\(s\) \['name'\]"):
+        config_from_dict({"modalities": [{"name": "a", "input_dim": 2}, {"input_dim": 3}]})
+    assert config_from_dict({"modalities": [{"name": "a", "input_dim": 2},
+                                            {"name": "b", "input_dim": 3}]}).width == 50
 
 
 def test_overrides_convert_types():
@@ -111,6 +115,11 @@ def test_overrides_convert_types():
     assert config.dictionary.atoms == 0
     assert config.heterogeneous_graph.prior == {"words->audio": 2}
     assert config.modalities[1].kernel_size == 3 and config.modalities[0].vocab_size == 50
+    replaced = apply_overrides(base, [
+        'modalities=[{"name": "a", "input_dim": 2}, {"name": "b", "input_dim": 3}]',
+        "modalities.b.kernel_size=2",
+    ])
+    assert [(m.name, m.kernel_size) for m in replaced.modalities] == [("a", 1), ("b", 2)]
     assert base.width == 12 and base.modalities[1].kernel_size == 1  # not modified
 
 
