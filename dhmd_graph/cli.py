@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="samples per split, e.g. 200,50,50 (default: the real sizes)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.set_defaults(func=_cmd_synth)
+
+    _add_train_and_eval(commands)
     return parser
 
 
@@ -83,6 +85,173 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(f"dhmd synth: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train DHMD, one run per seed, and test each selected checkpoint once",
+        description="Train DHMD with model selection on the validation split; the test split "
+        "is evaluated once per seed, with the selected checkpoint. Works the same under "
+        "torchrun (data-parallel).")
+    train.add_argument("--data", metavar="PATH", help="an MMSA .pkl file, a cache folder or a "
+                       "MISA folder (default: the embedded synthetic dataset of the preset)")
+    train.add_argument("--preset", choices=("mosi", "mosei", "sims"),
+                       help="model preset and metrics (default: the --config file's, or mosei)")
+    train.add_argument("--unaligned", action="store_true",
+                       help="unaligned data (default: aligned; CH-SIMS is unaligned only)")
+    train.add_argument("--config", metavar="FILE.json", help="a JSON file as a run's "
+                       "config.json: optional keys preset, aligned, data, model, train")
+    train.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+",
+                       action="extend", default=[],
+                       help="dotted overrides, e.g. train.lr=3e-4 model.width=40")
+    train.add_argument("--seeds", help="comma-separated seeds (default: train.seeds)")
+    train.add_argument("--out", metavar="RUN_DIR",
+                       help="the run folder (default: runs/<preset>-<aligned|unaligned>)")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in RUN_DIR with its saved configuration")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="metrics of a trained run or checkpoint on one split")
+    evaluate.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                          help="a run folder (every seed), a seed folder, or a .pt file")
+    evaluate.add_argument("--data", metavar="PATH",
+                          help="the dataset (default: the one the run was trained on)")
+    evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test",
+                          help="the split to evaluate (default: test)")
+    evaluate.set_defaults(func=_cmd_eval)
+
+
+def _experiment(args: argparse.Namespace) -> dict:
+    """The run's configuration from ``--config``, the preset, ``--set`` and ``--seeds``."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from dhmd_graph.config import apply_overrides, config_from_dict, preset
+    from dhmd_graph.train import TrainConfig
+
+    file = json.loads(Path(args.config).read_text()) if args.config else {}
+    name = args.preset or file.get("preset", "mosei")
+    aligned = False if args.unaligned else file.get("aligned", True)
+    model = config_from_dict(file["model"]) if "model" in file else preset(name, aligned)
+    train = TrainConfig.from_dict(file.get("train", {}))
+    overrides: dict[str, list[str]] = {"model": [], "train": []}
+    for item in args.overrides:
+        section, _, rest = item.partition(".")
+        if section not in overrides or not rest:
+            raise ValueError(f"--set {item!r}: keys start with 'model.' or 'train.', "
+                             "e.g. --set model.width=40 train.lr=3e-4")
+        overrides[section].append(rest)
+    model = apply_overrides(model, overrides["model"])
+    train = train.with_overrides(overrides["train"])
+    if args.seeds:
+        try:
+            seeds = [int(seed) for seed in args.seeds.split(",")]
+        except ValueError:
+            raise ValueError(f"--seeds: expected comma-separated integers such as 1111,1112, "
+                             f"found {args.seeds!r}") from None
+        train = dataclasses.replace(train, seeds=seeds)
+    return {"preset": name, "aligned": aligned, "model": model, "train": train,
+            "data": args.data or file.get("data")}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    if args.resume and (args.config or args.overrides or args.seeds or args.preset
+                        or args.unaligned):
+        print("dhmd train: error: --resume continues a run with the configuration saved in "
+              "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/--unaligned.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out or f"runs/{args.preset or 'mosei'}-"
+               f"{'unaligned' if args.unaligned else 'aligned'}")
+    if args.resume and (out / "config.json").is_file():
+        args.config = str(out / "config.json")
+    try:
+        experiment = _experiment(args)
+    except (ValueError, OSError) as error:  # name the field or file, and the fix
+        print(f"dhmd train: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    from dhmd_graph.config import config_to_dict
+    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.synthetic import default_dataset_path
+    from dhmd_graph.metrics import metrics_for
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train import NonFiniteLossError, RunExistsError, format_table, run_seeds
+    from dhmd_graph.train.distributed import teardown_distributed
+
+    data = experiment["data"] or default_dataset_path(experiment["preset"], experiment["aligned"])
+    model_config = experiment["model"]
+    meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
+            "data": str(data), "model": config_to_dict(model_config)}
+    try:
+        results = run_seeds(
+            lambda: DHMD(model_config), load_dataset(data), experiment["train"], out,
+            metrics=metrics_for(experiment["preset"]), meta=meta, resume=args.resume,
+            overwrite=args.overwrite,
+        )
+    except RunExistsError as error:
+        print(f"dhmd train: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as error:
+        print(f"dhmd train: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        teardown_distributed()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(format_table(results))
+        print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dhmd_graph.config import config_from_dict
+    from dhmd_graph.data import load_dataset
+    from dhmd_graph.metrics import metrics_for
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train import format_table, load_checkpoint, predict, summarize
+    from dhmd_graph.train.distributed import setup_distributed
+
+    target = Path(args.target)
+    if target.is_file():
+        checkpoints = [target]
+    elif (target / "best.pt").is_file():
+        checkpoints = [target / "best.pt"]
+    else:
+        checkpoints = sorted(target.glob("seed_*/best.pt"))
+    if not checkpoints:
+        print(f"dhmd eval: error: no checkpoint at '{target}'; give a .pt file, a seed folder "
+              "with best.pt, or a run folder with seed_*/best.pt.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    context = setup_distributed()
+    datasets: dict[str, dict] = {}
+    records = []
+    for path in checkpoints:
+        state = load_checkpoint(path, map_location=context.device)
+        meta = state.get("meta", {})
+        if "model" not in meta:
+            print(f"dhmd eval: error: '{path}' was not written by 'dhmd train' (its meta has "
+                  "no model configuration).", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        model = DHMD(config_from_dict(meta["model"]))
+        model.load_state_dict(state["model"])
+        data = args.data or meta["data"]
+        if data not in datasets:
+            datasets[data] = load_dataset(data)
+        prediction, label = predict(model.to(context.device), datasets[data][args.split],
+                                    context)
+        records.append({"seed": state["seed"],
+                        args.split: metrics_for(meta["preset"])(prediction, label)})
+    print(format_table(summarize(records, args.split)))
     return 0
 
 

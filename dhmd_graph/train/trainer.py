@@ -248,6 +248,9 @@ class Trainer:
         valid = self.evaluate(self.valid_set)
         record |= {f"valid/{name}": value for name, value in valid.items()}
 
+        if self.config.monitor not in valid:
+            raise ValueError(f"TrainConfig.monitor: expected one of the metrics {sorted(valid)}, "
+                             f"found {self.config.monitor!r}. Set train.monitor to one of them.")
         value = float(valid[self.config.monitor])
         self.scheduler.step(value)
         minimize = self.config.monitor_mode == "min"

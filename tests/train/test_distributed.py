@@ -82,6 +82,29 @@ def test_torchrun_two_processes_match_one(tmp_path):
         assert a["train/loss"] == pytest.approx(b["train/loss"], abs=TOLERANCE)
 
 
+@pytest.mark.slow
+def test_torchrun_dhmd_train_command(tmp_path):
+    """``dhmd train`` itself under torchrun: DHMD under DDP, one set of outputs."""
+    from dhmd_graph.data.synthetic import write_synthetic
+
+    data = write_synthetic(tmp_path / "tiny.pkl", "mosei",
+                           sizes={"train": 16, "valid": 8, "test": 8})
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "dhmd_graph.cli", "train", "--data", str(data),
+               "--out", str(tmp_path / "run"), "--seeds", "3", "--set", "model.width=8",
+               "model.num_heads=2", "model.encoder.num_layers=1",
+               "model.encoder.memory_layers=1", "model.dictionary.atoms=4",
+               "train.max_epochs=2", "train.batch_size=4", "train.accumulation_steps=2"]
+    done = subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("mean ± std") == 1  # rank 0 alone prints
+    assert sorted(p.name for p in (tmp_path / "run" / "seed_3").iterdir()) == [
+        "best.pt", "last.pt", "log.jsonl", "metrics.json"]
+    log = (tmp_path / "run" / "seed_3" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2]
+
+
 if __name__ == "__main__":
     train(sys.argv[1], int(sys.argv[2]))
     teardown_distributed()

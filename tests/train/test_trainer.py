@@ -251,6 +251,12 @@ def test_run_seeds_results_table_and_resume(tmp_path):
     assert again == results
 
 
+def test_unknown_monitor_is_a_clear_error(tmp_path):
+    trainer = make_trainer(tmp_path, tiny_config(monitor="Acc"), random_splits())
+    with pytest.raises(ValueError, match=r"TrainConfig.monitor: expected one of .*'MAE'"):
+        trainer.fit()
+
+
 def test_train_config_checks_and_overrides():
     with pytest.raises(ValueError, match=r"TrainConfig.accumulation_steps: expected"):
         TrainConfig(accumulation_steps=0)
@@ -264,3 +270,71 @@ def test_train_config_checks_and_overrides():
         TrainConfig().with_overrides(["max_epochs=x"])
     with pytest.raises(ValueError, match="with a key of"):
         TrainConfig().with_overrides(["learning_rate=1"])
+
+
+# The `dhmd train` and `dhmd eval` commands, on a tiny DHMD and tiny synthetic data. ####
+
+TINY_MODEL = ["model.width=8", "model.num_heads=2", "model.encoder.num_layers=1",
+              "model.encoder.memory_layers=1", "model.dictionary.atoms=4"]
+
+
+@pytest.fixture(scope="module")
+def tiny_mosei(tmp_path_factory):
+    from dhmd_graph.data.synthetic import write_synthetic
+
+    path = tmp_path_factory.mktemp("data") / "tiny.pkl"
+    return write_synthetic(path, "mosei", sizes={"train": 24, "valid": 8, "test": 8})
+
+
+def dhmd_train(data, out, *extra):
+    from dhmd_graph.cli import main
+
+    return main(["train", "--data", str(data), "--out", str(out), "--seeds", "3",
+                 "--set", *TINY_MODEL, "train.max_epochs=2", "train.batch_size=8",
+                 "train.accumulation_steps=1", *extra])
+
+
+def test_cli_train_refuse_resume_and_eval(tiny_mosei, tmp_path, capsys):
+    from dhmd_graph.cli import EXIT_BAD_INPUT, main
+
+    run = tmp_path / "run"
+    assert dhmd_train(tiny_mosei, run) == 0
+    out = capsys.readouterr().out
+    results = json.loads((run / "results.json").read_text())
+    assert f"MAE            {results['mean']['MAE']:.4f}" in out
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["width"] == 8 and saved["train"]["max_epochs"] == 2
+    assert saved["preset"] == "mosei" and saved["data"] == str(tiny_mosei)
+
+    assert dhmd_train(tiny_mosei, run) == EXIT_BAD_INPUT
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # every seed is done
+    assert json.loads((run / "results.json").read_text()) == results
+    capsys.readouterr()
+
+    assert main(["eval", str(run)]) == 0  # the test split, with the selected checkpoint
+    assert f"{results['mean']['MAE']:.4f}" in capsys.readouterr().out
+    assert main(["eval", str(run / "seed_3" / "best.pt"), "--split", "valid"]) == 0
+    valid_mae = results["seeds"][0]["valid"]["MAE"]
+    assert f"MAE            {valid_mae:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "width=8"], "keys start with 'model.' or 'train.'"),
+    (["--set", "train.lr=-1"], "TrainConfig.lr: expected a positive number"),
+    (["--set", "model.widht=8"], "unknown key"),
+    (["--seeds", "1,x"], "--seeds: expected comma-separated integers"),
+])
+def test_cli_train_bad_configuration_exits_2(tiny_mosei, tmp_path, capsys, extra, message):
+    from dhmd_graph.cli import EXIT_BAD_INPUT
+
+    assert dhmd_train(tiny_mosei, tmp_path / "run", *extra) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_bad_data_exits_2(tmp_path, capsys):
+    from dhmd_graph.cli import EXIT_BAD_INPUT
+
+    assert dhmd_train(tmp_path / "missing.pkl", tmp_path / "run") == EXIT_BAD_INPUT
+    assert "unrecognised dataset path" in capsys.readouterr().err
