@@ -252,6 +252,19 @@ class DHMD(nn.Module):
         return tuple(self.config.modality_names)
 
     def forward(self, batch: MultimodalBatch, present: Tensor | None = None) -> DHMDOutput:
+        r"""Runs the model on a batch.
+
+        Args:
+            batch (MultimodalBatch): Features of every configured modality (by name;
+                extra modalities are ignored) with their true lengths.
+            present (Tensor, optional): ``(B, M)`` bool in :attr:`modalities` order,
+                :obj:`False` for an absent modality (at least one per sample).
+                (default: :obj:`None`, all present)
+
+        Raises:
+            DatasetError: If the batch lacks a modality or its features do not match
+                the configured width or kind.
+        """
         self._check_batch(batch)
         present = self._present(batch, present)  # (B, M)
 
