@@ -220,13 +220,8 @@ class DHMD(nn.Module):
         self.heterogeneous_graph = self._graph_unit("heterogeneous", heterogeneous_width)
 
         # 6. Dictionaries (atoms == 0: none, the model is DMD).
-        dictionary = config.dictionary
-        self.homogeneous_dictionary, self.heterogeneous_dictionary = (
-            CrossModalDictionary(channels, dictionary.atoms, temperature=dictionary.temperature,
-                                 activation=dictionary.activation, pooling=dictionary.pooling)
-            if dictionary.atoms > 0 else None
-            for channels in (width, heterogeneous_width)
-        )
+        self.homogeneous_dictionary = self._dictionary(width)
+        self.heterogeneous_dictionary = self._dictionary(heterogeneous_width)
 
         # 7. Fusion.
         self.fusion_heterogeneous = nn.ModuleList(
@@ -234,7 +229,7 @@ class DHMD(nn.Module):
         )
         self.fusion_shared = nn.Linear(num_modalities * width, num_modalities * width)
         fusion_width = num_modalities * (heterogeneous_width + width)
-        if dictionary.atoms > 0:
+        if config.dictionary.atoms > 0:
             fusion_width += num_modalities * (width + heterogeneous_width)
         self.fusion_head = ResidualHead(fusion_width, dropout=encoder.output_dropout)
 
@@ -245,6 +240,13 @@ class DHMD(nn.Module):
             temperature=graph.temperature, normalize=graph.normalize,
             prior=self.config.prior_matrix(space), prior_temperature=graph.prior_temperature,
         )
+
+    def _dictionary(self, channels: int) -> CrossModalDictionary | None:
+        dictionary = self.config.dictionary
+        if dictionary.atoms == 0:
+            return None
+        return CrossModalDictionary(channels, dictionary.atoms, temperature=dictionary.temperature,
+                                    activation=dictionary.activation, pooling=dictionary.pooling)
 
     @property
     def modalities(self) -> tuple[str, ...]:
