@@ -1,0 +1,127 @@
+"""The benchmark harnesses: helpers, the layer agreement check, and every script's
+``--quick`` mode. Harness correctness only: no assertion on a timing."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def load():
+    """Imports a benchmark script by name, as ``python benchmarks/<name>.py`` would."""
+    sys.path.insert(0, str(BENCHMARKS))
+    before = set(sys.modules)
+
+    def _load(name):
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        return sys.modules[name]
+
+    yield _load
+    sys.path.remove(str(BENCHMARKS))
+    for name in ("common", "layer", "train_step", "scale", "scaling_curves"):
+        if name not in before:
+            sys.modules.pop(name, None)
+
+
+def _written(tmp_path, name):
+    payload = json.loads((tmp_path / f"{name}.json").read_text())
+    assert payload["command"].startswith("python ")
+    assert payload["machine"]["torch"] == torch.__version__
+    assert payload["machine"]["logical_cpus"] >= 1
+    assert payload["rows"]
+    return payload
+
+
+def test_timing_statistics(load):
+    common = load("common")
+    timing = common.Timing.from_runs([5.0, 1.0, 3.0, 2.0, 4.0], number=1)
+    assert timing.median == 3.0
+    assert (timing.q25, timing.q75, timing.iqr) == (2.0, 4.0, 2.0)
+
+    calls = []
+    result = common.time_function(lambda: calls.append(1), warmup=2, repeats=3,
+                                  min_run_time=0.0)
+    assert len(result.runs) == 3 and result.number >= 1
+    assert len(calls) == 2 + 1 + 3 * result.number  # warm-up, calibration, runs
+
+    first, second, ratio = common.time_pair(lambda: None, lambda: None, repeats=4,
+                                            min_run_time=0.0)
+    assert len(ratio.runs) == 4
+    assert ratio.runs == [a / b for a, b in zip(first.runs, second.runs, strict=True)]
+
+
+def test_peak_tensor_memory_counts_temporaries(load):
+    common = load("common")
+    size = 1_000_000
+
+    def temporary():
+        x = torch.ones(size)  # 4 MB, freed on return
+        return float(x.sum())
+
+    assert common.peak_tensor_memory(temporary) >= 4 * size
+    kept = torch.ones(size)
+    assert common.peak_tensor_memory(lambda: kept.add_(1)) < 4 * size  # in place: nothing new
+
+
+def test_layer_dense_reference_agrees_and_detects_a_difference(load):
+    layer = load("layer")
+    module = layer.make_layer(3, 1, 6, 4)
+    logits, reprs = layer.make_inputs(5, 3, 1, 6)
+    assert layer.check_agreement(module, logits, reprs, 3) < 1e-5
+    # The dense version implements the reference 'graph' softmax only: another
+    # normalisation must be caught.
+    module.normalize = "target"
+    with pytest.raises(AssertionError, match="differ"):
+        layer.check_agreement(module, logits, reprs, 3)
+
+
+def test_layer_quick(load, tmp_path):
+    rows = load("layer").main(["--quick", "--output-dir", str(tmp_path)])
+    assert {(row["M"], row["B"]) for row in rows} == {(2, 16), (2, 64), (3, 16), (3, 64)}
+    assert all(row["edges"] == row["B"] * row["M"] * (row["M"] - 1) for row in rows)
+    assert all(row["pyg_peak_mib"] > 0 and row["dense_peak_mib"] > 0 for row in rows)
+    payload = _written(tmp_path, "layer_quick")
+    assert payload["summary"]["target_ratio_met"] is None  # no B >= 256 in quick mode
+
+
+def test_train_step_quick(load, tmp_path):
+    rows = load("train_step").main(["--quick", "--profile", "--alignment", "unaligned",
+                                    "--output-dir", str(tmp_path)])
+    (row,) = rows
+    assert (row["preset"], row["aligned"], row["target_train"]) == ("mosei", False, 3.0)
+    assert row["train_samples_per_s"] > 0 and row["latency_b1_ms"] > 0
+    profile = _written(tmp_path, "train_step_quick")["profiles"]["mosei_unaligned"]
+    assert {p["phase"] for p in profile["phases"]} == {"forward", "objective", "backward",
+                                                       "optimizer"}
+    modules = {m["module"] for m in profile["modules_forward"]}
+    assert {"cross_modal", "homogeneous_graph", "fusion_head"} <= modules
+    assert all(0 <= m["share_of_forward"] <= 1 for m in profile["modules_forward"])
+
+
+def test_scaling_curves_quick(load, tmp_path):
+    sweeps = load("scaling_curves").main(["--quick", "--output-dir", str(tmp_path)])
+    assert [row["modalities"] for row in sweeps["modalities"]] == [2, 3]
+    assert [row["edges"] for row in sweeps["modalities"]] == [2, 6]
+    assert (tmp_path / "scaling_curves.png").stat().st_size > 0
+    assert len(_written(tmp_path, "scaling_curves_quick")["rows"]) == 6
+
+
+def test_scale_quick(load, tmp_path):
+    (row,) = load("scale").main(["--quick", "--workdir", str(tmp_path / "work"),
+                                 "--output-dir", str(tmp_path)])
+    assert row["samples"] == "32/8/8" and not row["extrapolated"]
+    assert row["peak_rss_mib"] >= row["after_import_rss_mib"] > 0
+    assert row["peak_anon_mib"] > 0
+    assert row["epoch_s"] == pytest.approx(row["train_epoch_s"] + row["valid_epoch_s"])
+    assert not list((tmp_path / "work").glob("*.pkl"))  # the pickle is deleted
+    _written(tmp_path, "scale_quick")
