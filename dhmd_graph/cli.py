@@ -180,7 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
     from dhmd_graph.config import config_to_dict
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data import DatasetError, load_dataset
     from dhmd_graph.data.synthetic import default_dataset_path
     from dhmd_graph.metrics import metrics_for
     from dhmd_graph.model import DHMD
@@ -191,9 +191,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model_config = experiment["model"]
     meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
             "data": str(data), "model": config_to_dict(model_config)}
+    splits = load_dataset(data)
+    expected = {m.name: m.input_dim for m in model_config.modalities}
+    if splits["train"].feature_dims != expected:
+        raise DatasetError(
+            "the data does not fit the model configuration", file=data,
+            expected=f"modalities and feature widths {expected}",
+            found=str(splits["train"].feature_dims),
+            fix="Pass the dataset's --preset, or --set model.modalities.NAME.input_dim=WIDTH")
     try:
         results = run_seeds(
-            lambda: DHMD(model_config), load_dataset(data), experiment["train"], out,
+            lambda: DHMD(model_config), splits, experiment["train"], out,
             metrics=metrics_for(experiment["preset"]), meta=meta, resume=args.resume,
             overwrite=args.overwrite,
         )

@@ -333,8 +333,37 @@ def test_cli_train_bad_configuration_exits_2(tiny_mosei, tmp_path, capsys, extra
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_train_bad_data_exits_2(tmp_path, capsys):
+def test_cli_train_bad_data_exits_2(tiny_mosei, tmp_path, capsys):
     from dhmd_graph.cli import EXIT_BAD_INPUT
 
     assert dhmd_train(tmp_path / "missing.pkl", tmp_path / "run") == EXIT_BAD_INPUT
     assert "unrecognised dataset path" in capsys.readouterr().err
+    assert dhmd_train(tiny_mosei, tmp_path / "run", "--preset", "mosi") == EXIT_BAD_INPUT
+    assert "does not fit the model configuration" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_dhmd_resume_matches_uninterrupted_run(tiny_mosei, tmp_path):
+    # The real model draws dropout and modality-dropout masks from the global generator.
+    from dhmd_graph.config import apply_overrides, preset
+    from dhmd_graph.data import load_dataset
+    from dhmd_graph.model import DHMD
+
+    model_config = apply_overrides(
+        preset("mosei"), [item.removeprefix("model.") for item in TINY_MODEL]
+        + ["modality_dropout=0.3"])
+    splits = load_dataset(tiny_mosei)
+    config = tiny_config(lr=1e-3, max_epochs=2)
+
+    def trainer(out_dir, **kwargs):
+        seed_everything(4)
+        return make_trainer(out_dir, config, splits, model=DHMD(model_config), **kwargs)
+
+    full = trainer(tmp_path / "full")
+    full.fit()
+    trainer(tmp_path / "cut", callbacks=[stop_after(1)]).fit()
+    resumed = trainer(tmp_path / "cut")
+    resumed.fit(resume=True)
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in full.history]
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in resumed.history] == strip
+    assert resumed.test(splits["test"]) == full.test(splits["test"])
