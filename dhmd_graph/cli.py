@@ -264,9 +264,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and usage errors exit here, before torch
     from dhmd_graph.data.errors import DatasetError
 
-    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except DatasetError as error:
