@@ -214,8 +214,9 @@ class Trainer:
 
         Raises:
             RunExistsError: If ``out_dir`` holds checkpoints and ``resume`` is false.
-            NonFiniteLossError: If a training term is NaN or infinite; the checkpoints
-                of the last finished epoch stay as they were.
+            NonFiniteLossError: If a training term is NaN or infinite, or the monitored
+                validation metric is NaN; the checkpoints of the last finished epoch stay
+                as they were.
         """
         last = self.out_dir / self.last_name
         if last.exists() and not resume:
@@ -252,6 +253,11 @@ class Trainer:
             raise ValueError(f"TrainConfig.monitor: expected one of the metrics {sorted(valid)}, "
                              f"found {self.config.monitor!r}. Set train.monitor to one of them.")
         value = float(valid[self.config.monitor])
+        if math.isnan(value):
+            raise NonFiniteLossError(
+                f"validation metric '{self.config.monitor}' is NaN at epoch {self.epoch}: the "
+                f"model's predictions are not finite; the checkpoints in '{self.out_dir}' are "
+                "those of the last finished epoch. Lower train.lr.")
         self.scheduler.step(value)
         minimize = self.config.monitor_mode == "min"
         improved = self.best_value is None or (

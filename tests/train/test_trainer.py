@@ -251,6 +251,17 @@ def test_run_seeds_results_table_and_resume(tmp_path):
     assert again == results
 
 
+def test_nan_predictions_stop_at_validation(tmp_path):
+    class Diverged(BoringModel):
+        def validation_step(self, batch):
+            return super().validation_step(batch) * float("nan")
+
+    trainer = make_trainer(tmp_path, tiny_config(), random_splits(), model=Diverged())
+    with pytest.raises(NonFiniteLossError, match="validation metric 'MAE' is NaN at epoch 1"):
+        trainer.fit()
+    assert not (tmp_path / "last.pt").exists()
+
+
 def test_unknown_monitor_is_a_clear_error(tmp_path):
     trainer = make_trainer(tmp_path, tiny_config(monitor="Acc"), random_splits())
     with pytest.raises(ValueError, match=r"TrainConfig.monitor: expected one of .*'MAE'"):
