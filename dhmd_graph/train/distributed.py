@@ -63,19 +63,21 @@ class DistributedContext:
 
 
 def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:  # one GPU per local process
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
 
 
 def setup_distributed(device: str = "auto") -> DistributedContext:
     """Join the ``torchrun`` process group if there is one, and pick the device.
 
     Args:
-        device (str, optional): ``"auto"`` (this process's GPU when CUDA is available,
-            else the CPU) or a :class:`torch.device` string. (default: ``"auto"``)
+        device (str, optional): ``"auto"`` (CUDA when available, else the CPU) or a
+            :class:`torch.device` string; ``"cuda"`` without an index means the GPU of
+            this process's ``LOCAL_RANK``. (default: ``"auto"``)
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
