@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_cmd_synth)
 
     _add_train_and_eval(commands)
+    _add_inspect(commands)
     return parser
 
 
@@ -260,6 +261,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         records.append({"seed": state["seed"],
                         args.split: metrics_for(meta["preset"])(prediction, label)})
     print(format_table(summarize(records, args.split)))
+    return 0
+
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
+    inspect = commands.add_parser(
+        "inspect", help="figures and a report of a trained run: edge weights, feature spaces, "
+        "dictionary activations, missing modalities",
+        description="Write PNG figures and a Markdown report (report.md) of the selected "
+        "checkpoint of a run on one split: the distillation graphs, their evolution during "
+        "training, the homogeneous and heterogeneous feature spaces, the dictionary "
+        "activations and the metrics of every subset of modalities.")
+    inspect.add_argument("run_dir", metavar="RUN_DIR",
+                         help="a run folder of 'dhmd train' (its first seed) or a seed folder")
+    inspect.add_argument("--data", metavar="PATH",
+                         help="the dataset (default: the one the run was trained on)")
+    inspect.add_argument("--split", choices=("train", "valid", "test"), default="valid",
+                         help="the split to inspect (default: valid)")
+    inspect.add_argument("--out", metavar="DIR",
+                         help="where to write (default: <seed folder>/inspect-<split>)")
+    inspect.add_argument("--pca", action="store_true",
+                         help="embed the feature spaces with PCA instead of t-SNE")
+    inspect.add_argument("--seed", type=int,
+                         help="the seed folder of a multi-seed run (default: the first)")
+    inspect.set_defaults(func=_cmd_inspect)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from dhmd_graph.inspect import inspect_run
+
+    try:
+        report = inspect_run(args.run_dir, data=args.data, split=args.split, out_dir=args.out,
+                             method="pca" if args.pca else "tsne", seed=args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"dhmd inspect: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"report: {report}")
     return 0
 
 
