@@ -123,6 +123,9 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
                           help="the dataset (default: the one the run was trained on)")
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test",
                           help="the split to evaluate (default: test)")
+    evaluate.add_argument("--subsets", action="store_true",
+                          help="also the metrics of every non-empty subset of modalities "
+                          "(the others removed as missing), averaged over seeds")
     evaluate.set_defaults(func=_cmd_eval)
 
 
@@ -243,7 +246,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     context = setup_distributed()
     datasets: dict[str, dict] = {}
-    records = []
+    records, subsets = [], []
     for path in checkpoints:
         state = load_checkpoint(path, map_location=context.device)
         meta = state.get("meta", {})
@@ -260,7 +263,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                     context)
         records.append({"seed": state["seed"],
                         args.split: metrics_for(meta["preset"])(prediction, label)})
+        if args.subsets:  # every non-empty subset of modalities, the others missing
+            from dhmd_graph.inspect.missing import evaluate_subsets
+
+            subsets.append(evaluate_subsets(model, datasets[data][args.split],
+                                            metrics=metrics_for(meta["preset"])))
     print(format_table(summarize(records, args.split)))
+    if args.subsets:
+        from dhmd_graph.inspect.missing import mean_table
+        from dhmd_graph.metrics import format_table as metrics_table
+
+        print(f"\n{args.split} metrics by present modalities (mean over {len(subsets)} "
+              "checkpoint(s)):")
+        print(metrics_table(mean_table(subsets)))
     return 0
 
 

@@ -16,12 +16,15 @@ from itertools import combinations
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.inspect.spaces import as_batches
 from dhmd_graph.metrics import regression_metrics
 
 __all__ = [
     "evaluate_subsets",
+    "mean_table",
     "modality_subsets",
     "predict_subsets",
     "present_mask",
@@ -79,7 +82,7 @@ def present_mask(modalities: Sequence[str], subset: Iterable[str], batch_size: i
 @torch.no_grad()
 def predict_subsets(
     model: nn.Module,
-    loader: Iterable[MultimodalBatch],
+    data: Dataset | Iterable[MultimodalBatch],
     subsets: Sequence[Sequence[str]] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     r"""The model's predictions on a split for each subset of present modalities.
@@ -90,7 +93,8 @@ def predict_subsets(
     Args:
         model (nn.Module): A :class:`~dhmd_graph.DHMD` (``model.modalities`` and
             ``model(batch, present=...)``).
-        loader (Iterable[MultimodalBatch]): The split.
+        data (Dataset or Iterable[MultimodalBatch]): The split: a
+            :class:`~dhmd_graph.data.MultimodalDataset` or batches of it.
         subsets (Sequence[Sequence[str]], optional): The subsets to run; :obj:`None`
             means :func:`modality_subsets` of the model's modalities.
             (default: :obj:`None`)
@@ -106,7 +110,7 @@ def predict_subsets(
     labels: list[Tensor] = []
     was_training = model.training
     model.eval()
-    for batch in loader:
+    for batch in as_batches(data):
         batch = batch.to(device)
         labels.append(batch.labels.float().cpu())
         for subset in subsets:
@@ -115,7 +119,7 @@ def predict_subsets(
             predictions[subset_name(subset)].append(prediction.float().cpu())
     model.train(was_training)
     if not labels:
-        raise ValueError("predict_subsets: the loader gave no batch; pass a non-empty split.")
+        raise ValueError("predict_subsets: the data gave no batch; pass a non-empty split.")
     return (
         {name: torch.cat(parts).numpy() for name, parts in predictions.items()},
         torch.cat(labels).numpy(),
@@ -124,7 +128,7 @@ def predict_subsets(
 
 def evaluate_subsets(
     model: nn.Module,
-    loader: Iterable[MultimodalBatch],
+    data: Dataset | Iterable[MultimodalBatch],
     *,
     metrics: Metrics = regression_metrics,
     subsets: Sequence[Sequence[str]] | None = None,
@@ -133,7 +137,8 @@ def evaluate_subsets(
 
     Args:
         model (nn.Module): A :class:`~dhmd_graph.DHMD`.
-        loader (Iterable[MultimodalBatch]): The split.
+        data (Dataset or Iterable[MultimodalBatch]): The split, as in
+            :func:`predict_subsets`.
         metrics (Callable, optional): ``metrics(prediction, label) -> {name: value}``,
             e.g. :func:`~dhmd_graph.metrics.metrics_for` of the dataset.
             (default: :func:`~dhmd_graph.metrics.regression_metrics`)
@@ -144,8 +149,22 @@ def evaluate_subsets(
         dict[str, dict[str, float]]: One row per subset, keyed by :func:`subset_name`,
         the full set first; print it with :func:`dhmd_graph.metrics.format_table`.
     """
-    predictions, labels = predict_subsets(model, loader, subsets)
+    predictions, labels = predict_subsets(model, data, subsets)
     return {
         name: {key: float(value) for key, value in metrics(prediction, labels).items()}
         for name, prediction in predictions.items()
+    }
+
+
+def mean_table(tables: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    r"""The cell-wise mean of several :func:`evaluate_subsets` tables (one per seed).
+
+    Args:
+        tables (Sequence[Mapping[str, Mapping[str, float]]]): Tables with the same rows
+            and metrics.
+    """
+    first = tables[0]
+    return {
+        row: {key: float(np.mean([table[row][key] for table in tables])) for key in first[row]}
+        for row in first
     }

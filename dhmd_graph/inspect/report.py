@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 
-from dhmd_graph.data.batch import MultimodalBatch, collate
+from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.inspect.dictionary import atom_usage, plot_atom_activations
 from dhmd_graph.inspect.edges import (
     edge_graphs,
@@ -38,6 +38,7 @@ from dhmd_graph.inspect.edges import (
 from dhmd_graph.inspect.missing import evaluate_subsets
 from dhmd_graph.inspect.spaces import (
     SplitOutputs,
+    as_batches,
     collect_outputs,
     embed_spaces,
     modality_separation,
@@ -206,7 +207,7 @@ def _subset_section(table: Mapping[str, Mapping[str, float]],
 
 def write_report(
     model: nn.Module,
-    loader: Iterable[MultimodalBatch],
+    data: Dataset | Iterable[MultimodalBatch],
     out_dir: str | os.PathLike,
     *,
     log: Iterable[Mapping] | None = None,
@@ -220,8 +221,9 @@ def write_report(
 
     Args:
         model (nn.Module): A trained :class:`~dhmd_graph.DHMD`.
-        loader (Iterable[MultimodalBatch]): The split to inspect (iterated twice: once
-            for the outputs, once for the subsets of modalities).
+        data (Dataset or Iterable[MultimodalBatch]): The split to inspect, a
+            :class:`~dhmd_graph.data.MultimodalDataset` or batches of it (iterated
+            twice: once for the outputs, once for the subsets of modalities).
         out_dir (str or PathLike): The folder to write (created if needed).
         log (Iterable[Mapping], optional): The training log's epoch records
             (:func:`~dhmd_graph.inspect.edges.read_log`); :obj:`None` leaves out the edge
@@ -240,14 +242,15 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = collect_outputs(model, loader)
+    data = as_batches(data)
+    outputs = collect_outputs(model, data)
     lines = [f"# {title}", "",
              f"{len(outputs.labels)} samples, modalities {', '.join(outputs.modalities)}.", "",
              *_edge_section(outputs, out_dir, dpi),
              *(_evolution_section(log, out_dir, dpi) if log is not None else []),
              *_space_section(outputs, out_dir, dpi, method, seed),
              *_dictionary_section(outputs, out_dir, dpi),
-             *_subset_section(evaluate_subsets(model, loader, metrics=metrics),
+             *_subset_section(evaluate_subsets(model, data, metrics=metrics),
                               outputs.modalities)]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
@@ -338,10 +341,9 @@ def inspect_run(
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
                          f"{sorted(splits)}.")
-    loader = DataLoader(splits[split], batch_size=batch_size, collate_fn=collate)
     log_path = checkpoint.parent / "log.jsonl"
     return write_report(
-        model, loader, out_dir or checkpoint.parent / f"inspect-{split}",
+        model, as_batches(splits[split], batch_size), out_dir or checkpoint.parent / f"inspect-{split}",
         log=read_log(log_path) if log_path.is_file() else None,
         metrics=metrics_for(meta.get("preset", "mosei")), method=method,
         title=f"DHMD inspection: {checkpoint} (epoch {meta['epoch']}), {split} split",

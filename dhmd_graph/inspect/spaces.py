@@ -25,14 +25,16 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
-from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.data.batch import MultimodalBatch, collate
 
 __all__ = [
     "SPACES",
     "Embedding",
     "SpaceOutputs",
     "SplitOutputs",
+    "as_batches",
     "collect_outputs",
     "dense_edge_weights",
     "embed_spaces",
@@ -117,8 +119,20 @@ def dense_edge_weights(
     return dense
 
 
+def as_batches(
+    data: Dataset | Iterable[MultimodalBatch], batch_size: int = 64
+) -> Iterable[MultimodalBatch]:
+    """``data`` itself if it yields batches, else a :class:`~torch.utils.data.DataLoader`
+    over the dataset (in order, ``batch_size`` samples per batch)."""
+    if isinstance(data, Dataset):
+        return DataLoader(data, batch_size=batch_size, collate_fn=collate)
+    return data
+
+
 @torch.no_grad()
-def collect_outputs(model: nn.Module, loader: Iterable[MultimodalBatch]) -> SplitOutputs:
+def collect_outputs(
+    model: nn.Module, data: Dataset | Iterable[MultimodalBatch]
+) -> SplitOutputs:
     r"""Runs a trained DHMD model over a split and keeps what the inspection reads.
 
     The model is put in evaluation mode for the pass (and restored afterwards) and
@@ -127,8 +141,9 @@ def collect_outputs(model: nn.Module, loader: Iterable[MultimodalBatch]) -> Spli
     Args:
         model (nn.Module): A :class:`~dhmd_graph.DHMD` (``model.modalities``,
             ``model.config`` and ``model(batch)`` returning a ``DHMDOutput``).
-        loader (Iterable[MultimodalBatch]): The split, e.g. a
-            :class:`~torch.utils.data.DataLoader` with ``collate_fn=collate``.
+        data (Dataset or Iterable[MultimodalBatch]): The split: a
+            :class:`~dhmd_graph.data.MultimodalDataset` or batches of it (e.g. a
+            :class:`~torch.utils.data.DataLoader` with ``collate_fn=collate``).
     """
     modalities = tuple(model.modalities)
     num_modalities = len(modalities)
@@ -141,7 +156,7 @@ def collect_outputs(model: nn.Module, loader: Iterable[MultimodalBatch]) -> Spli
 
     was_training = model.training
     model.eval()
-    for batch in loader:
+    for batch in as_batches(data):
         batch = batch.to(device)
         output = model(batch)
         keep("labels", batch.labels)  # (B,)
@@ -158,7 +173,7 @@ def collect_outputs(model: nn.Module, loader: Iterable[MultimodalBatch]) -> Spli
             keep(f"{space}/atoms", getattr(output, f"{space}_atoms"))  # (B, M, K)
     model.train(was_training)
     if not columns:
-        raise ValueError("collect_outputs: the loader gave no batch; pass a non-empty split.")
+        raise ValueError("collect_outputs: the data gave no batch; pass a non-empty split.")
 
     arrays = {name: torch.cat(parts).numpy() for name, parts in columns.items()}
     spaces = {

@@ -4,6 +4,7 @@ import torch
 
 from dhmd_graph.inspect.missing import (
     evaluate_subsets,
+    mean_table,
     modality_subsets,
     predict_subsets,
     present_mask,
@@ -43,6 +44,13 @@ def test_every_subset_is_a_row_and_the_full_set_matches_the_trainer(trained_mode
                                 batch_size=5)
     assert table["text+audio+vision"] == regression_metrics(prediction, label)
     assert len({row["MAE"] for row in table.values()}) > 1, "subsets change the predictions"
+    # A dataset is batched internally, with the same result.
+    assert evaluate_subsets(trained_model, loader.dataset) == table
+
+
+def test_mean_table():
+    tables = [{"text": {"MAE": 1.0, "Corr": 0.5}}, {"text": {"MAE": 2.0, "Corr": 0.1}}]
+    assert mean_table(tables) == {"text": {"MAE": 1.5, "Corr": pytest.approx(0.3)}}
 
 
 def test_predictions_ignore_the_features_of_absent_modalities(trained_model, loader):

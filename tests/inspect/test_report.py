@@ -54,6 +54,15 @@ def test_cli_inspect(tiny_run, tmp_path, capsys):
     assert {path.name for path in out.iterdir()} == FIGURES | {"report.md"}
 
 
+def test_cli_eval_subsets(tiny_run, capsys):
+    assert main(["eval", str(tiny_run["run_dir"]), "--split", "valid", "--subsets"]) == 0
+    printed = capsys.readouterr().out
+    _, subsets = printed.split("valid metrics by present modalities")
+    rows = [line.split()[0] for line in subsets.strip().splitlines()[2:]]
+    assert rows == ["text+audio+vision", "text+audio", "text+vision", "audio+vision", "text",
+                    "audio", "vision"]
+
+
 def test_cli_inspect_without_a_run_says_what_to_give(tmp_path, capsys):
     assert main(["inspect", str(tmp_path)]) == 2
     assert "dhmd train" in capsys.readouterr().err
