@@ -50,6 +50,10 @@ class AtomUsage(NamedTuple):
         perplexity (float): :math:`\exp` of the entropy, an effective number of atoms
             in ``[1, K]``.
         modality_perplexity (np.ndarray): ``(M,)`` the same per modality.
+        sample_perplexity (float): :math:`\exp` of the mean entropy of the individual
+            activations :math:`a_m`: how many atoms one sample's modality spreads over
+            (low with a high :attr:`perplexity`: samples pick few atoms, but different
+            ones).
         modality_distance (float): The mean total-variation distance between the
             mean activations of two modalities, in ``[0, 1]``: 0 when all modalities
             use the atoms alike, 1 when they use disjoint atoms.
@@ -62,6 +66,7 @@ class AtomUsage(NamedTuple):
     entropy: float
     perplexity: float
     modality_perplexity: np.ndarray
+    sample_perplexity: float
     modality_distance: float
 
 
@@ -97,6 +102,7 @@ def atom_usage(atoms: np.ndarray) -> AtomUsage:
         entropy=entropy,
         perplexity=float(np.exp(entropy)),
         modality_perplexity=np.exp(_entropy(per_modality)),
+        sample_perplexity=float(np.exp(_entropy(atoms).mean())),
         modality_distance=float(distance.mean()) if distance.size else 0.0,
     )
 

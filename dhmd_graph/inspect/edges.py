@@ -22,6 +22,7 @@ import networkx as nx
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_colors
 
@@ -219,6 +220,7 @@ def plot_edge_evolution(history: EdgeHistory) -> Figure:
             axis.axvline(history.best_epoch, color="0.4", linestyle=":", label="selected epoch")
         axis.set_title(f"{space} graph")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
     axes[0].set_ylabel("mean learned edge weight E")

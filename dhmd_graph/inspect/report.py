@@ -125,17 +125,19 @@ def _space_section(outputs: SplitOutputs, out_dir: Path, dpi: int, method: str,
     used = "t-SNE" if next(iter(embeddings.values())).method == "tsne" else "PCA"
     separation = {space: modality_separation(values.features, seed=seed)
                   for space, values in outputs.spaces.items()}
-    rows = [[space, values["silhouette"], values["knn_purity"], values["chance"]]
-            for space, values in separation.items()]
+    rows = [[space, values["silhouette"], values["knn_purity"], values["chance"],
+             values["separation"]] for space, values in separation.items()]
     homogeneous, heterogeneous = separation["homogeneous"], separation["heterogeneous"]
-    verdict = (
-        "The homogeneous features of the modalities mix more than the heterogeneous ones, "
-        "as decoupling intends"
-        if homogeneous["knn_purity"] < heterogeneous["knn_purity"] else
-        "The homogeneous features do **not** mix more than the heterogeneous ones: the "
-        "decoupling has not (yet) separated modality-irrelevant from modality-exclusive "
-        "information"
-    )
+    if homogeneous["separation"] >= heterogeneous["separation"]:
+        verdict = ("The homogeneous features do **not** mix more than the heterogeneous ones: "
+                   "the decoupling has not separated modality-irrelevant from "
+                   "modality-exclusive information")
+    elif homogeneous["separation"] < 0.5:
+        verdict = ("The homogeneous features of the modalities mix and the heterogeneous ones "
+                   "separate, as decoupling intends")
+    else:
+        verdict = ("The homogeneous features mix more than the heterogeneous ones, as "
+                   "decoupling intends, but are still mostly grouped by modality")
     return [
         "## Homogeneous and heterogeneous features", "",
         *_figure(plot_spaces(embeddings, outputs.modalities), out_dir / "spaces.png", dpi,
@@ -143,13 +145,14 @@ def _space_section(outputs: SplitOutputs, out_dir: Path, dpi: int, method: str,
         f"{used} of the pooled features of up to 500 samples, every modality of a sample one "
         "point, coloured by modality (left) and label sign (right). The modality separation "
         "below is scored on up to 3000 points with the cosine distance (10 nearest "
-        "neighbours).", "",
-        markdown_table(["space", "modality silhouette", "k-NN modality purity", "chance purity"],
-                       rows),
+        "neighbours); separation = (purity − chance) / (1 − chance), 0 mixed, 1 separated.",
         "",
-        f"{verdict} (k-NN modality purity {homogeneous['knn_purity']:.3f} vs "
-        f"{heterogeneous['knn_purity']:.3f}, chance {homogeneous['chance']:.3f}; silhouette "
-        f"{homogeneous['silhouette']:.3f} vs {heterogeneous['silhouette']:.3f}).",
+        markdown_table(["space", "modality silhouette", "k-NN modality purity", "chance purity",
+                        "separation"], rows),
+        "",
+        f"{verdict} (separation {homogeneous['separation']:.3f} vs "
+        f"{heterogeneous['separation']:.3f}; silhouette {homogeneous['silhouette']:.3f} vs "
+        f"{heterogeneous['silhouette']:.3f}).",
         "",
     ]
 
@@ -163,7 +166,7 @@ def _dictionary_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[
         [space, usage.mass.size, usage.atoms_50, usage.atoms_90, usage.entropy, usage.perplexity,
          ", ".join(f"{name} {value:.1f}" for name, value in
                    zip(outputs.modalities, usage.modality_perplexity, strict=True)),
-         usage.modality_distance]
+         usage.sample_perplexity, usage.modality_distance]
         for space, usage in usages.items()
     ]
     return [
@@ -171,12 +174,14 @@ def _dictionary_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[
         *_figure(plot_atom_activations(outputs, usages), out_dir / "atoms.png", dpi,
                  "dictionary activations"),
         markdown_table(["space", "atoms", "atoms for 50 %", "atoms for 90 %", "entropy (nats)",
-                        "perplexity", "perplexity per modality", "modality distance (TV)"],
-                       rows),
+                        "perplexity", "perplexity per modality", "per-sample perplexity",
+                        "modality distance (TV)"], rows),
         "",
-        "Perplexity is the effective number of atoms in use (1 = collapsed); the modality "
-        "distance is the mean total-variation distance between two modalities' mean "
-        "activations (0 = the same atoms, 1 = disjoint atoms).",
+        "Perplexity is the effective number of atoms in use over the split (1 = collapsed); "
+        "the per-sample perplexity is the same for one sample's modality (low with a high "
+        "split perplexity: each sample picks few atoms, different samples different ones); "
+        "the modality distance is the mean total-variation distance between two modalities' "
+        "mean activations (0 = the same atoms, 1 = disjoint atoms).",
         "",
     ]
 

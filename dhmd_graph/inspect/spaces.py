@@ -202,7 +202,8 @@ def modality_separation(features: np.ndarray, *, neighbors: int = 10,
       separate clusters.
     - ``knn_purity``: the mean fraction of a point's ``neighbors`` nearest other points
       that share its modality; ``chance`` is its value for well-mixed modalities,
-      ``(N - 1) / (N M - 1)``, and 1 means fully separated.
+      ``(N - 1) / (N M - 1)``, and 1 means fully separated. ``separation`` rescales it
+      to ``(knn_purity - chance) / (1 - chance)``: 0 mixed, 1 separated.
 
     Args:
         features (np.ndarray): ``(N, M, F)`` features of ``N`` samples and ``M``
@@ -213,7 +214,7 @@ def modality_separation(features: np.ndarray, *, neighbors: int = 10,
         seed (int, optional): Seed of that subset. (default: ``0``)
 
     Returns:
-        dict[str, float]: ``silhouette``, ``knn_purity`` and ``chance``.
+        dict[str, float]: ``silhouette``, ``knn_purity``, ``chance`` and ``separation``.
     """
     num_samples, num_modalities, _ = features.shape
     points = features.reshape(num_samples * num_modalities, -1)  # (N*M, F)
@@ -231,10 +232,12 @@ def modality_separation(features: np.ndarray, *, neighbors: int = 10,
     same = modality[nearest[:, 1:]] == modality[:, None]  # (P, k)
     counts = np.bincount(modality, minlength=num_modalities)
     chance = float(np.sum(counts * (counts - 1)) / (len(points) * (len(points) - 1)))
+    purity = float(same.mean())
     return {
         "silhouette": float(silhouette_score(points, modality, metric="cosine")),
-        "knn_purity": float(same.mean()),
+        "knn_purity": purity,
         "chance": chance,
+        "separation": (purity - chance) / (1.0 - chance),
     }
 
 

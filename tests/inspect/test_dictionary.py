@@ -20,6 +20,7 @@ def test_uniform_activations_use_every_atom():
     assert usage.entropy == pytest.approx(np.log(8))
     assert usage.perplexity == pytest.approx(8)
     np.testing.assert_allclose(usage.modality_perplexity, 8)
+    assert usage.sample_perplexity == pytest.approx(8)
     assert usage.modality_distance == pytest.approx(0.0)
     np.testing.assert_allclose(usage.mean_activation.sum(-1), 1.0)
 
@@ -32,8 +33,17 @@ def test_modalities_on_disjoint_atoms():
     assert usage.atoms_50 == 1 and usage.atoms_90 == 2
     assert usage.perplexity == pytest.approx(2.0)
     np.testing.assert_allclose(usage.modality_perplexity, 1.0)
+    assert usage.sample_perplexity == pytest.approx(1.0)
     assert usage.modality_distance == pytest.approx(1.0)
     np.testing.assert_allclose(usage.mass, [0.5, 0, 0, 0.5, 0, 0])
+
+
+def test_samples_on_one_atom_each_but_different_atoms():
+    atoms = np.zeros((4, 1, 4))
+    atoms[np.arange(4), 0, np.arange(4)] = 1.0  # sample i uses atom i only
+    usage = atom_usage(atoms)
+    assert usage.sample_perplexity == pytest.approx(1.0)
+    assert usage.perplexity == pytest.approx(4.0)
 
 
 def test_atom_usage_rejects_a_bad_shape():

@@ -57,7 +57,9 @@ def test_modality_separation_tells_separated_from_mixed_modalities():
     assert mixed_score["chance"] == pytest.approx((n - 1) / (n * m - 1))
     assert abs(mixed_score["knn_purity"] - mixed_score["chance"]) < 0.1
     assert abs(mixed_score["silhouette"]) < 0.1
+    assert abs(mixed_score["separation"]) < 0.15
     assert separated_score["knn_purity"] > 0.95
+    assert separated_score["separation"] > 0.9
     assert separated_score["silhouette"] > 0.5
 
 
