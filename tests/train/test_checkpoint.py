@@ -1,31 +1,14 @@
 """Atomic checkpoints, readable with ``weights_only=True``, and the random state in them."""
 
-import importlib.util
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from boring import make_trainer, random_splits, tiny_config
 
 from dhmd_graph.train import load_checkpoint, save_checkpoint
 from dhmd_graph.train.seeds import rng_state, set_rng_state
-
-
-def _sibling(name: str):
-    """A test module of this folder (pytest's importlib mode puts no folder on sys.path)."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_boring = _sibling("test_trainer")  # the BoringModel, the tiny data and their helpers
-_restore_determinism = _boring._restore_determinism  # the autouse fixture
-make_trainer = _boring.make_trainer
-random_splits = _boring.random_splits
-tiny_config = _boring.tiny_config
 
 
 def test_round_trip_with_weights_only(tmp_path):

@@ -4,7 +4,6 @@ Run as a script (``torchrun ... test_distributed.py OUT_DIR BATCH_SIZE``), this 
 trains the ``BoringModel`` of ``test_trainer.py`` with :func:`run_seeds`.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from boring import BoringModel, random_splits, tiny_config
 
 from dhmd_graph.data import collate
 from dhmd_graph.metrics import regression_metrics
@@ -25,23 +25,6 @@ from dhmd_graph.train.distributed import (
     teardown_distributed,
     wrap_for_training,
 )
-
-
-def _sibling(name: str):
-    """A test module of this folder (pytest's importlib mode puts no folder on sys.path)."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_boring = _sibling("test_trainer")  # the BoringModel, the tiny data and their helpers
-_restore_determinism = _boring._restore_determinism  # the autouse fixture
-BoringModel = _boring.BoringModel
-random_splits = _boring.random_splits
-tiny_config = _boring.tiny_config
-
 
 # Per-process batch 4 on 2 processes = batch 8 in one process; 48/24/24 samples split
 # evenly, so no sampler padding. Gradients and metrics agree up to float rounding.
@@ -74,7 +57,7 @@ def test_training_step_module_is_the_models_step():
 
 
 def test_torchrun_two_processes_match_one(tmp_path):  # about 13 s: two processes start
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[1]))  # finds boring.py
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", __file__, str(tmp_path / "ddp"), "4"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
