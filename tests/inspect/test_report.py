@@ -5,9 +5,16 @@ from torch.utils.data import DataLoader
 
 from dhmd_graph.cli import main
 from dhmd_graph.data import collate, load_dataset
+from dhmd_graph.inspect import report as report_module
 from dhmd_graph.inspect.edges import read_log
 from dhmd_graph.inspect.missing import evaluate_subsets
-from dhmd_graph.inspect.report import find_checkpoint, inspect_run, load_run_model, markdown_table
+from dhmd_graph.inspect.report import (
+    find_checkpoint,
+    inspect_run,
+    load_run_model,
+    markdown_table,
+    write_report,
+)
 
 FIGURES = {"edges.png", "edge_evolution.png", "spaces.png", "atoms.png"}
 
@@ -72,3 +79,22 @@ def test_markdown_table():
     assert markdown_table(["a", "b"], [["x", 0.5], [1, 2.0]]) == (
         "| a | b |\n|---|---|\n| x | 0.5000 |\n| 1 | 2.0000 |"
     )
+
+
+@pytest.mark.parametrize(("homogeneous", "verdict"), [
+    (0.2, "mix and the heterogeneous ones separate"),
+    (0.8, "but are still mostly grouped by modality"),
+    (0.95, "do **not** mix more"),
+])
+def test_report_states_what_the_separation_shows(trained_model, loader, tmp_path, monkeypatch,
+                                                 homogeneous, verdict):
+    scores = iter([homogeneous, 0.9])  # homogeneous first, then heterogeneous
+
+    def separation(features, seed):
+        value = next(scores)
+        return {"silhouette": value, "knn_purity": value, "chance": 0.0, "separation": value}
+
+    monkeypatch.setattr(report_module, "modality_separation", separation)
+    report = write_report(trained_model, loader, tmp_path, method="pca")
+    assert verdict in report.read_text()
+    assert "edge_evolution.png" not in report.read_text()  # no log given
