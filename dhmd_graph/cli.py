@@ -226,11 +226,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dhmd_graph.config import config_from_dict
     from dhmd_graph.data import load_dataset
+    from dhmd_graph.inspect.report import load_run_model
     from dhmd_graph.metrics import metrics_for
-    from dhmd_graph.model import DHMD
-    from dhmd_graph.train import format_table, load_checkpoint, predict, summarize
+    from dhmd_graph.train import format_table, predict, summarize
     from dhmd_graph.train.distributed import setup_distributed
 
     target = Path(args.target)
@@ -248,20 +247,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     datasets: dict[str, dict] = {}
     records, subsets = [], []
     for path in checkpoints:
-        state = load_checkpoint(path, map_location=context.device)
-        meta = state.get("meta", {})
-        if "model" not in meta:
-            print(f"dhmd eval: error: '{path}' was not written by 'dhmd train' (its meta has "
-                  "no model configuration).", file=sys.stderr)
+        try:
+            model, meta = load_run_model(path)
+        except ValueError as error:
+            print(f"dhmd eval: error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        model = DHMD(config_from_dict(meta["model"]))
-        model.load_state_dict(state["model"])
         data = args.data or meta["data"]
         if data not in datasets:
             datasets[data] = load_dataset(data)
         prediction, label = predict(model.to(context.device), datasets[data][args.split],
                                     context)
-        records.append({"seed": state["seed"],
+        records.append({"seed": meta["seed"],
                         args.split: metrics_for(meta["preset"])(prediction, label)})
         if args.subsets:  # every non-empty subset of modalities, the others missing
             from dhmd_graph.inspect.missing import evaluate_subsets

@@ -286,7 +286,7 @@ def find_checkpoint(run_dir: str | os.PathLike, seed: int | None = None) -> Path
 def load_run_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict]:
     r"""The :class:`~dhmd_graph.DHMD` saved in a ``dhmd train`` checkpoint, on the CPU
     and in evaluation mode, and the checkpoint's ``meta`` (``preset``, ``aligned``,
-    ``data``, ``model``).
+    ``data``, ``model``) with the checkpoint's ``epoch`` and ``seed`` added.
 
     Raises:
         ValueError: If the checkpoint holds no model configuration.
@@ -302,7 +302,7 @@ def load_run_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict]:
                          "model configuration, so the model cannot be rebuilt.")
     model = DHMD(config_from_dict(meta["model"]))
     model.load_state_dict(state["model"])
-    meta["epoch"] = state.get("epoch")
+    meta["epoch"], meta["seed"] = state.get("epoch"), state.get("seed")
     return model.eval(), meta
 
 
