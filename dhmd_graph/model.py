@@ -29,12 +29,7 @@ from dhmd_graph.losses import (
     self_regression_loss,
     task_loss,
 )
-from dhmd_graph.nn.attention import (
-    CrossModalTransformer,
-    MaskedPooling,
-    SelfAttentionEncoder,
-    length_mask,
-)
+from dhmd_graph.nn.attention import MaskedPooling, StackedTransformer, length_mask
 from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput
 from dhmd_graph.nn.distill import DynamicGraphDistill
 from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
@@ -128,8 +123,9 @@ class DHMD(nn.Module):
        (target :math:`m` ← source :math:`n`); per target the :math:`M - 1` outputs
        are concatenated, run through a memory encoder and pooled to
        :math:`\mathbf{g}_m` (:math:`(M-1) d`); a residual head gives
-       :math:`\mathbf{z}_m` and :math:`y^{het}_m`. Every pair has its own weights, so
-       the pairs run one after another.
+       :math:`\mathbf{z}_m` and :math:`y^{het}_m`. Every pair (and every modality's
+       encoder) has its own weights; they run together as one
+       :class:`~dhmd_graph.nn.StackedTransformer`.
     5. **Coarse-grained distillation**: two
        :class:`~dhmd_graph.nn.DynamicGraphDistill` graphs over the nodes
        ``b * M + m``, on :math:`(y^{hom}, \mathbf{r})` and :math:`(y^{het},
@@ -183,10 +179,8 @@ class DHMD(nn.Module):
         self.homogeneous_heads = nn.ModuleList(
             ResidualHead(width, dropout=encoder.output_dropout) for _ in config.modalities
         )
-        self.shared_encoders = nn.ModuleList(
-            SelfAttentionEncoder(width, heads, encoder.num_layers, **attention)
-            for _ in config.modalities
-        )
+        self.shared_encoders = StackedTransformer(
+            num_modalities, width, heads, encoder.num_layers, **attention)
         self.shared_pools = nn.ModuleList(
             MaskedPooling(width, encoder.pooling) for _ in config.modalities
         )
@@ -199,14 +193,10 @@ class DHMD(nn.Module):
             for source in range(num_modalities)
             if source != target
         ]
-        self.cross_modal = nn.ModuleList(
-            CrossModalTransformer(width, heads, encoder.num_layers, **attention)
-            for _ in self.pairs
-        )
-        self.memory_encoders = nn.ModuleList(
-            SelfAttentionEncoder(heterogeneous_width, heads, encoder.memory_layers, **attention)
-            for _ in config.modalities
-        )
+        self.cross_modal = StackedTransformer(
+            len(self.pairs), width, heads, encoder.num_layers, cross=True, **attention)
+        self.memory_encoders = StackedTransformer(
+            num_modalities, heterogeneous_width, heads, encoder.memory_layers, **attention)
         self.heterogeneous_pools = nn.ModuleList(
             MaskedPooling(heterogeneous_width, encoder.pooling) for _ in config.modalities
         )
@@ -290,28 +280,30 @@ class DHMD(nn.Module):
             [head(homogeneous_repr[:, m])[1] for m, head in enumerate(self.homogeneous_heads)],
             dim=-1,
         )  # (B, M)
+        shared_encoded = self.shared_encoders(decoupled.shared, lengths)  # M x (B, T'_m, d)
         shared_fusion = torch.cat([
-            pool(encoder(c, length), mask) * keep[:, m]
-            for m, (c, length, mask, encoder, pool) in enumerate(zip(
-                decoupled.shared, lengths, masks, self.shared_encoders, self.shared_pools,
-                strict=True))
+            pool(h, mask) * keep[:, m]
+            for m, (h, mask, pool) in enumerate(zip(shared_encoded, masks, self.shared_pools,
+                                                    strict=True))
         ], dim=-1)  # (B, M*d)
         shared_logit = self.shared_head(shared_fusion)[1].squeeze(-1)  # (B,)
 
         # 4. Heterogeneous branch.
-        crossed: dict[int, list[Tensor]] = {m: [] for m in range(len(self.modalities))}
-        for (target, source), transformer in zip(self.pairs, self.cross_modal, strict=True):
-            out = transformer(decoupled.private[target], decoupled.private[source],
-                              lengths[target], lengths[source])  # (B, T'_target, d)
+        targets, sources = zip(*self.pairs, strict=True)
+        crossed_pairs = self.cross_modal(
+            [decoupled.private[t] for t in targets], [lengths[t] for t in targets],
+            [decoupled.private[s] for s in sources], [lengths[s] for s in sources],
+        )  # M(M-1) x (B, T'_target, d)
+        crossed: list[list[Tensor]] = [[] for _ in self.modalities]
+        for (target, source), out in zip(self.pairs, crossed_pairs, strict=True):
             crossed[target].append(out * keep[:, source].unsqueeze(1))
-        memory, pooled, heterogeneous_repr, heterogeneous_logits = [], [], [], []
-        for m, (encoder, pool, head) in enumerate(zip(
-                self.memory_encoders, self.heterogeneous_pools, self.heterogeneous_heads,
-                strict=True)):
-            h = encoder(torch.cat(crossed[m], dim=-1), lengths[m])  # (B, T'_m, (M-1)d)
-            g = pool(h, masks[m])  # (B, (M-1)d)
+        memory = self.memory_encoders([torch.cat(c, dim=-1) for c in crossed],
+                                      lengths)  # M x (B, T'_m, (M-1)d)
+        pooled, heterogeneous_repr, heterogeneous_logits = [], [], []
+        for h, mask, pool, head in zip(memory, masks, self.heterogeneous_pools,
+                                       self.heterogeneous_heads, strict=True):
+            g = pool(h, mask)  # (B, (M-1)d)
             z, y = head(g)
-            memory.append(h)
             pooled.append(g)
             heterogeneous_repr.append(z)
             heterogeneous_logits.append(y)

@@ -1,11 +1,11 @@
 """Reusable layers, each usable alone."""
 
 from dhmd_graph.nn.attention import (
-    CrossModalTransformer,
     MaskedPooling,
-    SelfAttentionEncoder,
+    StackedTransformer,
     attention_mask,
     length_mask,
+    masked_attention,
     masked_mean,
 )
 from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput, sparsemax
@@ -15,17 +15,17 @@ from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_prese
 
 __all__ = [
     "CrossModalDictionary",
-    "CrossModalTransformer",
     "DecoupledFeatures",
     "Decoupling",
     "DictionaryOutput",
     "DynamicGraphDistill",
     "MaskedPooling",
     "ResidualHead",
-    "SelfAttentionEncoder",
+    "StackedTransformer",
     "TemporalProjection",
     "attention_mask",
     "length_mask",
+    "masked_attention",
     "masked_mean",
     "sparsemax",
     "ModalityGraph",

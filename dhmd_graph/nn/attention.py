@@ -7,30 +7,56 @@ depend on padded ones, so padding a batch further changes nothing.
 
 * :func:`length_mask`, :func:`masked_mean`, :class:`MaskedPooling`: pooling over
   valid steps (mean or learned attention).
-* :func:`attention_mask`: key padding plus an optional causal mask, both defined by
-  the true lengths.
-* :class:`SelfAttentionEncoder`: a pre-LayerNorm :class:`torch.nn.TransformerEncoder`
-  (used over the homogeneous features and as the heterogeneous memory encoder).
-* :class:`CrossModalTransformer`: queries from a target modality, keys and values from
-  a source modality (the reference's cross-modal transformer), pre-LayerNorm.
+* :func:`attention_mask`: key padding plus an optional causal mask in relative time,
+  both defined by the true lengths.
+* :func:`attention_blocks` and :func:`masked_attention`: multi-head attention computed
+  in blocks of query steps, each block only over the keys it may see.
+* :class:`StackedTransformer`: :math:`G` independent pre-LayerNorm transformers (one per
+  modality, or one per (target, source) pair of modalities) run as one batched
+  computation over stacked weights. Self-attention (the homogeneous encoders and the
+  heterogeneous memory encoders) or cross-modal attention (the reference's cross-modal
+  transformer: queries from a target modality, keys and values from a source).
+
+Why stacked and blocked: each member has its own weights, and one member at a time
+means many small operations; stacking them gives few large ones (and fewer parameter
+tensors for the optimiser). Long sequences (hundreds of steps) make the attention
+weights ``(B, H, T_q, T_k)`` the dominant cost; computing them a block of queries at a
+time keeps each block in cache and skips the keys that a causal block cannot see. Both
+change only the order of the computation, not its result.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "CrossModalTransformer",
+    "AttentionBlock",
     "MaskedPooling",
-    "SelfAttentionEncoder",
+    "StackedLayerNorm",
+    "StackedLinear",
+    "StackedTransformer",
+    "attention_blocks",
     "attention_mask",
+    "inverted_dropout",
     "length_mask",
+    "masked_attention",
     "masked_mean",
     "scale_and_position",
 ]
+
+BLOCK_ELEMENTS = 2**20
+"""Attention weights per block of :func:`attention_blocks` (4 MiB in float32): small
+enough to stay in cache, large enough that short sequences take one block."""
+
+PADDING_SLACK = 0.25
+"""Members of a :class:`StackedTransformer` run together (padded to the longest) when
+each of their step counts is at least ``1 - PADDING_SLACK`` of the longest; others run
+as separate groups, so unaligned lengths (e.g. 46 vs 500 steps) waste no work."""
 
 
 def length_mask(lengths: Tensor, steps: int) -> Tensor:
@@ -86,16 +112,33 @@ class MaskedPooling(nn.Module):
         return f"{type(self).__name__}({self.channels}, mode={self.mode!r})"
 
 
+def inverted_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    r"""Dropout with the distribution of :func:`torch.nn.functional.dropout`: each
+    element kept with probability :math:`1 - p` and scaled by :math:`1 / (1 - p)`.
+
+    The keep mask comes from uniform draws (``rand >= p``), which on CPU cost about a
+    third of :meth:`torch.Tensor.bernoulli_`; dropout is a large share of a training
+    step of the attention encoders.
+
+    Shapes:
+        - **input:** :math:`(*)`
+        - **output:** :math:`(*)`
+    """
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand_like(x).ge_(p).div_(1.0 - p)  # (*) 0 or 1 / (1 - p)
+    return x * keep
+
+
 def attention_mask(
     query_lengths: Tensor,
     key_lengths: Tensor,
     query_steps: int,
     key_steps: int,
-    num_heads: int,
     causal: bool,
+    query_offset: int = 0,
 ) -> Tensor:
-    r"""The boolean attention mask of :class:`torch.nn.MultiheadAttention`
-    (:obj:`True` = may **not** attend), one per sample and head.
+    r"""The boolean attention mask, :obj:`True` where a query may **not** attend.
 
     Key ``j`` is visible to query ``i`` iff ``j < L_k`` and, when :obj:`causal`,
     :math:`j \cdot L_q \le i \cdot L_k`: the key does not lie later in *relative*
@@ -104,30 +147,134 @@ def attention_mask(
     and key 0 is always visible, so no row is fully masked (no NaN).
 
     Args:
-        query_lengths (Tensor): ``(B,)`` true query lengths :math:`L_q` (>= 1).
-        key_lengths (Tensor): ``(B,)`` true key lengths :math:`L_k` (>= 1).
+        query_lengths (Tensor): ``(*)`` true query lengths :math:`L_q` (>= 1).
+        key_lengths (Tensor): ``(*)`` true key lengths :math:`L_k` (>= 1).
+        query_steps (int): Number of query steps :math:`T_q` of the mask.
+        key_steps (int): Number of key steps :math:`T_k` of the mask.
+        causal (bool): Add the causal condition.
+        query_offset (int, optional): Step of the first query (for a block of
+            queries). (default: :obj:`0`)
+
+    Returns:
+        Tensor: ``(*, T_q, T_k)`` bool.
+    """
+    device = key_lengths.device
+    key = torch.arange(key_steps, device=device)  # (T_k,)
+    blocked = key >= key_lengths.unsqueeze(-1)  # (*, T_k)
+    blocked = blocked.unsqueeze(-2).expand(*blocked.shape[:-1], query_steps, key_steps)
+    if causal:
+        query = torch.arange(query_offset, query_offset + query_steps, device=device)
+        later = (key * query_lengths[..., None, None]
+                 > query.unsqueeze(-1) * key_lengths[..., None, None])  # (*, T_q, T_k)
+        blocked = blocked | later
+    return blocked  # (*, T_q, T_k)
+
+
+class AttentionBlock(NamedTuple):
+    r"""A block of query steps and the keys it attends to (see :func:`attention_blocks`).
+
+    Attributes:
+        start (int): First query step.
+        stop (int): One past the last query step.
+        keys (int): The block attends to keys ``0 .. keys - 1`` (the later keys are
+            masked for every query of the block).
+        blocked (Tensor): ``(N, 1, stop - start, keys)`` bool mask, :obj:`True` = may
+            not attend (broadcast over heads).
+    """
+
+    start: int
+    stop: int
+    keys: int
+    blocked: Tensor
+
+
+def attention_blocks(
+    query_lengths: Tensor,
+    key_lengths: Tensor,
+    query_steps: int,
+    key_steps: int,
+    num_heads: int,
+    causal: bool,
+) -> list[AttentionBlock]:
+    r"""Splits the queries into blocks of about :data:`BLOCK_ELEMENTS` attention
+    weights each and builds each block's mask (:func:`attention_mask`). With
+    :obj:`causal`, a block only covers the keys its last query may see.
+
+    Built once per forward pass and shared by every layer. Reads the block extents
+    to the host once (one synchronisation per call on an accelerator).
+
+    Args:
+        query_lengths (Tensor): ``(N,)`` true query lengths (>= 1).
+        key_lengths (Tensor): ``(N,)`` true key lengths (>= 1).
         query_steps (int): Padded query length :math:`T_q`.
         key_steps (int): Padded key length :math:`T_k`.
         num_heads (int): Attention heads :math:`H`.
-        causal (bool): Add the causal condition.
+        causal (bool): Causal masking in relative time.
 
     Returns:
-        Tensor: ``(B * H, T_q, T_k)`` bool.
+        list[AttentionBlock]: Consecutive blocks covering ``0 .. T_q - 1``.
     """
-    blocked = ~length_mask(key_lengths, key_steps).unsqueeze(1)  # (B, 1, T_k)
-    blocked = blocked.expand(-1, query_steps, -1)  # (B, T_q, T_k)
-    if causal:
-        query = torch.arange(query_steps, device=key_lengths.device).view(1, -1, 1)
-        key = torch.arange(key_steps, device=key_lengths.device).view(1, 1, -1)
-        later = key * query_lengths.view(-1, 1, 1) > query * key_lengths.view(-1, 1, 1)
-        blocked = blocked | later  # (B, T_q, T_k)
-    return blocked.repeat_interleave(num_heads, dim=0)  # (B*H, T_q, T_k)
+    rows = max(1, BLOCK_ELEMENTS // (query_lengths.numel() * num_heads * key_steps))
+    starts = list(range(0, query_steps, rows))
+    stops = [min(start + rows, query_steps) for start in starts]
+    keys = [key_steps] * len(starts)
+    if causal and len(starts) > 1:
+        last = torch.tensor(stops, device=key_lengths.device) - 1  # (K,) last query of a block
+        reach = (last.unsqueeze(1) * key_lengths).div(query_lengths, rounding_mode="floor")
+        keys = (reach.amax(dim=1) + 1).clamp(max=key_steps).tolist()  # (K,) on the host
+    return [
+        AttentionBlock(start, stop, extent, attention_mask(
+            query_lengths, key_lengths, stop - start, extent, causal, start).unsqueeze(1))
+        for start, stop, extent in zip(starts, stops, keys, strict=True)
+    ]
+
+
+def masked_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    blocks: list[AttentionBlock],
+    dropout: float = 0.0,
+    training: bool = False,
+) -> Tensor:
+    r"""Scaled dot-product attention with masks and dropout on the attention weights,
+
+    .. math::
+        \mathrm{Attn}(\mathbf{Q}, \mathbf{K}, \mathbf{V}) = \mathrm{Dropout}\left(
+        \operatorname{softmax}\left(\frac{\mathbf{Q}\mathbf{K}^{\top}}{\sqrt{D}}
+        + \mathbf{M}\right)\right)\mathbf{V},
+
+    computed one block of queries at a time (:func:`attention_blocks`). Each query's
+    softmax runs over its whole row of visible keys, so blocking gives the same result.
+
+    Args:
+        query (Tensor): Queries.
+        key (Tensor): Keys.
+        value (Tensor): Values.
+        blocks (list[AttentionBlock]): The blocks and masks of
+            :func:`attention_blocks`.
+        dropout (float, optional): Dropout on the attention weights.
+            (default: :obj:`0.0`)
+        training (bool, optional): Apply the dropout. (default: :obj:`False`)
+
+    Shapes:
+        - **input:** query :math:`(N, H, T_q, D)`, key and value :math:`(N, H, T_k, D)`
+        - **output:** :math:`(N, H, T_q, D)`
+    """
+    query = query * query.shape[-1] ** -0.5
+    out = []
+    for block in blocks:
+        scores = query[:, :, block.start:block.stop] @ key[:, :, :block.keys].transpose(-1, -2)
+        scores = scores.masked_fill_(block.blocked, float("-inf"))  # (N, H, rows, keys)
+        weights = inverted_dropout(torch.softmax(scores, dim=-1), dropout, training)
+        out.append(weights @ value[:, :, :block.keys])  # (N, H, rows, D)
+    return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N, H, T_q, D)
 
 
 def scale_and_position(x: Tensor) -> Tensor:
     r"""The transformer input :math:`\sqrt{C}\,\mathbf{x} + \mathrm{PE}`, with the
-    sinusoidal position encoding of absolute steps, for ``x`` ``(B, T, C)``."""
-    steps, channels = x.shape[1], x.shape[2]
+    sinusoidal position encoding of absolute steps, for ``x`` ``(*, T, C)``."""
+    steps, channels = x.shape[-2], x.shape[-1]
     position = torch.arange(steps, device=x.device, dtype=x.dtype).unsqueeze(1)  # (T, 1)
     frequency = torch.exp(
         torch.arange(0, channels, 2, device=x.device, dtype=x.dtype)
@@ -138,153 +285,217 @@ def scale_and_position(x: Tensor) -> Tensor:
     return math.sqrt(channels) * x + encoding
 
 
-class SelfAttentionEncoder(nn.Module):
-    r"""A pre-LayerNorm transformer encoder over one sequence with length masks.
+class StackedLinear(nn.Module):
+    r""":math:`G` independent :class:`torch.nn.Linear` layers, one per member, applied
+    to :math:`G` inputs in one batched product,
+    :math:`\mathbf{y}_g = \mathbf{x}_g \mathbf{W}_g^{\top} + \mathbf{b}_g`.
 
-    .. math::
-        \mathbf{X}^{(0)} = \mathrm{Dropout}(\sqrt{C}\,\mathbf{X} + \mathrm{PE}),\qquad
-        \mathbf{X}^{(l)} = \mathrm{Layer}_l(\mathbf{X}^{(l-1)}),\qquad
-        \mathrm{out} = \mathrm{LayerNorm}(\mathbf{X}^{(L)}),
-
-    each layer a :class:`torch.nn.TransformerEncoderLayer` with
-    :obj:`norm_first=True`. Used over the homogeneous features of each modality and as
-    the heterogeneous memory encoder.
+    :obj:`weight[g]` and :obj:`bias[g]` have the shapes of a
+    :class:`torch.nn.Linear`'s and the same initialisation.
 
     Args:
-        channels (int): Width :math:`C`.
-        num_heads (int): Attention heads (must divide :obj:`channels`).
-        num_layers (int): Number of layers.
-        dropout (float, optional): Residual and feed-forward dropout.
-            (default: :obj:`0.1`)
-        attention_dropout (float, optional): Dropout on attention weights.
-            (default: :obj:`0.1`)
-        embed_dropout (float, optional): Dropout on the scaled, position-encoded
-            input. (default: :obj:`0.0`)
-        feedforward_ratio (int, optional): Feed-forward width over :obj:`channels`.
-            (default: :obj:`4`)
-        causal (bool, optional): Causal masking (see :func:`attention_mask`).
-            (default: :obj:`True`)
+        members (int): Number of members :math:`G`.
+        in_channels (int): Input width.
+        out_channels (int): Output width.
 
     Shapes:
-        - **input:** sequence :math:`(B, T, C)`, lengths :math:`(B)` (>= 1)
-        - **output:** :math:`(B, T, C)` (padded steps hold finite garbage)
+        - **input:** :math:`(G', *, C_{in})`, optional member indices :math:`(G')` long
+          (default: all :math:`G` in order)
+        - **output:** :math:`(G', *, C_{out})`
     """
 
-    def __init__(
-        self,
-        channels: int,
-        num_heads: int,
-        num_layers: int,
-        *,
-        dropout: float = 0.1,
-        attention_dropout: float = 0.1,
-        embed_dropout: float = 0.0,
-        feedforward_ratio: int = 4,
-        causal: bool = True,
-    ) -> None:
+    def __init__(self, members: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.channels = channels
-        self.num_heads = num_heads
-        self.causal = causal
-        layer = nn.TransformerEncoderLayer(
-            channels, num_heads, feedforward_ratio * channels, dropout,
-            batch_first=True, norm_first=True,
-        )
-        # TransformerEncoderLayer has one dropout; its attention takes its own.
-        layer.self_attn.dropout = attention_dropout
-        self.encoder = nn.TransformerEncoder(
-            layer, num_layers, norm=nn.LayerNorm(channels), enable_nested_tensor=False
-        )
-        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.weight = nn.Parameter(torch.empty(members, out_channels, in_channels))
+        self.bias = nn.Parameter(torch.empty(members, out_channels))
+        self.reset_parameters()
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        steps = x.shape[1]
-        mask = attention_mask(lengths, lengths, steps, steps, self.num_heads, self.causal)
-        x = self.embed_dropout(scale_and_position(x))  # (B, T, C)
-        return self.encoder(x, mask=mask)  # (B, T, C)
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.weight.shape[2])  # as torch.nn.Linear
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor, members: Tensor | None = None,
+                outputs: slice = slice(None)) -> Tensor:
+        """``outputs`` selects a slice of the output channels (e.g. the query part of
+        a joint query/key/value projection)."""
+        weight, bias = self.weight[:, outputs], self.bias[:, outputs]
+        if members is not None:
+            weight, bias = weight[members], bias[members]
+        out = torch.baddbmm(bias.unsqueeze(1), x.flatten(1, -2), weight.transpose(1, 2))
+        return out.view(*x.shape[:-1], -1)  # (G', *, C_out)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.channels}, heads={self.num_heads}, "
-                f"layers={len(self.encoder.layers)}, causal={self.causal})")
+        members, out_channels, in_channels = self.weight.shape
+        return f"{type(self).__name__}({members}, {in_channels}, {out_channels})"
 
 
-class CrossModalLayer(nn.Module):
-    r"""One pre-LayerNorm cross-modal block: the target attends to the source,
+class StackedLayerNorm(nn.Module):
+    r""":math:`G` independent :class:`torch.nn.LayerNorm` layers over the last
+    dimension, one per member (elementwise affine, :math:`\epsilon = 10^{-5}`).
+
+    Args:
+        members (int): Number of members :math:`G`.
+        channels (int): Normalised width :math:`C`.
+
+    Shapes:
+        - **input:** :math:`(G', *, C)`, optional member indices :math:`(G')` long
+          (default: all :math:`G` in order)
+        - **output:** :math:`(G', *, C)`
+    """
+
+    def __init__(self, members: int, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, channels))
+        self.bias = nn.Parameter(torch.zeros(members, channels))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
+        weight, bias = self.weight, self.bias
+        if members is not None:
+            weight, bias = weight[members], bias[members]
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)  # (G', 1.., C)
+        return torch.addcmul(bias.view(shape), F.layer_norm(x, x.shape[-1:]), weight.view(shape))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.weight.shape[0]}, {self.weight.shape[1]})"
+
+
+class StackedTransformerLayer(nn.Module):
+    r"""One pre-LayerNorm block of :class:`StackedTransformer`, for every member,
 
     .. math::
-        \mathbf{Q} \leftarrow \mathbf{Q} + \mathrm{Attn}(\mathrm{LN}(\mathbf{Q}),
-        \mathrm{LN}_s(\mathbf{S}), \mathrm{LN}_s(\mathbf{S})),\qquad
-        \mathbf{Q} \leftarrow \mathbf{Q} + \mathrm{FFN}(\mathrm{LN}(\mathbf{Q})).
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}(\mathrm{Attn}(
+        \mathrm{LN}(\mathbf{X}), \mathbf{S}', \mathbf{S}')),\qquad
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}(\mathbf{W}_2\,
+        \mathrm{Dropout}(\mathrm{ReLU}(\mathbf{W}_1 \mathrm{LN}(\mathbf{X})))),
 
-    Args as in :class:`CrossModalTransformer`.
+    with :math:`\mathbf{S}' = \mathrm{LN}_s(\mathbf{S})` for cross-modal attention and
+    :math:`\mathbf{S}' = \mathrm{LN}(\mathbf{X})` for self-attention: the layer of
+    :class:`torch.nn.TransformerEncoderLayer` with :obj:`norm_first=True`, its
+    :class:`torch.nn.MultiheadAttention` (joint query/key/value projection) and
+    separate attention dropout. Args as in :class:`StackedTransformer`.
     """
 
     def __init__(
         self,
+        members: int,
         channels: int,
         num_heads: int,
         *,
+        cross: bool,
         dropout: float,
         attention_dropout: float,
         feedforward_ratio: int,
     ) -> None:
         super().__init__()
-        self.norm_query = nn.LayerNorm(channels)
-        self.norm_source = nn.LayerNorm(channels)
-        self.attention = nn.MultiheadAttention(
-            channels, num_heads, dropout=attention_dropout, batch_first=True
-        )
-        self.norm_feedforward = nn.LayerNorm(channels)
-        self.feedforward = nn.Sequential(
-            nn.Linear(channels, feedforward_ratio * channels),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(feedforward_ratio * channels, channels),
-        )
-        self.dropout = nn.Dropout(dropout)
+        self.channels = channels
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.norm_attention = StackedLayerNorm(members, channels)
+        self.norm_source = StackedLayerNorm(members, channels) if cross else None
+        self.in_projection = StackedLinear(members, channels, 3 * channels)
+        self.out_projection = StackedLinear(members, channels, channels)
+        self.norm_feedforward = StackedLayerNorm(members, channels)
+        self.feedforward_in = StackedLinear(members, channels, feedforward_ratio * channels)
+        self.feedforward_out = StackedLinear(members, feedforward_ratio * channels, channels)
+        self.reset_parameters()
 
-    def forward(self, query: Tensor, source: Tensor, mask: Tensor) -> Tensor:
-        source = self.norm_source(source)  # (B, T_s, C)
-        attended, _ = self.attention(
-            self.norm_query(query), source, source, attn_mask=mask, need_weights=False
-        )  # (B, T_q, C)
-        query = query + self.dropout(attended)
-        return query + self.dropout(self.feedforward(self.norm_feedforward(query)))
+    def reset_parameters(self) -> None:
+        for module in self.children():
+            module.reset_parameters()
+        # As torch.nn.MultiheadAttention: Xavier-uniform joint projection, zero biases.
+        for weight in self.in_projection.weight:
+            nn.init.xavier_uniform_(weight)
+        nn.init.zeros_(self.in_projection.bias)
+        nn.init.zeros_(self.out_projection.bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """``(G', B, T, C)`` → ``(G' B, H, T, C / H)``."""
+        groups, batch, steps, _ = x.shape
+        return x.reshape(groups * batch, steps, self.num_heads, -1).transpose(1, 2)
+
+    def forward(self, x: Tensor, source: Tensor | None, blocks: list[AttentionBlock],
+                members: Tensor | None = None) -> Tensor:
+        channels = self.channels
+        h = self.norm_attention(x, members)  # (G', B, T, C)
+        if self.norm_source is None:
+            query, key, value = self.in_projection(h, members).chunk(3, dim=-1)
+        else:
+            source = self.norm_source(source, members)  # (G', B, S, C)
+            query = self.in_projection(h, members, slice(0, channels))  # (G', B, T, C)
+            key, value = self.in_projection(
+                source, members, slice(channels, None)).chunk(2, dim=-1)  # (G', B, S, C)
+        attended = masked_attention(self._heads(query), self._heads(key), self._heads(value),
+                                    blocks, self.attention_dropout, self.training)
+        attended = attended.transpose(1, 2).reshape(x.shape)  # (G', B, T, C)
+        x = x + inverted_dropout(self.out_projection(attended, members), self.dropout,
+                                 self.training)
+        h = torch.relu(self.feedforward_in(self.norm_feedforward(x, members), members))
+        h = self.feedforward_out(inverted_dropout(h, self.dropout, self.training), members)
+        return x + inverted_dropout(h, self.dropout, self.training)  # (G', B, T, C)
 
 
-class CrossModalTransformer(nn.Module):
-    r"""The cross-modal transformer of MulT/DMD: a target sequence attends to a
-    source sequence through :obj:`num_layers` pre-LayerNorm blocks
-    (:class:`CrossModalLayer`); both inputs are scaled by :math:`\sqrt{C}` and
-    position-encoded first, the output is layer-normalised.
+class StackedTransformer(nn.Module):
+    r""":math:`G` independent pre-LayerNorm transformers with length masks, one per
+    member (a modality, or an ordered (target, source) pair of modalities), run as
+    one batched computation over stacked weights.
+
+    For member :math:`g` with input :math:`\mathbf{X}_g` (and source
+    :math:`\mathbf{S}_g` when :obj:`cross`):
+
+    .. math::
+        \mathbf{X}^{(0)} = \mathrm{Dropout}(\sqrt{C}\,\mathbf{X}_g + \mathrm{PE}),\qquad
+        \mathbf{X}^{(l)} = \mathrm{Layer}_{g,l}(\mathbf{X}^{(l-1)}),\qquad
+        \mathrm{out}_g = \mathrm{LN}_g(\mathbf{X}^{(L)}),
+
+    each layer a :class:`StackedTransformerLayer`. With :obj:`cross=False` a layer is
+    self-attention (the homogeneous encoders, the heterogeneous memory encoders); with
+    :obj:`cross=True` the queries attend to the source :math:`\mathrm{Dropout}(\sqrt{C}
+    \,\mathbf{S}_g + \mathrm{PE})` (the cross-modal transformer of MulT/DMD). Every
+    member computes exactly what its own transformer would alone. Members whose
+    sequences have similar lengths (:data:`PADDING_SLACK`) are padded to a common
+    length and run together; the masks use the true lengths, so padding changes
+    nothing.
 
     Args:
-        channels (int): Width :math:`C` of target and source.
+        members (int): Number of members :math:`G`.
+        channels (int): Width :math:`C` (of inputs and sources).
         num_heads (int): Attention heads (must divide :obj:`channels`).
-        num_layers (int): Number of blocks.
+        num_layers (int): Number of layers.
+        cross (bool, optional): Cross-modal attention to a source instead of
+            self-attention. (default: :obj:`False`)
         dropout (float, optional): Residual and feed-forward dropout.
             (default: :obj:`0.1`)
         attention_dropout (float, optional): Dropout on attention weights.
             (default: :obj:`0.1`)
         embed_dropout (float, optional): Dropout on the scaled, position-encoded
-            inputs. (default: :obj:`0.0`)
+            inputs (and sources). (default: :obj:`0.0`)
         feedforward_ratio (int, optional): Feed-forward width over :obj:`channels`.
             (default: :obj:`4`)
         causal (bool, optional): Causal masking in relative time (see
             :func:`attention_mask`). (default: :obj:`True`)
 
     Shapes:
-        - **input:** target :math:`(B, T_q, C)`, source :math:`(B, T_s, C)`, target
-          lengths :math:`(B)`, source lengths :math:`(B)` (all >= 1)
-        - **output:** :math:`(B, T_q, C)`
+        - **input:** :math:`G` inputs :math:`(B, T_g, C)` and their lengths :math:`(B)`;
+          with :obj:`cross`, :math:`G` sources :math:`(B, S_g, C)` and their lengths
+          :math:`(B)` (all lengths >= 1)
+        - **output:** :math:`G` sequences :math:`(B, T_g, C)` (padded steps hold finite
+          garbage)
     """
 
     def __init__(
         self,
+        members: int,
         channels: int,
         num_heads: int,
         num_layers: int,
         *,
+        cross: bool = False,
         dropout: float = 0.1,
         attention_dropout: float = 0.1,
         embed_dropout: float = 0.0,
@@ -292,29 +503,82 @@ class CrossModalTransformer(nn.Module):
         causal: bool = True,
     ) -> None:
         super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"StackedTransformer: num_heads={num_heads} must divide "
+                             f"channels={channels}.")
+        self.members = members
         self.channels = channels
         self.num_heads = num_heads
+        self.cross = cross
         self.causal = causal
+        self.embed_dropout = embed_dropout
         self.layers = nn.ModuleList(
-            CrossModalLayer(channels, num_heads, dropout=dropout,
-                            attention_dropout=attention_dropout,
-                            feedforward_ratio=feedforward_ratio)
+            StackedTransformerLayer(members, channels, num_heads, cross=cross, dropout=dropout,
+                                    attention_dropout=attention_dropout,
+                                    feedforward_ratio=feedforward_ratio)
             for _ in range(num_layers)
         )
-        self.norm = nn.LayerNorm(channels)
-        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.norm = StackedLayerNorm(members, channels)
 
     def forward(
-        self, target: Tensor, source: Tensor, target_lengths: Tensor, source_lengths: Tensor
-    ) -> Tensor:
-        mask = attention_mask(target_lengths, source_lengths, target.shape[1], source.shape[1],
-                              self.num_heads, self.causal)  # (B*H, T_q, T_s)
-        query = self.embed_dropout(scale_and_position(target))  # (B, T_q, C)
-        source = self.embed_dropout(scale_and_position(source))  # (B, T_s, C)
-        for layer in self.layers:
-            query = layer(query, source, mask)
-        return self.norm(query)  # (B, T_q, C)
+        self,
+        inputs: list[Tensor],
+        lengths: list[Tensor],
+        sources: list[Tensor] | None = None,
+        source_lengths: list[Tensor] | None = None,
+    ) -> list[Tensor]:
+        if len(inputs) != self.members or (sources is None) == self.cross:
+            raise ValueError(f"{type(self).__name__}: expected {self.members} inputs"
+                             f"{' and sources' if self.cross else ' and no sources'}, found "
+                             f"{len(inputs)} inputs and {0 if sources is None else len(sources)} "
+                             "sources.")
+        keys, key_lengths = (inputs, lengths) if sources is None else (sources, source_lengths)
+        outputs: list[Tensor] = [inputs[0]] * self.members
+        steps = [(x.shape[1], s.shape[1]) for x, s in zip(inputs, keys, strict=True)]
+        for group in _length_groups(steps):
+            members = (None if len(group) == self.members
+                       else torch.tensor(group, device=inputs[0].device))
+            x = self._embed(_stack_padded([inputs[g] for g in group]))  # (G', B, T, C)
+            query_lengths = torch.stack([lengths[g] for g in group])  # (G', B)
+            source = None
+            if self.cross:
+                source = self._embed(_stack_padded([keys[g] for g in group]))  # (G', B, S, C)
+            blocks = attention_blocks(
+                query_lengths.flatten(), torch.stack([key_lengths[g] for g in group]).flatten(),
+                x.shape[2], (x if source is None else source).shape[2], self.num_heads,
+                self.causal)
+            for layer in self.layers:
+                x = layer(x, source, blocks, members)
+            x = self.norm(x, members)  # (G', B, T, C)
+            for i, g in enumerate(group):
+                outputs[g] = x[i, :, : inputs[g].shape[1]]  # (B, T_g, C)
+        return outputs
+
+    def _embed(self, x: Tensor) -> Tensor:
+        return inverted_dropout(scale_and_position(x), self.embed_dropout, self.training)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.channels}, heads={self.num_heads}, "
-                f"layers={len(self.layers)}, causal={self.causal})")
+        return (f"{type(self).__name__}({self.members}, {self.channels}, "
+                f"heads={self.num_heads}, layers={len(self.layers)}, cross={self.cross}, "
+                f"causal={self.causal})")
+
+
+def _length_groups(steps: list[tuple[int, ...]]) -> list[list[int]]:
+    """Groups member indices, longest first, so that every member's step counts are
+    at least ``1 - PADDING_SLACK`` of its group's first member's."""
+    groups: list[list[int]] = []
+    for index in sorted(range(len(steps)), key=lambda i: steps[i], reverse=True):
+        for group in groups:
+            longest = steps[group[0]]
+            if all(s >= (1 - PADDING_SLACK) * t for s, t in zip(steps[index], longest, strict=True)):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    return [sorted(group) for group in groups]
+
+
+def _stack_padded(sequences: list[Tensor]) -> Tensor:
+    """Stacks ``(B, T_g, C)`` sequences into ``(G, B, max T_g, C)``, zero-padded."""
+    steps = max(x.shape[1] for x in sequences)
+    return torch.stack([F.pad(x, (0, 0, 0, steps - x.shape[1])) for x in sequences])
