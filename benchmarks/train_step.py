@@ -79,10 +79,13 @@ def random_batch(config: DHMDConfig, batch_size: int, steps: tuple[int, ...],
 class TrainingStep:
     """One optimiser step per batch, as the trainer takes it (without accumulation)."""
 
-    def __init__(self, model: DHMD, lr: float = 1e-4, clip_value: float = 0.6) -> None:
+    def __init__(self, model: DHMD, lr: float = 1e-4, clip_value: float = 0.6,
+                 fused: bool = False) -> None:
         self.model = model
         self.clip_value = clip_value
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        # The trainer's Adam is torch's default (one tensor at a time on CPU); fused=True
+        # measures the fused CPU kernel instead.
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
     def __call__(self, batch: MultimodalBatch) -> None:
         self.model.train()
@@ -174,12 +177,13 @@ def _per_second(timing: Timing, batch_size: int) -> float:
 
 def benchmark_case(name: str, aligned: bool, *, steps: tuple[int, ...], batch_size: int,
                    eval_batch_size: int, repeats: int, eval_repeats: int,
-                   overrides: list[str], profile: bool) -> tuple[dict, dict | None]:
+                   overrides: list[str], profile: bool, fused_adam: bool = False
+                   ) -> tuple[dict, dict | None]:
     """Times the training step and inference of one preset; returns a row and a profile."""
     config = apply_overrides(preset(name, aligned), overrides)
     torch.manual_seed(0)
     model = DHMD(config)
-    step = TrainingStep(model)
+    step = TrainingStep(model, fused=fused_adam)
     train_batch = random_batch(config, batch_size, steps)
     train = time_function(lambda: step(train_batch), warmup=1, repeats=repeats, min_run_time=0)
 
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--eval-repeats", type=int, default=9, help="timed inference runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="add a torch.profiler breakdown")
+    parser.add_argument("--fused-adam", action="store_true",
+                        help="torch's fused CPU Adam instead of the trainer's default Adam")
+    parser.add_argument("--tag", default="",
+                        help="results go to train_step_<tag>.json (for variants)")
     parser.add_argument("--override", nargs="*", default=[],
                         help="config overrides, e.g. encoder.num_layers=2")
     parser.add_argument("--output-dir", default=None)
@@ -251,7 +259,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row, profile = benchmark_case(
                 name, aligned, steps=steps, batch_size=args.batch_size,
                 eval_batch_size=args.eval_batch_size, repeats=args.repeats,
-                eval_repeats=args.eval_repeats, overrides=overrides, profile=args.profile)
+                eval_repeats=args.eval_repeats, overrides=overrides, profile=args.profile,
+                fused_adam=args.fused_adam)
             rows.append(row)
             print(f"{name} {alignment}: {row['train_samples_per_s']:.2f} train samples/s, "
                   f"{row['eval_samples_per_s']:.1f} eval samples/s, "
@@ -268,7 +277,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               "target_latency_ms"]))
     settings = {k: v for k, v in vars(args).items() if k != "output_dir"}
     settings["override"] = overrides
-    path = write_results("train_step_quick" if args.quick else "train_step", rows,
+    stem = "_".join(part for part in ("train_step", args.tag, "quick" if args.quick else "")
+                    if part)
+    path = write_results(stem, rows,
                          settings=settings, output_dir=args.output_dir,
                          extra={"profiles": profiles} if profiles else None)
     print(f"wrote {path}")
