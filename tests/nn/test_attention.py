@@ -112,6 +112,34 @@ def test_blocked_attention_equals_dense_attention(monkeypatch, causal):
     torch.testing.assert_close(masked_attention(query, key, value, blocks), expected)
 
 
+def test_blocked_attention_gradient(monkeypatch):
+    torch.manual_seed(0)
+    query_lengths, key_lengths = torch.tensor([5, 3]), torch.tensor([7, 7])
+    inputs = [torch.randn(2, 2, t, 3, dtype=torch.double, requires_grad=True) for t in (5, 7, 7)]
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 56)  # blocks of two queries
+    blocks = attention_blocks(query_lengths, key_lengths, 5, 7, 2, causal=True)
+    assert len(blocks) == 3
+    assert torch.autograd.gradcheck(lambda q, k, v: masked_attention(q, k, v, blocks), inputs)
+    # With dropout: the gradient of the definition under the same keep masks.
+    grad = torch.randn(2, 2, 5, 3, dtype=torch.double)
+    torch.manual_seed(1)
+    out = masked_attention(*inputs, blocks, dropout=0.4, training=True)
+    found = torch.autograd.grad(out, inputs, grad)
+    torch.manual_seed(1)
+    query, key, value = inputs
+    expected_out = []
+    for block in blocks:
+        scores = query[:, :, block.start:block.stop] @ key[:, :, :block.keys].transpose(-1, -2)
+        scores = scores / math.sqrt(3)
+        weights = torch.softmax(scores.masked_fill(block.blocked, float("-inf")), dim=-1)
+        keep = (torch.rand(4, *weights.shape[2:], dtype=torch.double) >= 0.4).view(weights.shape)
+        expected_out.append(weights * keep / 0.6 @ value[:, :, :block.keys])
+    expected_out = torch.cat(expected_out, dim=2)
+    torch.testing.assert_close(out, expected_out)
+    for a, b in zip(found, torch.autograd.grad(expected_out, inputs, grad), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def reference_layer(stacked: StackedTransformer, g: int, depth: int) -> nn.Module:
     """Member g's layer `depth` as torch.nn modules with the stacked weights copied in."""
     layer = stacked.layers[depth]
