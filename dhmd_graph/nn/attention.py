@@ -198,6 +198,7 @@ def attention_blocks(
     key_steps: int,
     num_heads: int,
     causal: bool,
+    whole: bool = False,
 ) -> list[AttentionBlock]:
     r"""Splits the queries into blocks of about :data:`BLOCK_ELEMENTS` attention
     weights each and builds each block's mask (:func:`attention_mask`). With
@@ -213,11 +214,16 @@ def attention_blocks(
         key_steps (int): Padded key length :math:`T_k`.
         num_heads (int): Attention heads :math:`H`.
         causal (bool): Causal masking in relative time.
+        whole (bool, optional): One block of all queries (for attention without
+            dropout, which :func:`masked_attention` leaves to PyTorch's fused kernel).
+            (default: :obj:`False`)
 
     Returns:
         list[AttentionBlock]: Consecutive blocks covering ``0 .. T_q - 1``.
     """
     rows = max(1, BLOCK_ELEMENTS // (query_lengths.numel() * num_heads * key_steps))
+    if whole:
+        rows = query_steps
     starts = list(range(0, query_steps, rows))
     stops = [min(start + rows, query_steps) for start in starts]
     keys = [key_steps] * len(starts)
@@ -249,9 +255,14 @@ def masked_attention(
 
     computed one block of queries at a time (:func:`attention_blocks`). Each query's
     softmax runs over its whole row of visible keys, so blocking gives the same result.
-    The gradient is written out by hand (:class:`_BlockedAttention`), so that the blocks
-    accumulate into one gradient of the keys and values instead of one full-size
-    gradient per block; it is not differentiable twice.
+
+    Without dropout (evaluation, or :obj:`dropout=0`) each block goes to
+    :func:`torch.nn.functional.scaled_dot_product_attention`, whose fused CPU kernel
+    never holds all weights at once. With dropout, which that kernel does not offer,
+    the weights of one block at a time are materialised, and the gradient is written
+    out by hand (:class:`_BlockedAttention`) so that the blocks accumulate into one
+    gradient of the keys and values instead of one full-size gradient per block (not
+    differentiable twice).
 
     Args:
         query (Tensor): Queries.
@@ -267,18 +278,25 @@ def masked_attention(
         - **input:** query :math:`(N, H, T_q, D)`, key and value :math:`(N, H, T_k, D)`
         - **output:** :math:`(N, H, T_q, D)`
     """
+    if not training or dropout == 0.0:
+        out = [F.scaled_dot_product_attention(
+            query[:, :, block.start:block.stop], key[:, :, :block.keys],
+            value[:, :, :block.keys], attn_mask=block.blocked.logical_not())
+            for block in blocks]  # (N, H, rows, D)
+        return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N, H, T_q, D)
     batch, heads, steps, channels = query.shape
     # Steps last, (N H, D, T): every product below then writes a wide, row-major result.
     query = (query * channels**-0.5).transpose(-1, -2).reshape(batch * heads, channels, steps)
     key = key.transpose(-1, -2).reshape(batch * heads, channels, -1)
     value = value.transpose(-1, -2).reshape(batch * heads, channels, -1)
-    out = _BlockedAttention.apply(query, key, value, blocks, dropout if training else 0.0)
+    out = _BlockedAttention.apply(query, key, value, blocks, dropout)
     return out.view(batch, heads, channels, steps).transpose(-1, -2)  # (N, H, T_q, D)
 
 
 class _BlockedAttention(torch.autograd.Function):
-    r"""The blocked attention of :func:`masked_attention` on ``(N H, D, T)`` layouts
-    (query already scaled), with its gradient: for a block with weights
+    r"""The blocked attention of :func:`masked_attention` with dropout on
+    ``(N H, D, T)`` layouts (query already scaled), and its gradient: for a block with
+    weights
     :math:`\mathbf{P}` (softmax), keep mask :math:`\mathbf{K}_{eep}` (0 or
     :math:`1/(1-p)`) and :math:`\mathbf{A} = \mathbf{P} \odot \mathbf{K}_{eep}`,
 
@@ -301,10 +319,8 @@ class _BlockedAttention(torch.autograd.Function):
             scores.view(block.blocked.shape[0], -1, *scores.shape[1:]).masked_fill_(
                 block.blocked, float("-inf"))
             probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
-            keep = None
-            if dropout > 0:
-                keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)
-            weights = probabilities if keep is None else probabilities * keep
+            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)
+            weights = probabilities * keep
             out.append(torch.bmm(value[:, :, :block.keys], weights.transpose(1, 2)))  # (N H, D, rows)
             saved.append((probabilities, keep))
         ctx.blocks, ctx.probabilities = blocks, saved
@@ -320,11 +336,9 @@ class _BlockedAttention(torch.autograd.Function):
         for block, (probabilities, keep) in zip(ctx.blocks, ctx.probabilities, strict=True):
             rows, keys = slice(block.start, block.stop), slice(0, block.keys)
             grad_block = grad_out[:, :, rows]  # (N H, D, rows)
-            weights = probabilities if keep is None else probabilities * keep
-            grad_value[:, :, keys] += torch.bmm(grad_block, weights)  # (N H, D, keys)
+            grad_value[:, :, keys] += torch.bmm(grad_block, probabilities * keep)  # (N H, D, keys)
             grad_weights = torch.bmm(grad_block.transpose(1, 2), value[:, :, keys])
-            if keep is not None:
-                grad_weights.mul_(keep)  # (N H, rows, keys)
+            grad_weights.mul_(keep)  # (N H, rows, keys)
             row_sum = (grad_weights * probabilities).sum(dim=-1, keepdim=True)  # (N H, rows, 1)
             grad_scores = grad_weights.sub_(row_sum).mul_(probabilities)  # (N H, rows, keys)
             grad_query[:, :, rows] = torch.bmm(key[:, :, keys], grad_scores.transpose(1, 2))
@@ -496,7 +510,7 @@ class StackedTransformerLayer(nn.Module):
         attended = attended.transpose(1, 2).reshape(x.shape)  # (G', B, T, C)
         x = x + inverted_dropout(self.out_projection(attended, members), self.dropout,
                                  self.training)
-        h = torch.relu(self.feedforward_in(self.norm_feedforward(x, members), members))
+        h = self.feedforward_in(self.norm_feedforward(x, members), members).relu_()
         h = self.feedforward_out(inverted_dropout(h, self.dropout, self.training), members)
         return x + inverted_dropout(h, self.dropout, self.training)  # (G', B, T, C)
 
@@ -572,6 +586,7 @@ class StackedTransformer(nn.Module):
         self.num_heads = num_heads
         self.cross = cross
         self.causal = causal
+        self.attention_dropout = attention_dropout
         self.embed_dropout = embed_dropout
         self.layers = nn.ModuleList(
             StackedTransformerLayer(members, channels, num_heads, cross=cross, dropout=dropout,
@@ -607,7 +622,7 @@ class StackedTransformer(nn.Module):
             blocks = attention_blocks(
                 query_lengths.flatten(), torch.stack([key_lengths[g] for g in group]).flatten(),
                 x.shape[2], (x if source is None else source).shape[2], self.num_heads,
-                self.causal)
+                self.causal, whole=not (self.training and self.attention_dropout > 0))
             for layer in self.layers:
                 x = layer(x, source, blocks, members)
             x = self.norm(x, members)  # (G', B, T, C)
