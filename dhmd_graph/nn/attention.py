@@ -181,14 +181,14 @@ class AttentionBlock(NamedTuple):
         stop (int): One past the last query step.
         keys (int): The block attends to keys ``0 .. keys - 1`` (the later keys are
             masked for every query of the block).
-        blocked (Tensor): ``(N, 1, stop - start, keys)`` bool mask, :obj:`True` = may
-            not attend (broadcast over heads).
+        bias (Tensor): ``(N, 1, stop - start, keys)`` additive mask, :math:`0` where
+            a query may attend and :math:`-\infty` where not (broadcast over heads).
     """
 
     start: int
     stop: int
     keys: int
-    blocked: Tensor
+    bias: Tensor
 
 
 def attention_blocks(
@@ -231,11 +231,12 @@ def attention_blocks(
         last = torch.tensor(stops, device=key_lengths.device) - 1  # (K,) last query of a block
         reach = (last.unsqueeze(1) * key_lengths).div(query_lengths, rounding_mode="floor")
         keys = (reach.amax(dim=1) + 1).clamp(max=key_steps).tolist()  # (K,) on the host
-    return [
-        AttentionBlock(start, stop, extent, attention_mask(
-            query_lengths, key_lengths, stop - start, extent, causal, start).unsqueeze(1))
-        for start, stop, extent in zip(starts, stops, keys, strict=True)
-    ]
+    blocks = []
+    for start, stop, extent in zip(starts, stops, keys, strict=True):
+        blocked = attention_mask(query_lengths, key_lengths, stop - start, extent, causal, start)
+        bias = torch.zeros(blocked.shape, device=blocked.device).masked_fill_(blocked, float("-inf"))
+        blocks.append(AttentionBlock(start, stop, extent, bias.unsqueeze(1)))  # (N, 1, rows, keys)
+    return blocks
 
 
 def masked_attention(
@@ -281,7 +282,7 @@ def masked_attention(
     if not training or dropout == 0.0:
         out = [F.scaled_dot_product_attention(
             query[:, :, block.start:block.stop], key[:, :, :block.keys],
-            value[:, :, :block.keys], attn_mask=block.blocked.logical_not())
+            value[:, :, :block.keys], attn_mask=block.bias.to(query.dtype))
             for block in blocks]  # (N, H, rows, D)
         return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N, H, T_q, D)
     batch, heads, steps, channels = query.shape
@@ -316,8 +317,7 @@ class _BlockedAttention(torch.autograd.Function):
         for block in blocks:
             scores = torch.bmm(query[:, :, block.start:block.stop].transpose(1, 2),
                                key[:, :, :block.keys])  # (N H, rows, keys)
-            scores.view(block.blocked.shape[0], -1, *scores.shape[1:]).masked_fill_(
-                block.blocked, float("-inf"))
+            scores.view(block.bias.shape[0], -1, *scores.shape[1:]).add_(block.bias)
             probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
             keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)
             weights = probabilities * keep
@@ -608,27 +608,26 @@ class StackedTransformer(nn.Module):
                              f"{' and sources' if self.cross else ' and no sources'}, found "
                              f"{len(inputs)} inputs and {0 if sources is None else len(sources)} "
                              "sources.")
-        keys, key_lengths = (inputs, lengths) if sources is None else (sources, source_lengths)
-        outputs: list[Tensor] = [inputs[0]] * self.members
-        steps = [(x.shape[1], s.shape[1]) for x, s in zip(inputs, keys, strict=True)]
+        keys, key_lengths = (sources, source_lengths) if self.cross else (inputs, lengths)
+        steps = [(x.shape[1], k.shape[1]) for x, k in zip(inputs, keys, strict=True)]
+        outputs: dict[int, Tensor] = {}
         for group in _length_groups(steps):
             members = (None if len(group) == self.members
                        else torch.tensor(group, device=inputs[0].device))
             x = self._embed(_stack_padded([inputs[g] for g in group]))  # (G', B, T, C)
-            query_lengths = torch.stack([lengths[g] for g in group])  # (G', B)
-            source = None
-            if self.cross:
-                source = self._embed(_stack_padded([keys[g] for g in group]))  # (G', B, S, C)
+            source = (self._embed(_stack_padded([keys[g] for g in group]))  # (G', B, S, C)
+                      if self.cross else None)
             blocks = attention_blocks(
-                query_lengths.flatten(), torch.stack([key_lengths[g] for g in group]).flatten(),
-                x.shape[2], (x if source is None else source).shape[2], self.num_heads,
-                self.causal, whole=not (self.training and self.attention_dropout > 0))
+                torch.cat([lengths[g] for g in group]),  # (G' B,)
+                torch.cat([key_lengths[g] for g in group]),  # (G' B,)
+                x.shape[2], max(steps[g][1] for g in group), self.num_heads, self.causal,
+                whole=not (self.training and self.attention_dropout > 0))
             for layer in self.layers:
                 x = layer(x, source, blocks, members)
             x = self.norm(x, members)  # (G', B, T, C)
             for i, g in enumerate(group):
                 outputs[g] = x[i, :, : inputs[g].shape[1]]  # (B, T_g, C)
-        return outputs
+        return [outputs[g] for g in range(self.members)]
 
     def _embed(self, x: Tensor) -> Tensor:
         return inverted_dropout(scale_and_position(x), self.embed_dropout, self.training)

@@ -100,6 +100,7 @@ def test_blocked_attention_equals_dense_attention(monkeypatch, causal):
     blocked = attention_mask(query_lengths, key_lengths, 9, 11, causal).unsqueeze(1)
     expected = dense_attention(query, key, value, blocked)
     (whole,) = attention_blocks(query_lengths, key_lengths, 9, 11, 2, causal)
+    assert torch.equal(whole.bias == float("-inf"), blocked) and (whole.bias[~blocked] == 0).all()
     torch.testing.assert_close(masked_attention(query, key, value, [whole]), expected)
     # Blocks of 2 query steps (2 * 3 samples * 2 heads * 11 keys = 132 weights).
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 132)
@@ -131,7 +132,7 @@ def test_blocked_attention_gradient(monkeypatch):
     for block in blocks:
         scores = query[:, :, block.start:block.stop] @ key[:, :, :block.keys].transpose(-1, -2)
         scores = scores / math.sqrt(3)
-        weights = torch.softmax(scores.masked_fill(block.blocked, float("-inf")), dim=-1)
+        weights = torch.softmax(scores + block.bias, dim=-1)
         keep = (torch.rand(4, *weights.shape[2:], dtype=torch.double) >= 0.4).view(weights.shape)
         expected_out.append(weights * keep / 0.6 @ value[:, :, :block.keys])
     expected_out = torch.cat(expected_out, dim=2)
