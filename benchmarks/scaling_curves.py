@@ -78,9 +78,12 @@ def plot(sweeps: dict[str, list[dict]], path: Path) -> None:
         if key != "modalities":
             axis.set_xscale("log")
             axis.set_yscale("log")
-        axis.grid(True, which="both", alpha=0.3)
-    figure.suptitle("DHMD training step on CPU "
-                    f"({torch.get_num_threads()} threads; bars: IQR)")
+        axis.set_xticks(xs, [str(x) for x in xs])
+        axis.minorticks_off()
+        axis.grid(True, alpha=0.3)
+    threads = torch.get_num_threads()
+    figure.suptitle(f"DHMD training step on CPU ({threads} thread{'s' if threads > 1 else ''}; "
+                    "bars: IQR)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
