@@ -85,9 +85,9 @@ def dense_step(layer: DynamicGraphDistill, logits: Tensor, reprs: Tensor,
     y = logits.view(batch_size, m, -1)  # (B, M, C)
     r = reprs.view(batch_size, m, -1)  # (B, M, F)
     h = torch.cat([layer.lin_logit(y), layer.lin_repr(r)], dim=-1)  # (B, M, 2g)
-    student = h.unsqueeze(1).expand(-1, m, -1, -1)  # (B, M, M, 2g) h_j at [b, i, j]
-    teacher = h.unsqueeze(2).expand(-1, -1, m, -1)  # (B, M, M, 2g) h_i at [b, i, j]
-    score = layer.lin_edge(torch.cat([student, teacher], dim=-1)).squeeze(-1)  # (B, M, M)
+    # w^T [h_j ; h_i] = w_s^T h_j + w_t^T h_i, broadcast to [b, teacher i, student j].
+    w_student, w_teacher = layer.lin_edge.weight.view(2, -1)  # (2g,), (2g,)
+    score = (h @ w_teacher).unsqueeze(2) + (h @ w_student).unsqueeze(1)  # (B, M, M)
 
     self_loop = torch.eye(m, dtype=torch.bool, device=logits.device)  # (M, M)
     score = score.masked_fill(self_loop, float("-inf")) / layer.temperature

@@ -207,10 +207,14 @@ class DynamicGraphDistill(MessagePassing):
                 :math:`w = E + p` of every edge. (default: :obj:`False`)
         """
         h = torch.cat([self.lin_logit(logits), self.lin_repr(reprs)], dim=-1)  # (N, 2g)
+        # w^T [h_student ; h_teacher] = w_s^T h_student + w_t^T h_teacher: score every node
+        # once in both roles, then add two numbers per edge (as GATConv does).
+        score_student, score_teacher = self.lin_edge.weight.view(2, -1) @ h.t()  # (N,), (N,)
         group = self._softmax_group(edge_index, batch)  # (E,)
 
-        # edge_updater_type: (h: Tensor, group: Tensor)
-        weight = self.edge_updater(edge_index, h=h, group=group)  # (E,)
+        # edge_updater_type: (score_student: Tensor, score_teacher: Tensor, group: Tensor)
+        weight = self.edge_updater(edge_index, score_student=score_student,
+                                   score_teacher=score_teacher, group=group)  # (E,)
         prior = self.prior_weight(edge_index, batch, modality)
         if prior is not None:
             weight = weight + prior
@@ -223,9 +227,10 @@ class DynamicGraphDistill(MessagePassing):
             return out, (edge_index, weight)
         return out
 
-    def edge_update(self, h_i: Tensor, h_j: Tensor, group: Tensor, dim_size: int) -> Tensor:
-        # h_i is the student, h_j the teacher: e = w^T [h_student ; h_teacher].
-        score = self.lin_edge(torch.cat([h_i, h_j], dim=-1)).squeeze(-1)  # (E,)
+    def edge_update(self, score_student_i: Tensor, score_teacher_j: Tensor, group: Tensor,
+                    dim_size: int) -> Tensor:
+        # _i is the student (edge_index[1]), _j the teacher (edge_index[0]).
+        score = score_student_i + score_teacher_j  # (E,) e = w^T [h_student ; h_teacher]
         return softmax(score / self.temperature, group, num_nodes=dim_size)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
