@@ -1,7 +1,11 @@
+import mmap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import dhmd_graph.data.batch as batch_module
 from dhmd_graph.data import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.data.errors import DatasetError
 
@@ -100,3 +104,40 @@ def test_dataset_error_message_and_attributes():
     assert isinstance(error, ValueError)
     assert (error.file, error.split, error.field) == ("a.pkl", "valid", "audio")
     assert str(DatasetError("empty")) == "empty."
+
+
+def _resident_file_pages() -> int:
+    """Bytes of file-backed pages in this process's resident set (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists() or not hasattr(mmap, "MADV_DONTNEED"),
+                    reason="needs Linux's /proc and madvise")
+def test_release_pages_drops_mapped_pages_but_keeps_the_data(tmp_path):
+    n, steps, dim = 256, 16, 1024  # 16 MiB of float32
+    path = tmp_path / "features.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(n, steps, dim)).astype(np.float32))
+    features = np.load(path, mmap_mode="r")
+    dataset = MultimodalDataset({"audio": features}, {"audio": np.full(n, steps)},
+                                np.zeros(n), [str(i) for i in range(n)])
+    before = [dataset[i]["features"]["audio"] for i in range(n)]  # maps every page
+    mapped = _resident_file_pages()
+    dataset.release_pages()
+    released = mapped - _resident_file_pages()
+    assert released > 0.5 * features.nbytes  # the pages left this process's RSS
+    for i in range(n):  # and reading again gives the same data
+        np.testing.assert_array_equal(dataset[i]["features"]["audio"], before[i])
+
+
+def test_getitem_releases_pages_every_release_every_samples(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(MultimodalDataset, "release_pages", lambda self: calls.append(1))
+    monkeypatch.setattr(batch_module, "RELEASE_EVERY", 4)
+    dataset = MultimodalDataset({"audio": np.zeros((3, 2, 1), np.float32)},
+                                {"audio": np.full(3, 2)}, np.zeros(3), ["a", "b", "c"])
+    for i in range(9):
+        dataset[i % 3]
+    assert len(calls) == 2
