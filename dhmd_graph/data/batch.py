@@ -24,9 +24,12 @@ from dhmd_graph.data.errors import DatasetError
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
 
-RELEASE_EVERY = 1024
+RELEASE_EVERY = 128
 """Samples a :class:`MultimodalDataset` reads between two
-:meth:`~MultimodalDataset.release_pages` of its memory-mapped features."""
+:meth:`~MultimodalDataset.release_pages` of its memory-mapped features. A page fault maps
+the kernel's read-ahead window too, so in random order one sample maps about a megabyte
+of a MOSEI-size cache: 1024 samples kept ~1.1 GB mapped, 128 keep ~0.2 GB, for about half
+a second per 16k-sample epoch (page cache warm)."""
 
 
 @dataclass

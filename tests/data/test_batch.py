@@ -123,7 +123,7 @@ def test_release_pages_drops_mapped_pages_but_keeps_the_data(tmp_path):
     features = np.load(path, mmap_mode="r")
     dataset = MultimodalDataset({"audio": features}, {"audio": np.full(n, steps)},
                                 np.zeros(n), [str(i) for i in range(n)])
-    before = [dataset[i]["features"]["audio"] for i in range(n)]  # maps every page
+    before = np.array(features)  # maps every page of the file into this process
     mapped = _resident_file_pages()
     dataset.release_pages()
     released = mapped - _resident_file_pages()
