@@ -7,6 +7,7 @@ unweighted term.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -214,12 +215,8 @@ def self_regression_loss(
     Returns:
         Tensor: The scalar loss.
     """
-    total = prediction[0].new_zeros(())
-    for m, (p, q, length) in enumerate(zip(prediction, target, lengths, strict=True)):
-        weight = _step_weight(length, p.shape[1], None if present is None else present[:, m])
-        squared = (p - q).pow(2).mean(dim=-1)  # (B, T)
-        total = total + (squared * weight).sum() / weight.sum().clamp_min(1.0)
-    return total
+    return _sum_of_step_means(prediction, target, lengths, present,
+                              lambda p, q: (p - q).pow(2).mean(dim=-1))
 
 
 def orthogonality_loss(
@@ -242,11 +239,23 @@ def orthogonality_loss(
     Returns:
         Tensor: The scalar loss.
     """
-    total = private[0].new_zeros(())
-    for m, (s, c, length) in enumerate(zip(private, shared, lengths, strict=True)):
-        weight = _step_weight(length, s.shape[1], None if present is None else present[:, m])
-        cosine = F.cosine_similarity(s, c, dim=-1).clamp_min(0.0)  # (B, T)
-        total = total + (cosine * weight).sum() / weight.sum().clamp_min(1.0)
+    return _sum_of_step_means(private, shared, lengths, present,
+                              lambda s, c: F.cosine_similarity(s, c, dim=-1).clamp_min(0.0))
+
+
+def _sum_of_step_means(
+    first: list[Tensor],
+    second: list[Tensor],
+    lengths: list[Tensor],
+    present: Tensor | None,
+    distance: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    r""":math:`\sum_m` the mean of ``distance(first[m], second[m])`` ``(B, T_m)`` over the
+    valid steps of the samples where modality ``m`` is present."""
+    total = first[0].new_zeros(())
+    for m, (a, b, length) in enumerate(zip(first, second, lengths, strict=True)):
+        weight = _step_weight(length, a.shape[1], None if present is None else present[:, m])
+        total = total + (distance(a, b) * weight).sum() / weight.sum().clamp_min(1.0)
     return total
 
 
