@@ -29,6 +29,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from dhmd_graph.fields import check_field_types
+
 __all__ = [
     "DHMDConfig",
     "DictionaryConfig",
@@ -123,6 +125,7 @@ class ModalityConfig:
     embedding_dim: int = 300
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
             raise _fail(self, "name", "a non-empty name without '->' or '.'", self.name,
                         "Use the modality's key in the batch, e.g. 'text'")
@@ -174,6 +177,7 @@ class EncoderConfig:
     pooling: str = "mean"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("num_layers", "memory_layers", "feedforward_ratio"):
             _check_positive(self, name, integer=True)
         for name in ("attention_dropout", "dropout", "embed_dropout", "output_dropout"):
@@ -229,6 +233,7 @@ class GraphConfig:
     edges: list[str] | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_positive(self, "hidden_channels", integer=True)
         _check_positive(self, "temperature")
         _check_positive(self, "prior_temperature")
@@ -287,6 +292,7 @@ class DictionaryConfig:
     weight: float = 0.05
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.atoms, int) or isinstance(self.atoms, bool) or self.atoms < 0:
             raise _fail(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
         _check_positive(self, "temperature")
@@ -321,6 +327,7 @@ class LossConfig:
     margin_scale: float = 0.15
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for item in dataclasses.fields(self):
             _check_weight(self, item.name)
 
@@ -360,6 +367,7 @@ class DHMDConfig:
     modality_dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.modalities, list) or len(self.modalities) < 2 or not all(
             isinstance(m, ModalityConfig) for m in self.modalities
         ):
@@ -501,15 +509,14 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, path: str) -> Any:
+    """Nested dicts become their dataclasses; everything else is kept as it is, for the
+    dataclass to check its type (no coercion: ``"8"`` stays a string and is refused)."""
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
-    if typing.get_origin(hint) is list:
+    if typing.get_origin(hint) is list and isinstance(value, list):
         (item,) = typing.get_args(hint)
         if dataclasses.is_dataclass(item):
             return [_build(item, v, f"{path}.{i}") for i, v in enumerate(value)]
-        return list(value)
-    if typing.get_origin(hint) is dict:
-        return dict(value)
     return value
 
 

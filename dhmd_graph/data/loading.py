@@ -20,9 +20,10 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
+from dhmd_graph.data.checks import check_splits
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
-from dhmd_graph.data.mmsa import load_mmsa
+from dhmd_graph.data.mmsa import SENTIMENT_RANGE, SIMS_RANGE, load_mmsa
 
 __all__ = ["convert_to_cache", "describe", "load_dataset"]
 
@@ -30,15 +31,22 @@ _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
           "or a MISA folder with train.pkl, dev.pkl and test.pkl")
 
 
-def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | None = None
-                 ) -> dict[str, MultimodalDataset]:
+def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | None = None,
+                 verify: bool = False) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
+
+    Whatever the reader, the result has the splits ``train``, ``valid`` and ``test``
+    with the same modalities and feature widths, or a :class:`DatasetError` says which
+    split differs, before any training starts.
 
     Args:
         path (str or PathLike): An MMSA pickle, a cache folder or a MISA folder.
         label_range (tuple[float, float], optional): Inclusive range of valid labels for
-            the pickle readers; :obj:`None` keeps each reader's default. A cache was
-            checked when it was converted. (default: :obj:`None`)
+            the pickle readers; :obj:`None` keeps each reader's default. A cache checks
+            the range it was converted with. (default: :obj:`None`)
+        verify (bool, optional): For a cache, also check the checksums and every value
+            (see :func:`~dhmd_graph.data.load_cache`); the pickle readers always check
+            every value. (default: :obj:`False`)
 
     Returns:
         dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``.
@@ -48,16 +56,18 @@ def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | Non
     """
     path = Path(path)
     options = {} if label_range is None else {"label_range": label_range}
-    if path.is_dir():
-        if (path / MANIFEST).is_file():
-            return load_cache(path)
-        if all((path / name).is_file() for name in MISA_FILES.values()):
-            return load_misa(path, **options)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        datasets = load_cache(path, verify=verify)
+    elif path.is_dir() and all((path / name).is_file() for name in MISA_FILES.values()):
+        datasets = load_misa(path, **options)
     elif path.is_file() and path.suffix == ".pkl":
-        return load_mmsa(path, **options)
-    raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
-                       found=_describe(path),
-                       fix="Point to one of these (a .csd file is read with read_csd)")
+        datasets = load_mmsa(path, **options)
+    else:
+        raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
+                           found=_describe(path),
+                           fix="Point to one of these (a .csd file is read with read_csd)")
+    check_splits(datasets, path)
+    return datasets
 
 
 def _describe(path: Path) -> str:
@@ -74,9 +84,10 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
                      ) -> Path:
     r"""Convert a dataset once into a memory-mapped cache (see :mod:`dhmd_graph.data.cache`).
 
-    The source is read once and validated by its reader, then written array by array.
-    Unless ``overwrite`` is set, a cache of the same source (same sha256) already at
-    ``cache_dir`` is kept as it is and nothing is read.
+    The source is read once and validated by its reader, then written array by array
+    with the label range it was checked against. Unless ``overwrite`` is set, a cache of
+    the same source (same sha256) already at ``cache_dir`` is kept, after checking its
+    checksums and values (``load_cache(..., verify=True)``), and the source is not read.
 
     Args:
         pickle_path (str or PathLike): An MMSA pickle, or a MISA folder of pickles.
@@ -90,17 +101,21 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
         Path: ``cache_dir``.
 
     Raises:
-        DatasetError: The source holds bad data, or ``cache_dir`` holds something else
-            and ``overwrite`` is :obj:`False`.
+        DatasetError: The source holds bad data, the existing cache of this source is
+            damaged, or ``cache_dir`` holds something else and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
     digest = source_digest(pickle_path) if Path(pickle_path).exists() else None
     if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
         existing = read_manifest(cache_dir).get("source") or {}
-        if existing.get("sha256") == digest["sha256"]:
+        if isinstance(existing, dict) and existing.get("sha256") == digest["sha256"]:
+            load_dataset(cache_dir, verify=True)
             return cache_dir
     datasets = load_dataset(pickle_path, label_range=label_range)
-    return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+    if label_range is None:  # the reader's default, recorded for every later read
+        label_range = SIMS_RANGE if datasets["train"].unimodal_labels else SENTIMENT_RANGE
+    return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite,
+                       label_range=label_range)
 
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:

@@ -28,9 +28,12 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import (
+    Budget,
     Location,
+    as_array,
     check_finite,
     check_labels,
+    check_splits,
     float_features,
     zero_negative_infinity,
 )
@@ -83,8 +86,11 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
                            expected=f"splits {list(SPLITS)}", found=f"keys {sorted(map(str, data))}",
                            fix="Pass a complete MMSA pickle with all three splits")
     # Pop each split so its raw arrays are released as soon as it is read.
-    return {split: _read_split(data.pop(split), Location(path, split), label_range)
-            for split in SPLITS}
+    budget = Budget(path)
+    datasets = {split: _read_split(data.pop(split), Location(path, split, budget), label_range)
+                for split in SPLITS}
+    check_splits(datasets, path)
+    return datasets
 
 
 def _read_split(raw, where: Location, label_range: tuple[float, float] | None
@@ -100,7 +106,7 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
             raise where.error("missing field", key, f"fields {list(REQUIRED)}",
                               f"fields {sorted(map(str, raw))}",
                               "Export the split with the MMSA field names")
-    ids = np.asarray(raw.pop("id"))
+    ids = _strings(raw.pop("id"), where, "id")
 
     features: dict[str, np.ndarray] = {}
     for name in MODALITIES:
@@ -115,6 +121,8 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
     unimodal = {name: _vector(raw.pop(key), where, key)
                 for key, name in UNIMODAL_LABELS.items() if key in raw}
     raw_text = raw.pop("raw_text", None)
+    if raw_text is not None:
+        raw_text = _strings(raw_text, where, "raw_text")
 
     dataset = MultimodalDataset(features, lengths, labels, ids, unimodal_labels=unimodal,
                                 raw_text=raw_text, source=str(where.file), split=where.split)
@@ -131,18 +139,18 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
     """``(N,)`` true lengths: ``<name>_lengths``, the BERT attention mask, or full length."""
     count, steps = features.shape[:2]
     if name == "text" and "text_bert" in raw:
-        tokens = np.asarray(raw.pop("text_bert"))
-        if tokens.shape != (count, 3, steps):
+        tokens = as_array(raw.pop("text_bert"), where, "text_bert")
+        if tokens.shape != (count, 3, steps) or tokens.dtype.kind not in "fiu":
             raise where.error("text_bert does not match text", "text_bert",
                               f"shape (N, 3, T_l) = {(count, 3, steps)}",
-                              f"shape {tokens.shape}",
+                              f"shape {tokens.shape}, dtype {tokens.dtype}",
                               "Export text_bert as (token ids, attention mask, segment ids)")
         return tokens[:, 1].sum(axis=1).astype(np.int64)  # attention-mask row
     key = f"{name}_lengths"
     if key not in raw:
         return np.full(count, steps, dtype=np.int64)
-    lengths = np.asarray(raw.pop(key))
-    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.number):
+    lengths = as_array(raw.pop(key), where, key)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "fiu":
         raise where.error("wrong lengths", key, "a (N,) integer array",
                           f"shape {lengths.shape}, dtype {lengths.dtype}",
                           "Export one length per sample")
@@ -153,10 +161,21 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
     return lengths.astype(np.int64)
 
 
+def _strings(value, where: Location, field: str) -> np.ndarray:
+    """A ``(N,)`` array of ids or texts: strings or numbers, one per sample."""
+    array = as_array(value, where, field)
+    if array.ndim != 1 or (array.dtype == object and not all(
+            isinstance(item, (str, bytes, int, float)) for item in array)):
+        raise where.error("wrong strings", field, "a (N,) array of strings, one per sample",
+                          f"shape {array.shape}, dtype {array.dtype}",
+                          "Export one string per sample")
+    return array
+
+
 def _vector(value, where: Location, field: str) -> np.ndarray:
     """A ``(N,)`` float32 label array."""
-    array = np.asarray(value)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+    array = as_array(value, where, field)
+    if array.ndim != 1 or array.dtype.kind not in "fiu":
         raise where.error("wrong labels", field, "a (N,) float array",
                           f"shape {array.shape}, dtype {array.dtype}",
                           "Export one regression label per sample")

@@ -66,8 +66,17 @@ def _resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and device.index is None:  # one GPU per local process
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"TrainConfig.device: expected a device of this machine, found "
+                             f"{name!r} but CUDA is not available here. Set train.device=auto "
+                             "or train.device=cpu.")
+        if device.index is None:  # one GPU per local process
+            device = torch.device("cuda", local_rank % count)
+        elif device.index >= count:
+            raise ValueError(f"TrainConfig.device: expected one of the {count} GPU(s) cuda:0.."
+                             f"cuda:{count - 1}, found {name!r}. Pick an existing GPU.")
     return device
 
 
@@ -78,6 +87,9 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
         device (str, optional): ``"auto"`` (CUDA when available, else the CPU) or a
             :class:`torch.device` string; ``"cuda"`` without an index means the GPU of
             this process's ``LOCAL_RANK``. (default: ``"auto"``)
+
+    Raises:
+        ValueError: If ``device`` asks for a GPU this machine does not have.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
