@@ -1,4 +1,4 @@
-"""Strict type checks of dataclass fields against their annotations, for every typed config.
+"""Helpers of the typed configs: strict field types, and where two configs differ.
 
 A configuration read from JSON or built in Python must hold the types its fields
 declare: ``true`` is not an integer, ``"0.1"`` is not a number, ``"1111"`` is not a list
@@ -19,7 +19,7 @@ import typing
 from functools import cache
 from typing import Any
 
-__all__ = ["check_field_types", "matches"]
+__all__ = ["check_field_types", "first_difference", "matches"]
 
 
 @cache
@@ -80,3 +80,27 @@ def check_field_types(owner: object) -> None:
                 f"({type(value).__name__}). Give {expected} (in JSON, numbers and booleans "
                 "go without quotes)."
             )
+
+
+def first_difference(old: object, new: object, key: str = "", *, shared_only: bool = False
+                     ) -> tuple[str, object, object] | None:
+    """The first ``(dotted key, old value, new value)`` where two configs as plain data
+    differ (a missing key counts as :obj:`None`), or :obj:`None` if they agree.
+
+    Args:
+        old (object): Config data, e.g. a saved ``config.json``.
+        new (object): Config data to compare with it.
+        key (str, optional): The dotted key of ``old`` and ``new``. (default: ``""``)
+        shared_only (bool, optional): Compare only the keys both dicts have (a saved
+            config written before a setting existed still agrees). (default: :obj:`False`)
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        names = old.keys() & new.keys() if shared_only else old.keys() | new.keys()
+        for name in sorted(names, key=str):
+            found = first_difference(old.get(name), new.get(name),
+                                     f"{key}.{name}" if key else str(name),
+                                     shared_only=shared_only)
+            if found:
+                return found
+        return None
+    return None if old == new else (key, old, new)

@@ -200,7 +200,7 @@ def check_splits(datasets: dict, file: str | PathLike, required=("train", "valid
     missing = [split for split in required if split not in datasets]
     if missing:
         raise DatasetError("missing split", file=file, split=missing[0],
-                           expected=f"splits {list(splits)}", found=f"splits {list(datasets)}",
+                           expected=f"splits {list(required)}", found=f"splits {list(datasets)}",
                            fix="Give a dataset with all three splits")
     first, reference = next(iter(datasets.items()))
     for split, dataset in datasets.items():
