@@ -54,16 +54,25 @@ def matches(hint: Any, value: Any) -> bool:
     return isinstance(value, hint)
 
 
+_PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
 def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
+    """``hint`` in words: ``list[int] | None`` is "a list of integers or null"."""
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(option) for option in typing.get_args(hint))
-    if hint is type(None):
-        return "None"
-    if origin is not None:
-        return str(hint).replace("typing.", "")
-    return {bool: "true or false", int: "an integer", float: "a number",
-            str: "a string"}.get(hint, getattr(hint, "__name__", str(hint)))
+        return " or ".join(_describe(option) for option in arguments)
+    if origin is list:
+        return f"a list of {_plural(arguments[0])}"
+    if origin is dict:
+        return f"an object of {_plural(arguments[1])}"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             type(None): "null"}
+    return names.get(hint, f"a {getattr(hint, '__name__', hint)}")
+
+
+def _plural(hint: Any) -> str:
+    return _PLURALS.get(hint, f"{getattr(hint, '__name__', hint)} objects")
 
 
 def check_field_types(owner: object) -> None:
