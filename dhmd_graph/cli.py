@@ -332,17 +332,16 @@ def exit_status(error: BaseException) -> tuple[int, str] | None:
 
 
 def _message(error: BaseException, label: str) -> str:
-    """One line saying what happened and what to do."""
+    """One line saying what happened and what to do (after ``dhmd COMMAND: ``)."""
     if label == "interrupted":
-        text = (f"by {error}; " if str(error) else "") + (
-            "temporary files were removed, finished files and checkpoints kept (continue a "
-            "run with --resume)")
+        text = (f"interrupted{f' by {error}' if str(error) else ''}; temporary files were "
+                "removed, finished files and checkpoints kept (continue a run with --resume)")
     elif label == "disk full":
         where = f" writing '{error.filename}'" if getattr(error, "filename", None) else ""
-        text = (f"no space left on the device{where}; nothing half-written was kept. Free "
-                "some space and run the command again (--resume continues a run)")
+        text = (f"disk full: no space left on the device{where}; nothing half-written was "
+                "kept. Free some space and run the command again (--resume continues a run)")
     else:
-        text = str(error) or type(error).__name__
+        text = f"{label}: {error or type(error).__name__}"
     return " ".join(text.split())
 
 
@@ -363,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if known is None:  # a bug (or SystemExit): keep the traceback
             raise
         status, label = known
-        print(f"dhmd {args.command}: {label}: {_message(error, label)}", file=sys.stderr)
+        print(f"dhmd {args.command}: {_message(error, label)}", file=sys.stderr)
         return status
     finally:
         if in_main_thread:

@@ -62,8 +62,8 @@ def _check_archive(path: Path) -> None:
     if not zipfile.is_zipfile(path):
         with path.open("rb") as file:
             head = file.read(64)
-        kind = ("a text file" if head.isascii() and head.strip()
-                else "not a zip archive (truncated, or another format)")
+        text = head.strip() and all(32 <= byte < 127 or byte in b"\t\n\r" for byte in head)
+        kind = "a text file" if text else "not a zip archive (truncated, or another format)"
         raise CheckpointError(path, f"not a PyTorch checkpoint (torch.save's zip format): {kind}")
     try:
         with zipfile.ZipFile(path) as archive:

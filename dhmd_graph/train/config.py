@@ -184,9 +184,7 @@ def _parse(hint: Any, text: str, key: str) -> Any:
         if kind in (int, float, str):
             return kind(text)
         if typing.get_origin(kind) is list:
-            value = json.loads(text)
-            if isinstance(value, list):
-                return value
+            return json.loads(text)  # any JSON value: the config checks its type
     except (ValueError, TypeError):
         pass
     raise ValueError(f"TrainConfig.{key}: expected a value of type {kind}, found {text!r}.")

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from dhmd_graph.data.batch import collate
+from dhmd_graph.fields import first_difference
 from dhmd_graph.train.checkpoint import (
     CheckpointError,
     check_state_dict,
@@ -145,7 +146,8 @@ class Trainer:
             checkpoints and log line are written; setting ``trainer.should_stop = True``
             ends training after that epoch. (default: ``()``)
         meta (Mapping, optional): Plain data stored in every checkpoint (e.g. the model
-            configuration as a dict). (default: :obj:`None`)
+            configuration as a dict); a checkpoint resumed from must agree with it.
+            (default: :obj:`None`)
         context (DistributedContext, optional): The processes of the run;
             :obj:`None` calls :func:`~dhmd_graph.train.distributed.setup_distributed`.
             (default: :obj:`None`)
@@ -386,6 +388,11 @@ class Trainer:
         """Restore a :meth:`_state` read from ``path``, after checking that it belongs to
         this model and configuration (nothing is loaded if it does not)."""
         check_state_dict(self.model, state["model"], path)
+        difference = first_difference(state.get("meta"), self.meta, shared_only=True)
+        if difference:
+            key, found, expected = difference
+            raise CheckpointError(path, f"it was written for another configuration (meta "
+                                  f"{key}: {found!r} instead of {expected!r})")
         epoch, history = state["epoch"], state["history"]
         counters = [epoch, state["step"], state["best_epoch"], state["bad_epochs"]]
         if not (all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counters)
