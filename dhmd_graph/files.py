@@ -30,12 +30,14 @@ TEMPORARY_SUFFIX = ".tmp"
 
 
 @contextmanager
-def naming_file(path: str | os.PathLike) -> Iterator[None]:
-    """Re-raise an :class:`OSError` without a file name as the same error naming ``path``."""
+def naming_file(path: str | os.PathLike, *, replace: bool = False) -> Iterator[None]:
+    """Re-raise an :class:`OSError` without a file name (or, with ``replace``, with any
+    other name, such as a temporary file's) as the same error naming ``path``."""
     try:
         yield
     except OSError as error:
-        if error.filename is not None or error.errno is None:
+        if error.errno is None or (error.filename is not None and not replace) \
+                or error.filename == str(path):
             raise
         raise OSError(error.errno, error.strerror, str(path)) from error
 
@@ -58,7 +60,7 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[Binar
             removed and ``path`` keeps its old content.
     """
     path = Path(path)
-    with naming_file(path):
+    with naming_file(path, replace=True):
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX,
                                              dir=path.parent)
         try:

@@ -183,8 +183,10 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     folder = work / split
     folder.mkdir()
     arrays: dict[str, np.ndarray] = {"labels.npy": dataset.labels}
-    for name in dataset.modalities:
-        arrays[f"features.{name}.npy"] = dataset.features[name]
+    for name in dataset.modalities:  # float32 features or int64 token ids (no copy if so)
+        features = dataset.features[name]
+        kind = np.int64 if np.issubdtype(features.dtype, np.integer) else np.float32
+        arrays[f"features.{name}.npy"] = np.asarray(features, dtype=kind)
         arrays[f"lengths.{name}.npy"] = dataset.lengths[name]
     for name, labels in dataset.unimodal_labels.items():
         arrays[f"unimodal.{name}.npy"] = labels
