@@ -18,7 +18,7 @@ Example (what ``dhmd eval`` and ``dhmd inspect`` do):
     run = RunFolder("runs/mosei")
     config = read_experiment(run.config_path)      # preset, aligned, data, model, train
     for seed in run.checkpoints():                 # {seed: path of best.pt}
-        model, meta = load_model(run.path, seed=seed)   # DHMD in eval mode, on the CPU
+        model, meta = load_model(run.path, seed=seed)   # DHMD in eval mode (device="cpu")
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def read_experiment(path: str | os.PathLike) -> dict:
 
 
 def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str = "best",
-               map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+               device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     r"""The trained :class:`~dhmd_graph.DHMD` of a run, in evaluation mode, and its meta.
 
     The checkpoint is untrusted input: it is read by
@@ -119,8 +119,8 @@ def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str
             (default: :obj:`None`)
         which (str, optional): ``"best"`` (selected on validation) or ``"last"``.
             (default: ``"best"``)
-        map_location (str or torch.device, optional): Where to put the weights.
-            (default: ``"cpu"``)
+        device (str or torch.device, optional): Where to put the model (the checkpoint
+            is read and checked on the CPU). (default: ``"cpu"``)
 
     Returns:
         tuple[nn.Module, dict]: The model, and the checkpoint's ``meta`` (``preset``,
@@ -134,7 +134,7 @@ def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str
     from dhmd_graph.model import DHMD
 
     path = find_checkpoints(target, seed, which)[0]
-    state = load_checkpoint(path, map_location, keys=("model", "meta"))
+    state = load_checkpoint(path, keys=("model", "meta"))
     meta = state["meta"]
     if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict)):
         raise CheckpointError(path, "it was not written by 'dhmd train': its meta has no model "
@@ -153,7 +153,7 @@ def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str
     model = DHMD(config)
     model.load_state_dict(state["model"])
     meta = dict(meta, epoch=state.get("epoch"), seed=state.get("seed"))
-    return model.eval(), meta
+    return model.to(device).eval(), meta
 
 
 def _check_against_run(path: Path, model: Mapping) -> None:

@@ -48,9 +48,9 @@ def train_args(data, out, *extra):
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
-    """A finished run: one seed, two epochs."""
+    """A finished run: one seed, one epoch."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    assert main([str(a) for a in train_args(tiny_data, run)]) == 0
+    assert main([str(a) for a in train_args(tiny_data, run, "--set", "train.max_epochs=1")]) == 0
     return run
 
 
@@ -225,7 +225,7 @@ def test_planted_temporary_names_redirect_no_write(tiny_data, tmp_path, capsys):
     run.mkdir()
     for name in (".config.json.tmp", ".results.json.tmp", ".log.jsonl.tmp"):
         (run / name).symlink_to(victim)
-    status, err = dhmd(capsys, *train_args(tiny_data, run))
+    status, err = dhmd(capsys, *train_args(tiny_data, run, "--set", "train.max_epochs=1"))
     assert status == 0, err
     assert victim.read_text() == "precious"
     assert json.loads((run / "config.json").read_text())["preset"] == "mosei"
@@ -464,7 +464,7 @@ def test_sigterm_during_synth_removes_its_scratch_folder(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     command = [sys.executable, "-m", "dhmd_graph.cli", "synth", str(out / "data.pkl"),
-               "--sizes", "2000,200,200"]
+               "--sizes", "5000,500,500"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=ROOT))
     deadline = time.monotonic() + 60
