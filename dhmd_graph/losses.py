@@ -135,8 +135,8 @@ def prior_regularization(
     :math:`\sum_k (\mathrm{mean}_b E_k - p_k)^2` of the reference.
 
     Args:
-        learned (Tensor): ``(E,)`` learned edge weight :math:`E` (the layer's
-            weight minus :meth:`~dhmd_graph.nn.DynamicGraphDistill.prior_weight`).
+        learned (Tensor): ``(E,)`` learned edge weight :math:`E` (``edges.learned`` of
+            :class:`~dhmd_graph.nn.DynamicGraphDistill` with ``return_parts=True``).
         prior (Tensor): ``(E,)`` prior edge weight :math:`p`.
         edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
         batch (Tensor): ``(N,)`` long, the graph (sample) of every node.

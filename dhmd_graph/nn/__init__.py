@@ -9,7 +9,7 @@ from dhmd_graph.nn.attention import (
     masked_mean,
 )
 from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput, sparsemax
-from dhmd_graph.nn.distill import DynamicGraphDistill
+from dhmd_graph.nn.distill import DynamicGraphDistill, EdgeWeights, GraphDistillOutput
 from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
 
@@ -19,6 +19,8 @@ __all__ = [
     "Decoupling",
     "DictionaryOutput",
     "DynamicGraphDistill",
+    "EdgeWeights",
+    "GraphDistillOutput",
     "MaskedPooling",
     "ResidualHead",
     "StackedTransformer",
