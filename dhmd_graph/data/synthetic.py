@@ -91,6 +91,7 @@ __all__ = [
     "PlantedStructure",
     "SyntheticProfile",
     "default_dataset_path",
+    "planted_features",
     "write_synthetic",
 ]
 
@@ -395,12 +396,20 @@ def _correlated_noise(rng: np.random.Generator, shape: tuple[int, int, int], spa
     return window_sums / np.float32(np.sqrt(span))
 
 
-def _features(world: _World, name: str, signal: np.ndarray, offset: np.ndarray,
-              length: np.ndarray, begin: np.ndarray, end: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
-    """``(n, T_m, d_m)`` float32 features of one chunk (see the module docstring)."""
-    structure, projection = world.structure, world.projections[name]
-    n, steps, code = len(signal), world.steps[name], projection.shape[0]
+def planted_features(signal: np.ndarray, offset: np.ndarray, length: np.ndarray,
+                     begin: np.ndarray, end: np.ndarray, projection: np.ndarray, steps: int,
+                     structure: PlantedStructure, rng: np.random.Generator) -> np.ndarray:
+    r"""``(n, T, d)`` float32 features of one chunk of one modality: the code signal inside
+    each sample's window ``[begin, end)``, plus the per-video offset and the step noise,
+    projected by ``projection`` and noised (see the module docstring; the noise levels
+    are those of ``structure``). Also used by :mod:`~dhmd_graph.data.synthetic_tasks`.
+
+    Shapes:
+        - **input:** signal :math:`(n, k)`, offset :math:`(n, k)`, length / begin / end
+          :math:`(n,)`, projection :math:`(k, d)`
+        - **output:** :math:`(n, T, d)`, exactly zero after each length
+    """
+    n, code = len(signal), projection.shape[0]
     position = np.arange(steps)[None, :]
     window = (position >= begin[:, None]) & (position < end[:, None])  # (n, T)
     span = max(1, round(structure.noise_correlation * steps))
@@ -462,9 +471,10 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     for lo in range(0, n, _CHUNK):
         rows = slice(lo, min(lo + _CHUNK, n))
         for name in MODALITIES:
-            features[name][rows] = _features(
-                world, name, signals[name][rows], offsets[name][video[rows]],
-                lengths[name][rows], windows[name][0][rows], windows[name][1][rows], rng)
+            features[name][rows] = planted_features(
+                signals[name][rows], offsets[name][video[rows]], lengths[name][rows],
+                windows[name][0][rows], windows[name][1][rows], world.projections[name],
+                world.steps[name], world.structure, rng)
 
     classes = np.sign(labels).astype(np.int64) + 1  # 0 negative, 1 neutral, 2 positive
     data = {
