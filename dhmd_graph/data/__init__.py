@@ -11,6 +11,7 @@ from dhmd_graph.data.mmsa import load_mmsa
 from dhmd_graph.data.mult import load_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 from dhmd_graph.data.synthetic import default_dataset_path, write_synthetic
+from dhmd_graph.data.synthetic_tasks import default_task_dataset_path, write_synthetic_task
 
 __all__ = [
     "CSDEntry",
@@ -21,6 +22,7 @@ __all__ = [
     "collate",
     "convert_to_cache",
     "default_dataset_path",
+    "default_task_dataset_path",
     "load_cache",
     "load_dataset",
     "load_misa",
@@ -31,4 +33,5 @@ __all__ = [
     "read_csd",
     "write_cache",
     "write_synthetic",
+    "write_synthetic_task",
 ]
