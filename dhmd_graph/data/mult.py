@@ -123,9 +123,9 @@ def read_mult(data: object, path: str | PathLike, *, label_kind: str | None = No
     (kind,) = kinds
     labels = {split: values for split, (_, values) in layouts.items()}
     num_classes = _num_classes(kind, labels, label_names)
-    if label_names is None and kind == "multi_hot" and np.ndim(raw["train"]["labels"]) == 3 \
-            and num_classes == len(IEMOCAP4_EMOTIONS):
-        label_names = IEMOCAP4_EMOTIONS
+    one_hot_pairs = np.ndim(raw["train"]["labels"]) == 3
+    if label_names is None and one_hot_pairs and num_classes == len(IEMOCAP4_EMOTIONS):
+        label_names = IEMOCAP4_EMOTIONS  # MulT's IEMOCAP layout
     datasets = {}
     for split in SPLITS:
         where = Location(path, split)
