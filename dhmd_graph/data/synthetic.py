@@ -109,6 +109,7 @@ __all__ = [
     "PlantedStructure",
     "SyntheticProfile",
     "default_dataset_path",
+    "planted_features",
     "write_synthetic",
 ]
 
@@ -446,13 +447,25 @@ def _correlated_noise(rng: np.random.Generator, shape: tuple[int, int, int], spa
     return window_sums / np.float32(np.sqrt(span))
 
 
-def _features(world: _World, name: str, signal: np.ndarray, offset: np.ndarray,
-              length: np.ndarray, begin: np.ndarray, end: np.ndarray, noise_scale: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
-    """``(n, T_m, d_m)`` float32 features of one chunk (see the module docstring);
-    ``noise_scale`` (n,) multiplies each sample's step noise."""
-    structure, projection = world.structure, world.projections[name]
-    n, steps, code = len(signal), world.steps[name], projection.shape[0]
+def planted_features(signal: np.ndarray, offset: np.ndarray, length: np.ndarray,
+                     begin: np.ndarray, end: np.ndarray, projection: np.ndarray, steps: int,
+                     structure: PlantedStructure, rng: np.random.Generator,
+                     noise_scale: np.ndarray | None = None) -> np.ndarray:
+    r"""``(n, T, d)`` float32 features of one chunk of one modality: the code signal inside
+    each sample's window ``[begin, end)``, plus the per-video offset and the step noise,
+    projected by ``projection`` and noised (see the module docstring; the noise levels
+    are those of ``structure``). ``noise_scale`` ``(n,)`` multiplies each sample's step
+    noise (a corrupted modality's, see the module docstring; default ones). Also used by
+    :mod:`~dhmd_graph.data.synthetic_tasks`.
+
+    Shapes:
+        - **input:** signal :math:`(n, k)`, offset :math:`(n, k)`, length / begin / end
+          :math:`(n,)`, projection :math:`(k, d)`
+        - **output:** :math:`(n, T, d)`, exactly zero after each length
+    """
+    n, code = len(signal), projection.shape[0]
+    if noise_scale is None:
+        noise_scale = np.ones(n, dtype=np.float32)
     position = np.arange(steps)[None, :]
     window = (position >= begin[:, None]) & (position < end[:, None])  # (n, T)
     span = max(1, round(structure.noise_correlation * steps))
@@ -521,10 +534,10 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     for lo in range(0, n, _CHUNK):
         rows = slice(lo, min(lo + _CHUNK, n))
         for name in MODALITIES:
-            features[name][rows] = _features(
-                world, name, signals[name][rows], offsets[name][video[rows]],
-                lengths[name][rows], windows[name][0][rows], windows[name][1][rows],
-                noise_scales[name][rows], rng)
+            features[name][rows] = planted_features(
+                signals[name][rows], offsets[name][video[rows]], lengths[name][rows],
+                windows[name][0][rows], windows[name][1][rows], world.projections[name],
+                world.steps[name], world.structure, rng, noise_scale=noise_scales[name][rows])
 
     classes = np.sign(labels).astype(np.int64) + 1  # 0 negative, 1 neutral, 2 positive
     data = {

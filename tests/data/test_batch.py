@@ -92,7 +92,8 @@ def test_dataloader_and_to():
 
 
 @pytest.mark.parametrize("overrides, field, found", [
-    ({"labels": np.zeros(0), "ids": []}, "regression_labels", "0 samples"),
+    ({"labels": np.zeros(0), "ids": [], "label_field": "regression_labels"}, "regression_labels",
+     "0 samples"),
     ({"ids": ["a", "b", "c"]}, "ids", "3 rows"),
     ({"lengths": {"text": [5, 2, 3, 1]}}, "lengths", "['text']"),
     ({"lengths": {"text": [5, 2, 6, 1], "audio": [7, 7, 1, 4]}}, "text_lengths",

@@ -168,3 +168,30 @@ def test_splits_sharing_one_object(write_pickle, make_split):
     for dataset in datasets.values():
         np.testing.assert_array_equal(dataset.features["text"], shared["text"])
         assert dataset.lengths["text"].tolist() == [2, 3, 4, 5]
+
+
+def _with_classes(data):
+    for split in data.values():
+        split["classification_labels"] = (np.arange(len(split["id"])) % 3).astype(np.float32)
+    return data
+
+
+def test_classification_labels_read_as_three_classes(write_pickle, make_mmsa):
+    splits = load_mmsa(write_pickle(_with_classes(make_mmsa(sims=True))), labels="classification")
+    train = splits["train"]
+    assert train.label_kind == "class" and train.num_classes == 3
+    assert train.label_names == ("negative", "neutral", "positive")
+    assert train.labels.dtype == np.int64 and train.labels.tolist() == [0, 1, 2, 0, 1]
+    assert train.unimodal_labels == {}  # regression-only fields are not read
+
+
+def test_bad_classification_labels_name_the_field(write_pickle, make_mmsa):
+    data = _with_classes(make_mmsa())
+    data["valid"]["classification_labels"][1] = 3.0
+    with pytest.raises(DatasetError, match=r"class index out of range \(file .*split 'valid', "
+                                           r"field 'classification_labels'\).*3.0 at sample 1"):
+        load_mmsa(write_pickle(data), labels="classification")
+    with pytest.raises(DatasetError, match="missing field.*'classification_labels'"):
+        load_mmsa(write_pickle(make_mmsa()), labels="classification")
+    with pytest.raises(ValueError, match="labels must be one of"):
+        load_mmsa("never-read.pkl", labels="emotion")
