@@ -1,8 +1,9 @@
 """Files in, batches out. Knows nothing of models."""
 
+from dhmd_graph.data.align import align_csd, load_alignment, load_folds
 from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.data.cache import load_cache, write_cache
-from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, read_csd
+from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, CSDReader, read_csd
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.loading import convert_to_cache, load_dataset
 from dhmd_graph.data.misa import load_misa
@@ -12,15 +13,19 @@ from dhmd_graph.data.synthetic import default_dataset_path, write_synthetic
 
 __all__ = [
     "CSDEntry",
+    "CSDReader",
     "ComputationalSequence",
     "DatasetError",
     "MultimodalBatch",
     "MultimodalDataset",
+    "align_csd",
     "collate",
     "convert_to_cache",
     "default_dataset_path",
     "load_cache",
+    "load_alignment",
     "load_dataset",
+    "load_folds",
     "load_misa",
     "load_mmsa",
     "load_pickle",

@@ -2,24 +2,34 @@
 
 :func:`load_dataset` picks the reader from what the path is:
 
-=====================================================  ===================
+=====================================================  ==========================
 path                                                   reader
-=====================================================  ===================
+=====================================================  ==========================
 a folder with ``manifest.json``                        :func:`load_cache`
 a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`
 a ``.pkl`` file                                        :func:`load_mmsa`
-=====================================================  ===================
+a ``.json`` alignment recipe of ``.csd`` files          :func:`load_alignment`
+=====================================================  ==========================
 """
 
 from __future__ import annotations
 
+import hashlib
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
+from dhmd_graph.data.align import alignment_files, load_alignment
 from dhmd_graph.data.batch import MultimodalDataset
-from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
+from dhmd_graph.data.cache import (
+    MANIFEST,
+    load_cache,
+    read_manifest,
+    sha256_file,
+    source_digest,
+    write_cache,
+)
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import load_mmsa
@@ -27,7 +37,8 @@ from dhmd_graph.data.mmsa import load_mmsa
 __all__ = ["convert_to_cache", "describe", "load_dataset"]
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
-          "or a MISA folder with train.pkl, dev.pkl and test.pkl")
+          "a MISA folder with train.pkl, dev.pkl and test.pkl, "
+          "or a .json alignment recipe of .csd files")
 
 
 def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | None = None
@@ -35,7 +46,8 @@ def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | Non
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Args:
-        path (str or PathLike): An MMSA pickle, a cache folder or a MISA folder.
+        path (str or PathLike): An MMSA pickle, a cache folder, a MISA folder or an
+            alignment recipe (see :mod:`dhmd_graph.data.align`).
         label_range (tuple[float, float], optional): Inclusive range of valid labels for
             the pickle readers; :obj:`None` keeps each reader's default. A cache was
             checked when it was converted. (default: :obj:`None`)
@@ -55,9 +67,12 @@ def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | Non
             return load_misa(path, **options)
     elif path.is_file() and path.suffix == ".pkl":
         return load_mmsa(path, **options)
+    elif path.is_file() and path.suffix == ".json":
+        return load_alignment(path, **options)
     raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
                        found=_describe(path),
-                       fix="Point to one of these (a .csd file is read with read_csd)")
+                       fix="Point to one of these (.csd files are aligned through a recipe, "
+                       "see dhmd_graph.data.align)")
 
 
 def _describe(path: Path) -> str:
@@ -94,13 +109,28 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
             and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
-    digest = source_digest(pickle_path) if Path(pickle_path).exists() else None
+    digest = _source_digest(Path(pickle_path)) if Path(pickle_path).exists() else None
     if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
         existing = read_manifest(cache_dir).get("source") or {}
         if existing.get("sha256") == digest["sha256"]:
             return cache_dir
     datasets = load_dataset(pickle_path, label_range=label_range)
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+
+
+def _source_digest(source: Path) -> dict:
+    """:func:`source_digest`; for a recipe, over the recipe and the files it names."""
+    digest = source_digest(source)
+    if not (source.is_file() and source.suffix == ".json"):
+        return digest
+    files = alignment_files(source)
+    if not all(file.is_file() for file in files):
+        return digest  # the reader names the missing file
+    combined = hashlib.sha256(digest["sha256"].encode())
+    for file in files:
+        combined.update(f"{file.resolve()}\0{sha256_file(file)}\n".encode())
+    return {"path": digest["path"], "bytes": digest["bytes"] + sum(f.stat().st_size for f in files),
+            "sha256": combined.hexdigest(), "files": [str(f) for f in files]}
 
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
