@@ -1,6 +1,7 @@
 """Files in, batches out. Knows nothing of models."""
 
 from dhmd_graph.data.align import align_csd, load_alignment, load_folds
+from dhmd_graph.data.arrays import load_arrays, write_arrays
 from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.data.cache import load_cache, write_cache
 from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, CSDReader, read_csd
@@ -24,12 +25,14 @@ __all__ = [
     "default_dataset_path",
     "load_cache",
     "load_alignment",
+    "load_arrays",
     "load_dataset",
     "load_folds",
     "load_misa",
     "load_mmsa",
     "load_pickle",
     "read_csd",
+    "write_arrays",
     "write_cache",
     "write_synthetic",
 ]

@@ -8,6 +8,7 @@ path                                                   reader
 a folder with ``manifest.json``                        :func:`load_cache`
 a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`
 a ``.pkl`` file                                        :func:`load_mmsa`
+a folder with ``labels.csv`` and ``<modality>.npy``     :func:`load_arrays`
 a ``.json`` alignment recipe of ``.csd`` files          :func:`load_alignment`
 =====================================================  ==========================
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph.data.align import alignment_files, load_alignment
+from dhmd_graph.data.arrays import LABELS_FILE, load_arrays
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.cache import (
     MANIFEST,
@@ -38,6 +40,7 @@ __all__ = ["convert_to_cache", "describe", "load_dataset"]
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
           "a MISA folder with train.pkl, dev.pkl and test.pkl, "
+          "a plain-arrays folder with labels.csv and <modality>.npy files, "
           "or a .json alignment recipe of .csd files")
 
 
@@ -46,8 +49,9 @@ def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | Non
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Args:
-        path (str or PathLike): An MMSA pickle, a cache folder, a MISA folder or an
-            alignment recipe (see :mod:`dhmd_graph.data.align`).
+        path (str or PathLike): An MMSA pickle, a cache folder, a MISA folder, a
+            plain-arrays folder (see :mod:`dhmd_graph.data.arrays`) or an alignment
+            recipe (see :mod:`dhmd_graph.data.align`).
         label_range (tuple[float, float], optional): Inclusive range of valid labels for
             the pickle readers; :obj:`None` keeps each reader's default. A cache was
             checked when it was converted. (default: :obj:`None`)
@@ -65,6 +69,8 @@ def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | Non
             return load_cache(path)
         if all((path / name).is_file() for name in MISA_FILES.values()):
             return load_misa(path, **options)
+        if (path / LABELS_FILE).is_file():
+            return load_arrays(path, **options)
     elif path.is_file() and path.suffix == ".pkl":
         return load_mmsa(path, **options)
     elif path.is_file() and path.suffix == ".json":
