@@ -6,7 +6,10 @@ A ``.csd`` file holds one top group named after the sequence::
     <name>/data/<entry>/intervals   (m, 2)  start and end, in seconds
     <name>/metadata/<key>           one-element dataset holding a JSON string
 
-Reading needs ``h5py``, an optional extra (``pip install 'dhmd_graph[csd]'``).
+:func:`read_csd` reads a whole sequence into memory; :class:`CSDReader` reads it entry by
+entry (what :mod:`dhmd_graph.data.align` uses, so that frame-level sequences of many
+gigabytes never have to fit in memory). Reading needs ``h5py``, an optional extra
+(``pip install 'dhmd_graph[csd]'``).
 """
 
 from __future__ import annotations
@@ -149,7 +152,8 @@ class CSDReader:
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}('{self.path}', name={self.name!r}, entries={len(self.entry_ids)})"
+        return (f"{type(self).__name__}('{self.path}', name={self.name!r}, "
+                f"entries={len(self.entry_ids)})")
 
 
 def _read_entry(path: Path, where: str, group) -> CSDEntry:

@@ -148,7 +148,7 @@ def test_mismatched_video_ids(sdk, tmp_path):
     entries = {video: frames(0.0, 2.2, 0.1, 2, seed=0) for video in ("vid_a", "vid_c", "other")}
     write_csd(tmp_path / "partial.csd", entries)
     inputs = {"text": sdk["text"], "audio": tmp_path / "partial.csd"}
-    with pytest.raises(DatasetError, match="labelled videos missing from a feature sequence") as info:
+    with pytest.raises(DatasetError, match="labelled videos missing from a feature") as info:
         align_csd(inputs, sdk["labels"], folds=FOLDS)
     assert "1 without one, e.g. ['vid_b']" in str(info.value) and info.value.field == "audio"
     with pytest.raises(DatasetError, match="no segment left") as info:
@@ -217,7 +217,8 @@ def test_aligned_entries_are_joined_into_their_video(sdk, tmp_path):
     write_csd(tmp_path / "aligned.csd", split)
     joined = align_csd({"audio": tmp_path / "aligned.csd"}, sdk["labels"], folds=FOLDS)
     direct = align_csd({"audio": sdk["audio"]}, sdk["labels"], folds=FOLDS)
-    np.testing.assert_array_equal(joined["test"].features["audio"], direct["test"].features["audio"])
+    np.testing.assert_array_equal(joined["test"].features["audio"],
+                                  direct["test"].features["audio"])
 
 
 def test_builtin_folds_on_real_video_ids(tmp_path):
@@ -229,7 +230,7 @@ def test_builtin_folds_on_real_video_ids(tmp_path):
     labels = {v: (rng.uniform(-3, 3, size=(2, 7)), SEGMENTS) for v in videos}
     write_csd(tmp_path / "labels.csd", labels, "All Labels")
     write_csd(tmp_path / "audio.csd", {v: frames(0.0, 2.0, 0.1, 2, seed=0) for v in videos})
-    with pytest.warns(UserWarning, match=r"1 labelled video\(s\) are in no fold.*not-a-mosei-video"):
+    with pytest.warns(UserWarning, match=r"1 labelled video\(s\) are in no fold.*not-a-mosei"):
         datasets = align_csd({"audio": tmp_path / "audio.csd"}, tmp_path / "labels.csd",
                              folds="mosei")
     for video, split in videos.items():
@@ -302,12 +303,14 @@ def test_a_recipe_is_a_dataset_and_converts_to_a_cache(sdk, tmp_path):
     direct = align_csd({"text": sdk["text"], "audio": sdk["audio"]}, sdk["labels"], folds=FOLDS,
                        reference="text", max_steps=2)
     loaded = load_dataset(recipe)
-    np.testing.assert_array_equal(loaded["test"].features["audio"], direct["test"].features["audio"])
+    np.testing.assert_array_equal(loaded["test"].features["audio"],
+                                  direct["test"].features["audio"])
     cache = convert_to_cache(recipe, tmp_path / "cache")
     cached = load_dataset(cache)
     assert isinstance(cached["train"].features["text"], np.memmap)
     assert cached["train"].ids == direct["train"].ids
-    np.testing.assert_array_equal(cached["valid"].features["text"], direct["valid"].features["text"])
+    np.testing.assert_array_equal(cached["valid"].features["text"],
+                                  direct["valid"].features["text"])
     manifest = json.loads((cache / "manifest.json").read_text())
     assert str(sdk["audio"]) in manifest["source"]["files"]
     assert convert_to_cache(recipe, tmp_path / "cache") == cache  # same files: kept as it is

@@ -112,7 +112,8 @@ def test_from_arrays_pads_sequences_and_checks_them():
         np.array([0.5, -1.0, 2.0]), lengths={"face": np.array([5, 2, 1])}, split="train")
     assert dataset.modalities == ("eeg", "face") and dataset.ids == ["0", "1", "2"]
     assert dataset.lengths["eeg"].tolist() == [4, 1, 2]
-    assert dataset.features["eeg"].shape == (3, 4, 3) and dataset.features["eeg"].dtype == np.float32
+    assert dataset.features["eeg"].shape == (3, 4, 3)
+    assert dataset.features["eeg"].dtype == np.float32
     np.testing.assert_allclose(dataset[2]["features"]["eeg"], sequences[2], rtol=1e-6)
     assert not dataset.features["eeg"][1, 1:].any()
     assert dataset[1]["features"]["face"].shape == (2, 2)
