@@ -196,11 +196,12 @@ class _Rows:
 class _Sequence:
     """A feature or label sequence read video by video, from a file or from memory.
 
-    With ``join``, entries named ``video[k]`` (a sequence the SDK has already aligned)
-    are joined back into their video, as the SDK does before it aligns again.
+    In a feature sequence, entries named ``video[k]`` (a sequence the SDK has already
+    aligned) are joined back into their video, as the SDK does before it aligns again,
+    and ``-inf`` features become 0; a label sequence is read as it is.
     """
 
-    def __init__(self, source: Source, stack: ExitStack, *, join: bool) -> None:
+    def __init__(self, source: Source, stack: ExitStack, *, labels: bool) -> None:
         if isinstance(source, ComputationalSequence):
             self.where = f"<sequence {source.name}>"
             entries, self._read = list(source.entries), source.entries.__getitem__
@@ -208,9 +209,10 @@ class _Sequence:
             reader = stack.enter_context(CSDReader(source))
             self.where = str(reader.path)
             entries, self._read = reader.entry_ids, reader.entry
+        self.labels = labels
         self.entries: dict[str, list[str]] = {}
         for key in sorted(entries, key=_entry_order):
-            match = _SEGMENT_ID.match(key) if join else None
+            match = None if labels else _SEGMENT_ID.match(key)
             self.entries.setdefault(match.group(1) if match else key, []).append(key)
         self.width: int | None = None
 
@@ -243,11 +245,12 @@ class _Sequence:
                     f"{int(order[i + 1])} {intervals[i + 1].tolist()}",
                     "Remove or merge one of the two rows; labelled segments and the rows of "
                     "the reference modality must not overlap")
-        features[np.isneginf(features)] = 0.0
+        if not self.labels:
+            features[np.isneginf(features)] = 0.0
         bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
         if len(bad):
-            raise self.error("NaN or infinite features", f"{video}/features",
-                             "finite numbers (-inf is read as 0)",
+            raise self.error("NaN or infinite values", f"{video}/features",
+                             "finite numbers" + ("" if self.labels else " (-inf is read as 0)"),
                              f"a non-finite value in row {int(order[bad[0]])}",
                              "Clean the features (e.g. np.nan_to_num) and write them again")
         return _Rows(features, intervals, order, np.maximum.accumulate(intervals[:, 1]))
@@ -336,8 +339,8 @@ def align_csd(
     limits = {name: (max_steps.get(name) if isinstance(max_steps, Mapping) else max_steps)
               for name in names}
     with ExitStack() as stack:
-        label_sequence = _Sequence(labels, stack, join=False)
-        sequences = {name: _Sequence(source, stack, join=True)
+        label_sequence = _Sequence(labels, stack, labels=True)
+        sequences = {name: _Sequence(source, stack, labels=False)
                      for name, source in features.items()}
         videos = _videos_by_split(label_sequence, folds, sequences, missing)
         dropped: list[str] = []

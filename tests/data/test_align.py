@@ -201,6 +201,11 @@ def test_features_checks(sdk, tmp_path):
     write_csd(tmp_path / "nan.csd", {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")})
     with pytest.raises(DatasetError, match="non-finite value in row 5"):
         align_csd({"audio": tmp_path / "nan.csd"}, sdk["labels"], folds=FOLDS)
+    labels = {v: (np.array([[-np.inf], [1.0]]), SEGMENTS) for v in ("vid_a", "vid_b", "vid_c")}
+    write_csd(tmp_path / "inf_labels.csd", labels)
+    with pytest.raises(DatasetError, match="NaN or infinite values") as info:  # no -inf -> 0
+        align_csd({"audio": tmp_path / "inf.csd"}, tmp_path / "inf_labels.csd", folds=FOLDS)
+    assert info.value.field == "vid_a/features" and "inf_labels.csd" in str(info.value)
     words = np.array([[b"hello"], [b"world"]])
     write_csd(tmp_path / "words.csd", {v: (words, [[0.0, 0.5], [0.5, 1.0]])
                                        for v in ("vid_a", "vid_b", "vid_c")})
