@@ -22,6 +22,12 @@ ignored. Every ``<name>.npy`` that is not a ``*_lengths.npy`` file is a modality
 modalities are taken in the order of their names. The arrays are opened memory-mapped
 and saved without pickles (``np.save(path, array, allow_pickle=False)``); a split
 whose rows are contiguous in the file stays memory-mapped, others are copied.
+
+Labels are float scores today. :func:`dataset_from_arrays` passes ``labels`` on to the
+dataset unchanged, so it takes every label kind the dataset accepts; a new kind (a class
+index, a multi-hot vector) needs only its columns read in :func:`load_arrays` (e.g. one
+``label`` column of integers, or one column per class) and written in
+:func:`write_arrays`.
 """
 
 from __future__ import annotations
