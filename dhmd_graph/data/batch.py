@@ -4,7 +4,7 @@ A :class:`MultimodalDataset` holds one split: per modality an array of shape
 ``(N, T_m, d_m)`` (float features, possibly a read-only ``np.memmap``) or
 ``(N, T_m)`` (int64 token ids), the true lengths ``(N,)`` of every sample and
 modality, the regression labels ``(N,)`` and, where present, unimodal labels,
-ids and raw text. Indexing returns one sample cropped to its true lengths; the
+ids, raw text and named per-sample extras (e.g. a planted ``modality_reliability``). Indexing returns one sample cropped to its true lengths; the
 :func:`collate` function pads a list of samples to the longest one in the batch
 and returns a :class:`MultimodalBatch` whose :meth:`~MultimodalBatch.mask`
 gives the valid steps. Masks always come from lengths, never from zero frames.
@@ -45,6 +45,8 @@ class MultimodalBatch:
         unimodal_labels (dict[str, Tensor]): Per modality ``(B,)`` float32 labels where
             the dataset has them (CH-SIMS), else empty.
         raw_text (list[str] or None): The utterances, when the dataset has them.
+        extras (dict[str, Tensor]): The dataset's per-sample extras, each ``(B, ...)``
+            (e.g. ``modality_reliability`` ``(B, M)``), else empty.
     """
 
     features: dict[str, Tensor]
@@ -53,6 +55,7 @@ class MultimodalBatch:
     ids: list[str]
     unimodal_labels: dict[str, Tensor] = field(default_factory=dict)
     raw_text: list[str] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -77,6 +80,7 @@ class MultimodalBatch:
             ids=list(self.ids),
             unimodal_labels={k: fn(v) for k, v in self.unimodal_labels.items()},
             raw_text=None if self.raw_text is None else list(self.raw_text),
+            extras={k: fn(v) for k, v in self.extras.items()},
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> MultimodalBatch:
@@ -104,6 +108,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
         unimodal_labels (Mapping[str, np.ndarray], optional): Per modality ``(N,)`` labels.
             (default: :obj:`None`)
         raw_text (Sequence[str], optional): ``N`` utterances. (default: :obj:`None`)
+        extras (Mapping[str, np.ndarray], optional): Named per-sample arrays ``(N, ...)``
+            that models do not read but inspections may (e.g. the synthetic data's
+            ``modality_reliability`` ``(N, M)``); carried into every batch.
+            (default: :obj:`None`)
         vocabulary (Sequence[str], optional): For token-id text, the words by id
             (id 0 is padding, id 1 unknown). (default: :obj:`None`)
         source (str, optional): The file the split came from, for messages. (default: ``""``)
@@ -119,6 +127,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         *,
         unimodal_labels: Mapping[str, np.ndarray] | None = None,
         raw_text: Sequence[str] | None = None,
+        extras: Mapping[str, np.ndarray] | None = None,
         vocabulary: Sequence[str] | None = None,
         source: str = "",
         split: str = "",
@@ -131,6 +140,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
             k: np.asarray(v, dtype=np.float32) for k, v in (unimodal_labels or {}).items()
         }
         self.raw_text = None if raw_text is None else [str(t) for t in raw_text]
+        self.extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
         self.vocabulary = None if vocabulary is None else list(vocabulary)
         self.source = str(source)
         self.split = split
@@ -156,6 +166,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         columns |= {f"{k} (features)": len(v) for k, v in self.features.items()}
         columns |= {f"{k} (lengths)": len(v) for k, v in self.lengths.items()}
         columns |= {f"{k} (unimodal labels)": len(v) for k, v in self.unimodal_labels.items()}
+        columns |= {f"{k} (extra)": len(v) for k, v in self.extras.items()}
         if self.raw_text is not None:
             columns["raw_text"] = len(self.raw_text)
         for name, size in columns.items():
@@ -260,6 +271,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
             "label": self.labels[index],
             "id": self.ids[index],
             "unimodal_labels": {k: v[index] for k, v in self.unimodal_labels.items()},
+            "extras": {k: v[index] for k, v in self.extras.items()},
         }
         if self.raw_text is not None:
             sample["raw_text"] = self.raw_text[index]
@@ -317,6 +329,8 @@ def collate(samples: Sequence[dict]) -> MultimodalBatch:
         for k in samples[0]["unimodal_labels"]
     }
     raw_text = [s["raw_text"] for s in samples] if "raw_text" in samples[0] else None
+    extras = {k: torch.as_tensor(np.stack([s["extras"][k] for s in samples]))
+              for k in samples[0].get("extras", {})}
     return MultimodalBatch(
         features=features,
         lengths=lengths,
@@ -324,4 +338,5 @@ def collate(samples: Sequence[dict]) -> MultimodalBatch:
         ids=[s["id"] for s in samples],
         unimodal_labels=unimodal,
         raw_text=raw_text,
+        extras=extras,
     )

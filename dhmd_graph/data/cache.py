@@ -7,6 +7,7 @@ A cache is a folder::
     <split>/lengths.<modality>.npy    (N,) int64
     <split>/labels.npy                (N,) float32
     <split>/unimodal.<modality>.npy   (N,) float32          (CH-SIMS only)
+    <split>/extra.<name>.npy          (N, ...)              (per-sample extras, if any)
     <split>/strings.json              ids, raw text, vocabulary
 
 :func:`load_cache` opens every ``.npy`` with ``mmap_mode='r'``, so a split costs no
@@ -160,6 +161,8 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
         arrays[f"lengths.{name}.npy"] = dataset.lengths[name]
     for name, labels in dataset.unimodal_labels.items():
         arrays[f"unimodal.{name}.npy"] = labels
+    for name, extra in dataset.extras.items():
+        arrays[f"extra.{name}.npy"] = extra
     files = {}
     for filename, array in arrays.items():
         path = folder / filename
@@ -170,7 +173,8 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     (folder / _STRINGS).write_text(json.dumps(strings))
     files[_STRINGS] = {"sha256": sha256_file(folder / _STRINGS)}
     return {"num_samples": len(dataset), "modalities": list(dataset.modalities),
-            "unimodal": list(dataset.unimodal_labels), "files": files}
+            "unimodal": list(dataset.unimodal_labels), "extras": list(dataset.extras),
+            "files": files}
 
 
 def load_cache(cache_dir: str | PathLike, *, verify: bool = False) -> dict[str, MultimodalDataset]:
@@ -218,6 +222,7 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool) -> Multi
         arrays["labels.npy"],
         strings["ids"],
         unimodal_labels={name: arrays[f"unimodal.{name}.npy"] for name in entry["unimodal"]},
+        extras={name: arrays[f"extra.{name}.npy"] for name in entry.get("extras", [])},
         raw_text=strings["raw_text"],
         vocabulary=strings["vocabulary"],
         source=str(cache_dir),

@@ -13,6 +13,8 @@ a dict of arrays::
     vision_lengths      (N,)          unaligned files only
     regression_labels   (N,)
     regression_labels_T/_A/_V (N,)    CH-SIMS unimodal labels        (optional)
+    modality_reliability (N, 3)       synthetic files: 1 reliable, 0 corrupted, per
+                                      (text, audio, vision)          (optional)
 
 Shapes come from the arrays, never from a configuration. Features are cast to
 float32 field by field (the original is released as soon as it is cast), so
@@ -37,13 +39,16 @@ from dhmd_graph.data.checks import (
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.safe_pickle import load_pickle
 
-__all__ = ["MODALITIES", "SPLITS", "load_mmsa"]
+__all__ = ["MODALITIES", "RELIABILITY", "SPLITS", "load_mmsa"]
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
 REQUIRED = ("id", "text", "audio", "vision", "regression_labels")
 UNIMODAL_LABELS = {"regression_labels_T": "text", "regression_labels_A": "audio",
                    "regression_labels_V": "vision"}
+RELIABILITY = "modality_reliability"
+"""The optional ``(N, 3)`` per-sample reliability field of the synthetic files, kept in
+``dataset.extras`` under the same name (columns in :data:`MODALITIES` order)."""
 SENTIMENT_RANGE = (-3.0, 3.0)  # CMU-MOSI / CMU-MOSEI
 SIMS_RANGE = (-1.0, 1.0)  # CH-SIMS, recognised by its unimodal labels
 
@@ -69,6 +74,9 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
     Raises:
         DatasetError: For a missing, truncated or unsafe file or any invalid field,
             naming the file, split, field, what was expected and what was found.
+
+    A ``modality_reliability`` field (synthetic files) is kept as
+    ``dataset.extras['modality_reliability']``, ``(N, 3)`` float32 in ``[0, 1]``.
     """
     path = Path(path)
     data = load_pickle(path)
@@ -115,9 +123,11 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
     unimodal = {name: _vector(raw.pop(key), where, key)
                 for key, name in UNIMODAL_LABELS.items() if key in raw}
     raw_text = raw.pop("raw_text", None)
+    extras = {RELIABILITY: _reliability(raw.pop(RELIABILITY), where)} if RELIABILITY in raw else {}
 
     dataset = MultimodalDataset(features, lengths, labels, ids, unimodal_labels=unimodal,
-                                raw_text=raw_text, source=str(where.file), split=where.split)
+                                raw_text=raw_text, extras=extras, source=str(where.file),
+                                split=where.split)
     if label_range is None:
         label_range = SIMS_RANGE if unimodal else SENTIMENT_RANGE
     check_labels(dataset.labels, label_range, where, "regression_labels", dataset.ids)
@@ -161,3 +171,20 @@ def _vector(value, where: Location, field: str) -> np.ndarray:
                           f"shape {array.shape}, dtype {array.dtype}",
                           "Export one regression label per sample")
     return array.astype(np.float32)
+
+
+def _reliability(value, where: Location) -> np.ndarray:
+    """The ``(N, 3)`` float32 per-sample reliability of (text, audio, vision) in [0, 1]."""
+    array = np.asarray(value)
+    if array.ndim != 2 or array.shape[1] != len(MODALITIES) \
+            or not np.issubdtype(array.dtype, np.number):
+        raise where.error("wrong reliability", RELIABILITY,
+                          f"a (N, {len(MODALITIES)}) float array over {list(MODALITIES)}",
+                          f"shape {array.shape}, dtype {array.dtype}",
+                          "Export one reliability per sample and modality, or drop the field")
+    array = array.astype(np.float32)
+    if not (np.isfinite(array).all() and (array >= 0).all() and (array <= 1).all()):
+        bad = array[~(np.isfinite(array) & (array >= 0) & (array <= 1))][0]
+        raise where.error("reliability outside [0, 1]", RELIABILITY, "values in [0, 1]",
+                          f"{bad}", "Export 1 for reliable and 0 for corrupted modalities")
+    return array
