@@ -12,14 +12,16 @@ writes it)::
                              or (N, d_m) float, one vector per sample (read as T_m = 1);
                              or (N, T_m) integer token ids (id 0 is padding)
     <modality>_lengths.npy   (N,) integer true lengths in [1, T_m]   (optional: all T_m)
+    extra.<name>.npy         (N, ...) a per-sample extra that models do not read, e.g.
+                             the synthetic data's modality_reliability (optional)
     vocabulary.json          the words of the token ids, a JSON list  (optional)
 
 ``labels.csv`` has the columns ``id`` (unique within a split), ``split`` (``train``, ``valid`` or
 ``test``; each must have a sample) and ``label`` (a float, e.g. a sentiment score), and
 may add ``raw_text`` (the utterance) and ``<modality>_label`` (a unimodal float label,
 as CH-SIMS has). Any other column is an error, so that a misspelt one is not silently
-ignored. Every ``<name>.npy`` that is not a ``*_lengths.npy`` file is a modality; the
-modalities are taken in the order of their names. The arrays are opened memory-mapped
+ignored. Every ``<name>.npy`` that is not a ``*_lengths.npy`` or ``extra.*.npy`` file is
+a modality; the modalities are taken in the order of their names. The arrays are opened memory-mapped
 and saved without pickles (``np.save(path, array, allow_pickle=False)``); a split
 whose rows are contiguous in the file stays memory-mapped, others are copied.
 
@@ -54,6 +56,7 @@ LABELS_FILE = "labels.csv"
 VOCABULARY_FILE = "vocabulary.json"
 SPLITS = ("train", "valid", "test")
 _LENGTHS = "_lengths"
+_EXTRA = "extra."
 _UNIMODAL = "_label"
 
 
@@ -83,7 +86,7 @@ def dataset_from_arrays(
         dataset_type (type, optional): The class to build. (default:
             :class:`MultimodalDataset`)
         **options: Passed on to the class (``unimodal_labels``, ``raw_text``,
-            ``vocabulary``, ``source``, ``split``).
+            ``extras``, ``vocabulary``, ``source``, ``split``).
 
     Raises:
         DatasetError: An array of the wrong rank or type, non-finite features, an empty
@@ -179,7 +182,8 @@ def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | No
     folder = Path(folder)
     table = _read_table(folder / LABELS_FILE)
     count = len(table["id"])
-    names = sorted(p.stem for p in folder.glob("*.npy") if not p.stem.endswith(_LENGTHS))
+    names = sorted(p.stem for p in folder.glob("*.npy")
+                   if not (p.stem.endswith(_LENGTHS) or p.stem.startswith(_EXTRA)))
     if not names:
         raise DatasetError("no modality", file=folder, expected="one <modality>.npy per modality",
                            found=f"files {sorted(p.name for p in folder.iterdir())}",
@@ -195,6 +199,8 @@ def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | No
     features = {name: _open(folder / f"{name}.npy", count) for name in names}
     lengths = {name: _open(folder / f"{name}{_LENGTHS}.npy", count)
                for name in names if (folder / f"{name}{_LENGTHS}.npy").is_file()}
+    extras = {p.stem.removeprefix(_EXTRA): _open(p, count)
+              for p in sorted(folder.glob(f"{_EXTRA}*.npy"))}
     vocabulary = _read_vocabulary(folder / VOCABULARY_FILE)
     label_file = folder / LABELS_FILE
     labels = _floats(table, "label", label_file)
@@ -208,6 +214,7 @@ def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | No
             {name: array[rows] for name, array in features.items()}, labels[rows],
             lengths={name: array[rows] for name, array in lengths.items()}, ids=ids,
             unimodal_labels={name: values[rows] for name, values in unimodal.items()},
+            extras={name: values[rows] for name, values in extras.items()},
             raw_text=None if "raw_text" not in table else [table["raw_text"][i]
                                                            for i in _indices(rows, count)],
             vocabulary=vocabulary, source=str(folder), split=split)
@@ -368,6 +375,10 @@ def write_arrays(datasets: Mapping[str, MultimodalDataset], folder: str | PathLi
             np.save(work / f"{name}.npy", array, allow_pickle=False)
             np.save(work / f"{name}{_LENGTHS}.npy",
                     np.concatenate([dataset.lengths[name] for dataset in splits]),
+                    allow_pickle=False)
+        for name in first.extras:
+            np.save(work / f"{_EXTRA}{name}.npy",
+                    np.concatenate([dataset.extras[name] for dataset in splits]),
                     allow_pickle=False)
         _write_table(work / LABELS_FILE, dict(zip(SPLITS, splits, strict=True)))
         if first.vocabulary is not None:

@@ -72,13 +72,19 @@ def test_interleaved_splits_raw_text_and_unimodal_labels(tmp_path):
 
 
 def test_round_trip_through_the_folder_and_the_cache(tmp_path, write_pickle, make_mmsa):
-    original = load_mmsa(write_pickle(make_mmsa(aligned=False, sims=True)), label_range=(-3, 3))
+    data = make_mmsa(aligned=False, sims=True)
+    for split in data.values():
+        split["modality_reliability"] = np.random.default_rng(0).uniform(size=(len(split["id"]), 3))
+    original = load_mmsa(write_pickle(data), label_range=(-3, 3))
     folder = write_arrays(original, tmp_path / "arrays")
     back = load_arrays(folder)
     cached = load_dataset(convert_to_cache(folder, tmp_path / "cache"))
     for split, dataset in original.items():
         for copy in (back[split], cached[split]):
             assert copy.ids == dataset.ids and copy.raw_text == dataset.raw_text
+            assert copy.extras.keys() == dataset.extras.keys() == {"modality_reliability"}
+            np.testing.assert_array_equal(copy.extras["modality_reliability"],
+                                          dataset.extras["modality_reliability"])
             np.testing.assert_array_equal(copy.labels, dataset.labels)
             assert copy.unimodal_labels.keys() == dataset.unimodal_labels.keys()
             for name in dataset.unimodal_labels:
