@@ -418,9 +418,20 @@ def _videos_by_split(labels: _Sequence, folds: dict[str, list[str]],
                 f"{sorted(sequence.entries)[:3]}",
                 "Check that the files belong to the same dataset, or pass missing='drop' to "
                 "leave those videos out")
-        absent = set(absent)
+        if absent:
+            warnings.warn(f"align_csd: {len(absent)} labelled video(s) missing from "
+                          f"{sequence.where} are left out (missing='drop'), e.g. {absent[:5]}",
+                          stacklevel=3)
         for split in SPLITS:
-            videos[split] = [video for video in videos[split] if video not in absent]
+            kept = [video for video in videos[split] if video in sequence.entries]
+            if not kept:
+                raise sequence.error(
+                    "no labelled video of a split in a feature sequence", name,
+                    f"an entry for some of the {len(videos[split])} labelled '{split}' videos",
+                    f"none, e.g. {videos[split][:3]} missing; its entries are e.g. "
+                    f"{sorted(sequence.entries)[:3]}",
+                    "Check that the files belong to the same dataset")
+            videos[split] = kept
     return videos
 
 

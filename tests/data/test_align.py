@@ -151,9 +151,20 @@ def test_mismatched_video_ids(sdk, tmp_path):
     with pytest.raises(DatasetError, match="labelled videos missing from a feature") as info:
         align_csd(inputs, sdk["labels"], folds=FOLDS)
     assert "1 without one, e.g. ['vid_b']" in str(info.value) and info.value.field == "audio"
-    with pytest.raises(DatasetError, match="no segment left") as info:
-        align_csd(inputs, sdk["labels"], folds=FOLDS, missing="drop")
-    assert info.value.split == "valid"
+    with pytest.raises(DatasetError, match="no labelled video of a split in a feature") as info, \
+            pytest.warns(UserWarning, match="missing from"):
+        align_csd(inputs, sdk["labels"], folds=FOLDS, missing="drop")  # 'valid' is vid_b only
+    assert "'valid' videos" in str(info.value)
+    folds = {"train": ["vid_a", "vid_b"], "valid": ["vid_c"], "test": ["other"]}
+    write_csd(tmp_path / "labels.csd", {v: (np.array([[1.0], [2.0]]), SEGMENTS)
+                                        for v in ("vid_a", "vid_b", "vid_c", "other")})
+    write_csd(tmp_path / "words.csd", {v: (np.ones((6, 3)), WORDS)
+                                       for v in ("vid_a", "vid_b", "vid_c", "other")})
+    with pytest.warns(UserWarning, match=r"1 labelled video\(s\) missing from .*partial.csd.*"
+                      r"left out \(missing='drop'\), e.g. \['vid_b'\]"):
+        datasets = align_csd({"text": tmp_path / "words.csd", "audio": tmp_path / "partial.csd"},
+                             tmp_path / "labels.csd", folds=folds, missing="drop")
+    assert datasets["train"].ids == ["vid_a[0]", "vid_a[1]"]
     with pytest.raises(DatasetError, match="no labelled video of a fold") as info:
         align_csd(inputs, sdk["labels"], folds="mosi")
     assert info.value.split == "train" and "2iD-tVS8NPw" in str(info.value)
