@@ -3,21 +3,24 @@
 :func:`load_dataset` picks the reader from what the path is (or from its ``format``
 argument):
 
-=====================================================  ===================  ==========
-path                                                   reader               ``format``
-=====================================================  ===================  ==========
-a folder with ``manifest.json``                        :func:`load_cache`   ``cache``
-a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`    ``misa``
-a ``.pkl`` file whose splits hold ``labels``           :func:`load_mult`    ``mult``
+=====================================================  =======================  ==========
+path                                                   reader                   ``format``
+=====================================================  =======================  ==========
+a folder with ``manifest.json``                        :func:`load_cache`       ``cache``
+a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`        ``misa``
+a folder with ``labels.csv`` and ``<modality>.npy``     :func:`load_arrays`      ``arrays``
+a ``.json`` alignment recipe of ``.csd`` files          :func:`load_alignment`   ``csd``
+a ``.pkl`` file whose splits hold ``labels``           :func:`load_mult`        ``mult``
 (and no ``regression_labels``)
-any other ``.pkl`` file                                :func:`load_mmsa`    ``mmsa``
-=====================================================  ===================  ==========
+any other ``.pkl`` file                                :func:`load_mmsa`        ``mmsa``
+=====================================================  =======================  ==========
 
 A pickle is read once, then handed to the reader of its format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from os import PathLike
 from pathlib import Path
@@ -25,8 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from dhmd_graph.data.align import alignment_files, load_alignment
+from dhmd_graph.data.arrays import LABELS_FILE, load_arrays
 from dhmd_graph.data.batch import MultimodalDataset
-from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
+from dhmd_graph.data.cache import (
+    MANIFEST,
+    load_cache,
+    read_manifest,
+    sha256_file,
+    source_digest,
+    write_cache,
+)
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import read_mmsa
@@ -35,11 +47,13 @@ from dhmd_graph.data.safe_pickle import load_pickle
 
 __all__ = ["FORMATS", "convert_to_cache", "describe", "load_dataset", "pickle_format"]
 
-FORMATS = ("cache", "misa", "mmsa", "mult")
+FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
-          "or a MISA folder with train.pkl, dev.pkl and test.pkl")
+          "a MISA folder with train.pkl, dev.pkl and test.pkl, "
+          "a plain-arrays folder with labels.csv and <modality>.npy files, "
+          "or a .json alignment recipe of .csd files")
 
 
 def load_dataset(path: str | PathLike, *, format: str | None = None,
@@ -48,11 +62,13 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Args:
-        path (str or PathLike): An MMSA or MulT pickle, a cache folder or a MISA folder.
-        format (str, optional): ``'cache'``, ``'misa'``, ``'mmsa'`` or ``'mult'``;
-            :obj:`None` tells it from the path and, for a pickle, from its fields (see
-            the module docstring). (default: :obj:`None`)
-        label_range (tuple[float, float], optional): Inclusive range of valid scores for
+        path (str or PathLike): An MMSA or MulT pickle, a cache folder, a MISA folder, a
+            plain-arrays folder (see :mod:`dhmd_graph.data.arrays`) or an alignment
+            recipe (see :mod:`dhmd_graph.data.align`).
+        format (str, optional): One of :data:`FORMATS`; :obj:`None` tells it from the
+            path and, for a pickle, from its fields (see the module docstring).
+            (default: :obj:`None`)
+        label_range (tuple[float, float], optional): Inclusive range of valid labels for
             the pickle readers; :obj:`None` keeps each reader's default. A cache was
             checked when it was converted. (default: :obj:`None`)
         **options: Passed to the pickle reader: ``labels='classification'`` for
@@ -71,21 +87,27 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
                          f"found {format!r}.")
     path = Path(path)
     range_option = {} if label_range is None else {"label_range": label_range}
-    if path.is_dir() and format in (None, "cache", "misa"):
-        if options:
-            raise ValueError(f"load_dataset: options {sorted(options)} apply to pickle files "
-                             f"only; '{path}' is a folder.")
-        if format != "misa" and (path / MANIFEST).is_file():
+    if (path.is_dir() or path.suffix == ".json") and options:
+        raise ValueError(f"load_dataset: options {sorted(options)} apply to pickle files "
+                         f"only; '{path}' is not one.")
+    if path.is_dir() and format in (None, "arrays", "cache", "misa"):
+        if format in (None, "cache") and (path / MANIFEST).is_file():
             return load_cache(path)
-        if format != "cache" and all((path / name).is_file() for name in MISA_FILES.values()):
+        if format in (None, "misa") and all((path / name).is_file()
+                                            for name in MISA_FILES.values()):
             return load_misa(path, **range_option)
+        if format in (None, "arrays") and (path / LABELS_FILE).is_file():
+            return load_arrays(path, **range_option)
     elif path.is_file() and path.suffix == ".pkl" and format in (None, "mmsa", "mult"):
         data = load_pickle(path)
         return _PICKLE_READERS[format or pickle_format(data)](data, path, **range_option,
                                                               **options)
+    elif path.is_file() and path.suffix == ".json" and format in (None, "csd"):
+        return load_alignment(path, **range_option)
     raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
                        found=_describe(path),
-                       fix="Point to one of these (a .csd file is read with read_csd)"
+                       fix="Point to one of these (.csd files are aligned through a recipe, "
+                       "see dhmd_graph.data.align)"
                        + ("" if format is None else f", or drop format={format!r}"))
 
 
@@ -135,7 +157,7 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
             and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
-    digest = source_digest(pickle_path) if Path(pickle_path).exists() else None
+    digest = _source_digest(Path(pickle_path)) if Path(pickle_path).exists() else None
     reader = {"format": format, **options} if format or options else None
     if digest is not None and reader is not None:
         digest["reader"] = json.loads(json.dumps(reader))  # as it reads back from JSON
@@ -146,6 +168,21 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
             return cache_dir
     datasets = load_dataset(pickle_path, format=format, label_range=label_range, **options)
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+
+
+def _source_digest(source: Path) -> dict:
+    """:func:`source_digest`; for a recipe, over the recipe and the files it names."""
+    digest = source_digest(source)
+    if not (source.is_file() and source.suffix == ".json"):
+        return digest
+    files = alignment_files(source)
+    if not all(file.is_file() for file in files):
+        return digest  # the reader names the missing file
+    combined = hashlib.sha256(digest["sha256"].encode())
+    for file in files:
+        combined.update(f"{file.resolve()}\0{sha256_file(file)}\n".encode())
+    return {"path": digest["path"], "bytes": digest["bytes"] + sum(f.stat().st_size for f in files),
+            "sha256": combined.hexdigest(), "files": [str(f) for f in files]}
 
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
