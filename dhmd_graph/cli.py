@@ -2,7 +2,8 @@
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in
 :func:`build_parser`. Heavy imports (torch, PyG) happen inside the subcommands so
-that ``dhmd --help`` and argument errors stay fast. Bad data or configuration
+that ``dhmd --help`` and argument errors stay fast, and so that :func:`main` can choose
+the OpenMP wait policy first (:mod:`dhmd_graph.openmp`). Bad data or configuration
 (:class:`~dhmd_graph.data.errors.DatasetError`, :class:`ValueError` from configs)
 exits with status 2 and a one-paragraph message, without a traceback.
 """
@@ -10,8 +11,11 @@ exits with status 2 and a one-paragraph message, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+
+from dhmd_graph.openmp import openmp_defaults
 
 EXIT_BAD_INPUT = 2
 
@@ -312,6 +316,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.update(openmp_defaults())  # a passive OpenMP wait, set before torch loads
     args = build_parser().parse_args(argv)  # --help and usage errors exit here, before torch
     from dhmd_graph.data.errors import DatasetError
 

@@ -35,6 +35,14 @@ V3, 4 layers, reference priors). With ``--data`` the reference schedule is used
 
 from __future__ import annotations
 
+import os
+
+from dhmd_graph.openmp import openmp_defaults
+
+# A passive OpenMP wait unless OMP_WAIT_POLICY / OMP_NUM_THREADS are set: this must happen
+# before torch is imported (a busy machine otherwise slows training many times over).
+os.environ.update(openmp_defaults())
+
 import argparse
 import sys
 import tempfile
