@@ -188,25 +188,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
     from dhmd_graph.config import config_to_dict
-    from dhmd_graph.data import DatasetError, load_dataset
-    from dhmd_graph.data.synthetic import default_dataset_path
+    from dhmd_graph.data import load_dataset
     from dhmd_graph.metrics import metrics_for
     from dhmd_graph.model import DHMD
     from dhmd_graph.train import NonFiniteLossError, RunExistsError, format_table, run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
 
-    data = experiment["data"] or default_dataset_path(experiment["preset"], experiment["aligned"])
-    model_config = experiment["model"]
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    data = experiment["data"] or _default_data(experiment, main_process)
+    splits = load_dataset(data)
+    try:  # nothing is written before the model is known to fit the data
+        model_config = _fit_model(experiment["model"], splits, data, args)
+    except ValueError as error:
+        print(f"dhmd train: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if main_process:
+        _say_what_runs(data, splits, model_config, experiment["train"], out)
     meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
             "data": str(data), "model": config_to_dict(model_config)}
-    splits = load_dataset(data)
-    expected = {m.name: m.input_dim for m in model_config.modalities}
-    if splits["train"].feature_dims != expected:
-        raise DatasetError(
-            "the data does not fit the model configuration", file=data,
-            expected=f"modalities and feature widths {expected}",
-            found=str(splits["train"].feature_dims),
-            fix="Pass the dataset's --preset, or --set model.modalities.NAME.input_dim=WIDTH")
     try:
         results = run_seeds(
             lambda: DHMD(model_config), splits, experiment["train"], out,
@@ -221,10 +220,77 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 1
     finally:
         teardown_distributed()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_process:
         print(format_table(results))
         print(f"results: {out / 'results.json'}")
     return 0
+
+
+def _default_data(experiment: dict, main_process: bool):
+    """Without ``--data``: the preset's synthetic profile at the example's size, said first."""
+    from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
+
+    if main_process:
+        print(f"dhmd train: no --data given: using synthetic {experiment['preset']}-profile "
+              f"data of {'/'.join(map(str, DEMO_SIZES.values()))} train/valid/test samples "
+              "(generated once; see README 'Synthetic data'). Pass --data PATH for your "
+              f"own data, or write the full-size synthetic set with 'dhmd synth OUT.pkl "
+              f"--profile {experiment['preset']}' and pass it.", flush=True)
+    return default_dataset_path(experiment["preset"], experiment["aligned"], sizes=DEMO_SIZES)
+
+
+def _fit_model(config, splits: dict, data, args: argparse.Namespace):
+    """The model configuration with every input width and vocabulary size from the data
+    (:func:`~dhmd_graph.config.fit_inputs`), checked by one training step on two samples.
+
+    ``--set model.modalities.NAME.input_dim/vocab_size`` values are kept and checked; a
+    resumed run keeps (and checks) the inputs its checkpoints were built with.
+
+    Raises:
+        ValueError: If the model does not fit the data (a :class:`DatasetError` naming
+            the file when the model fails on the batch).
+    """
+    import torch
+
+    from dhmd_graph.config import INPUT_FIELDS, fit_inputs
+    from dhmd_graph.data import DatasetError, collate
+    from dhmd_graph.data.loading import modality_inputs
+    from dhmd_graph.model import DHMD
+
+    if args.resume:
+        kept = [f"modalities.{name}.{field}" for name in config.modality_names
+                for field in INPUT_FIELDS]
+    else:
+        kept = [item.removeprefix("model.") for item in args.overrides]
+    config = fit_inputs(config, modality_inputs(splits), kept)
+    train = splits["train"]
+    batch = collate([train[i] for i in range(min(2, len(train)))])
+    try:
+        with torch.no_grad():
+            DHMD(config).eval().training_step(batch)
+    except ValueError:
+        raise
+    except Exception as error:  # a shape or index error deep inside: name it, no traceback
+        raise DatasetError(
+            "the model cannot run on the data", file=data, split="train",
+            expected="a model configuration that fits the data (dhmd describe shows its "
+            "modalities, widths and token ids)", found=f"{type(error).__name__}: {error}",
+            fix="Check the --set model.* overrides against the data") from error
+    return config
+
+
+def _say_what_runs(data, splits: dict, model_config, train_config, out) -> None:
+    """One paragraph before training: the data, the model's inputs, the schedule, the folder."""
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
+    inputs = ", ".join(
+        f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
+        else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in model_config.modalities)
+    seeds = train_config.seeds
+    print(f"data: {data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
+          f"schedule: up to {train_config.max_epochs} epochs (early stop after "
+          f"{train_config.early_stop_patience} without improvement) for each of {len(seeds)} "
+          f"seed(s) {', '.join(map(str, seeds))}, device {train_config.device}\n"
+          f"run folder: {out}", flush=True)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

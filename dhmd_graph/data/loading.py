@@ -13,8 +13,10 @@ a ``.pkl`` file                                        :func:`load_mmsa`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +26,7 @@ from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import load_mmsa
 
-__all__ = ["convert_to_cache", "describe", "load_dataset"]
+__all__ = ["ModalityInput", "convert_to_cache", "describe", "load_dataset", "modality_inputs"]
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
           "or a MISA folder with train.pkl, dev.pkl and test.pkl")
@@ -103,12 +105,48 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
 
 
+class ModalityInput(NamedTuple):
+    r"""What a model needs to know of one modality's input.
+
+    Attributes:
+        input_dim (int or None): The feature width :math:`d_m` of ``(N, T, d_m)`` float
+            features; :obj:`None` for ``(N, T)`` token ids.
+        vocab_size (int or None): For token ids, the number of ids an embedding must
+            hold: the vocabulary's size, and at least the largest id in any split + 1;
+            :obj:`None` for float features.
+    """
+
+    input_dim: int | None
+    vocab_size: int | None
+
+
+def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, ModalityInput]:
+    r"""Per modality, the input width or vocabulary size the data needs, over all splits.
+
+    Args:
+        datasets (Mapping[str, MultimodalDataset]): The splits, e.g. from
+            :func:`load_dataset`.
+    """
+    first = next(iter(datasets.values()))
+    inputs = {}
+    for name, array in first.features.items():
+        if array.ndim == 3:
+            inputs[name] = ModalityInput(int(array.shape[2]), None)
+            continue
+        largest = max(int(split.features[name].max()) for split in datasets.values())
+        known = max((len(split.vocabulary) for split in datasets.values()
+                     if split.vocabulary is not None), default=0)
+        inputs[name] = ModalityInput(None, max(largest + 1, known, 2))
+    return inputs
+
+
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     r"""A text summary of each split: sizes, shapes, length ranges and labels.
 
     The label histogram counts the labels rounded to the nearest integer (the 7
     sentiment classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in
-    [-1, 1] (the grid of CH-SIMS).
+    [-1, 1] (the grid of CH-SIMS). The last lines give :func:`modality_inputs`: the
+    input of each modality that ``dhmd train`` builds the model with.
 
     Args:
         datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
@@ -133,4 +171,9 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
         for value, count in zip(values, counts, strict=True):
             bar = "#" * max(1, round(width * count / counts.max()))
             lines.append(f"  {value:>+6.1f} | {bar} {count}")
+    lines.append("model inputs (taken from the data by 'dhmd train'):")
+    for name, (input_dim, vocab_size) in modality_inputs(datasets).items():
+        built = (f"input_dim={input_dim}" if input_dim is not None
+                 else f"token ids: input_dim=None, vocab_size={vocab_size}")
+        lines.append(f"  {name:<8} {built}")
     return "\n".join(lines)

@@ -87,6 +87,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DEMO_SIZES",
     "PROFILES",
     "PlantedStructure",
     "SyntheticProfile",
@@ -96,6 +97,9 @@ __all__ = [
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
+DEMO_SIZES = {"train": 1500, "valid": 300, "test": 600}
+"""Split sizes of the example (``examples/mosei_dhmd.py``) and of ``dhmd train`` without
+``--data``: large enough to learn the planted structure, small enough for CPU minutes."""
 GENERATOR_VERSION = 2  # bump when the generated content changes: it names the cache folder
 _CHUNK = 256  # samples generated at once; part of the random stream, so a constant
 _CLS, _SEP, _FIRST_WORD_ID = 101, 102, 1000
