@@ -130,6 +130,7 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--subsets", action="store_true",
                           help="also the metrics of every non-empty subset of modalities "
                           "(the others removed as missing), averaged over seeds")
+    _add_device(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
 
@@ -218,6 +219,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as error:
         print(f"dhmd train: error: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # e.g. train.device names no device of this machine
+        print(f"dhmd train: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     finally:
         teardown_distributed()
     if main_process:
@@ -313,7 +317,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"dhmd eval: error: no checkpoint at '{target}'; give a .pt file, a seed folder "
               "with best.pt, or a run folder with seed_*/best.pt.", file=sys.stderr)
         return EXIT_BAD_INPUT
-    context = setup_distributed()
+    try:
+        context = setup_distributed(args.device)
+    except ValueError as error:
+        print(f"dhmd eval: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     datasets: dict[str, dict] = {}
     records, subsets = [], []
     for path in checkpoints:
@@ -345,6 +353,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="auto",
+                         help="where the model runs: auto (a GPU when there is one, else the "
+                         "CPU), cpu, cuda or cuda:N (default: auto)")
+
+
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser(
         "inspect", help="figures and a report of a trained run: edge weights, feature spaces, "
@@ -365,6 +379,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
                          help="embed the feature spaces with PCA instead of t-SNE")
     inspect.add_argument("--seed", type=int,
                          help="the seed folder of a multi-seed run (default: the first)")
+    _add_device(inspect)
     inspect.set_defaults(func=_cmd_inspect)
 
 
@@ -373,7 +388,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     try:
         report = inspect_run(args.run_dir, data=args.data, split=args.split, out_dir=args.out,
-                             method="pca" if args.pca else "tsne", seed=args.seed)
+                             method="pca" if args.pca else "tsne", seed=args.seed,
+                             device=args.device)
     except (FileNotFoundError, ValueError) as error:
         print(f"dhmd inspect: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

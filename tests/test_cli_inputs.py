@@ -95,3 +95,14 @@ def test_train_without_data_says_so_and_uses_the_example_size(tmp_path, capsys, 
                                "data of 12/4/4 train/valid/test samples")
     assert lines[1].startswith("data: ") and lines[1].endswith(
         "mosei_aligned_12-4-4_0.pkl (train 12, valid 4, test 4)")
+
+
+def test_train_on_a_device_the_machine_lacks_writes_nothing(misa, tmp_path, capsys):
+    import torch
+
+    missing = f"cuda:{torch.cuda.device_count() + 1}"
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(misa), "--out", str(run), "--set", *TINY,
+                 f"train.device={missing}"]) == EXIT_BAD_INPUT
+    assert "a GPU of this machine" in capsys.readouterr().err
+    assert not run.exists()

@@ -315,6 +315,7 @@ def inspect_run(
     method: str = "tsne",
     seed: int | None = None,
     batch_size: int = 64,
+    device: str = "auto",
 ) -> Path:
     r"""Inspects the selected checkpoint of a ``dhmd train`` run on one split.
 
@@ -334,14 +335,22 @@ def inspect_run(
         seed (int, optional): The seed folder of a multi-seed run; :obj:`None` takes the
             first. (default: :obj:`None`)
         batch_size (int, optional): Samples per batch. (default: ``64``)
+        device (str, optional): Where the model runs: ``"auto"`` (a GPU when there is
+            one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. (default: ``"auto"``)
 
     Returns:
         Path: The written ``report.md``.
+
+    Raises:
+        ValueError: If ``device`` is no device of this machine, or for a bad ``split``.
     """
     from dhmd_graph.data import load_dataset
+    from dhmd_graph.train.distributed import resolve_device
 
+    torch_device = resolve_device(device)
     checkpoint = find_checkpoint(run_dir, seed)
     model, meta = load_run_model(checkpoint)
+    model = model.to(torch_device)
     splits = load_dataset(data or meta["data"])
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
