@@ -74,9 +74,11 @@ def _edge_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[str]:
     graphs = edge_graphs(outputs)
     lines = ["## Who teaches whom: the distillation graphs", "",
              *_figure(plot_edge_graphs(graphs), out_dir / "edges.png", dpi, "edge weights"),
-             "Each arrow teacher → student is drawn with its mean distillation weight "
-             "w = E + p over the samples (E learned and input-dependent, p the prior, if any); "
-             "width and colour grow with the weight.", ""]
+             "Top row: each arrow teacher → student is drawn with its mean learned weight "
+             "E over the samples (input-dependent); width and colour grow with it, on one "
+             "scale for both spaces. Bottom row, for a graph with a prior: the fixed prior p "
+             "of the same edges, dashed. The distillation weighs each edge with w = E + p; "
+             "the tables give w, p and E.", ""]
     for space, graph in graphs.items():
         edges = sorted(graph.edges(data=True), key=lambda edge: -edge[2]["mean"])
         has_prior = any("prior" in data for *_, data in edges)
