@@ -109,7 +109,8 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
                        "config.json: optional keys preset, aligned, data, model, train")
     train.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+",
                        action="extend", default=[],
-                       help="dotted overrides, e.g. train.lr=3e-4 model.width=40")
+                       help="dotted overrides, checked together once all are applied, e.g. "
+                       "train.lr=3e-4 model.width=40 model.num_heads=8 train.device=cuda:1")
     train.add_argument("--seeds", help="comma-separated seeds (default: train.seeds)")
     train.add_argument("--out", metavar="RUN_DIR",
                        help="the run folder (default: runs/<preset>-<aligned|unaligned>)")
@@ -153,7 +154,7 @@ def _experiment(args: argparse.Namespace) -> dict:
         section, _, rest = item.partition(".")
         if section not in overrides or not rest:
             raise ValueError(f"--set {item!r}: keys start with 'model.' or 'train.', "
-                             "e.g. --set model.width=40 train.lr=3e-4")
+                             "e.g. --set model.width=48 train.lr=3e-4")
         overrides[section].append(rest)
     model = apply_overrides(model, overrides["model"])
     train = train.with_overrides(overrides["train"])
