@@ -14,8 +14,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dhmd_graph.openmp import openmp_defaults
+
+if TYPE_CHECKING:  # annotations only: the subcommands import torch when they run
+    from pathlib import Path
+
+    from dhmd_graph.config import DHMDConfig
+    from dhmd_graph.train import TrainConfig
 
 EXIT_BAD_INPUT = 2
 
@@ -231,7 +238,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_data(experiment: dict, main_process: bool):
+def _default_data(experiment: dict, main_process: bool) -> Path:
     """Without ``--data``: the preset's synthetic profile at the example's size, said first."""
     from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
 
@@ -244,7 +251,8 @@ def _default_data(experiment: dict, main_process: bool):
     return default_dataset_path(experiment["preset"], experiment["aligned"], sizes=DEMO_SIZES)
 
 
-def _fit_model(config, splits: dict, data, args: argparse.Namespace):
+def _fit_model(config: DHMDConfig, splits: dict, data: str | Path,
+               args: argparse.Namespace) -> DHMDConfig:
     """The model configuration with every input width and vocabulary size from the data
     (:func:`~dhmd_graph.config.fit_inputs`), checked by one training step on two samples.
 
@@ -266,7 +274,8 @@ def _fit_model(config, splits: dict, data, args: argparse.Namespace):
         kept = [f"modalities.{name}.{field}" for name in config.modality_names
                 for field in INPUT_FIELDS]
     else:
-        kept = [item.removeprefix("model.") for item in args.overrides]
+        kept = [item.removeprefix("model.") for item in args.overrides
+                if item.startswith("model.")]
     config = fit_inputs(config, modality_inputs(splits), kept)
     train = splits["train"]
     batch = collate([train[i] for i in range(min(2, len(train)))])
@@ -284,7 +293,8 @@ def _fit_model(config, splits: dict, data, args: argparse.Namespace):
     return config
 
 
-def _say_what_runs(data, splits: dict, model_config, train_config, out) -> None:
+def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
+                   train_config: TrainConfig, out: Path) -> None:
     """One paragraph before training: the data, the model's inputs, the schedule, the folder."""
     sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     inputs = ", ".join(
