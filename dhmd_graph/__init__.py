@@ -27,6 +27,7 @@ _EXPORTS = {
     "load_dataset": "dhmd_graph.data",
     "load_misa": "dhmd_graph.data",
     "load_mmsa": "dhmd_graph.data",
+    "load_mult": "dhmd_graph.data",
     "read_csd": "dhmd_graph.data",
     "write_synthetic": "dhmd_graph.data",
     "DHMD": "dhmd_graph.model",
