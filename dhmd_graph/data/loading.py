@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,7 +46,8 @@ from dhmd_graph.data.mmsa import read_mmsa
 from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 
-__all__ = ["FORMATS", "convert_to_cache", "describe", "load_dataset", "pickle_format"]
+__all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "load_dataset",
+           "modality_inputs", "pickle_format"]
 
 FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
@@ -184,6 +186,40 @@ def _source_digest(source: Path) -> dict:
     return {"path": digest["path"], "bytes": digest["bytes"] + sum(f.stat().st_size for f in files),
             "sha256": combined.hexdigest(), "files": [str(f) for f in files]}
 
+class ModalityInput(NamedTuple):
+    r"""What a model needs to know of one modality's input.
+
+    Attributes:
+        input_dim (int or None): The feature width :math:`d_m` of ``(N, T, d_m)`` float
+            features; :obj:`None` for ``(N, T)`` token ids.
+        vocab_size (int or None): For token ids, the number of ids an embedding must
+            hold: the vocabulary's size, and at least the largest id in any split + 1;
+            :obj:`None` for float features.
+    """
+
+    input_dim: int | None
+    vocab_size: int | None
+
+
+def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, ModalityInput]:
+    r"""Per modality, the input width or vocabulary size the data needs, over all splits.
+
+    Args:
+        datasets (Mapping[str, MultimodalDataset]): The splits, e.g. from
+            :func:`load_dataset`.
+    """
+    first = next(iter(datasets.values()))
+    inputs = {}
+    for name, array in first.features.items():
+        if array.ndim == 3:
+            inputs[name] = ModalityInput(int(array.shape[2]), None)
+            continue
+        largest = max(int(split.features[name].max()) for split in datasets.values())
+        known = max((len(split.vocabulary) for split in datasets.values()
+                     if split.vocabulary is not None), default=0)
+        inputs[name] = ModalityInput(None, max(largest + 1, known, 2))
+    return inputs
+
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     r"""A text summary of each split: sizes, shapes, length ranges and labels.
@@ -191,7 +227,8 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     The label histogram counts scores rounded to the nearest integer (the 7 sentiment
     classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in [-1, 1] (the grid
     of CH-SIMS); class labels are counted per class and multi-hot labels per label
-    (the samples where it is present).
+    (the samples where it is present). The last lines give :func:`modality_inputs`: the
+    input of each modality that ``dhmd train`` builds the model with.
 
     Args:
         datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
@@ -208,6 +245,11 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
             lines.append(f"  {name:<8} shape {tuple(array.shape)} {kind}, length "
                          f"{length.min()}..{length.max()} (mean {length.mean():.1f})")
         lines += _label_summary(dataset, width)
+    lines.append("model inputs (taken from the data by 'dhmd train'):")
+    for name, (input_dim, vocab_size) in modality_inputs(datasets).items():
+        built = (f"input_dim={input_dim}" if input_dim is not None
+                 else f"token ids: input_dim=None, vocab_size={vocab_size}")
+        lines.append(f"  {name:<8} {built}")
     return "\n".join(lines)
 
 

@@ -104,6 +104,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DEMO_SIZES",
     "PROFILES",
     "RELIABILITY_KEY",
     "PlantedStructure",
@@ -115,6 +116,9 @@ __all__ = [
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
+DEMO_SIZES = {"train": 1500, "valid": 300, "test": 600}
+"""Split sizes of the example (``examples/mosei_dhmd.py``) and of ``dhmd train`` without
+``--data``: large enough to learn the planted structure, small enough for CPU minutes."""
 GENERATOR_VERSION = 3  # bump when the generated content changes: it names the cache folder
 # 3: per-sample modality reliability (corrupted modalities, ``modality_reliability``)
 RELIABILITY_KEY = "modality_reliability"

@@ -78,9 +78,11 @@ def _edge_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[str]:
     graphs = edge_graphs(outputs)
     lines = ["## Who teaches whom: the distillation graphs", "",
              *_figure(plot_edge_graphs(graphs), out_dir / "edges.png", dpi, "edge weights"),
-             "Each arrow teacher → student is drawn with its mean distillation weight "
-             "w = E + p over the samples (E learned and input-dependent, p the prior, if any); "
-             "width and colour grow with the weight.", ""]
+             "Top row: each arrow teacher → student is drawn with its mean learned weight "
+             "E over the samples (input-dependent); width and colour grow with it, on one "
+             "scale for both spaces. Bottom row, for a graph with a prior: the fixed prior p "
+             "of the same edges, dashed. The distillation weighs each edge with w = E + p; "
+             "the tables give w, p and E.", ""]
     for space, graph in graphs.items():
         edges = sorted(graph.edges(data=True), key=lambda edge: -edge[2]["mean"])
         has_prior = any("prior" in data for *_, data in edges)
@@ -354,6 +356,7 @@ def inspect_run(
     method: str = "tsne",
     seed: int | None = None,
     batch_size: int = 64,
+    device: str = "auto",
 ) -> Path:
     r"""Inspects the selected checkpoint of a ``dhmd train`` run on one split.
 
@@ -373,14 +376,22 @@ def inspect_run(
         seed (int, optional): The seed folder of a multi-seed run; :obj:`None` takes the
             first. (default: :obj:`None`)
         batch_size (int, optional): Samples per batch. (default: ``64``)
+        device (str, optional): Where the model runs: ``"auto"`` (a GPU when there is
+            one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. (default: ``"auto"``)
 
     Returns:
         Path: The written ``report.md``.
+
+    Raises:
+        ValueError: If ``device`` is no device of this machine, or for a bad ``split``.
     """
     from dhmd_graph.data import load_dataset
+    from dhmd_graph.train.distributed import resolve_device
 
+    torch_device = resolve_device(device)
     checkpoint = find_checkpoint(run_dir, seed)
     model, meta = load_run_model(checkpoint)
+    model = model.to(torch_device)
     splits = load_dataset(data or meta["data"])
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "

@@ -60,8 +60,9 @@ class TrainConfig:
         deterministic (bool, optional): Ask PyTorch for deterministic algorithms, so
             that a CPU run repeats exactly (and a resumed run matches an uninterrupted
             one). (default: :obj:`True`)
-        progress (bool, optional): Show progress bars (only on a terminal, and only on
-            the first process). (default: :obj:`True`)
+        progress (bool, optional): Print one line per epoch (epoch, training loss, the
+            monitored validation metric, lr, time) and, on a terminal, show a progress
+            bar while an epoch trains; only on the first process. (default: :obj:`True`)
     """
 
     lr: float = 1e-4

@@ -132,8 +132,10 @@ class Trainer:
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
     :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
     with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
-    of everything ``training_step`` returned and the validation metrics ``valid/<name>``.
-    :meth:`test` evaluates a split once, with the best checkpoint.
+    of everything ``training_step`` returned and the validation metrics ``valid/<name>``;
+    with ``config.progress`` the first process also prints :meth:`epoch_line` of it (and
+    shows a progress bar while training, on a terminal). :meth:`test` evaluates a split
+    once, with the best checkpoint.
 
     Under ``torchrun`` every process trains on its shard of each epoch (a
     :class:`~torch.utils.data.DistributedSampler`; the data order depends only on
@@ -295,8 +297,20 @@ class Trainer:
             save_checkpoint(state, self.out_dir / self.last_name)
             with open(self.out_dir / self.log_name, "a") as log:
                 log.write(json.dumps(record) + "\n")
+        if self.context.is_main and self.config.progress:
+            print(self.epoch_line(record), flush=True)
         for callback in self.callbacks:
             callback(self, record)
+
+    def epoch_line(self, record: Mapping) -> str:
+        """One epoch's log record as the line printed after it, e.g. ``seed 1111  epoch
+        2/3  train loss 1.2345  valid MAE 0.5678 (best)  lr 1.0e-03  12.3 s``."""
+        monitor = self.config.monitor
+        value = record.get(f"valid/{monitor}", math.nan)
+        return (f"seed {self.seed}  epoch {record['epoch']}/{self.config.max_epochs}  "
+                f"train loss {record.get('train/loss', math.nan):.4f}  "
+                f"valid {monitor} {value:.4f}{' (best)' if record.get('improved') else ''}  "
+                f"lr {record['lr']:.1e}  {record['time_s']:.1f} s")
 
     def _train_epoch(self) -> dict[str, float]:
         self.model.train()

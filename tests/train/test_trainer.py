@@ -255,8 +255,10 @@ def test_cli_train_bad_data_exits_2(tiny_mosei, tmp_path, capsys):
 
     assert dhmd_train(tmp_path / "missing.pkl", tmp_path / "run") == EXIT_BAD_INPUT
     assert "unrecognised dataset path" in capsys.readouterr().err
-    assert dhmd_train(tiny_mosei, tmp_path / "run", "--preset", "mosi") == EXIT_BAD_INPUT
-    assert "does not fit the model configuration" in capsys.readouterr().err
+    assert dhmd_train(tiny_mosei, tmp_path / "run", "--set",
+                      "model.modalities.audio.input_dim=5") == EXIT_BAD_INPUT
+    assert "audio.input_dim: expected 74 (the data holds features of width 74)" in (
+        capsys.readouterr().err)
     assert not (tmp_path / "run").exists()  # nothing written
 
 
