@@ -107,20 +107,62 @@ def kind(step: str) -> str:
 README_BLOCKS = bash_commands(README.read_text())
 
 
+def write_sdk_files(folder: Path) -> None:
+    """The README's alignment recipe (its ``json`` block, as written) and tiny ``.csd`` files
+    under the names it gives: one video of each built-in CMU-MOSI fold, 2 segments of 3 words,
+    audio and vision frames at 10 Hz."""
+    h5py = pytest.importorskip("h5py")
+    import json
+
+    import numpy as np
+
+    from dhmd_graph.data.align import load_folds
+
+    (recipe,) = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (folder / "mosi_sdk.json").write_text(recipe)
+    recipe = json.loads(recipe)
+    videos = [ids[0] for ids in load_folds(recipe["folds"]).values()]
+    rng = np.random.default_rng(0)
+    words = np.array([[0.0, 0.3], [0.3, 0.6], [0.6, 1.0], [1.2, 1.5], [1.5, 1.7], [1.7, 2.0]])
+    frames = np.stack([np.arange(0, 2.0, 0.1), np.arange(0.1, 2.05, 0.1)], axis=1)
+    widths = {"text": 4, "audio": 3, "vision": 2}
+    entries = {"labels": {v: (rng.uniform(-3, 3, (2, 1)), [[0.0, 1.0], [1.2, 2.0]])
+                          for v in videos}}
+    for name, width in widths.items():
+        intervals = words if name == "text" else frames
+        entries[name] = {v: (rng.normal(size=(len(intervals), width)), intervals) for v in videos}
+    files = {"labels": recipe["labels"], **recipe["features"]}
+    for name, file in files.items():
+        with h5py.File(folder / file, "w") as handle:
+            group = handle.create_group(name)
+            for video, (features, intervals) in entries[name].items():
+                group[f"data/{video}/features"] = features
+                group[f"data/{video}/intervals"] = np.asarray(intervals, dtype=np.float64)
+            metadata = group.create_group("metadata")
+            metadata.create_dataset("root name", (1,), dtype=h5py.string_dtype())[0] = name
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
-    """A tiny ``aligned_50.pkl`` and a shared ``$DHMD_CACHE`` for the examples' data."""
+    """A tiny ``aligned_50.pkl``, the same data as the plain-arrays folder ``my_data/``, the
+    alignment recipe's files and a shared ``$DHMD_CACHE`` for the examples' data."""
+    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.arrays import write_arrays
     from dhmd_graph.data.synthetic import write_synthetic
 
     root = tmp_path_factory.mktemp("readme")
     data = write_synthetic(root / "aligned_50.pkl", "mosei",
                            sizes={"train": 16, "valid": 8, "test": 8})
-    return {"data": data, "cache": root / "cache"}
+    write_arrays(load_dataset(data), root / "my_data")
+    write_sdk_files(root)
+    return {"root": root, "cache": root / "cache"}
 
 
 @pytest.fixture
 def workdir(scratch, tmp_path, monkeypatch):
-    (tmp_path / "aligned_50.pkl").symlink_to(scratch["data"])
+    for path in scratch["root"].iterdir():
+        if path.name != "cache":
+            (tmp_path / path.name).symlink_to(path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DHMD_CACHE", str(scratch["cache"]))
     return tmp_path
@@ -180,7 +222,14 @@ def test_readme_torchrun_commands_run(workdir):
 
 @pytest.mark.parametrize("code", python_blocks(README.read_text()),
                          ids=lambda code: code.splitlines()[0][:40])
-def test_readme_python_block_runs(code):
+def test_readme_python_block_runs(code, tmp_path, monkeypatch):
+    if "BertTextEncoder(" in code:  # a tiny random BERT under the name the README loads
+        transformers = pytest.importorskip("transformers")
+        config = transformers.BertConfig(vocab_size=8000, hidden_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=32,
+                                         max_position_embeddings=64)
+        transformers.BertModel(config).save_pretrained(tmp_path / "bert-base-uncased")
+        monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {})
 
 
