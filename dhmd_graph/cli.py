@@ -2,7 +2,8 @@
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in
 :func:`build_parser`. Heavy imports (torch, PyG) happen inside the subcommands so
-that ``dhmd --help`` and argument errors stay fast.
+that ``dhmd --help`` and argument errors stay fast, and so that :func:`main` can choose
+the OpenMP wait policy first (:mod:`dhmd_graph.openmp`).
 
 Errors reach the user through one table, :data:`EXIT_TABLE`, as a one-line message
 on stderr and an exit status, never as a traceback:
@@ -17,7 +18,8 @@ error                                                      status  message start
 any other :class:`OSError` (a path missing, not writable)  2       ``error``
 :class:`ValueError`: bad data (``DatasetError``), bad      2       ``error``
 configuration, bad checkpoint (``CheckpointError``), bad
-run folder (``RunFolderError``, ``RunLockedError``)
+run folder (``RunFolderError``, ``RunLockedError``), a
+device this machine lacks
 =========================================================  ======  ==================
 
 Usage errors exit with status 2 from :mod:`argparse`. Anything else is a bug and
@@ -28,10 +30,20 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dhmd_graph.openmp import openmp_defaults
+
+if TYPE_CHECKING:  # annotations only: the subcommands import torch when they run
+    from pathlib import Path
+
+    from dhmd_graph.config import DHMDConfig
+    from dhmd_graph.train import TrainConfig
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -57,14 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="convert a dataset once into a memory-mapped cache")
-    convert.add_argument("source", help="an MMSA .pkl file or a MISA folder (train/dev/test.pkl)")
+    convert.add_argument("source", help="an MMSA .pkl file, a MISA folder (train/dev/test.pkl), "
+                         "a plain-arrays folder (labels.csv, <modality>.npy) or a .json "
+                         "alignment recipe of .csd files")
     convert.add_argument("cache_dir", help="the cache folder to create")
     convert.add_argument("--overwrite", action="store_true",
                          help="replace a cache of another source at CACHE_DIR")
     convert.set_defaults(func=_cmd_convert)
 
     describe = commands.add_parser("describe", help="summarise a dataset: sizes, shapes, labels")
-    describe.add_argument("path", help="an MMSA .pkl file, a cache folder or a MISA folder")
+    describe.add_argument("path", help="any dataset 'dhmd convert' reads, or a cache folder")
     describe.add_argument("--verify", action="store_true",
                           help="for a cache, also check every file's checksum and every value "
                           "(reads every byte once; the pickle readers always check values)")
@@ -140,7 +154,8 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
                        "config.json: optional keys preset, aligned, data, model, train")
     train.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+",
                        action="extend", default=[],
-                       help="dotted overrides, e.g. train.lr=3e-4 model.width=40")
+                       help="dotted overrides, checked together once all are applied, e.g. "
+                       "train.lr=3e-4 model.width=40 model.num_heads=8 train.device=cuda:1")
     train.add_argument("--seeds", help="comma-separated seeds (default: train.seeds)")
     train.add_argument("--out", metavar="RUN_DIR",
                        help="the run folder (default: runs/<preset>-<aligned|unaligned>)")
@@ -161,6 +176,7 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--subsets", action="store_true",
                           help="also the metrics of every non-empty subset of modalities "
                           "(the others removed as missing), averaged over seeds")
+    _add_device(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
 
@@ -182,7 +198,7 @@ def _experiment(args: argparse.Namespace) -> dict:
         section, _, rest = item.partition(".")
         if section not in overrides or not rest:
             raise ValueError(f"--set {item!r}: keys start with 'model.' or 'train.', "
-                             "e.g. --set model.width=40 train.lr=3e-4")
+                             "e.g. --set model.width=48 train.lr=3e-4")
         overrides[section].append(rest)
     model = apply_overrides(model, overrides["model"])
     train = train.with_overrides(overrides["train"])
@@ -198,7 +214,6 @@ def _experiment(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     if args.resume and (args.config or args.overrides or args.seeds or args.preset
@@ -216,28 +231,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     experiment = _experiment(args)  # every field checked, naming the field or file
 
     from dhmd_graph.config import config_to_dict
-    from dhmd_graph.data import DatasetError, load_dataset
-    from dhmd_graph.data.synthetic import default_dataset_path
+    from dhmd_graph.data import load_dataset
     from dhmd_graph.metrics import metrics_for
     from dhmd_graph.model import DHMD
     from dhmd_graph.train import format_table, run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
 
-    data = experiment["data"] or default_dataset_path(experiment["preset"], experiment["aligned"])
-    model_config = experiment["model"]
-    meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
-            "data": str(data), "model": config_to_dict(model_config)}
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    data = experiment["data"] or _default_data(experiment, main_process)
     splits = load_dataset(data)
-    expected = {m.name: m.input_dim for m in model_config.modalities}
-    if splits["train"].feature_dims != expected:
-        raise DatasetError(
-            "the data does not fit the model configuration", file=data,
-            expected=f"modalities and feature widths {expected}",
-            found=str(splits["train"].feature_dims),
-            fix="Pass the dataset's --preset, or --set model.modalities.NAME.input_dim=WIDTH")
+    # nothing is written before the model is known to fit the data and train.monitor is
+    # one of the metrics reported (a ValueError here exits with status 2)
+    model_config = _fit_model(experiment["model"], splits, data, args)
     metrics = metrics_for(experiment["preset"])
     valid_labels = splits["valid"].labels  # the metrics reported, to check train.monitor
     experiment["train"].check_monitor(metrics(valid_labels, valid_labels))
+    if main_process:
+        _say_what_runs(data, splits, model_config, experiment["train"], out)
+    meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
+            "data": str(data), "model": config_to_dict(model_config)}
     try:
         results = run_seeds(
             lambda: DHMD(model_config), splits, experiment["train"], out, metrics=metrics,
@@ -245,10 +257,80 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     finally:
         teardown_distributed()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_process:
         print(format_table(results))
         print(f"results: {out / 'results.json'}")
     return 0
+
+
+def _default_data(experiment: dict, main_process: bool) -> Path:
+    """Without ``--data``: the preset's synthetic profile at the example's size, said first."""
+    from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
+
+    if main_process:
+        print(f"dhmd train: no --data given: using synthetic {experiment['preset']}-profile "
+              f"data of {'/'.join(map(str, DEMO_SIZES.values()))} train/valid/test samples "
+              "(generated once; see README 'Synthetic data'). Pass --data PATH for your "
+              f"own data, or write the full-size synthetic set with 'dhmd synth OUT.pkl "
+              f"--profile {experiment['preset']}' and pass it.", flush=True)
+    return default_dataset_path(experiment["preset"], experiment["aligned"], sizes=DEMO_SIZES)
+
+
+def _fit_model(config: DHMDConfig, splits: dict, data: str | Path,
+               args: argparse.Namespace) -> DHMDConfig:
+    """The model configuration with every input width and vocabulary size from the data
+    (:func:`~dhmd_graph.config.fit_inputs`), checked by one training step on two samples.
+
+    ``--set model.modalities.NAME.input_dim/vocab_size`` values are kept and checked; a
+    resumed run keeps (and checks) the inputs its checkpoints were built with.
+
+    Raises:
+        ValueError: If the model does not fit the data (a :class:`DatasetError` naming
+            the file when the model fails on the batch).
+    """
+    import torch
+
+    from dhmd_graph.config import INPUT_FIELDS, fit_inputs
+    from dhmd_graph.data import DatasetError, collate
+    from dhmd_graph.data.loading import modality_inputs
+    from dhmd_graph.model import DHMD
+
+    if args.resume:
+        kept = [f"modalities.{name}.{field}" for name in config.modality_names
+                for field in INPUT_FIELDS]
+    else:
+        kept = [item.removeprefix("model.") for item in args.overrides
+                if item.startswith("model.")]
+    config = fit_inputs(config, modality_inputs(splits), kept)
+    train = splits["train"]
+    batch = collate([train[i] for i in range(min(2, len(train)))])
+    try:
+        with torch.no_grad():
+            DHMD(config).eval().training_step(batch)
+    except ValueError:
+        raise
+    except Exception as error:  # a shape or index error deep inside: name it, no traceback
+        raise DatasetError(
+            "the model cannot run on the data", file=data, split="train",
+            expected="a model configuration that fits the data (dhmd describe shows its "
+            "modalities, widths and token ids)", found=f"{type(error).__name__}: {error}",
+            fix="Check the --set model.* overrides against the data") from error
+    return config
+
+
+def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
+                   train_config: TrainConfig, out: Path) -> None:
+    """One paragraph before training: the data, the model's inputs, the schedule, the folder."""
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
+    inputs = ", ".join(
+        f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
+        else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in model_config.modalities)
+    seeds = train_config.seeds
+    print(f"data: {data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
+          f"schedule: up to {train_config.max_epochs} epochs (early stop after "
+          f"{train_config.early_stop_patience} without improvement) for each of {len(seeds)} "
+          f"seed(s) {', '.join(map(str, seeds))}, device {train_config.device}\n"
+          f"run folder: {out}", flush=True)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -259,7 +341,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from dhmd_graph.train.distributed import setup_distributed
 
     checkpoints = find_checkpoints(args.target)  # a .pt file, a seed folder or a run folder
-    context = setup_distributed()
+    context = setup_distributed(args.device)  # a device this machine lacks: exit status 2
     datasets: dict[str, dict] = {}
     records, subsets = [], []
     for path in checkpoints:
@@ -289,6 +371,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="auto",
+                         help="where the model runs: auto (a GPU when there is one, else the "
+                         "CPU), cpu, cuda or cuda:N (default: auto)")
+
+
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser(
         "inspect", help="figures and a report of a trained run: edge weights, feature spaces, "
@@ -309,6 +397,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
                          help="embed the feature spaces with PCA instead of t-SNE")
     inspect.add_argument("--seed", type=int,
                          help="the seed folder of a multi-seed run (default: the first)")
+    _add_device(inspect)
     inspect.set_defaults(func=_cmd_inspect)
 
 
@@ -316,7 +405,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from dhmd_graph.inspect import inspect_run
 
     report = inspect_run(args.run_dir, data=args.data, split=args.split, out_dir=args.out,
-                         method="pca" if args.pca else "tsne", seed=args.seed)
+                         method="pca" if args.pca else "tsne", seed=args.seed,
+                         device=args.device)
     print(f"report: {report}")
     return 0
 
@@ -350,6 +440,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.update(openmp_defaults())  # a passive OpenMP wait, set before torch loads
     args = build_parser().parse_args(argv)  # --help and usage errors exit here, before torch
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM)

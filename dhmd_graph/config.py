@@ -11,6 +11,8 @@ names the class, the field, what was expected and what was found.
   JSON-able data (for checkpoints loaded with ``weights_only=True``).
 * :func:`apply_overrides` applies dotted command-line overrides such as
   ``"width=40"`` or ``"homogeneous_graph.temperature=4"``.
+* :func:`fit_inputs` takes every modality's input width or vocabulary size from the
+  data, except where an override chose it.
 
 Example:
     >>> cfg = preset("mosi")
@@ -26,6 +28,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "edge_name",
+    "fit_inputs",
     "parse_edge",
     "preset",
 ]
@@ -613,3 +617,79 @@ def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
             raise ValueError(f"apply_overrides: expected 'key=value', found {item!r}.")
         _override(data, DHMDConfig, key.split("."), text.strip(), key)
     return config_from_dict(data)
+
+
+# Inputs from the data #################################################################
+
+INPUT_FIELDS = ("input_dim", "vocab_size")
+"""The fields of :class:`ModalityConfig` that :func:`fit_inputs` takes from the data."""
+
+
+def _overridden_inputs(config: DHMDConfig, overrides: Iterable[str]) -> set[tuple[str, str]]:
+    """``(modality, field)`` of every ``modalities.<name|index>.<input field>=...`` override."""
+    names = config.modality_names
+    chosen = set()
+    for item in overrides:
+        parts = item.partition("=")[0].strip().split(".")
+        if len(parts) != 3 or parts[0] != "modalities" or parts[2] not in INPUT_FIELDS:
+            continue
+        entry = parts[1]
+        if entry.isdigit() and entry not in names and int(entry) < len(names):
+            entry = names[int(entry)]
+        chosen.add((entry, parts[2]))
+    return chosen
+
+
+def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
+               overrides: Iterable[str] = ()) -> DHMDConfig:
+    r"""A copy of ``config`` whose modalities take their input from the data.
+
+    A modality with float features of width :math:`d` gets ``input_dim=d`` (and no
+    vocabulary); one with token ids gets ``input_dim=None`` and the ``vocab_size`` the
+    data needs. A field set by one of ``overrides`` (the ``apply_overrides`` strings
+    that built ``config``, e.g. ``"modalities.text.vocab_size=30000"``) is the user's
+    choice: it is kept, and checked against the data. Everything else (widths, kernels,
+    the embedding width) stays as configured.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        inputs (Mapping[str, tuple[int | None, int | None]]): Per modality of the data,
+            ``(input_dim, vocab_size)`` as from
+            :func:`~dhmd_graph.data.loading.modality_inputs`: ``input_dim`` is
+            :obj:`None` for token ids, ``vocab_size`` (the largest id + 1 at least) is
+            :obj:`None` for float features.
+        overrides (Iterable[str], optional): Overrides whose input fields are kept.
+            (default: ``()``)
+
+    Raises:
+        ValueError: If the data's modalities are not the configured ones, a kept
+            ``input_dim`` differs from the data, or a kept ``vocab_size`` is too small
+            for the data's token ids.
+    """
+    names, found = config.modality_names, list(inputs)
+    if sorted(names) != sorted(found):
+        raise _fail(config, "modalities", f"the data's modalities {found}", names,
+                    "Choose the dataset's preset, or configure a modality for each of the "
+                    "data's")
+    kept = _overridden_inputs(config, overrides)
+    modalities = []
+    for modality in config.modalities:
+        name = modality.name
+        input_dim, vocab_size = inputs[name]
+        where = f"modalities.{name}"
+        if (name, "input_dim") in kept and modality.input_dim != input_dim:
+            data = "token ids" if input_dim is None else f"features of width {input_dim}"
+            raise _fail(config, f"{where}.input_dim", f"{input_dim} (the data holds {data})",
+                        modality.input_dim, f"Drop the override of {where}.input_dim; it is "
+                        "taken from the data")
+        if (name, "vocab_size") in kept and input_dim is None:
+            if modality.vocab_size is None or modality.vocab_size < vocab_size:
+                raise _fail(config, f"{where}.vocab_size",
+                            f"at least {vocab_size} (the data's vocabulary: token ids up to "
+                            f"{vocab_size - 1})", modality.vocab_size,
+                            f"Raise it, or drop the override of {where}.vocab_size to take "
+                            "it from the data")
+            vocab_size = modality.vocab_size
+        modalities.append(dataclasses.replace(modality, input_dim=input_dim,
+                                              vocab_size=vocab_size))
+    return dataclasses.replace(config, modalities=modalities)

@@ -5,8 +5,9 @@ A cache is a folder::
     manifest.json                 format, source, and per file: shape, dtype, sha256
     <split>/features.<modality>.npy   (N, T_m, d_m) float32 or (N, T_m) int64
     <split>/lengths.<modality>.npy    (N,) int64
-    <split>/labels.npy                (N,) float32
+    <split>/labels.npy                (N,) float32 scores, (N,) int64 classes or (N, C) float32
     <split>/unimodal.<modality>.npy   (N,) float32          (CH-SIMS only)
+    <split>/extra.<name>.npy          (N, ...)              (per-sample extras, if any)
     <split>/strings.json              ids, raw text, vocabulary
 
 :func:`load_cache` opens every ``.npy`` with ``mmap_mode='r'``, so a split costs no
@@ -17,9 +18,11 @@ no-op (after checking the existing cache); its ``label_range`` is the range the 
 were checked against.
 
 A cache is checked on every read, cheaply: the manifest's layout, every file's shape
-and dtype (features float32 ``(N, T, d)`` or int64 token ids ``(N, T)``, the rest
-``(N,)``), lengths within the padded steps, the strings, finite labels within
-``label_range``, and the same modalities and widths in every split. What costs a pass
+and dtype (features float32 ``(N, T, d)`` or int64 token ids ``(N, T)``, labels as their
+kind says, extras ``(N, ...)`` numbers, the rest ``(N,)``), lengths within the padded
+steps, the strings, finite scores within ``label_range`` (class indices within
+``num_classes``, multi-hot rows of 0/1), and the same modalities and widths in every
+split. What costs a pass
 over the features (the sha256 of every file, finite features, token ids within the
 vocabulary) is checked when the cache is converted and on request:
 ``load_cache(..., verify=True)`` or ``dhmd describe --verify``.
@@ -49,8 +52,11 @@ CACHE_FORMAT = "dhmd_graph.cache/1"
 MANIFEST = "manifest.json"
 _STRINGS = "strings.json"
 _FIX = "The cache is damaged; convert the source again with --overwrite"
-_DTYPES = {"features": ("<f4", "<i8"), "lengths": ("<i8",), "labels": ("<f4",),
-           "unimodal": ("<f4",)}  # what each kind of .npy file may hold
+_DTYPES = {"features": ("<f4", "<i8"), "lengths": ("<i8",), "labels": ("<f4", "<i8"),
+           "unimodal": ("<f4",)}  # what each kind of .npy file may hold (extras: any number)
+_LABEL_ARRAYS = {"score": ("<f4", 1), "class": ("<i8", 1), "multi_hot": ("<f4", 2)}
+"""Per label kind, the dtype and rank of ``labels.npy``."""
+_SCORES = {"kind": "score", "num_classes": None, "names": None, "field": "labels"}
 
 
 def sha256_file(path: Path) -> str:
@@ -190,6 +196,8 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
         arrays[f"lengths.{name}.npy"] = dataset.lengths[name]
     for name, labels in dataset.unimodal_labels.items():
         arrays[f"unimodal.{name}.npy"] = labels
+    for name, extra in dataset.extras.items():
+        arrays[f"extra.{name}.npy"] = extra
     files = {}
     for filename, array in arrays.items():
         path = folder / filename
@@ -201,8 +209,12 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     with naming_file(folder / _STRINGS):
         (folder / _STRINGS).write_text(json.dumps(strings))
     files[_STRINGS] = {"sha256": sha256_file(folder / _STRINGS)}
+    labels = {"kind": dataset.label_kind, "num_classes": dataset.num_classes,
+              "names": None if dataset.label_names is None else list(dataset.label_names),
+              "field": dataset.label_field}
     return {"num_samples": len(dataset), "modalities": list(dataset.modalities),
-            "unimodal": list(dataset.unimodal_labels), "files": files}
+            "unimodal": list(dataset.unimodal_labels), "extras": list(dataset.extras),
+            "labels": labels, "files": files}
 
 
 def load_cache(cache_dir: str | PathLike, *, verify: bool = False) -> dict[str, MultimodalDataset]:
@@ -257,9 +269,15 @@ def _check_entry(split: str, entry: dict) -> None:
             and all(isinstance(name, str) and name and "/" not in name
                     for name in modalities + unimodal)):
         raise TypeError(f"split {split!r}: 'modalities' and 'unimodal' must be lists of names")
+    extras = entry.get("extras", [])  # absent in caches written before extras
+    if not (isinstance(extras, list) and all(isinstance(name, str) and name and "/" not in name
+                                             for name in extras)):
+        raise TypeError(f"split {split!r}: 'extras' must be a list of names")
+    _check_label_entry(split, entry.get("labels", _SCORES))
     expected = {"labels.npy", _STRINGS, *(f"{kind}.{name}.npy" for name in modalities
                                           for kind in ("features", "lengths")),
-                *(f"unimodal.{name}.npy" for name in unimodal)}
+                *(f"unimodal.{name}.npy" for name in unimodal),
+                *(f"extra.{name}.npy" for name in extras)}
     files = entry["files"]
     if not isinstance(files, dict) or set(files) != expected:
         raise ValueError(f"split {split!r}: expected the files {sorted(expected)}, found "
@@ -267,6 +285,22 @@ def _check_entry(split: str, entry: dict) -> None:
     for filename, record in files.items():
         if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
             raise TypeError(f"{split}/{filename}: expected a record with a sha256")
+
+
+def _check_label_entry(split: str, labels: object) -> None:
+    """The manifest's ``labels`` entry of a split: the kind and its class count and names."""
+    if not (isinstance(labels, dict) and labels.get("kind") in _LABEL_ARRAYS
+            and isinstance(labels.get("field", "labels"), str)):
+        raise TypeError(f"split {split!r}: 'labels' must be a mapping with a 'kind' among "
+                        f"{list(_LABEL_ARRAYS)} and a 'field' name")
+    classes, names = labels.get("num_classes"), labels.get("names")
+    if not ((classes is None) == (labels["kind"] == "score")
+            and (classes is None
+                 or (type(classes) is int and classes >= (2 if labels["kind"] == "class" else 1)))
+            and (names is None or (isinstance(names, list)
+                                   and all(isinstance(name, str) for name in names)))):
+        raise TypeError(f"split {split!r}: 'labels' must give 'num_classes' (an integer, for "
+                        "class and multi-hot labels only) and 'names' (a list of strings or null)")
 
 
 def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool,
@@ -279,12 +313,25 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool,
               for name in files if name.endswith(".npy")}
     strings = _read_strings(cache_dir / split / _STRINGS, split)
     modalities = entry["modalities"]
+    labels = entry.get("labels", _SCORES)  # caches written before label kinds hold scores
+    dtype, rank = _LABEL_ARRAYS[labels["kind"]]
+    if (arrays["labels.npy"].dtype.str, arrays["labels.npy"].ndim) != (dtype, rank):
+        raise DatasetError("labels of another kind than the manifest says",
+                           file=cache_dir / split / "labels.npy", split=split,
+                           expected=f"{labels['kind']} labels: {dtype} of rank {rank}",
+                           found=f"shape {list(arrays['labels.npy'].shape)}, dtype "
+                           f"{arrays['labels.npy'].dtype}", fix=_FIX)
     dataset = MultimodalDataset(
         {name: arrays[f"features.{name}.npy"] for name in modalities},
         {name: arrays[f"lengths.{name}.npy"] for name in modalities},
         arrays["labels.npy"],
         strings["ids"],
+        label_kind=labels.get("kind", "score"),
+        num_classes=labels.get("num_classes"),
+        label_names=labels.get("names"),
+        label_field=labels.get("field", "labels"),
         unimodal_labels={name: arrays[f"unimodal.{name}.npy"] for name in entry["unimodal"]},
+        extras={name: arrays[f"extra.{name}.npy"] for name in entry.get("extras", [])},
         raw_text=strings["raw_text"],
         vocabulary=strings["vocabulary"],
         source=str(cache_dir),
@@ -303,9 +350,11 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool,
 
 
 def _check_labels(dataset: MultimodalDataset, label_range, where: Location) -> None:
-    """Finite labels (and unimodal labels) within ``label_range`` when one is given."""
+    """Finite scores (labels and unimodal labels) within ``label_range`` when one is given;
+    class and multi-hot labels are checked by :class:`MultimodalDataset` itself."""
     low, high = label_range if label_range is not None else (-np.inf, np.inf)
-    fields = {"regression_labels": dataset.labels} | {
+    scores = {dataset.label_field: dataset.labels} if dataset.label_kind == "score" else {}
+    fields = scores | {
         f"unimodal.{name}": labels for name, labels in dataset.unimodal_labels.items()}
     for field, labels in fields.items():
         check_labels(labels, (low, high), where, field, dataset.ids)
@@ -334,15 +383,25 @@ def _open_array(path: Path, expected: dict, split: str) -> np.ndarray:
                            expected=f"shape {expected.get('shape')}, dtype {expected.get('dtype')}",
                            found=f"shape {found['shape']}, dtype {found['dtype']}", fix=_FIX)
     kind = path.name.split(".")[0]
-    ranks = (3, 2) if kind == "features" else (1,)
-    if array.dtype.str not in _DTYPES[kind] or array.ndim not in ranks or (
-            kind == "features" and (array.ndim == 3) != (array.dtype.str == "<f4")):
+    if kind == "extra":  # per-sample numbers of any shape (N, ...)
+        ok = array.ndim >= 1 and array.dtype.kind in "biuf"
+    else:
+        ranks = {"features": (3, 2), "labels": (1, 2)}.get(kind, (1,))
+        ok = array.dtype.str in _DTYPES[kind] and array.ndim in ranks and not (
+            kind == "features" and (array.ndim == 3) != (array.dtype.str == "<f4"))
+    if not ok:
         raise DatasetError("wrong kind of array in the cache", file=path, split=split,
-                           expected="float32 (N, T, d) features or int64 (N, T) token ids"
-                           if kind == "features" else
-                           f"a (N,) {'int64' if kind == 'lengths' else 'float32'} array",
+                           expected=_EXPECTED_ARRAY.get(kind, "a (N,) float32 array"),
                            found=f"shape {found['shape']}, dtype {array.dtype}", fix=_FIX)
     return array
+
+
+_EXPECTED_ARRAY = {
+    "features": "float32 (N, T, d) features or int64 (N, T) token ids",
+    "lengths": "a (N,) int64 array",
+    "labels": "(N,) float32 scores, (N,) int64 class indices or (N, C) float32 multi-hot rows",
+    "extra": "a (N, ...) array of numbers",
+}
 
 
 def _read_strings(path: Path, split: str) -> dict:

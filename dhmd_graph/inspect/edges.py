@@ -4,10 +4,11 @@ r"""Who teaches whom: the graph-distillation edge weights of a trained model.
 :func:`~dhmd_graph.inspect.spaces.collect_outputs`) into one :class:`networkx.DiGraph`
 per decoupled space whose nodes are the modalities and whose edges
 ``teacher -> student`` carry the mean and standard deviation of the weight over the
-samples; :func:`plot_edge_graphs` draws both spaces side by side. :func:`edge_history`
-reads the mean edge weights that training logged every epoch (``log.jsonl``, read by
-:func:`~dhmd_graph.train.run_folder.read_log`) and
-:func:`plot_edge_evolution` draws them.
+samples; :func:`plot_edge_graphs` draws the learned weights of both spaces side by side
+and, below them, their fixed priors. :func:`edge_history` reads the mean edge weights
+that training logged every epoch (``log.jsonl``, read by
+:func:`~dhmd_graph.train.run_folder.read_log`) and :func:`plot_edge_evolution` draws
+them.
 """
 
 from __future__ import annotations
@@ -100,48 +101,79 @@ def edge_graphs(outputs: SplitOutputs) -> dict[str, nx.DiGraph]:
     }
 
 
-def plot_edge_graphs(graphs: Mapping[str, nx.DiGraph]) -> Figure:
-    r"""Draws the edge-weight graphs of the spaces side by side.
+def _has_prior(graph: nx.DiGraph) -> bool:
+    return any("prior" in data for *_, data in graph.edges(data=True))
+
+
+def _draw_graph(axis, graph: nx.DiGraph, key: str, norm: Normalize, color, style: str) -> None:
+    """One space's graph on ``axis``: arrows sized (and coloured by ``color``) by ``key``."""
+    position = nx.circular_layout(graph)
+    nx.draw_networkx_nodes(graph, position, ax=axis, node_size=2200,
+                           node_color=modality_colors(graph.number_of_nodes()), alpha=0.9)
+    nx.draw_networkx_labels(graph, position, ax=axis, font_size=10)
+    values = [value for *_, value in graph.edges(data=key)]
+    curve = "arc3,rad=0.18"
+    nx.draw_networkx_edges(
+        graph, position, ax=axis, node_size=2200, arrowstyle="-|>", arrowsize=18,
+        width=[1.0 + 7.0 * norm(value) for value in values],
+        edge_color=[color(norm(value)) for value in values], connectionstyle=curve, style=style,
+    )
+    nx.draw_networkx_edge_labels(
+        graph, position, ax=axis, font_size=8, label_pos=0.35, connectionstyle=curve,
+        edge_labels={(t, s): f"{value:.3f}" for t, s, value in graph.edges(data=key)},
+    )
+    axis.margins(0.15)
+    axis.set_axis_off()
+
+
+def plot_edge_graphs(graphs: Mapping[str, nx.DiGraph], *, show_prior: bool = True) -> Figure:
+    r"""Draws the learned edge weights of the spaces side by side, and their priors below.
 
     Modalities sit on a circle in node order (the same place in every panel). Each
     edge ``teacher -> student`` is a curved arrow, so both directions of a pair stay
-    visible; its width and colour grow with its mean weight on one scale shared by all
-    panels, and its label is the mean weight.
+    visible. In the top row its width, colour and label are the mean *learned* weight
+    :math:`E` (the ``learned`` attribute; ``mean`` for a graph without a prior, where
+    :math:`w = E`), on one scale shared by all panels. When a graph has a prior, the
+    row below shows the fixed prior :math:`p` of the same edges as dashed grey arrows
+    (width and label :math:`p`, on a scale of its own): the distillation uses
+    :math:`w = E + p`, and drawing the sum would show mostly the prior, which nothing
+    learned.
 
     Args:
         graphs (Mapping[str, nx.DiGraph]): From :func:`edge_graphs`.
+        show_prior (bool, optional): Add the row of priors (for graphs that have one).
+            (default: :obj:`True`)
     """
     import matplotlib as mpl
 
-    highest = max((w for g in graphs.values() for *_, w in g.edges(data="mean")), default=1.0)
+    learned = {space: "learned" if _has_prior(graph) else "mean"
+               for space, graph in graphs.items()}
+    priors = show_prior and any(_has_prior(graph) for graph in graphs.values())
+    highest = max((value for space, graph in graphs.items()
+                   for *_, value in graph.edges(data=learned[space])), default=1.0)
     norm = Normalize(vmin=0.0, vmax=highest)
     colormap = mpl.colormaps[EDGE_COLORMAP]
-    figure = Figure(figsize=(5.2 * len(graphs) + 1.0, 5.0), layout="constrained")
-    axes = figure.subplots(1, len(graphs), squeeze=False)[0]
-    for axis, (space, graph) in zip(axes, graphs.items(), strict=True):
-        position = nx.circular_layout(graph)
-        nx.draw_networkx_nodes(graph, position, ax=axis, node_size=2200,
-                               node_color=modality_colors(graph.number_of_nodes()), alpha=0.9)
-        nx.draw_networkx_labels(graph, position, ax=axis, font_size=10)
-        weights = [w for *_, w in graph.edges(data="mean")]
-        curve = "arc3,rad=0.18"
-        nx.draw_networkx_edges(
-            graph, position, ax=axis, node_size=2200, arrowstyle="-|>", arrowsize=18,
-            width=[1.0 + 7.0 * norm(w) for w in weights],
-            edge_color=[colormap(norm(w)) for w in weights], connectionstyle=curve,
-        )
-        nx.draw_networkx_edge_labels(
-            graph, position, ax=axis, font_size=8, label_pos=0.35, connectionstyle=curve,
-            edge_labels={(t, s): f"{w:.3f}" for t, s, w in graph.edges(data="mean")},
-        )
-        prior = " (prior + learned)" if any("prior" in d for *_, d in graph.edges(data=True)) else ""
-        axis.set_title(f"{space}: mean edge weight{prior}\n"
+    rows = 2 if priors else 1
+    figure = Figure(figsize=(5.2 * len(graphs) + 1.0, 5.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, len(graphs), squeeze=False)
+    for column, (space, graph) in enumerate(graphs.items()):
+        axis = axes[0, column]
+        _draw_graph(axis, graph, learned[space], norm, colormap, "solid")
+        axis.set_title(f"{space}: mean learned edge weight E\n"
                        f"normalize={graph.graph.get('normalize')}, "
                        f"N={graph.graph.get('num_samples')}", fontsize=10)
-        axis.margins(0.15)
-        axis.set_axis_off()
-    figure.colorbar(mpl.cm.ScalarMappable(norm, colormap), ax=list(axes), shrink=0.7,
-                    label="mean edge weight (teacher → student)")
+        if not priors:
+            continue
+        axis = axes[1, column]
+        if not _has_prior(graph):
+            axis.set_axis_off()
+            axis.set_title(f"{space}: no prior", fontsize=10)
+            continue
+        prior_norm = Normalize(vmin=0.0, vmax=max(p for *_, p in graph.edges(data="prior")))
+        _draw_graph(axis, graph, "prior", prior_norm, lambda _: "0.45", "dashed")
+        axis.set_title(f"{space}: fixed prior p (not learned; w = E + p)", fontsize=10)
+    figure.colorbar(mpl.cm.ScalarMappable(norm, colormap), ax=list(axes[0]), shrink=0.7,
+                    label="mean learned edge weight E (teacher → student)")
     return figure
 
 

@@ -8,8 +8,14 @@ from dhmd_graph.nn.attention import (
     masked_attention,
     masked_mean,
 )
-from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput, sparsemax
-from dhmd_graph.nn.distill import DynamicGraphDistill
+from dhmd_graph.nn.dictionary import (
+    CrossModalDictionary,
+    DictionaryOutput,
+    ModalitySharedDictionary,
+    SharedDictionaryOutput,
+    sparsemax,
+)
+from dhmd_graph.nn.distill import DynamicGraphDistill, EdgeWeights, GraphDistillOutput
 from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
 
@@ -19,8 +25,12 @@ __all__ = [
     "Decoupling",
     "DictionaryOutput",
     "DynamicGraphDistill",
+    "EdgeWeights",
+    "GraphDistillOutput",
     "MaskedPooling",
+    "ModalitySharedDictionary",
     "ResidualHead",
+    "SharedDictionaryOutput",
     "StackedTransformer",
     "TemporalProjection",
     "attention_mask",

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from dhmd_graph.fields import check_field_types
+from dhmd_graph.metrics import metric_direction
 
 __all__ = ["MAX_WORKERS", "TrainConfig"]
 
@@ -51,9 +52,14 @@ class TrainConfig:
             training stops. (default: ``10``)
         max_epochs (int, optional): Upper bound on the epochs. (default: ``100``)
         monitor (str, optional): The validation metric used for model selection, the
-            scheduler and early stopping. (default: ``"MAE"``)
+            scheduler and early stopping, e.g. ``"MAE"`` for regression, ``"F1_weighted"``
+            for IEMOCAP-6 (:func:`~dhmd_graph.metrics.default_monitor` gives each task's).
+            (default: ``"MAE"``)
         monitor_mode (str, optional): ``"min"`` or ``"max"``: whether a smaller or a
-            larger ``monitor`` is better. (default: ``"min"``)
+            larger ``monitor`` is better; ``"auto"`` derives it from the metric's name
+            with :func:`~dhmd_graph.metrics.metric_direction` (``MAE``, ``loss``: min;
+            accuracies, F1, ``Corr``: max). :attr:`direction` is the result.
+            (default: ``"auto"``)
         seeds (list[int], optional): One run per seed. (default: ``[1111, ..., 1115]``)
         device (str, optional): ``"auto"`` (CUDA when available, else CPU) or a
             :class:`torch.device` string; whether the device exists is checked when
@@ -65,8 +71,9 @@ class TrainConfig:
         deterministic (bool, optional): Ask PyTorch for deterministic algorithms, so
             that a CPU run repeats exactly (and a resumed run matches an uninterrupted
             one). (default: :obj:`True`)
-        progress (bool, optional): Show progress bars (only on a terminal, and only on
-            the first process). (default: :obj:`True`)
+        progress (bool, optional): Print one line per epoch (epoch, training loss, the
+            monitored validation metric, lr, time) and, on a terminal, show a progress
+            bar while an epoch trains; only on the first process. (default: :obj:`True`)
     """
 
     lr: float = 1e-4
@@ -79,7 +86,7 @@ class TrainConfig:
     early_stop_patience: int = 10
     max_epochs: int = 100
     monitor: str = "MAE"
-    monitor_mode: str = "min"
+    monitor_mode: str = "auto"
     seeds: list[int] = field(default_factory=lambda: [1111, 1112, 1113, 1114, 1115])
     device: str = "auto"
     num_workers: int = 0
@@ -103,7 +110,8 @@ class TrainConfig:
             ("early_stop_patience", self.early_stop_patience >= 1, "an integer >= 1"),
             ("max_epochs", self.max_epochs >= 1, "an integer >= 1"),
             ("monitor", bool(self.monitor.strip()), "the name of a validation metric"),
-            ("monitor_mode", self.monitor_mode in ("min", "max"), "'min' or 'max'"),
+            ("monitor_mode", self.monitor_mode in ("auto", "min", "max"),
+             "'auto', 'min' or 'max'"),
             ("seeds", len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds)
              and all(0 <= seed < 2**63 for seed in self.seeds),
              "a list of distinct integers in [0, 2**63), at least one"),
@@ -120,6 +128,18 @@ class TrainConfig:
                     f"TrainConfig.{name}: expected {expected}, found {getattr(self, name)!r}. "
                     f"Set it with --set train.{name}=VALUE."
                 )
+        if self.monitor_mode == "auto":
+            try:
+                metric_direction(self.monitor)
+            except ValueError as error:
+                raise ValueError(f"TrainConfig.monitor_mode: 'auto' needs a known metric name; "
+                                 f"{error}") from None
+
+    @property
+    def direction(self) -> str:
+        """``"min"`` or ``"max"``: :attr:`monitor_mode`, with ``"auto"`` resolved from
+        :attr:`monitor`."""
+        return metric_direction(self.monitor) if self.monitor_mode == "auto" else self.monitor_mode
 
     def check_monitor(self, reported: Collection[str]) -> None:
         """Raise a :class:`ValueError` unless :attr:`monitor` is one of the ``reported``

@@ -26,6 +26,7 @@ __all__ = [
     "all_gather_rows",
     "all_ranks_true",
     "gather_objects",
+    "resolve_device",
     "setup_distributed",
     "teardown_distributed",
     "wrap_for_training",
@@ -62,21 +63,38 @@ class DistributedContext:
             dist.barrier()
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The :class:`torch.device` of a device setting, checked against this machine.
+
+    Args:
+        name (str): ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``
+            (the GPU of ``local_rank``) or ``"cuda:N"``, or another :class:`torch.device`
+            string.
+        local_rank (int, optional): This process's index on its machine.
+            (default: ``0``)
+
+    Raises:
+        ValueError: If ``name`` is no device, or names a GPU this machine lacks.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}. "
+                         "Set it with --device or --set train.device=...") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"TrainConfig.device: expected a device of this machine, found "
-                             f"{name!r} but CUDA is not available here. Set train.device=auto "
-                             "or train.device=cpu.")
+            raise ValueError(f"device: expected 'cpu' or a GPU of this machine (CUDA is not "
+                             f"available here), found {name!r}. Use 'auto' or 'cpu' (--device, "
+                             "or --set train.device=...).")
         if device.index is None:  # one GPU per local process
             device = torch.device("cuda", local_rank % count)
         elif device.index >= count:
-            raise ValueError(f"TrainConfig.device: expected one of the {count} GPU(s) cuda:0.."
-                             f"cuda:{count - 1}, found {name!r}. Pick an existing GPU.")
+            raise ValueError(f"device: expected 'cpu' or a GPU of this machine (it has {count} "
+                             f"CUDA device(s): cuda:0..cuda:{count - 1}), found {name!r}. "
+                             "Pick an existing GPU, 'auto' or 'cpu'.")
     return device
 
 
@@ -89,11 +107,12 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
             this process's ``LOCAL_RANK``. (default: ``"auto"``)
 
     Raises:
-        ValueError: If ``device`` asks for a GPU this machine does not have.
+        ValueError: If ``device`` is not a device of this machine (see
+            :func:`resolve_device`).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    torch_device = _resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     if world_size > 1 and not dist.is_initialized():
         if torch_device.type == "cuda":
             torch.cuda.set_device(torch_device)

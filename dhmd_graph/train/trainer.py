@@ -4,7 +4,8 @@ The :class:`Trainer` knows a model only through two methods:
 
 - ``model.training_step(batch) -> dict[str, Tensor]``: scalar terms, among them the
   differentiable total ``"loss"``; every term is averaged over the epoch and logged.
-- ``model.validation_step(batch) -> Tensor``: ``(B,)`` predictions.
+- ``model.validation_step(batch) -> Tensor``: ``(B, *P)`` predictions: ``(B,)`` scores,
+  ``(B, C)`` class scores or ``(B, C)`` label scores, as the metric function expects.
 
 It optimises with Adam, gradient accumulation and value clipping, lowers the learning
 rate on a validation plateau, stops early, selects the checkpoint on the validation
@@ -51,7 +52,8 @@ from dhmd_graph.train.seeds import rng_state, set_rng_state
 __all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer", "predict"]
 
 Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
-"""``metrics(prediction (N,), label (N,)) -> {name: value}``."""
+"""``metrics(prediction (N, *P), label (N, *L)) -> {name: value}``, e.g. a function of
+:func:`~dhmd_graph.metrics.metrics_for`."""
 
 Callback = Callable[["Trainer", dict], None]
 """``callback(trainer, record)``, called after every epoch with its log record."""
@@ -80,10 +82,12 @@ def predict(
 
     Each process predicts every ``world_size``-th sample (no padding, so no duplicate
     is ever scored); the rows of all processes are gathered and put back in dataset
-    order, so every process returns the same arrays.
+    order, so every process returns the same arrays. Predictions and labels keep their
+    per-sample shapes (a score, class scores, one score per label), so one loop serves
+    regression, classification and multi-label tasks.
 
     Args:
-        model (nn.Module): Has ``validation_step(batch) -> Tensor (B,)``; on
+        model (nn.Module): Has ``validation_step(batch) -> Tensor (B, *P)``; on
             ``context.device``.
         dataset (Dataset): Samples for :func:`~dhmd_graph.data.collate`.
         context (DistributedContext): The processes of the run.
@@ -91,24 +95,36 @@ def predict(
         num_workers (int, optional): Data-loading processes. (default: ``0``)
 
     Shapes:
-        - **output:** ``(N,)`` predictions, ``(N,)`` labels (float32).
+        - **output:** ``(N, *P)`` float32 predictions, ``(N, *L)`` labels as in the batch
+          (float32 scores or multi-hot rows, int64 class indices).
     """
     indices = list(range(context.rank, len(dataset), context.world_size))
     was_training = model.training
     model.eval()
-    rows = [torch.zeros((0, 3), dtype=torch.float64, device=context.device)]
+    rows, layout = [], None
     position = 0
     for batch in _loader(dataset, batch_size, indices, num_workers, context.device):
         batch = batch.to(context.device)
-        prediction = model.validation_step(batch).reshape(-1).double()  # (B,)
+        prediction = model.validation_step(batch)  # (B, *P)
         index = torch.tensor(indices[position : position + len(batch)],
                              dtype=torch.float64, device=context.device)  # (B,)
         position += len(batch)
-        rows.append(torch.stack([index, prediction, batch.labels.double()], 1))  # (B, 3)
+        layout = (tuple(prediction.shape[1:]), tuple(batch.labels.shape[1:]),
+                  batch.labels.dtype.is_floating_point)
+        rows.append(torch.cat([index[:, None], prediction.reshape(len(batch), -1).double(),
+                               batch.labels.reshape(len(batch), -1).double()], 1))  # (B, 1+P+L)
     model.train(was_training)
-    table = all_gather_rows(torch.cat(rows), context)  # (N, 3)
+    # A process without samples learns the row layout from the others.
+    layout = next(shape for shape in gather_objects(layout, context) if shape is not None)
+    prediction_shape, label_shape, float_labels = layout
+    width = 1 + math.prod(prediction_shape) + math.prod(label_shape)
+    rows.append(torch.zeros((0, width), dtype=torch.float64, device=context.device))
+    table = all_gather_rows(torch.cat(rows), context)  # (N, 1+P+L)
     table = table[table[:, 0].argsort()].cpu().numpy()
-    return table[:, 1].astype(np.float32), table[:, 2].astype(np.float32)
+    split = 1 + math.prod(prediction_shape)
+    prediction = table[:, 1:split].reshape(-1, *prediction_shape).astype(np.float32)
+    labels = table[:, split:].reshape(-1, *label_shape)
+    return prediction, labels.astype(np.float32 if float_labels else np.int64)
 
 
 class Trainer:
@@ -116,13 +132,16 @@ class Trainer:
 
     Every epoch: one pass over the training set (Adam; the gradients of
     ``config.accumulation_steps`` batches are averaged into one step and clamped to
-    ``±config.clip_value``), then the validation metrics; the monitored one drives
-    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
+    ``±config.clip_value``), then the validation metrics; the monitored one
+    (``config.monitor``, better when smaller or larger as ``config.direction`` says)
+    drives :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
     :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
     with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
-    of everything ``training_step`` returned and the validation metrics ``valid/<name>``.
-    :meth:`test` evaluates a split once, with the best checkpoint.
+    of everything ``training_step`` returned and the validation metrics ``valid/<name>``;
+    with ``config.progress`` the first process also prints :meth:`epoch_line` of it (and
+    shows a progress bar while training, on a terminal). :meth:`test` evaluates a split
+    once, with the best checkpoint.
 
     Under ``torchrun`` every process trains on its shard of each epoch (a
     :class:`~torch.utils.data.DistributedSampler`; the data order depends only on
@@ -185,7 +204,7 @@ class Trainer:
             parameters, lr=config.lr, weight_decay=config.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode=config.monitor_mode, factor=config.lr_factor,
+            self.optimizer, mode=config.direction, factor=config.lr_factor,
             patience=config.lr_patience,
         )
         self.train_sampler = DistributedSampler(
@@ -268,7 +287,7 @@ class Trainer:
                 f"model's predictions are not finite; the checkpoints in '{self.out_dir}' are "
                 "those of the last finished epoch. Lower train.lr.")
         self.scheduler.step(value)
-        minimize = self.config.monitor_mode == "min"
+        minimize = self.config.direction == "min"
         improved = self.best_value is None or (
             value < self.best_value if minimize else value > self.best_value
         )
@@ -286,8 +305,20 @@ class Trainer:
                 save_checkpoint(state, self.files.best)
             save_checkpoint(state, self.files.last)
             self.files.append_log(record)
+        if self.context.is_main and self.config.progress:
+            print(self.epoch_line(record), flush=True)
         for callback in self.callbacks:
             callback(self, record)
+
+    def epoch_line(self, record: Mapping) -> str:
+        """One epoch's log record as the line printed after it, e.g. ``seed 1111  epoch
+        2/3  train loss 1.2345  valid MAE 0.5678 (best)  lr 1.0e-03  12.3 s``."""
+        monitor = self.config.monitor
+        value = record.get(f"valid/{monitor}", math.nan)
+        return (f"seed {self.seed}  epoch {record['epoch']}/{self.config.max_epochs}  "
+                f"train loss {record.get('train/loss', math.nan):.4f}  "
+                f"valid {monitor} {value:.4f}{' (best)' if record.get('improved') else ''}  "
+                f"lr {record['lr']:.1e}  {record['time_s']:.1f} s")
 
     def _train_epoch(self) -> dict[str, float]:
         self.model.train()

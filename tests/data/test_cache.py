@@ -19,7 +19,9 @@ from dhmd_graph.data.errors import DatasetError
 
 @pytest.fixture
 def pickle_path(write_pickle, make_mmsa):
-    return write_pickle(make_mmsa(aligned=False, sims=True))
+    data = make_mmsa(aligned=False, sims=True)
+    data["train"]["modality_reliability"] = np.eye(5, 3, dtype=np.float32)[::-1]
+    return write_pickle(data)
 
 
 @pytest.fixture
@@ -42,6 +44,10 @@ def test_round_trip_equals_the_pickle_reader(pickle_path, cache_dir):
             np.testing.assert_array_equal(dataset.unimodal_labels[name],
                                           reference.unimodal_labels[name])
         np.testing.assert_array_equal(dataset.labels, reference.labels)
+        assert set(dataset.extras) == set(reference.extras) == (
+            {"modality_reliability"} if split == "train" else set())
+        for name, extra in dataset.extras.items():
+            np.testing.assert_array_equal(extra, reference.extras[name])
         assert dataset.ids == reference.ids and dataset.raw_text == reference.raw_text
         assert dataset.split == split and dataset.source == str(cache_dir)
 
@@ -281,3 +287,95 @@ def test_splits_of_other_widths_are_refused(tmp_path, pickle_path):
                                valid.lengths, valid.labels, valid.ids, split="valid")
     with pytest.raises(DatasetError, match="disagree on their modalities|feature widths"):
         write_cache({"train": datasets["train"], "valid": narrow}, tmp_path / "cache")
+
+
+# Strict reads of every label kind and of extras (caches written by the same writer). ####
+
+def _kinds_splits(kind):
+    rng = np.random.default_rng(1)
+    splits = {}
+    for split, n in (("train", 6), ("valid", 3), ("test", 3)):
+        labels = (rng.integers(0, 4, n) if kind == "class"
+                  else rng.integers(0, 2, (n, 3)).astype(np.float32))
+        splits[split] = MultimodalDataset(
+            {"text": rng.normal(size=(n, 4, 2)).astype(np.float32)}, {"text": np.full(n, 4)},
+            labels, [f"{split}{i}" for i in range(n)], label_kind=kind,
+            num_classes=4 if kind == "class" else None,
+            extras={"modality_reliability": rng.random((n, 3)).astype(np.float32),
+                    "corrupted": rng.integers(0, 2, n).astype(bool)},
+            split=split)
+    return splits
+
+
+@pytest.mark.parametrize("kind", ["class", "multi_hot"])
+def test_label_kinds_and_extras_pass_the_strict_checks(tmp_path, kind):
+    splits = _kinds_splits(kind)
+    cache = write_cache(splits, tmp_path / "cache")
+    for verify in (False, True):
+        read = load_cache(cache, verify=verify)
+        for split, dataset in splits.items():
+            assert read[split].label_kind == kind
+            np.testing.assert_array_equal(read[split].labels, dataset.labels)
+            assert set(read[split].extras) == {"modality_reliability", "corrupted"}
+            np.testing.assert_array_equal(read[split].extras["corrupted"],
+                                          dataset.extras["corrupted"])
+    assert _manifest(cache)["splits"]["train"]["labels"]["kind"] == kind
+
+
+def test_labels_of_another_kind_than_the_manifest_are_refused(tmp_path):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    path = cache / "valid" / "labels.npy"
+    np.save(path, np.load(path).astype(np.float32))  # class indices turned into scores
+    manifest = _manifest(cache)
+    manifest["splits"]["valid"]["files"]["labels.npy"]["dtype"] = "<f4"
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="labels of another kind") as info:
+        load_cache(cache)
+    assert info.value.file == str(path)
+
+
+def test_a_class_index_out_of_range_is_refused_on_every_read(tmp_path):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    path = cache / "test" / "labels.npy"
+    labels = np.load(path)
+    labels[1] = 9
+    np.save(path, labels)  # same shape and dtype: only the values tell
+    with pytest.raises(DatasetError, match=r"class index out of range.*9 at sample 1"):
+        load_cache(cache)
+
+
+@pytest.mark.parametrize("change, found", [
+    (lambda split: split.update(extras=["other"]), "expected the files"),
+    (lambda split: split.update(extras="modality_reliability"), "'extras' must be a list"),
+    (lambda split: split["labels"].update(kind="ordinal"), "'labels' must be a mapping"),
+    (lambda split: split["labels"].update(num_classes=None), "'num_classes'"),
+])
+def test_manifest_entries_of_extras_and_labels_are_checked(tmp_path, change, found):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    manifest = _manifest(cache)
+    change(manifest["splits"]["train"])
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="incomplete cache manifest") as info:
+        load_cache(cache)
+    assert found in str(info.value)
+
+
+def test_an_extra_of_strings_is_refused(tmp_path):
+    cache = write_cache(_kinds_splits("multi_hot"), tmp_path / "cache")
+    path = cache / "train" / "extra.corrupted.npy"
+    np.save(path, np.array(["yes"] * 6))
+    manifest = _manifest(cache)
+    manifest["splits"]["train"]["files"]["extra.corrupted.npy"]["dtype"] = np.load(path).dtype.str
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"wrong kind of array.*\(N, \.\.\.\) array of numbers"):
+        load_cache(cache)
+
+
+def test_a_plain_arrays_folder_converts_with_any_finite_score(tmp_path):
+    from dhmd_graph.data import write_arrays
+
+    splits = {split: MultimodalDataset(
+        {"text": np.ones((2, 3, 2), np.float32)}, {"text": [3, 3]}, [-10.0, 10.0],
+        [f"{split}0", f"{split}1"], split=split) for split in ("train", "valid", "test")}
+    folder = write_arrays(splits, tmp_path / "arrays")  # any finite score
+    assert _manifest(convert_to_cache(folder, tmp_path / "c1"))["label_range"] is None

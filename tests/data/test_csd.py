@@ -114,7 +114,7 @@ def test_declared_size_beyond_the_file_is_refused(tmp_path):
     ("entry_is_a_dataset", "a group expected"),
     ("features_is_a_group", "a dataset expected"),
     ("metadata_is_a_dataset", "a group expected"),
-    ("string_features", "not numbers"),
+    ("string_features", "features are not numeric"),
     ("non_utf8_metadata", "metadata is not UTF-8"),
 ])
 def test_malformed_layouts(tmp_path, layout, message):

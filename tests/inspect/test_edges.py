@@ -113,3 +113,36 @@ def test_plot_edge_evolution(tmp_path, check_figure):
 def test_plot_edge_evolution_without_edges_says_why():
     with pytest.raises(ValueError, match="no 'train/edge"):
         plot_edge_evolution(edge_history([{"epoch": 1, "train/loss": 1.0}]))
+
+
+def _edge_labels(axis) -> list[str]:
+    return sorted(text.get_text() for text in axis.texts if "." in text.get_text())
+
+
+def test_plot_shows_the_learned_part_and_the_prior_apart(train_model, loader, tmp_path,
+                                                          check_figure):
+    model = train_model(prior={"text->audio": 1.0, "text->vision": 1.0})
+    graphs = edge_graphs(collect_outputs(model, loader))
+    figure = plot_edge_graphs(graphs)
+    axes = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    assert len(axes) == 4  # learned E of both spaces above, their priors below
+    for column, graph in enumerate(graphs.values()):
+        top, bottom = axes[column], axes[2 + column]
+        assert "learned edge weight E" in top.get_title()
+        assert "fixed prior p" in bottom.get_title()
+        assert _edge_labels(top) == sorted(f"{d['learned']:.3f}" for *_, d in graph.edges(
+            data=True))
+        assert _edge_labels(bottom) == sorted(f"{d['prior']:.3f}" for *_, d in graph.edges(
+            data=True))
+    figure.savefig(tmp_path / "edges.png", dpi=60)
+    check_figure(tmp_path / "edges.png")
+    assert len(plot_edge_graphs(graphs, show_prior=False).axes) == 3  # two panels, colorbar
+
+
+def test_plot_without_a_prior_has_one_row_of_total_weights(trained_model, loader):
+    graphs = edge_graphs(collect_outputs(trained_model, loader))
+    figure = plot_edge_graphs(graphs)
+    panels = figure.axes[:2]
+    assert len(figure.axes) == 3
+    for axis, graph in zip(panels, graphs.values(), strict=True):
+        assert _edge_labels(axis) == sorted(f"{w:.3f}" for *_, w in graph.edges(data="mean"))

@@ -52,7 +52,7 @@ def test_a_gpu_on_a_machine_without_one_is_a_clear_error(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     for device in ("cuda", "cuda:1"):
-        with pytest.raises(ValueError, match="TrainConfig.device: .*CUDA is not available"):
+        with pytest.raises(ValueError, match="device: .*CUDA is not available"):
             setup_distributed(device)
 
 

@@ -216,7 +216,7 @@ def test_train_config_overrides_are_checked_like_the_file():
     TrainConfig(monitor="MAE").check_monitor({"MAE": 0.5, "Corr": 0.1})
     with pytest.raises(ValueError, match=r"monitor: expected one of the metrics \['Corr', "
                                          r"'MAE'\], found 'Foo'"):
-        TrainConfig(monitor="Foo").check_monitor({"MAE": 0.5, "Corr": 0.1})
+        TrainConfig(monitor="Foo", monitor_mode="min").check_monitor({"MAE": 0.5, "Corr": 0.1})
 
 
 # The `dhmd train` and `dhmd eval` commands, on a tiny DHMD and tiny synthetic data. ####
@@ -285,8 +285,10 @@ def test_cli_train_bad_data_exits_2(tiny_mosei, tmp_path, capsys):
 
     assert dhmd_train(tmp_path / "missing.pkl", tmp_path / "run") == EXIT_BAD_INPUT
     assert "unrecognised dataset path" in capsys.readouterr().err
-    assert dhmd_train(tiny_mosei, tmp_path / "run", "--preset", "mosi") == EXIT_BAD_INPUT
-    assert "does not fit the model configuration" in capsys.readouterr().err
+    assert dhmd_train(tiny_mosei, tmp_path / "run", "--set",
+                      "model.modalities.audio.input_dim=5") == EXIT_BAD_INPUT
+    assert "audio.input_dim: expected 74 (the data holds features of width 74)" in (
+        capsys.readouterr().err)
     assert not (tmp_path / "run").exists()  # nothing written
 
 

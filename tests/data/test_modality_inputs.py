@@ -1,0 +1,34 @@
+"""modality_inputs and the 'model inputs' lines of describe."""
+
+import numpy as np
+
+from dhmd_graph.data import MultimodalDataset
+from dhmd_graph.data.loading import describe, modality_inputs
+
+
+def _split(token_ids, vocabulary=None):
+    token_ids = np.asarray(token_ids, dtype=np.int64)  # (N, T)
+    n, steps = token_ids.shape
+    features = {"text": token_ids, "audio": np.zeros((n, steps, 3), np.float32)}
+    lengths = {"text": np.full(n, steps), "audio": np.full(n, steps)}
+    return MultimodalDataset(features, lengths, np.zeros(n), [str(i) for i in range(n)],
+                             vocabulary=vocabulary)
+
+
+def test_vocabulary_covers_every_split_and_the_largest_id():
+    words = ["<pad>", "<unk>", "a", "b"]
+    splits = {"train": _split([[2, 3]], words), "valid": _split([[1, 0]], words)}
+    assert modality_inputs(splits) == {"text": (None, 4), "audio": (3, None)}
+    # Without a vocabulary (or with ids beyond it) the largest id of any split decides.
+    splits = {"train": _split([[2, 3]]), "test": _split([[9, 1]])}
+    assert modality_inputs(splits)["text"] == (None, 10)
+    assert modality_inputs({"train": _split([[9, 0]], words)})["text"].vocab_size == 10
+
+
+def test_describe_says_what_the_model_is_built_with():
+    text = describe({"train": _split([[2, 7]], ["<pad>", "<unk>", "a"])})
+    assert text.splitlines()[-3:] == [
+        "model inputs (taken from the data by 'dhmd train'):",
+        "  text     token ids: input_dim=None, vocab_size=8",
+        "  audio    input_dim=3",
+    ]
