@@ -186,7 +186,10 @@ class GraphConfig:
     r"""One graph distillation unit (GD-Unit) and its loss terms.
 
     The loss of the graph is
-    ``weight * (logit + use_repr_term * repr + regularizer_weight * reg)``.
+    ``weight * (logit_weight * logit + use_repr_term * repr_weight * repr
+    + regularizer_weight * reg)``; the reference (``w_losses = [1, 10]`` in both
+    graphs, ``trains/singleTask/distillnets/get_distillation_kernel.py:79``) weighs
+    the logit term 1 and the representation term 10.
 
     Args:
         hidden_channels (int, optional): Size :math:`g` of each half of the node
@@ -210,6 +213,10 @@ class GraphConfig:
         use_repr_term (bool, optional): Whether the representation term enters the
             loss (the reference computes but ignores it in the homogeneous graph).
             (default: :obj:`True`)
+        logit_weight (float, optional): Weight of the logit term inside the graph's
+            loss (the reference: 1). (default: :obj:`1.0`)
+        repr_weight (float, optional): Weight of the representation term inside the
+            graph's loss (the reference: 10, in both graphs). (default: :obj:`10.0`)
         weight (float, optional): Weight of the graph's total loss.
             (default: :obj:`0.05`)
         edges (list[str], optional): Keep only these edges (``"teacher->student"``);
@@ -225,6 +232,8 @@ class GraphConfig:
     logit_metric: str = "l1"
     repr_metric: str = "cosine"
     use_repr_term: bool = True
+    logit_weight: float = 1.0
+    repr_weight: float = 10.0
     weight: float = 0.05
     edges: list[str] | None = None
 
@@ -236,6 +245,8 @@ class GraphConfig:
         _check_choice(self, "logit_metric", METRICS)
         _check_choice(self, "repr_metric", METRICS)
         _check_weight(self, "regularizer_weight")
+        _check_weight(self, "logit_weight")
+        _check_weight(self, "repr_weight")
         _check_weight(self, "weight")
         if self.prior is not None:
             if not isinstance(self.prior, dict):

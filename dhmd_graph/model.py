@@ -449,8 +449,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
 
     .. math::
         \mathcal{L} = w_{task}\mathcal{L}_{task}
-        + \sum_{s \in \{hom, het\}} \left[ w^s_{GD}\left(\mathcal{L}^s_{logit}
-        + \mathcal{L}^s_{repr} + w^s_{reg}\mathcal{L}^s_{reg}\right)
+        + \sum_{s \in \{hom, het\}} \left[ w^s_{GD}\left(w^s_{logit}\mathcal{L}^s_{logit}
+        + w^s_{repr}\mathcal{L}^s_{repr} + w^s_{reg}\mathcal{L}^s_{reg}\right)
         + \lambda_{dict}\left(\mathcal{L}^s_{match} + \mathcal{L}^s_{token}
         + w_{use}\mathcal{L}^s_{use}\right)\right]
         + w_{rec}\mathcal{L}_{rec} + w_{cyc}\mathcal{L}_{cyc}
@@ -496,13 +496,14 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
         logits = getattr(output, f"{space}_logits").reshape(-1, 1)  # (N, 1)
         distill = {"edge_index": edges.edge_index, "edge_weight": edges.weight,
                    "batch": graph.batch, "num_graphs": batch_size}
-        gd = terms[f"gd/{space}/logit"] = graph_distillation_loss(
+        terms[f"gd/{space}/logit"] = graph_distillation_loss(
             logits, metric=graph_config.logit_metric, **distill)
+        gd = graph_config.logit_weight * terms[f"gd/{space}/logit"]
         if graph_config.use_repr_term:
             reprs = getattr(output, f"{space}_repr").flatten(0, 1)  # (N, F)
             terms[f"gd/{space}/repr"] = graph_distillation_loss(
                 reprs, metric=graph_config.repr_metric, **distill)
-            gd = gd + terms[f"gd/{space}/repr"]
+            gd = gd + graph_config.repr_weight * terms[f"gd/{space}/repr"]
         if edges.prior is not None:
             terms[f"gd/{space}/reg"] = prior_regularization(
                 edges.learned, edges.prior, edges.edge_index, graph.batch, batch_size,
