@@ -7,10 +7,17 @@ from dhmd_graph.nn.attention import (
     length_mask,
     masked_attention,
     masked_mean,
+    position_encoding,
 )
 from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput, sparsemax
 from dhmd_graph.nn.distill import DynamicGraphDistill
-from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
+from dhmd_graph.nn.encoders import (
+    DecoupledFeatures,
+    Decoupling,
+    FlattenHead,
+    ResidualHead,
+    TemporalProjection,
+)
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "Decoupling",
     "DictionaryOutput",
     "DynamicGraphDistill",
+    "FlattenHead",
     "MaskedPooling",
     "ResidualHead",
     "StackedTransformer",
@@ -27,6 +35,7 @@ __all__ = [
     "length_mask",
     "masked_attention",
     "masked_mean",
+    "position_encoding",
     "sparsemax",
     "ModalityGraph",
     "modality_graph",
