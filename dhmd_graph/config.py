@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "REFERENCES",
     "DHMDConfig",
     "DictionaryConfig",
     "EncoderConfig",
@@ -378,7 +379,10 @@ class DictionaryConfig:
 
     Args:
         atoms (int, optional): Number :math:`K` of atoms per decoupled space; ``0``
-            disables the dictionaries (the model is then DMD). (default: :obj:`64`)
+            disables the dictionaries: the model is then DMD's architecture with our
+            defaults, *not* the DMD reference code, which differs from it in the
+            switches of SPEC §11 (``preset(..., reference="dmd")`` sets all of them).
+            (default: :obj:`64`)
         temperature (float, optional): Temperature :math:`\tau_d` of the atom
             scores. (default: :obj:`1.0`)
         activation (str, optional): ``"softmax"`` or ``"sparsemax"`` over atoms.
@@ -511,7 +515,7 @@ class DHMDConfig:
         unbound = [m.name for m in self.modalities if m.sequence_length is None]
         if bound and unbound:
             raise _fail(self, "modalities", f"a sequence_length for every modality with "
-                        f"{' and '.join(bound)}", f"none for {unbound}",
+                        f"{' and '.join(bound)}; these have none", unbound,
                         "Set modalities.NAME.sequence_length to the data's padded length, "
                         "or use the 'pooled' variant, which works with any length")
         if self.encoder.positional_encoding == "fairseq" and self.width < 4:
@@ -569,23 +573,46 @@ _REFERENCE_PRIORS = {
     "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
     "heterogeneous": {"text->vision": 1.0, "text->audio": 1.0, "vision->audio": 1.0},
 }
+_DMD: dict[str, dict[str, Any]] = {
+    # The DMD reference's config/config.json: dropouts (attn_dropout is text's and the
+    # memory encoders'; relu_dropout = res_dropout = 0 in both) and the padded lengths
+    # (text, audio, vision) its length-bound heads are built for (trains/singleTask/
+    # model/dmd.py:18-27).
+    "mosi": {"text_dropout": 0.5, "attention": (0.3, 0.2, 0.0), "embed_dropout": 0.2,
+             "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 375, 500)}},
+    "mosei": {"text_dropout": 0.3, "attention": (0.4, 0.0, 0.0), "embed_dropout": 0.0,
+              "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 500, 500)}},
+}
+REFERENCES = ("dmd",)
 
 
-def preset(name: str, aligned: bool = True) -> DHMDConfig:
-    r"""The reference configuration for a dataset.
+def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHMDConfig:
+    r"""The configuration for a dataset: ours, or the DMD reference mode.
 
     MOSI: ``d = 50``, 10 heads, kernels 5/5/5; MOSEI: ``d = 30``, 6 heads, kernels
     L5 A1 V3 (both the DMD reference); CH-SIMS (unaligned only): ``d = 50``, 10 heads,
     kernels 3/3/3 (our choice). All: modalities ``text`` (768-d BERT features),
     ``audio``, ``vision``; 4 layers; the reference priors (homogeneous: 1 on
-    text->vision and text->audio; heterogeneous: also vision->audio). The
-    architecture is the same for aligned and unaligned data; :obj:`aligned` only
-    rejects combinations that do not exist.
+    text->vision and text->audio; heterogeneous: also vision->audio).
+
+    Without :obj:`reference` this is DHMD with our defaults, the same architecture for
+    aligned and unaligned data (:obj:`aligned` only rejects combinations that do not
+    exist). With ``reference="dmd"`` (MOSI and MOSEI only) it is the DMD reference
+    code, switch by switch (SPEC §11): no dictionary, the fairseq position table,
+    last-step readout, the length-bound flatten head and margin embedding (so the
+    padded lengths of the aligned or unaligned files are part of the config), one
+    LayerNorm for query and key/value, the shifted causal mask, no length masks,
+    ``mean_b(w) mean_b(d)`` representation reduction, per-anchor margin averaging, and
+    the reference's dropouts (text input dropout, attention dropout per source
+    modality). Train it with :meth:`TrainConfig.preset("dmd")
+    <dhmd_graph.train.TrainConfig.preset>`.
 
     Args:
         name (str): ``"mosi"``, ``"mosei"`` or ``"sims"``.
         aligned (bool, optional): Whether the data is word-aligned.
             (default: :obj:`True`)
+        reference (str, optional): :obj:`None` for our defaults, ``"dmd"`` for the DMD
+            reference mode. (default: :obj:`None`)
     """
     key = name.lower()
     if key not in _PRESETS:
@@ -594,13 +621,16 @@ def preset(name: str, aligned: bool = True) -> DHMDConfig:
     if key == "sims" and aligned:
         raise ValueError("preset: CH-SIMS exists only unaligned; call preset('sims', "
                          "aligned=False).")
+    if reference is not None and (reference not in REFERENCES or key not in _DMD):
+        raise ValueError(f"preset: reference must be None or one of {REFERENCES} (for "
+                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}.")
     settings = _PRESETS[key]
     modalities = [
         ModalityConfig(name, input_dim=dim, kernel_size=kernel)
         for name, dim, kernel in zip(("text", "audio", "vision"), settings["dims"],
                                      settings["kernels"], strict=True)
     ]
-    return DHMDConfig(
+    config = DHMDConfig(
         modalities=modalities,
         width=settings["width"],
         num_heads=settings["num_heads"],
@@ -608,6 +638,33 @@ def preset(name: str, aligned: bool = True) -> DHMDConfig:
                                       prior=dict(_REFERENCE_PRIORS["homogeneous"])),
         heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
                                         prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
+    )
+    return config if reference is None else _dmd(config, key, aligned)
+
+
+def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
+    """``config`` with every switch set to the DMD reference code (SPEC §11)."""
+    settings = _DMD[key]
+    text_rate, *key_rates = settings["attention"]
+    modalities = [
+        dataclasses.replace(
+            modality, sequence_length=length, length_mask=False,
+            input_dropout=settings["text_dropout"] if modality.name == "text" else 0.0,
+            attention_dropout=None if modality.name == "text" else rate)
+        for modality, length, rate in zip(config.modalities, settings["lengths"][aligned],
+                                          (text_rate, *key_rates), strict=True)
+    ]
+    encoder = EncoderConfig(
+        num_layers=4, memory_layers=4, attention_dropout=text_rate, dropout=0.0,
+        embed_dropout=settings["embed_dropout"], output_dropout=settings["output_dropout"],
+        pooling="last", positional_encoding="fairseq", homogeneous_head="flatten",
+        cross_modal_norm="shared", causal_alignment="shifted")
+    return dataclasses.replace(
+        config, modalities=modalities, encoder=encoder,
+        heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph,
+                                                repr_reduction="batch_means"),
+        dictionary=DictionaryConfig(atoms=0),
+        loss=LossConfig(margin_embedding="flatten", margin_reduction="anchor"),
     )
 
 
