@@ -28,7 +28,7 @@ def load():
 
     yield _load
     sys.path.remove(str(BENCHMARKS))
-    for name in ("common", "layer", "train_step", "scale", "scaling_curves"):
+    for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -125,3 +125,46 @@ def test_scale_quick(load, tmp_path):
     assert row["epoch_s"] == pytest.approx(row["train_epoch_s"] + row["valid_epoch_s"])
     assert not list((tmp_path / "work").glob("*.pkl"))  # the pickle is deleted
     _written(tmp_path, "scale_quick")
+
+
+def test_dmd_ablation_switches_cover_the_reference(load):
+    # Every switch set to the reference's behaviour gives the dmd preset's switches (its
+    # dropouts are MOSEI's); none of the reference arms is a no-op.
+    from dhmd_graph.config import apply_overrides, preset
+
+    ablation = load("dmd_ablation")
+    ours = preset("mosei", aligned=True)
+    every = [o for switch in ablation.SWITCHES.values() for o in switch.reference]
+    changed = apply_overrides(ours, every)
+    dmd = preset("mosei", aligned=True, reference="dmd")
+    for field in ("pooling", "positional_encoding", "homogeneous_head", "cross_modal_norm",
+                  "causal_alignment", "attention_dropout"):
+        assert getattr(changed.encoder, field) == getattr(dmd.encoder, field), field
+    for mine, theirs in zip(changed.modalities, dmd.modalities, strict=True):
+        assert (mine.sequence_length, mine.length_mask, mine.input_dropout,
+                mine.attention_dropout) == (theirs.sequence_length, theirs.length_mask,
+                                            theirs.input_dropout, theirs.attention_dropout)
+    assert changed.loss == dmd.loss
+    assert changed.heterogeneous_graph.repr_reduction == dmd.heterogeneous_graph.repr_reduction
+    for name, switch in ablation.SWITCHES.items():
+        assert (apply_overrides(ours, list(switch.reference)) != ours
+                or switch.reference_train), name
+    assert dict(ablation.SWITCHES["accumulation"].reference_train) == {"accumulation": "summed"}
+
+
+def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    rows = load("dmd_ablation").main(["--quick", "--switches", "accumulation",
+                                      "--output-dir", str(tmp_path)])
+    assert [(row["switch"], row["behaviour"]) for row in rows] == [
+        ("-", "ours"), ("accumulation", "ours"), ("accumulation", "reference")]
+    assert rows[1]["train"] == {"batch_size": 16, "accumulation_steps": 2}
+    assert rows[2]["train"] == {"batch_size": 16, "accumulation_steps": 2,
+                                "accumulation": "summed"}
+    # The reference arm is compared with ours on its own schedule.
+    assert rows[2]["delta_vs_ours"]["MAE"] == pytest.approx(
+        rows[2]["mean"]["MAE"] - rows[1]["mean"]["MAE"])
+    assert all(set(row["mean"]) >= {"MAE", "Corr", "Non0_acc_2", "Mult_acc_7"} for row in rows)
+    assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
+    with pytest.raises(SystemExit):
+        load("dmd_ablation").main(["--quick", "--switches", "nonsense"])
