@@ -3,6 +3,7 @@
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def load():
 
     yield _load
     sys.path.remove(str(BENCHMARKS))
-    for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation"):
+    for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
+                 "dmd_reference_speed"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -168,3 +170,34 @@ def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
     assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
     with pytest.raises(SystemExit):
         load("dmd_ablation").main(["--quick", "--switches", "nonsense"])
+
+
+def test_dmd_reference_speed_needs_a_checkout(load, tmp_path):
+    with pytest.raises(SystemExit, match="not a checkout of mdswyz/DMD"):
+        load("dmd_reference_speed").main(["--dmd-src", str(tmp_path), "--quick"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DMD_SRC"),
+                    reason="set DMD_SRC to a checkout of https://github.com/mdswyz/DMD")
+@pytest.mark.parametrize(("name", "aligned"), [("mosi", True), ("mosei", False)])
+def test_dmd_preset_equals_the_reference_code(load, name, aligned):
+    # The reference's own modules, its weights copied into our dmd preset: one batch with
+    # padding in float64 agrees up to the reference's float32 position table and prior.
+    harness = load("dmd_reference_speed")
+    train_step = load("train_step")
+    reference = harness.load_reference(Path(os.environ["DMD_SRC"]))
+    check = harness.parity(reference, name, aligned, True, train_step.LENGTHS[(name, aligned)])
+    assert check["counts"]["reference"] - check["counts"]["unused"] == check["counts"]["ours"]
+    assert max(check["max_abs_difference"].values()) < 1e-6, check["max_abs_difference"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DMD_SRC"),
+                    reason="set DMD_SRC to a checkout of https://github.com/mdswyz/DMD")
+def test_dmd_reference_speed_quick(load, tmp_path):
+    (row,) = load("dmd_reference_speed").main(["--dmd-src", os.environ["DMD_SRC"], "--quick",
+                                                "--output-dir", str(tmp_path)])
+    assert row["ours_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
+    assert row["speedup"] > 0
+    assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]
