@@ -93,10 +93,12 @@ def _example():
 
 def arms(switches: Sequence[str]) -> list[tuple[str, str, list[str], dict, dict]]:
     """``(switch, behaviour, model overrides, schedule, reference schedule changes)`` of
-    every arm to train: ``ours`` once on the example's schedule, then the reference
-    behaviour of each switch (and, for a switch with a schedule of its own, ours on that
-    schedule first). Arms with the same ``schedule`` compare with the same ``ours``."""
-    result = [("-", "ours", [], {}, {})]
+    every arm to train: ``ours`` once on the example's schedule (where a switch uses it),
+    then the reference behaviour of each switch (and, for a switch with a schedule of its
+    own, ours on that schedule first). Arms with the same ``schedule`` compare with the
+    same ``ours``."""
+    shared = any(not SWITCHES[name].train for name in switches)
+    result = [("-", "ours", [], {}, {})] if shared else []
     for name in switches:
         switch = SWITCHES[name]
         schedule = dict(switch.train)

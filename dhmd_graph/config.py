@@ -6,7 +6,10 @@ here, never inline in a module. Configs validate themselves on construction (and
 therefore after every :func:`apply_overrides`) and raise a :class:`ValueError` that
 names the class, the field, what was expected and what was found.
 
-* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS.
+* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS;
+  ``preset(name, aligned, reference="dmd")`` the DMD reference mode, in which every
+  difference from the DMD reference code (each a documented switch of these configs) is
+  set to the reference's behaviour.
 * :func:`config_to_dict` / :func:`config_from_dict` round-trip a config through plain
   JSON-able data (for checkpoints loaded with ``weights_only=True``).
 * :func:`apply_overrides` applies dotted command-line overrides such as

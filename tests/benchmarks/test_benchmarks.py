@@ -152,20 +152,24 @@ def test_dmd_ablation_switches_cover_the_reference(load):
         assert (apply_overrides(ours, list(switch.reference)) != ours
                 or switch.reference_train), name
     assert dict(ablation.SWITCHES["accumulation"].reference_train) == {"accumulation": "summed"}
+    arms = ablation.arms(["readout", "accumulation"])
+    assert [(a[0], a[1]) for a in arms] == [("-", "ours"), ("readout", "reference"),
+                                            ("accumulation", "ours"),
+                                            ("accumulation", "reference")]
 
 
 def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
     monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
     rows = load("dmd_ablation").main(["--quick", "--switches", "accumulation",
                                       "--output-dir", str(tmp_path)])
+    # The switch has a schedule of its own: ours on it, then the reference behaviour.
     assert [(row["switch"], row["behaviour"]) for row in rows] == [
-        ("-", "ours"), ("accumulation", "ours"), ("accumulation", "reference")]
-    assert rows[1]["train"] == {"batch_size": 16, "accumulation_steps": 2}
-    assert rows[2]["train"] == {"batch_size": 16, "accumulation_steps": 2,
+        ("accumulation", "ours"), ("accumulation", "reference")]
+    assert rows[0]["train"] == {"batch_size": 16, "accumulation_steps": 2}
+    assert rows[1]["train"] == {"batch_size": 16, "accumulation_steps": 2,
                                 "accumulation": "summed"}
-    # The reference arm is compared with ours on its own schedule.
-    assert rows[2]["delta_vs_ours"]["MAE"] == pytest.approx(
-        rows[2]["mean"]["MAE"] - rows[1]["mean"]["MAE"])
+    assert rows[1]["delta_vs_ours"]["MAE"] == pytest.approx(
+        rows[1]["mean"]["MAE"] - rows[0]["mean"]["MAE"])
     assert all(set(row["mean"]) >= {"MAE", "Corr", "Non0_acc_2", "Mult_acc_7"} for row in rows)
     assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
     with pytest.raises(SystemExit):
