@@ -41,8 +41,9 @@ class TrainConfig:
             summed, the running sum is value-clipped after every backward, and the
             last partial window of an epoch is dropped: its batches are run for
             the logged loss but never stepped, so an epoch of fewer batches than
-            ``accumulation_steps`` learns nothing; SPEC §11 #11).
-            (default: ``"averaged"``)
+            ``accumulation_steps`` learns nothing; SPEC §11 #11). Under ``torchrun``
+            each process clips its own running sum, and DDP averages the sums over
+            the processes at the step. (default: ``"averaged"``)
         clip_value (float, optional): Gradients are clamped to ``[-clip_value,
             clip_value]`` (before each step, or after each backward with
             ``accumulation="summed"``); :obj:`None` disables. (default: ``0.6``)
