@@ -7,8 +7,8 @@ formulas written densely on ``(B, M, M)`` score tensors?
 One step of either implementation is: node embedding ``h = [W_y y ; W_r r]``, edge
 scores ``e = w^T [h_student ; h_teacher]`` on all ``M (M - 1)`` ordered pairs, the
 learned weight ``E = softmax(e / tau)`` per graph, the prior weight ``p``, the
-distillation weight ``w = E + p``, the layer output (weighted, detached teacher
-signal per student), then the distillation loss (L1 on logits, ``1 - cos`` on
+distillation weight ``w = E + p``, the layer output (the propagated feature
+``x_j = r_j + sum_i w_ij r_i`` of every student, the layer's default), then the distillation loss (L1 on logits, ``1 - cos`` on
 representations, and the prior regulariser) and its backward pass. Both share the
 same parameters; their outputs, losses and gradients are checked to agree before
 anything is timed.
@@ -51,7 +51,7 @@ def graph_step(layer: DynamicGraphDistill, logits: Tensor, reprs: Tensor,
     """The PyG layer: forward, distillation loss and backward on ``B * M`` nodes.
 
     Returns:
-        (Tensor, Tensor, Tensor): The layer output ``(B*M, C+F)``, the edge weight
+        (Tensor, Tensor, Tensor): The layer output ``(B*M, F)``, the edge weight
         ``(B*E,)`` and the loss.
     """
     batch_size = logits.size(0) // num_modalities
@@ -77,7 +77,7 @@ def dense_step(layer: DynamicGraphDistill, logits: Tensor, reprs: Tensor,
     """The same formulas on dense ``(B, M, M)`` tensors ``[teacher, student]``.
 
     Uses the parameters of ``layer``. Returns, like :func:`graph_step`, the output
-    ``(B*M, C+F)``, the off-diagonal weights in the graph's edge order ``(B*E,)``
+    ``(B*M, F)``, the off-diagonal weights in the graph's edge order ``(B*E,)``
     (teacher-major within each sample) and the loss.
     """
     batch_size = logits.size(0) // num_modalities
@@ -96,8 +96,7 @@ def dense_step(layer: DynamicGraphDistill, logits: Tensor, reprs: Tensor,
     prior = prior_logit.view(-1).softmax(dim=-1).view(m, m)  # (M, M)
     weight = learned + prior  # (B, M, M), zero on the diagonal
 
-    signal = torch.cat([y, r], dim=-1).detach()  # (B, M, C+F)
-    out = torch.einsum("bij,bic->bjc", weight, signal)  # (B, M, C+F)
+    out = r + torch.einsum("bij,bic->bjc", weight, r)  # (B, M, F) x_j = r_j + sum_i w_ij r_i
 
     distance_logit = (y.unsqueeze(1) - y.detach().unsqueeze(2)).abs().mean(-1)  # (B, M, M)
     distance_repr = 1.0 - F.cosine_similarity(r.unsqueeze(1), r.detach().unsqueeze(2), dim=-1)

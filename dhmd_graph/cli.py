@@ -23,14 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="convert a dataset once into a memory-mapped cache")
-    convert.add_argument("source", help="an MMSA .pkl file or a MISA folder (train/dev/test.pkl)")
+    convert.add_argument("source", help="an MMSA .pkl file, a MISA folder (train/dev/test.pkl), "
+                         "a plain-arrays folder (labels.csv, <modality>.npy) or a .json "
+                         "alignment recipe of .csd files")
     convert.add_argument("cache_dir", help="the cache folder to create")
     convert.add_argument("--overwrite", action="store_true",
                          help="replace a cache of another source at CACHE_DIR")
     convert.set_defaults(func=_cmd_convert)
 
     describe = commands.add_parser("describe", help="summarise a dataset: sizes, shapes, labels")
-    describe.add_argument("path", help="an MMSA .pkl file, a cache folder or a MISA folder")
+    describe.add_argument("path", help="any dataset 'dhmd convert' reads, or a cache folder")
     describe.set_defaults(func=_cmd_describe)
 
     synth = commands.add_parser(

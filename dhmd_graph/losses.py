@@ -18,6 +18,7 @@ from dhmd_graph.nn.dictionary import LOG_EPS
 
 __all__ = [
     "DISTANCES",
+    "dictionary_contrastive_loss",
     "dictionary_matching_loss",
     "dictionary_usage_loss",
     "graph_distillation_loss",
@@ -165,8 +166,8 @@ def prior_regularization(
     :math:`\sum_k (\mathrm{mean}_b E_k - p_k)^2` of the reference.
 
     Args:
-        learned (Tensor): ``(E,)`` learned edge weight :math:`E` (the layer's
-            weight minus :meth:`~dhmd_graph.nn.DynamicGraphDistill.prior_weight`).
+        learned (Tensor): ``(E,)`` learned edge weight :math:`E` (``edges.learned`` of
+            :class:`~dhmd_graph.nn.DynamicGraphDistill` with ``return_parts=True``).
         prior (Tensor): ``(E,)`` prior edge weight :math:`p`.
         edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
         batch (Tensor): ``(N,)`` long, the graph (sample) of every node.
@@ -435,3 +436,67 @@ def dictionary_usage_loss(activation: Tensor, present: Tensor | None = None) -> 
     mean = (activation * weight.unsqueeze(-1)).sum(dim=(0, 1)) / weight.sum().clamp_min(1.0)
     entropy = -(mean * torch.log(mean + LOG_EPS)).sum()
     return math.log(atoms) - entropy
+
+
+# Modality-shared dictionary (DHMD's published structure, our loss design) #############
+
+
+def dictionary_contrastive_loss(
+    reconstruction: Tensor,
+    present: Tensor | None = None,
+    temperature: float = 0.1,
+) -> Tensor:
+    r"""The contrastive loss on the reconstructions of a modality-shared dictionary
+    (:math:`\mathcal{L}_{ctr}`; InfoNCE, our reading of SPEC §5).
+
+    The same sample's other modalities are the positives, the other samples the
+    negatives: for every ordered pair of modalities :math:`m \ne n` and sample
+    :math:`b` where both are present,
+
+    .. math::
+        \ell_{b, m \rightarrow n} = -\log \frac{\exp(\cos(\mathbf{z}_{b,m},
+        \mathbf{z}_{b,n}) / \tau)}{\sum_{c\,:\,n \text{ present in } c}
+        \exp(\cos(\mathbf{z}_{b,m}, \mathbf{z}_{c,n}) / \tau)},
+        \qquad
+        \mathcal{L}_{ctr} = \operatorname{mean}_{(b, m, n)} \ell_{b, m \rightarrow n},
+
+    CLIP's symmetric loss generalised to :math:`M` modalities: each anchor is
+    contrasted with the candidates of the positive's modality, so the loss aligns
+    modalities with each other rather than separating modalities. Absent modalities
+    are neither anchors, positives nor negatives; a pair with no other sample to
+    contrast with contributes zero, and a batch without any pair gives zero.
+
+    Collapse: if all samples share one reconstruction, every term is
+    :math:`\log(\#\text{candidates})`, a uniform guess among the candidates; the
+    loss falls below that only where samples are told apart, so the negatives guard
+    against collapse by themselves. :func:`dictionary_usage_loss` on the
+    activations can be added to keep all atoms in use.
+
+    Args:
+        reconstruction (Tensor): ``(B, M, F)`` dictionary reconstructions
+            :math:`\mathbf{z}` (compared by cosine, so their scale does not matter).
+        present (Tensor, optional): ``(B, M)`` bool, which modalities take part.
+            (default: :obj:`None`, all)
+        temperature (float, optional): :math:`\tau` (> 0). (default: ``0.1``)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    if temperature <= 0:
+        raise ValueError(f"dictionary_contrastive_loss: temperature must be positive, "
+                         f"found {temperature}.")
+    batch_size, num_modalities, _ = reconstruction.shape
+    if present is None:
+        present = torch.ones(batch_size, num_modalities, dtype=torch.bool,
+                             device=reconstruction.device)
+    z = F.normalize(reconstruction, dim=-1)  # (B, M, F)
+    # logits[m, n, b, c] = cos(z_{b,m}, z_{c,n}) / tau: anchor b in modality m, candidate c in n
+    logits = torch.einsum("bmf,cnf->mnbc", z, z) / temperature  # (M, M, B, B)
+    candidate = present.t().reshape(1, num_modalities, 1, batch_size)  # (1, M, 1, B) over (n, c)
+    log_probability = logits.masked_fill(~candidate, float("-inf")).log_softmax(dim=-1)
+    positive = log_probability.diagonal(dim1=2, dim2=3)  # (M, M, B) the pairs c = b
+    pair = present.t().unsqueeze(1) & present.t().unsqueeze(0)  # (M, M, B) m and n in b
+    pair = pair & ~torch.eye(num_modalities, dtype=torch.bool,
+                             device=present.device).unsqueeze(-1)
+    terms = torch.where(pair, -positive, torch.zeros_like(positive))  # (M, M, B)
+    return terms.sum() / pair.sum().clamp_min(1)

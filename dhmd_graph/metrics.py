@@ -1,4 +1,5 @@
-r"""Evaluation metrics with MMSA's exact definitions and key names (numpy only).
+r"""Evaluation metrics: MMSA's exact definitions and key names, and the classification,
+multi-label and binary protocols of the emotion benchmarks (numpy and scikit-learn).
 
 The field compares numbers computed by the MMSA framework, so these functions
 reproduce its definitions exactly rather than "fixing" them:
@@ -38,19 +39,46 @@ Two cases that MMSA leaves to warnings are decided here, without any warning:
 
 Undefined per-class precision/recall inside the weighted F1 (a class never predicted)
 counts as 0, which is scikit-learn's own value for that case, without its warning.
+
+Beyond sentiment regression (each function's docstring has the exact definition):
+
+* :func:`sentiment3_metrics`: MMSA's keys for its 3-class sentiment
+  (``classification_labels``), with MMSA's quirks kept.
+* :func:`classification_metrics` (``Acc``, ``UAcc``, ``F1_weighted``, ``F1_macro``),
+  :func:`per_class_metrics` and :func:`confusion_matrix`: single-label classes
+  (IEMOCAP-6).
+* :func:`emotion_binary_metrics`: MulT's IEMOCAP protocol, one binary task per emotion
+  (per-emotion accuracy and weighted F1).
+* :func:`multilabel_metrics` and :func:`weighted_accuracy`: per-label weighted accuracy
+  :math:`(TP \cdot N/P + TN)/(2N)` and F1 (CMU-MOSEI's six emotions).
+* :func:`binary_metrics`: humour and sarcasm detection (``Acc``, ``F1``, ``F1_weighted``).
+
+Predictions are what a model outputs: class scores (logits or probabilities) with the
+class on the last axis, or logits of binary decisions (positive when ``> 0``; pass
+``threshold=0.5`` for probabilities). :func:`metrics_for` picks the function of a task or
+benchmark, :func:`default_monitor` the validation metric to select on, and
+:func:`metric_direction` whether larger or smaller is better.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, MOSEI_EMOTIONS
 
 __all__ = [
-    "REGRESSION_KEYS", "SIMS_KEYS", "format_table", "metrics_for", "regression_metrics",
-    "sims_metrics",
+    "BINARY_KEYS", "CLASSIFICATION_KEYS", "METRIC_KINDS", "REGRESSION_KEYS", "SENTIMENT3_KEYS",
+    "SIMS_KEYS", "binary_metrics", "classification_metrics", "confusion_matrix",
+    "default_monitor", "emotion_binary_metrics", "format_table", "metric_direction",
+    "metrics_for", "multilabel_metrics", "per_class_metrics", "regression_metrics",
+    "sentiment3_metrics", "sims_metrics", "weighted_accuracy",
 ]
 
 Metrics = dict[str, float]
@@ -186,23 +214,454 @@ def sims_metrics(pred: Any, label: Any, *, decimals: int | None = 4) -> Metrics:
     return _rounded(values, decimals)
 
 
-_METRICS_BY_KIND: dict[str, Callable[..., Metrics]] = {
-    "mosi": regression_metrics,
-    "mosei": regression_metrics,
-    "sims": sims_metrics,
+# ------------------------------------------------------------------ classification
+
+def _as_array(values: Any, name: str) -> np.ndarray:
+    """A numpy array from an array-like or tensor, shape kept."""
+    if hasattr(values, "detach"):  # a torch.Tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.size == 0:
+        raise ValueError(f"metrics: '{name}' is empty; expected at least one value.")
+    return array
+
+
+def _integral(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` as int64, refusing non-integral or non-finite values."""
+    whole = np.issubdtype(array.dtype, np.integer) or (
+        np.issubdtype(array.dtype, np.number) and np.all(np.isfinite(array))
+        and np.array_equal(array, np.round(array)))
+    if not whole:
+        raise ValueError(f"metrics: '{name}' must hold class indices (whole numbers); "
+                         f"found values such as {array.reshape(-1)[:3].tolist()}.")
+    return array.astype(np.int64)
+
+
+def _classes(pred: Any, label: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Predicted and true class indices ``(N,)`` and the number of classes.
+
+    ``pred`` is ``(N, C)`` scores (argmax) or ``(N,)`` class indices; ``label`` ``(N,)``
+    class indices. ``C`` is the score width, or the largest index seen plus one.
+    """
+    p, y = _as_array(pred, "pred"), _integral(_as_array(label, "label").reshape(-1), "label")
+    if p.ndim == 2 and p.shape[1] > 1:
+        num_classes, p = p.shape[1], p.argmax(axis=1)
+    elif p.ndim <= 2:
+        p = _integral(p.reshape(-1), "pred")
+        num_classes = 0
+    else:
+        raise ValueError(f"metrics: 'pred' must be (N, C) class scores or (N,) class indices; "
+                         f"found shape {p.shape}.")
+    if p.shape != y.shape:
+        raise ValueError(f"metrics: 'pred' and 'label' differ in size; expected one prediction "
+                         f"per label, found {p.size} predictions and {y.size} labels.")
+    if y.min() < 0 or p.min() < 0:
+        raise ValueError("metrics: class indices must be >= 0; found "
+                         f"{min(int(y.min()), int(p.min()))}.")
+    return p, y, max(num_classes, int(y.max()) + 1, int(p.max()) + 1)
+
+
+def _binary(pred: Any, label: Any, threshold: float, name: str = "") -> tuple[np.ndarray, ...]:
+    """0/1 predictions and labels of one or more binary tasks, shape ``(N, K)``.
+
+    ``pred``: ``(N, K)`` (or ``(N,)``) scores, positive when ``> threshold``, or
+    ``(N, K, 2)`` two-way scores (argmax, as MulT). ``label``: ``(N, K)`` (or ``(N,)``)
+    0/1, or ``(N, K, 2)`` one-hot per task (argmax).
+    """
+    p, y = _as_array(pred, "pred"), _as_array(label, "label")
+    p = p.argmax(axis=-1) if p.ndim == 3 else (p > threshold)
+    y = y.argmax(axis=-1) if y.ndim == 3 else y
+    p, y = p.reshape(len(p), -1).astype(np.int64), y.reshape(len(y), -1)
+    if p.shape != y.shape:
+        raise ValueError(f"metrics{name}: 'pred' and 'label' disagree; expected the same "
+                         f"(N, K) tasks, found {p.shape} predictions and {y.shape} labels.")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"metrics{name}: binary labels must be 0 or 1; found values such as "
+                         f"{np.unique(y)[:4].tolist()}.")
+    return p, y.astype(np.int64)
+
+
+def _names(names: Sequence[str] | None, count: int, what: str) -> list[str]:
+    if names is None:
+        return [str(i) for i in range(count)]
+    if len(names) != count:
+        raise ValueError(f"metrics: {count} {what}, but {len(names)} names were given "
+                         f"({list(names)}).")
+    return list(names)
+
+
+def _class_count(seen: int, num_classes: int | None, where: str) -> int:
+    if num_classes is None:
+        return seen
+    if num_classes < seen:
+        raise ValueError(f"{where}: num_classes={num_classes}, but class {seen - 1} occurs.")
+    return num_classes
+
+
+def confusion_matrix(pred: Any, label: Any, *, num_classes: int | None = None) -> np.ndarray:
+    r"""The confusion matrix: entry :math:`(i, j)` counts samples of class :math:`i`
+    predicted as class :math:`j` (rows are the truth, as in scikit-learn).
+
+    Args:
+        pred (array-like or Tensor): ``(N, C)`` class scores (argmax) or ``(N,)`` indices.
+        label (array-like or Tensor): ``(N,)`` class indices.
+        num_classes (int, optional): :math:`C`; :obj:`None` takes the score width or
+            the largest index plus one. (default: :obj:`None`)
+
+    Returns:
+        np.ndarray: ``(C, C)`` int64 counts.
+    """
+    p, y, seen = _classes(pred, label)
+    classes = _class_count(seen, num_classes, "confusion_matrix")
+    return _sk_confusion_matrix(y, p, labels=np.arange(classes)).astype(np.int64)
+
+
+def per_class_metrics(pred: Any, label: Any, *, class_names: Sequence[str] | None = None
+                      ) -> dict[str, dict[str, float]]:
+    r"""Precision, recall, F1 and support of every class (one-vs-rest).
+
+    Undefined precision or recall (a class never predicted, or absent) counts as 0, as
+    :func:`sklearn.metrics.precision_recall_fscore_support` with ``zero_division=0``.
+
+    Args:
+        pred (array-like or Tensor): ``(N, C)`` class scores (argmax) or ``(N,)`` indices.
+        label (array-like or Tensor): ``(N,)`` class indices.
+        class_names (Sequence[str], optional): The name of each class, which also fixes
+            :math:`C`; :obj:`None` names the classes ``'0'``, ``'1'``, ... up to the score
+            width or the largest index seen. (default: :obj:`None`)
+
+    Returns:
+        dict[str, dict[str, float]]: ``{class name: {'precision', 'recall', 'F1',
+        'support'}}``.
+    """
+    p, y, seen = _classes(pred, label)
+    count = None if class_names is None else len(class_names)
+    names = _names(class_names, _class_count(seen, count, "per_class_metrics"), "classes")
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, p, labels=np.arange(len(names)), zero_division=0)
+    return {name: {"precision": float(precision[c]), "recall": float(recall[c]),
+                   "F1": float(f1[c]), "support": float(support[c])}
+            for c, name in enumerate(names)}
+
+
+def classification_metrics(pred: Any, label: Any, *, decimals: int | None = 4) -> Metrics:
+    r"""Single-label classification metrics (IEMOCAP-6 and any ``C``-class task).
+
+    * ``Acc``: the share of correct predictions. It is what the IEMOCAP literature calls
+      *weighted accuracy* (WAcc, WA: per-class recall weighted by class frequency).
+    * ``UAcc``: unweighted accuracy (UA), the mean of the per-class recalls over the
+      classes present in ``label`` (scikit-learn's balanced accuracy).
+    * ``F1_weighted``: per-class F1 weighted by support (the literature's WAF1 / WF1).
+    * ``F1_macro``: the unweighted mean of the per-class F1 over the classes that occur
+      in ``label`` or ``pred``.
+
+    Undefined per-class precision/recall count as 0, without a warning.
+
+    Args:
+        pred (array-like or Tensor): ``(N, C)`` class scores or probabilities (argmax) or
+            ``(N,)`` class indices.
+        label (array-like or Tensor): ``(N,)`` class indices.
+        decimals (int, optional): Round every value to this many decimals; :obj:`None`
+            keeps full precision. (default: ``4``)
+
+    Returns:
+        dict[str, float]: ``Acc``, ``UAcc``, ``F1_weighted``, ``F1_macro``.
+    """
+    p, y, _ = _classes(pred, label)
+    present = np.unique(y)
+    recall = [np.mean(p[y == c] == c) for c in present]
+    values = {
+        "Acc": _accuracy(p, y),
+        "UAcc": float(np.mean(recall)),
+        "F1_weighted": _weighted_f1(p, y),
+        "F1_macro": float(f1_score(y, p, average="macro", zero_division=0)),
+    }
+    return _rounded(values, decimals)
+
+
+def binary_metrics(pred: Any, label: Any, *, threshold: float = 0.0,
+                   decimals: int | None = 4) -> Metrics:
+    r"""Binary detection metrics (humour on UR-FUNNY, sarcasm on MUStARD).
+
+    * ``Acc``: the share of correct predictions (what UR-FUNNY and MUStARD report).
+    * ``F1``: F1 of the positive class (0 when it is never predicted and never present).
+    * ``F1_weighted``: the two classes' F1 weighted by support (MUStARD's reported F1).
+
+    Args:
+        pred (array-like or Tensor): ``(N,)`` scores, positive when ``> threshold``
+            (logits with the default; 0/1 predictions work too), or ``(N, 2)`` two-class
+            scores (argmax).
+        label (array-like or Tensor): ``(N,)`` labels in :math:`\{0, 1\}`.
+        threshold (float, optional): Decision threshold on ``(N,)`` scores; use ``0.5``
+            for probabilities. (default: ``0.0``)
+        decimals (int, optional): Rounding as in :func:`classification_metrics`.
+            (default: ``4``)
+
+    Returns:
+        dict[str, float]: ``Acc``, ``F1``, ``F1_weighted``.
+    """
+    p, y = _as_array(pred, "pred"), _as_array(label, "label")
+    if p.ndim == 2 and p.shape[1] == 2:
+        p = p[:, None, :]  # (N, 1, 2): two-way scores of one task
+    p, y = (a[:, 0] for a in _binary(p, y, threshold, " (binary)"))
+    values = {
+        "Acc": _accuracy(p, y),
+        "F1": float(f1_score(y, p, average="binary", zero_division=0)),
+        "F1_weighted": _weighted_f1(p, y),
+    }
+    return _rounded(values, decimals)
+
+
+def weighted_accuracy(pred: Any, label: Any) -> float:
+    r"""Weighted accuracy of one binary label (Tong et al. 2017, the CMU-MOSEI emotions):
+
+    .. math::
+        \mathrm{WAcc} = \frac{TP \cdot N / P + TN}{2N}
+                      = \tfrac{1}{2}\Big(\frac{TP}{P} + \frac{TN}{N}\Big),
+
+    with :math:`P` / :math:`N` the numbers of positive / negative labels. ``nan`` when
+    either is 0 (the formula divides by it).
+
+    Args:
+        pred (array-like): ``(N,)`` 0/1 predictions.
+        label (array-like): ``(N,)`` 0/1 labels.
+    """
+    p, y = np.asarray(pred).reshape(-1), np.asarray(label).reshape(-1)
+    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    true_positives = int(((p == 1) & (y == 1)).sum())
+    true_negatives = int(((p == 0) & (y == 0)).sum())
+    return (true_positives * negatives / positives + true_negatives) / (2 * negatives)
+
+
+def multilabel_metrics(pred: Any, label: Any, *, label_names: Sequence[str] | None = None,
+                       threshold: float = 0.0, decimals: int | None = 4) -> Metrics:
+    r"""Multi-label metrics, as reported for CMU-MOSEI's six emotions.
+
+    Per label ``<name>``: ``<name>_WAcc``, the weighted accuracy
+    :math:`(TP \cdot N/P + TN) / (2N)` (:func:`weighted_accuracy`; ``nan`` when the
+    label is always or never present in ``label``), and ``<name>_F1``, the label's
+    weighted F1 over its two classes (absent/present; as the MulT lineage computes it).
+    Then ``Avg_WAcc`` and ``Avg_F1``, their means over the labels (``Avg_WAcc`` over the
+    labels where it is defined), and ``F1_micro``, the F1 of the positive decisions
+    pooled over all labels (the usual multi-label summary).
+
+    Args:
+        pred (array-like or Tensor): ``(N, C)`` scores, positive when ``> threshold``
+            (logits with the default; 0/1 predictions work too), or ``(N, C, 2)``
+            two-way scores per label (argmax).
+        label (array-like or Tensor): ``(N, C)`` multi-hot labels, or ``(N, C, 2)``
+            one-hot per label.
+        label_names (Sequence[str], optional): The ``C`` names used in the keys;
+            :obj:`None` uses ``'0'``, ``'1'``, .... (default: :obj:`None`)
+        threshold (float, optional): Decision threshold on ``(N, C)`` scores; ``0.5``
+            for probabilities. (default: ``0.0``)
+        decimals (int, optional): Rounding as in :func:`classification_metrics`.
+            (default: ``4``)
+    """
+    p, y = _binary(pred, label, threshold, " (multi-label)")
+    names = _names(label_names, y.shape[1], "labels")
+    values: Metrics = {}
+    for k, name in enumerate(names):
+        values[f"{name}_WAcc"] = weighted_accuracy(p[:, k], y[:, k])
+        values[f"{name}_F1"] = _weighted_f1(p[:, k], y[:, k])
+    wacc = [v for k, v in values.items() if k.endswith("_WAcc") and not math.isnan(v)]
+    values["Avg_WAcc"] = float(np.mean(wacc)) if wacc else float("nan")
+    values["Avg_F1"] = float(np.mean([values[f"{name}_F1"] for name in names]))
+    values["F1_micro"] = float(f1_score(y, p, average="micro", zero_division=0))
+    return _rounded(values, decimals)
+
+
+def emotion_binary_metrics(pred: Any, label: Any, *, label_names: Sequence[str] | None = None,
+                           threshold: float = 0.0, decimals: int | None = 4) -> Metrics:
+    r"""The IEMOCAP four-emotion protocol of MulT: one binary task per emotion.
+
+    For each emotion ``<name>`` (MulT: neutral, happy, sad, angry), the predictions and
+    labels of that emotion alone: ``<name>_acc`` (accuracy) and ``<name>_F1``
+    (scikit-learn's weighted F1 over absent/present), exactly MulT's ``eval_iemocap``;
+    then ``Avg_acc`` and ``Avg_F1``, their means over the emotions (for model selection;
+    MulT reports the per-emotion values only).
+
+    Args:
+        pred (array-like or Tensor): ``(N, K, 2)`` two-way scores per emotion (argmax,
+            MulT's output), or ``(N, K)`` scores positive when ``> threshold``.
+        label (array-like or Tensor): ``(N, K)`` 0/1 per emotion, or ``(N, K, 2)`` one-hot
+            per emotion (MulT's file layout; argmax).
+        label_names (Sequence[str], optional): The ``K`` emotion names used in the keys;
+            :obj:`None` uses ``'0'``, ``'1'``, .... (default: :obj:`None`)
+        threshold (float, optional): Decision threshold for ``(N, K)`` scores.
+            (default: ``0.0``)
+        decimals (int, optional): Rounding as in :func:`classification_metrics`.
+            (default: ``4``)
+    """
+    p, y = _binary(pred, label, threshold, " (per-emotion binary)")
+    names = _names(label_names, y.shape[1], "emotions")
+    values: Metrics = {}
+    for k, name in enumerate(names):
+        values[f"{name}_acc"] = _accuracy(p[:, k], y[:, k])
+        values[f"{name}_F1"] = _weighted_f1(p[:, k], y[:, k])
+    values["Avg_acc"] = float(np.mean([values[f"{name}_acc"] for name in names]))
+    values["Avg_F1"] = float(np.mean([values[f"{name}_F1"] for name in names]))
+    return _rounded(values, decimals)
+
+
+def sentiment3_metrics(pred: Any, label: Any, *, decimals: int | None = 4) -> Metrics:
+    r"""MMSA's metrics of its 3-class sentiment classification (``classification_labels``:
+    0 negative, 1 neutral, 2 positive), exactly as MMSA's ``MetricsTop`` computes them
+    for classification outputs (``__eval_mosi_classification``, used for MOSI, MOSEI and
+    SIMS alike):
+
+    * ``Acc_3``, ``F1_score_3``: accuracy and weighted F1 of the argmax over the three
+      class scores.
+    * ``Has0_acc_2``, ``Has0_F1_score``: the prediction is the argmax over the
+      *negative and positive* scores only (the neutral score is dropped; a tie goes to
+      negative); the truth is 0 for labels :math:`\leq 1` (negative **and neutral**) and
+      1 for positive. Note that neutral goes with negative here, whereas the regression
+      ``Has0`` counts zero as positive.
+    * ``Non0_acc_2``, ``Non0_F1_score``: neutral samples are removed and the same
+      negative-vs-positive prediction (0 or 1) is compared with the **unmapped** label
+      (0 or 2). MMSA does not map the positive label 2 to 1, so a positive sample never
+      counts as correct and these two values only reward negatives; we reproduce this so
+      that numbers stay comparable with MMSA's, and suggest selecting on ``F1_score_3``.
+      ``nan`` when every label is neutral.
+
+    Args:
+        pred (array-like or Tensor): ``(N, 3)`` class scores (logits or probabilities),
+            or ``(N,)`` class indices (turned into one-hot scores).
+        label (array-like or Tensor): ``(N,)`` class indices in :math:`\{0, 1, 2\}`.
+        decimals (int, optional): Round every value to this many decimals (MMSA rounds to
+            4); :obj:`None` keeps full precision. (default: ``4``)
+
+    Returns:
+        dict[str, float]: ``Has0_acc_2``, ``Has0_F1_score``, ``Non0_acc_2``,
+        ``Non0_F1_score``, ``Acc_3``, ``F1_score_3``.
+    """
+    p, y, classes = _classes(pred, label)
+    scores = _as_array(pred, "pred")
+    if scores.ndim != 2 or scores.shape[1] != 3:
+        if classes > 3:
+            raise ValueError(f"sentiment3_metrics: expected 3 classes, found class {classes - 1}.")
+        scores = np.eye(3)[p]  # (N, 3) one-hot scores of the predicted classes
+    elif classes > 3:
+        raise ValueError(f"sentiment3_metrics: labels must be 0, 1 or 2; found {y.max()}.")
+    two_way = scores[:, [0, 2]].argmax(axis=1)  # (N,) 0 negative, 1 positive
+    has0_truth = (y > 1).astype(np.int64)
+    non0 = y != 1
+    if non0.any():
+        non0_acc, non0_f1 = _accuracy(two_way[non0], y[non0]), _weighted_f1(two_way[non0], y[non0])
+    else:
+        non0_acc = non0_f1 = float("nan")
+    values = {
+        "Has0_acc_2": _accuracy(two_way, has0_truth),
+        "Has0_F1_score": _weighted_f1(two_way, has0_truth),
+        "Non0_acc_2": non0_acc,
+        "Non0_F1_score": non0_f1,
+        "Acc_3": _accuracy(p, y),
+        "F1_score_3": _weighted_f1(p, y),
+    }
+    return _rounded(values, decimals)
+
+
+# ------------------------------------------------------------------ dispatch and direction
+
+CLASSIFICATION_KEYS = ("Acc", "UAcc", "F1_weighted", "F1_macro")
+BINARY_KEYS = ("Acc", "F1", "F1_weighted")
+SENTIMENT3_KEYS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Acc_3",
+                   "F1_score_3")
+
+_LOWER_IS_BETTER = {"MAE", "MSE", "RMSE", "loss"}
+_HIGHER_IS_BETTER = {"acc", "Acc", "WAcc", "UAcc", "F1", "Corr", "precision", "recall"}
+
+
+def metric_direction(name: str) -> str:
+    """Whether a larger (``'max'``) or a smaller (``'min'``) value of a metric is better.
+
+    The name is split at ``'_'`` (and a ``'valid/'``-style prefix dropped): a part
+    ``MAE``, ``MSE``, ``RMSE`` or ``loss`` means ``'min'``; a part ``acc``, ``Acc``,
+    ``WAcc``, ``UAcc``, ``F1``, ``Corr``, ``precision`` or ``recall`` means ``'max'``.
+    This covers every key of this module (``Has0_F1_score``, ``Mult_acc_7``,
+    ``happiness_WAcc``, ``Avg_F1``, ...).
+
+    Raises:
+        ValueError: For a name with no known part (or parts of both directions).
+    """
+    parts = set(name.rsplit("/", 1)[-1].split("_"))
+    lower, higher = bool(parts & _LOWER_IS_BETTER), bool(parts & _HIGHER_IS_BETTER)
+    if lower == higher:
+        raise ValueError(
+            f"metric_direction: cannot tell whether a larger or a smaller {name!r} is better; "
+            f"known parts are {sorted(_LOWER_IS_BETTER)} (smaller) and "
+            f"{sorted(_HIGHER_IS_BETTER)} (larger). Set train.monitor_mode=min or max.")
+    return "min" if lower else "max"
+
+
+_KINDS: dict[str, tuple[Callable[..., Metrics], str]] = {
+    "regression": (regression_metrics, "MAE"),
+    "mosi": (regression_metrics, "MAE"),
+    "mosei": (regression_metrics, "MAE"),
+    "sims": (sims_metrics, "MAE"),
+    "sentiment3": (sentiment3_metrics, "F1_score_3"),
+    "multiclass": (classification_metrics, "F1_weighted"),
+    "iemocap6": (classification_metrics, "F1_weighted"),
+    "binary": (binary_metrics, "F1_weighted"),
+    "humour": (binary_metrics, "Acc"),
+    "sarcasm": (binary_metrics, "F1_weighted"),
+    "multilabel": (multilabel_metrics, "Avg_F1"),
+    "mosei_emotions": (partial(multilabel_metrics, label_names=MOSEI_EMOTIONS), "Avg_WAcc"),
+    "iemocap4": (partial(emotion_binary_metrics, label_names=IEMOCAP4_EMOTIONS), "Avg_F1"),
 }
 
+METRIC_KINDS = tuple(_KINDS)
+"""The kinds :func:`metrics_for` knows."""
 
-def metrics_for(dataset_kind: str) -> Callable[..., Metrics]:
-    """The metric function of a dataset kind: ``'mosi'``/``'mosei'`` → :func:`regression_metrics`,
-    ``'sims'`` → :func:`sims_metrics` (case-insensitive)."""
+
+def _kind(kind: str) -> tuple[Callable[..., Metrics], str]:
     try:
-        return _METRICS_BY_KIND[dataset_kind.lower()]
+        return _KINDS[kind.lower()]
     except KeyError:
         raise ValueError(
-            f"metrics_for: unknown dataset kind {dataset_kind!r}; expected one of "
-            f"{sorted(_METRICS_BY_KIND)}. Pick the kind whose label scale matches your data."
+            f"metrics_for: unknown dataset kind {kind!r}; expected one of {list(METRIC_KINDS)}. "
+            "Pick the kind whose labels and protocol match your data."
         ) from None
+
+
+def metrics_for(kind: str, **options: Any) -> Callable[..., Metrics]:
+    """The metric function of a task or benchmark protocol (case-insensitive).
+
+    ==================  ===================================  ==================  =========
+    kind                function                             selection metric    direction
+    ==================  ===================================  ==================  =========
+    ``regression``,     :func:`regression_metrics`           ``MAE``             min
+    ``mosi``, ``mosei``
+    ``sims``            :func:`sims_metrics`                 ``MAE``             min
+    ``sentiment3``      :func:`sentiment3_metrics`           ``F1_score_3``      max
+    ``multiclass``,     :func:`classification_metrics`       ``F1_weighted``     max
+    ``iemocap6``
+    ``binary``,         :func:`binary_metrics`               ``F1_weighted``     max
+    ``sarcasm``
+    ``humour``          :func:`binary_metrics`               ``Acc``             max
+    ``multilabel``      :func:`multilabel_metrics`           ``Avg_F1``          max
+    ``mosei_emotions``  ... with MOSEI's six emotion names   ``Avg_WAcc``        max
+    ``iemocap4``        :func:`emotion_binary_metrics` with  ``Avg_F1``          max
+                        neutral, happy, sad, angry
+    ==================  ===================================  ==================  =========
+
+    The selection metric is :func:`default_monitor`; its direction is
+    :func:`metric_direction`.
+
+    Args:
+        kind (str): One of the kinds above.
+        **options: Keyword arguments bound to the function (e.g. ``label_names=...``,
+            ``threshold=0.5``); without them the function itself is returned.
+    """
+    function = _kind(kind)[0]
+    return partial(function, **options) if options else function
+
+
+def default_monitor(kind: str) -> str:
+    """The validation metric to select checkpoints on for ``kind`` (see :func:`metrics_for`)."""
+    return _kind(kind)[1]
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]], *, decimals: int = 4) -> str:

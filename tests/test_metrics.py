@@ -137,8 +137,8 @@ def test_bad_input_raises():
         regression_metrics([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="empty"):
         sims_metrics([], [])
-    with pytest.raises(ValueError, match="unknown dataset kind 'iemocap'"):
-        metrics_for("iemocap")
+    with pytest.raises(ValueError, match="unknown dataset kind 'meld'"):
+        metrics_for("meld")
 
 
 def test_metrics_for():

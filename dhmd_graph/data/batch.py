@@ -3,8 +3,10 @@
 A :class:`MultimodalDataset` holds one split: per modality an array of shape
 ``(N, T_m, d_m)`` (float features, possibly a read-only ``np.memmap``) or
 ``(N, T_m)`` (int64 token ids), the true lengths ``(N,)`` of every sample and
-modality, the regression labels ``(N,)`` and, where present, unimodal labels,
-ids and raw text. Indexing returns one sample cropped to its true lengths; the
+modality, the labels (a score ``(N,)``, a class index ``(N,)`` or a multi-hot row
+``(N, C)``, see :mod:`~dhmd_graph.data.labels`) and, where present, unimodal labels,
+ids, raw text and named per-sample extras (e.g. a planted ``modality_reliability``).
+Indexing returns one sample cropped to its true lengths; the
 :func:`collate` function pads a list of samples to the longest one in the batch
 and returns a :class:`MultimodalBatch` whose :meth:`~MultimodalBatch.mask`
 gives the valid steps. Masks always come from lengths, never from zero frames.
@@ -21,8 +23,15 @@ import torch
 from torch import Tensor
 
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.labels import LABEL_KINDS
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
+
+_LABEL_HELP = {
+    "score": "one finite score per sample, shape (N,)",
+    "class": "one class index per sample, shape (N,), in [0, num_classes)",
+    "multi_hot": "one row of 0/1 values per sample, shape (N, C)",
+}
 
 RELEASE_EVERY = 128
 """Samples a :class:`MultimodalDataset` reads between two
@@ -40,11 +49,14 @@ class MultimodalBatch:
         features (dict[str, Tensor]): Per modality, ``(B, T_m, d_m)`` float32 features
             or ``(B, T_m)`` int64 token ids, zero-padded after each sample's length.
         lengths (dict[str, Tensor]): Per modality, ``(B,)`` int64 true lengths (>= 1).
-        labels (Tensor): ``(B,)`` float32 regression labels.
+        labels (Tensor): ``(B,)`` float32 scores, ``(B,)`` int64 class indices or
+            ``(B, C)`` float32 multi-hot rows, as the dataset's ``label_kind``.
         ids (list[str]): Sample ids, length ``B``.
         unimodal_labels (dict[str, Tensor]): Per modality ``(B,)`` float32 labels where
             the dataset has them (CH-SIMS), else empty.
         raw_text (list[str] or None): The utterances, when the dataset has them.
+        extras (dict[str, Tensor]): The dataset's per-sample extras, each ``(B, ...)``
+            (e.g. ``modality_reliability`` ``(B, M)``), else empty.
     """
 
     features: dict[str, Tensor]
@@ -53,6 +65,7 @@ class MultimodalBatch:
     ids: list[str]
     unimodal_labels: dict[str, Tensor] = field(default_factory=dict)
     raw_text: list[str] | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -77,6 +90,7 @@ class MultimodalBatch:
             ids=list(self.ids),
             unimodal_labels={k: fn(v) for k, v in self.unimodal_labels.items()},
             raw_text=None if self.raw_text is None else list(self.raw_text),
+            extras={k: fn(v) for k, v in self.extras.items()},
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> MultimodalBatch:
@@ -99,11 +113,26 @@ class MultimodalDataset(torch.utils.data.Dataset):
             or ``(N, T_m)`` integer token ids. The mapping's order is the modality order.
         lengths (Mapping[str, np.ndarray]): Per modality ``(N,)`` true lengths in
             ``[1, T_m]``.
-        labels (np.ndarray): ``(N,)`` regression labels.
+        labels (np.ndarray): ``(N,)`` scores, ``(N,)`` class indices or ``(N, C)``
+            multi-hot rows, as ``label_kind`` says.
         ids (Sequence[str]): ``N`` sample ids.
+        label_kind (str, optional): ``'score'`` (finite floats, stored float32),
+            ``'class'`` (whole numbers in ``[0, num_classes)``, stored int64) or
+            ``'multi_hot'`` (0/1 values, ``C`` columns, stored float32).
+            (default: ``'score'``)
+        num_classes (int, optional): :math:`C`; required for ``'class'``, taken from
+            the shape for ``'multi_hot'`` (and checked when given). (default: :obj:`None`)
+        label_names (Sequence[str], optional): The name of each class or label, ``C`` of
+            them. (default: :obj:`None`)
+        label_field (str, optional): The labels' field in the source file, for
+            messages. (default: ``'labels'``)
         unimodal_labels (Mapping[str, np.ndarray], optional): Per modality ``(N,)`` labels.
             (default: :obj:`None`)
         raw_text (Sequence[str], optional): ``N`` utterances. (default: :obj:`None`)
+        extras (Mapping[str, np.ndarray], optional): Named per-sample arrays ``(N, ...)``
+            that models do not read but inspections may (e.g. the synthetic data's
+            ``modality_reliability`` ``(N, M)``); carried into every batch.
+            (default: :obj:`None`)
         vocabulary (Sequence[str], optional): For token-id text, the words by id
             (id 0 is padding, id 1 unknown). (default: :obj:`None`)
         source (str, optional): The file the split came from, for messages. (default: ``""``)
@@ -117,23 +146,32 @@ class MultimodalDataset(torch.utils.data.Dataset):
         labels: np.ndarray,
         ids: Sequence[str],
         *,
+        label_kind: str = "score",
+        num_classes: int | None = None,
+        label_names: Sequence[str] | None = None,
+        label_field: str = "labels",
         unimodal_labels: Mapping[str, np.ndarray] | None = None,
         raw_text: Sequence[str] | None = None,
+        extras: Mapping[str, np.ndarray] | None = None,
         vocabulary: Sequence[str] | None = None,
         source: str = "",
         split: str = "",
     ) -> None:
         self.features = dict(features)
         self.lengths = {k: np.asarray(v, dtype=np.int64) for k, v in lengths.items()}
-        self.labels = np.asarray(labels, dtype=np.float32)
         self.ids = [str(i) for i in ids]
+        self.source = str(source)
+        self.split = split
+        self.label_kind = label_kind
+        self.label_field = label_field
+        self.labels, self.num_classes = self._checked_labels(labels, num_classes)
+        self.label_names = None if label_names is None else tuple(str(n) for n in label_names)
         self.unimodal_labels = {
             k: np.asarray(v, dtype=np.float32) for k, v in (unimodal_labels or {}).items()
         }
         self.raw_text = None if raw_text is None else [str(t) for t in raw_text]
+        self.extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
         self.vocabulary = None if vocabulary is None else list(vocabulary)
-        self.source = str(source)
-        self.split = split
         self._reads = 0  # samples read so far, see release_pages
         self._check()
 
@@ -143,11 +181,69 @@ class MultimodalDataset(torch.utils.data.Dataset):
             expected=expected, found=found, fix=fix,
         )
 
+    def _checked_labels(self, labels, num_classes: int | None) -> tuple[np.ndarray, int | None]:
+        """The labels in their stored dtype and the number of classes, or a
+        :class:`DatasetError` naming the first bad label."""
+        kind, field = self.label_kind, self.label_field
+        if kind not in LABEL_KINDS:
+            raise ValueError(f"MultimodalDataset.label_kind: expected one of {list(LABEL_KINDS)}, "
+                             f"found {kind!r}.")
+        array = np.asarray(labels)
+        rank = 2 if kind == "multi_hot" else 1
+        shape = "(N, C)" if rank == 2 else "(N,)"
+        if array.ndim != rank or not (np.issubdtype(array.dtype, np.number)
+                                      or array.dtype == bool):
+            raise self._error(f"wrong {kind} labels", field, f"a {shape} numeric array",
+                              f"shape {array.shape}, dtype {array.dtype}",
+                              f"Give {_LABEL_HELP[kind]}")
+        array = array.astype(np.float64) if array.dtype == bool else array
+        finite = np.isfinite(array).all(axis=tuple(range(1, array.ndim)))  # (N,)
+        if not finite.all():
+            raise self._label_error("NaN or infinite label", ~finite, array, "finite labels",
+                                    f"Give {_LABEL_HELP[kind]}")
+        if kind == "score":
+            return array.astype(np.float32, copy=False), None
+        if kind == "multi_hot":
+            if num_classes is not None and num_classes != array.shape[1]:
+                raise self._error("multi-hot labels of another width", field,
+                                  f"{num_classes} columns (num_classes)",
+                                  f"{array.shape[1]} columns", "Pass the matching num_classes")
+            binary = ((array == 0) | (array == 1)).all(axis=1)
+            return self._or_raise(array, binary, "multi-hot label other than 0/1",
+                                  "only 0 and 1 in every row", np.float32), array.shape[1]
+        if num_classes is None or num_classes < 2:
+            raise ValueError(f"MultimodalDataset.num_classes: class labels need the number of "
+                             f"classes (an integer >= 2); found {num_classes!r}.")
+        valid = (array == np.round(array)) & (array >= 0) & (array < num_classes)
+        return self._or_raise(array, valid, "class index out of range",
+                              f"whole numbers in [0, {num_classes - 1}]", np.int64), num_classes
+
+    def _or_raise(self, array: np.ndarray, valid: np.ndarray, problem: str, expected: str,
+                  dtype: type) -> np.ndarray:
+        if not valid.all():
+            raise self._label_error(problem, ~valid, array, expected,
+                                    f"Give {_LABEL_HELP[self.label_kind]}")
+        return array.astype(dtype, copy=False)
+
+    def _label_error(self, problem: str, bad: np.ndarray, array: np.ndarray, expected: str,
+                     fix: str) -> DatasetError:
+        index = int(np.flatnonzero(bad)[0])
+        name = f" ('{self.ids[index]}')" if index < len(self.ids) else ""
+        value = array[index].tolist()
+        return self._error(problem, self.label_field, expected,
+                           f"{value} at sample {index}{name} ({int(bad.sum())} such labels)", fix)
+
     def _check(self) -> None:
         n = len(self.labels)
         if n == 0:
-            raise self._error("empty split", "regression_labels", "at least one sample",
+            raise self._error("empty split", self.label_field, "at least one sample",
                               "0 samples", "Check that the file holds data for this split")
+        if self.label_names is not None and len(self.label_names) != self.num_classes:
+            expected = ("no names (scores have no classes)" if self.num_classes is None
+                        else f"{self.num_classes} names (one per class or label)")
+            raise self._error("label names do not match the labels", "label_names", expected,
+                              f"{len(self.label_names)} names {list(self.label_names)}",
+                              "Give one name per class, or none")
         if set(self.features) != set(self.lengths):
             raise self._error("features and lengths name different modalities", "lengths",
                               f"{sorted(self.features)}", f"{sorted(self.lengths)}",
@@ -156,6 +252,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         columns |= {f"{k} (features)": len(v) for k, v in self.features.items()}
         columns |= {f"{k} (lengths)": len(v) for k, v in self.lengths.items()}
         columns |= {f"{k} (unimodal labels)": len(v) for k, v in self.unimodal_labels.items()}
+        columns |= {f"{k} (extra)": len(v) for k, v in self.extras.items()}
         if self.raw_text is not None:
             columns["raw_text"] = len(self.raw_text)
         for name, size in columns.items():
@@ -175,6 +272,37 @@ class MultimodalDataset(torch.utils.data.Dataset):
                                   f"1 <= length <= {steps}",
                                   f"{int(length[bad])} at sample {bad} ('{self.ids[bad]}')",
                                   "Fix the lengths or re-pad the sequences")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        features: Mapping[str, np.ndarray | Sequence[np.ndarray]],
+        labels: np.ndarray,
+        *,
+        lengths: Mapping[str, np.ndarray] | None = None,
+        ids: Sequence[str] | None = None,
+        **options,
+    ) -> MultimodalDataset:
+        r"""One split from plain arrays, for any named modalities.
+
+        Each modality is one array — ``(N, T, d)`` float features, ``(N, d)`` float (one
+        step per sample) or ``(N, T)`` integer token ids — or a list of ``N`` per-sample
+        arrays ``(T_i, d)`` / ``(T_i,)`` of different lengths, padded here. Features are
+        cast to float32 and checked to be finite; everything else is checked as by the
+        constructor. See :mod:`dhmd_graph.data.arrays` for the same data as files.
+
+        Args:
+            features (Mapping[str, array or Sequence]): Per modality name, in order.
+            labels (np.ndarray): ``(N,)`` labels.
+            lengths (Mapping[str, np.ndarray], optional): ``(N,)`` true lengths of the
+                modalities given as one padded array. (default: their full length)
+            ids (Sequence[str], optional): Sample ids. (default: ``'0'``, ``'1'``, ...)
+            **options: The constructor's other keyword arguments.
+        """
+        from dhmd_graph.data.arrays import dataset_from_arrays  # arrays.py builds on this class
+
+        return dataset_from_arrays(features, labels, lengths=lengths, ids=ids,
+                                   dataset_type=cls, **options)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -229,6 +357,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
             "label": self.labels[index],
             "id": self.ids[index],
             "unimodal_labels": {k: v[index] for k, v in self.unimodal_labels.items()},
+            "extras": {k: v[index] for k, v in self.extras.items()},
         }
         if self.raw_text is not None:
             sample["raw_text"] = self.raw_text[index]
@@ -286,11 +415,15 @@ def collate(samples: Sequence[dict]) -> MultimodalBatch:
         for k in samples[0]["unimodal_labels"]
     }
     raw_text = [s["raw_text"] for s in samples] if "raw_text" in samples[0] else None
+    extras = {k: torch.as_tensor(np.stack([s["extras"][k] for s in samples]))
+              for k in samples[0].get("extras", {})}
+    labels = torch.from_numpy(np.stack([np.asarray(s["label"]) for s in samples]))  # (B, *L)
     return MultimodalBatch(
         features=features,
         lengths=lengths,
-        labels=torch.tensor([float(s["label"]) for s in samples], dtype=torch.float32),
+        labels=labels.long() if not labels.is_floating_point() else labels.float(),
         ids=[s["id"] for s in samples],
         unimodal_labels=unimodal,
         raw_text=raw_text,
+        extras=extras,
     )

@@ -5,8 +5,9 @@ A cache is a folder::
     manifest.json                 format, source, and per file: shape, dtype, sha256
     <split>/features.<modality>.npy   (N, T_m, d_m) float32 or (N, T_m) int64
     <split>/lengths.<modality>.npy    (N,) int64
-    <split>/labels.npy                (N,) float32
+    <split>/labels.npy                (N,) float32 scores, (N,) int64 classes or (N, C) float32
     <split>/unimodal.<modality>.npy   (N,) float32          (CH-SIMS only)
+    <split>/extra.<name>.npy          (N, ...)              (per-sample extras, if any)
     <split>/strings.json              ids, raw text, vocabulary
 
 :func:`load_cache` opens every ``.npy`` with ``mmap_mode='r'``, so a split costs no
@@ -160,6 +161,8 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
         arrays[f"lengths.{name}.npy"] = dataset.lengths[name]
     for name, labels in dataset.unimodal_labels.items():
         arrays[f"unimodal.{name}.npy"] = labels
+    for name, extra in dataset.extras.items():
+        arrays[f"extra.{name}.npy"] = extra
     files = {}
     for filename, array in arrays.items():
         path = folder / filename
@@ -169,8 +172,12 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     strings = {"ids": dataset.ids, "raw_text": dataset.raw_text, "vocabulary": dataset.vocabulary}
     (folder / _STRINGS).write_text(json.dumps(strings))
     files[_STRINGS] = {"sha256": sha256_file(folder / _STRINGS)}
+    labels = {"kind": dataset.label_kind, "num_classes": dataset.num_classes,
+              "names": None if dataset.label_names is None else list(dataset.label_names),
+              "field": dataset.label_field}
     return {"num_samples": len(dataset), "modalities": list(dataset.modalities),
-            "unimodal": list(dataset.unimodal_labels), "files": files}
+            "unimodal": list(dataset.unimodal_labels), "extras": list(dataset.extras),
+            "labels": labels, "files": files}
 
 
 def load_cache(cache_dir: str | PathLike, *, verify: bool = False) -> dict[str, MultimodalDataset]:
@@ -212,12 +219,18 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool) -> Multi
               for name in files if name.endswith(".npy")}
     strings = _read_strings(cache_dir / split / _STRINGS, split)
     modalities = entry["modalities"]
+    labels = entry.get("labels", {})  # caches written before label kinds hold scores
     return MultimodalDataset(
         {name: arrays[f"features.{name}.npy"] for name in modalities},
         {name: arrays[f"lengths.{name}.npy"] for name in modalities},
         arrays["labels.npy"],
         strings["ids"],
+        label_kind=labels.get("kind", "score"),
+        num_classes=labels.get("num_classes"),
+        label_names=labels.get("names"),
+        label_field=labels.get("field", "labels"),
         unimodal_labels={name: arrays[f"unimodal.{name}.npy"] for name in entry["unimodal"]},
+        extras={name: arrays[f"extra.{name}.npy"] for name in entry.get("extras", [])},
         raw_text=strings["raw_text"],
         vocabulary=strings["vocabulary"],
         source=str(cache_dir),

@@ -6,7 +6,10 @@ A ``.csd`` file holds one top group named after the sequence::
     <name>/data/<entry>/intervals   (m, 2)  start and end, in seconds
     <name>/metadata/<key>           one-element dataset holding a JSON string
 
-Reading needs ``h5py``, an optional extra (``pip install 'dhmd_graph[csd]'``).
+:func:`read_csd` reads a whole sequence into memory; :class:`CSDReader` reads it entry by
+entry (what :mod:`dhmd_graph.data.align` uses, so that frame-level sequences of many
+gigabytes never have to fit in memory). Reading needs ``h5py``, an optional extra
+(``pip install 'dhmd_graph[csd]'``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from dhmd_graph.data.errors import DatasetError
 
-__all__ = ["CSDEntry", "ComputationalSequence", "read_csd"]
+__all__ = ["CSDEntry", "CSDReader", "ComputationalSequence", "read_csd"]
 
 
 @dataclass
@@ -75,30 +78,82 @@ def read_csd(path: str | PathLike) -> ComputationalSequence:
         DatasetError: The file is missing or not HDF5, has no ``data`` group, or an
             entry's features and intervals do not match.
     """
-    h5py = _import_h5py()
-    path = Path(path)
-    try:
-        handle = h5py.File(path, "r")
-    except (OSError, ValueError) as error:
-        raise DatasetError("cannot open the computational sequence", file=path,
-                           expected="an HDF5 .csd file", found=f"{type(error).__name__}: {error}",
-                           fix="Check the path, or download the .csd file again") from error
-    with handle:
+    with CSDReader(path) as reader:
+        entries = {key: reader.entry(key) for key in reader.entry_ids}
+        return ComputationalSequence(name=reader.name, entries=entries, metadata=reader.metadata)
+
+
+class CSDReader:
+    r"""A ``.csd`` file opened for reading entry by entry, so that a sequence of many
+    gigabytes (e.g. frame-level audio features) never has to fit in memory at once.
+
+    Use it as a context manager; :func:`read_csd` reads every entry through it.
+
+    Args:
+        path (str or PathLike): The ``.csd`` file.
+
+    Attributes:
+        path (Path): The file.
+        name (str): The sequence's name (its top HDF5 group).
+        entry_ids (list[str]): The ids of its entries, in the file's order.
+        metadata (dict[str, Any]): The metadata, JSON-decoded.
+
+    Raises:
+        ImportError: ``h5py`` is not installed.
+        DatasetError: The file is missing or not HDF5, or has no ``data`` group.
+    """
+
+    def __init__(self, path: str | PathLike) -> None:
+        h5py = _import_h5py()
+        self.path = Path(path)
+        try:
+            self._handle = h5py.File(self.path, "r")
+        except (OSError, ValueError) as error:
+            raise DatasetError("cannot open the computational sequence", file=self.path,
+                               expected="an HDF5 .csd file",
+                               found=f"{type(error).__name__}: {error}",
+                               fix="Check the path, or download the .csd file again") from error
+        try:
+            self._open()
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _open(self) -> None:
+        handle, path = self._handle, self.path
         if len(handle) != 1:
             raise DatasetError("not a computational sequence", file=path,
                                expected="one top group named after the sequence",
                                found=f"groups {sorted(handle)}",
                                fix="Pass a .csd file written by the CMU-MultimodalSDK")
-        name = next(iter(handle))
-        group = handle[name]
+        self.name = next(iter(handle))
+        group = handle[self.name]
         if "data" not in group:
-            raise DatasetError("computational sequence without data", file=path, field=f"{name}/data",
-                               expected="a 'data' group of entries", found=f"keys {sorted(group)}",
+            raise DatasetError("computational sequence without data", file=path,
+                               field=f"{self.name}/data", expected="a 'data' group of entries",
+                               found=f"keys {sorted(group)}",
                                fix="Pass a .csd file written by the CMU-MultimodalSDK")
-        entries = {key: _read_entry(path, f"{name}/data/{key}", group["data"][key])
-                   for key in group["data"]}
-        metadata = {key: _decode(value[()]) for key, value in group.get("metadata", {}).items()}
-    return ComputationalSequence(name=name, entries=entries, metadata=metadata)
+        self._data = group["data"]
+        self.entry_ids = list(self._data)
+        self.metadata = {key: _decode(value[()])
+                         for key, value in group.get("metadata", {}).items()}
+
+    def entry(self, key: str) -> CSDEntry:
+        """Read one entry's features and intervals."""
+        return _read_entry(self.path, f"{self.name}/data/{key}", self._data[key])
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> CSDReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}('{self.path}', name={self.name!r}, "
+                f"entries={len(self.entry_ids)})")
 
 
 def _read_entry(path: Path, where: str, group) -> CSDEntry:

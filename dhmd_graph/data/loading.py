@@ -1,63 +1,123 @@
 """One entry point for every dataset on disk, and conversion to the cache.
 
-:func:`load_dataset` picks the reader from what the path is:
+:func:`load_dataset` picks the reader from what the path is (or from its ``format``
+argument):
 
-=====================================================  ===================
-path                                                   reader
-=====================================================  ===================
-a folder with ``manifest.json``                        :func:`load_cache`
-a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`
-a ``.pkl`` file                                        :func:`load_mmsa`
-=====================================================  ===================
+=====================================================  =======================  ==========
+path                                                   reader                   ``format``
+=====================================================  =======================  ==========
+a folder with ``manifest.json``                        :func:`load_cache`       ``cache``
+a folder with ``train.pkl``, ``dev.pkl``, ``test.pkl``  :func:`load_misa`        ``misa``
+a folder with ``labels.csv`` and ``<modality>.npy``     :func:`load_arrays`      ``arrays``
+a ``.json`` alignment recipe of ``.csd`` files          :func:`load_alignment`   ``csd``
+a ``.pkl`` file whose splits hold ``labels``           :func:`load_mult`        ``mult``
+(and no ``regression_labels``)
+any other ``.pkl`` file                                :func:`load_mmsa`        ``mmsa``
+=====================================================  =======================  ==========
+
+A pickle is read once, then handed to the reader of its format.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from dhmd_graph.data.align import alignment_files, load_alignment
+from dhmd_graph.data.arrays import LABELS_FILE, load_arrays
 from dhmd_graph.data.batch import MultimodalDataset
-from dhmd_graph.data.cache import MANIFEST, load_cache, read_manifest, source_digest, write_cache
+from dhmd_graph.data.cache import (
+    MANIFEST,
+    load_cache,
+    read_manifest,
+    sha256_file,
+    source_digest,
+    write_cache,
+)
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
-from dhmd_graph.data.mmsa import load_mmsa
+from dhmd_graph.data.mmsa import read_mmsa
+from dhmd_graph.data.mult import read_mult
+from dhmd_graph.data.safe_pickle import load_pickle
 
-__all__ = ["convert_to_cache", "describe", "load_dataset"]
+__all__ = ["FORMATS", "convert_to_cache", "describe", "load_dataset", "pickle_format"]
+
+FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
+_PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
 
 _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
-          "or a MISA folder with train.pkl, dev.pkl and test.pkl")
+          "a MISA folder with train.pkl, dev.pkl and test.pkl, "
+          "a plain-arrays folder with labels.csv and <modality>.npy files, "
+          "or a .json alignment recipe of .csd files")
 
 
-def load_dataset(path: str | PathLike, *, label_range: tuple[float, float] | None = None
+def load_dataset(path: str | PathLike, *, format: str | None = None,
+                 label_range: tuple[float, float] | None = None, **options: Any
                  ) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Args:
-        path (str or PathLike): An MMSA pickle, a cache folder or a MISA folder.
+        path (str or PathLike): An MMSA or MulT pickle, a cache folder, a MISA folder, a
+            plain-arrays folder (see :mod:`dhmd_graph.data.arrays`) or an alignment
+            recipe (see :mod:`dhmd_graph.data.align`).
+        format (str, optional): One of :data:`FORMATS`; :obj:`None` tells it from the
+            path and, for a pickle, from its fields (see the module docstring).
+            (default: :obj:`None`)
         label_range (tuple[float, float], optional): Inclusive range of valid labels for
             the pickle readers; :obj:`None` keeps each reader's default. A cache was
             checked when it was converted. (default: :obj:`None`)
+        **options: Passed to the pickle reader: ``labels='classification'`` for
+            :func:`~dhmd_graph.data.load_mmsa`; ``label_kind``, ``label_names`` for
+            :func:`~dhmd_graph.data.load_mult`.
 
     Returns:
         dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``.
 
     Raises:
         DatasetError: The path does not exist, is of no known kind, or holds bad data.
+        ValueError: An unknown ``format``, or ``options`` for a folder format.
     """
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
+                         f"found {format!r}.")
     path = Path(path)
-    options = {} if label_range is None else {"label_range": label_range}
-    if path.is_dir():
-        if (path / MANIFEST).is_file():
+    range_option = {} if label_range is None else {"label_range": label_range}
+    if (path.is_dir() or path.suffix == ".json") and options:
+        raise ValueError(f"load_dataset: options {sorted(options)} apply to pickle files "
+                         f"only; '{path}' is not one.")
+    if path.is_dir() and format in (None, "arrays", "cache", "misa"):
+        if format in (None, "cache") and (path / MANIFEST).is_file():
             return load_cache(path)
-        if all((path / name).is_file() for name in MISA_FILES.values()):
-            return load_misa(path, **options)
-    elif path.is_file() and path.suffix == ".pkl":
-        return load_mmsa(path, **options)
+        if format in (None, "misa") and all((path / name).is_file()
+                                            for name in MISA_FILES.values()):
+            return load_misa(path, **range_option)
+        if format in (None, "arrays") and (path / LABELS_FILE).is_file():
+            return load_arrays(path, **range_option)
+    elif path.is_file() and path.suffix == ".pkl" and format in (None, "mmsa", "mult"):
+        data = load_pickle(path)
+        return _PICKLE_READERS[format or pickle_format(data)](data, path, **range_option,
+                                                              **options)
+    elif path.is_file() and path.suffix == ".json" and format in (None, "csd"):
+        return load_alignment(path, **range_option)
     raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
                        found=_describe(path),
-                       fix="Point to one of these (a .csd file is read with read_csd)")
+                       fix="Point to one of these (.csd files are aligned through a recipe, "
+                       "see dhmd_graph.data.align)"
+                       + ("" if format is None else f", or drop format={format!r}"))
+
+
+def pickle_format(data: object) -> str:
+    """``'mult'`` when the train split holds ``labels`` and no ``regression_labels`` (a
+    MulT file), else ``'mmsa'`` (whose reader explains what is wrong with other data)."""
+    train = data.get("train") if isinstance(data, dict) else None
+    if isinstance(train, dict) and "labels" in train and "regression_labels" not in train:
+        return "mult"
+    return "mmsa"
 
 
 def _describe(path: Path) -> str:
@@ -70,21 +130,24 @@ def _describe(path: Path) -> str:
 
 
 def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
-                     overwrite: bool = False, label_range: tuple[float, float] | None = None
-                     ) -> Path:
+                     overwrite: bool = False, label_range: tuple[float, float] | None = None,
+                     format: str | None = None, **options: Any) -> Path:
     r"""Convert a dataset once into a memory-mapped cache (see :mod:`dhmd_graph.data.cache`).
 
     The source is read once and validated by its reader, then written array by array.
-    Unless ``overwrite`` is set, a cache of the same source (same sha256) already at
-    ``cache_dir`` is kept as it is and nothing is read.
+    Unless ``overwrite`` is set, a cache of the same source (same sha256, read with the
+    same ``format`` and ``options``) already at ``cache_dir`` is kept as it is and nothing
+    is read.
 
     Args:
-        pickle_path (str or PathLike): An MMSA pickle, or a MISA folder of pickles.
+        pickle_path (str or PathLike): An MMSA or MulT pickle, or a MISA folder of pickles.
         cache_dir (str or PathLike): The cache folder to create.
         overwrite (bool, optional): Replace a cache of another source at ``cache_dir``.
             (default: :obj:`False`)
         label_range (tuple[float, float], optional): Passed to the reader.
             (default: :obj:`None`)
+        format (str, optional): As for :func:`load_dataset`. (default: :obj:`None`)
+        **options: Passed to the reader, as for :func:`load_dataset`.
 
     Returns:
         Path: ``cache_dir``.
@@ -94,21 +157,41 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
             and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
-    digest = source_digest(pickle_path) if Path(pickle_path).exists() else None
+    digest = _source_digest(Path(pickle_path)) if Path(pickle_path).exists() else None
+    reader = {"format": format, **options} if format or options else None
+    if digest is not None and reader is not None:
+        digest["reader"] = json.loads(json.dumps(reader))  # as it reads back from JSON
     if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
         existing = read_manifest(cache_dir).get("source") or {}
-        if existing.get("sha256") == digest["sha256"]:
+        if (existing.get("sha256"), existing.get("reader")) == (digest["sha256"],
+                                                                 digest.get("reader")):
             return cache_dir
-    datasets = load_dataset(pickle_path, label_range=label_range)
+    datasets = load_dataset(pickle_path, format=format, label_range=label_range, **options)
     return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+
+
+def _source_digest(source: Path) -> dict:
+    """:func:`source_digest`; for a recipe, over the recipe and the files it names."""
+    digest = source_digest(source)
+    if not (source.is_file() and source.suffix == ".json"):
+        return digest
+    files = alignment_files(source)
+    if not all(file.is_file() for file in files):
+        return digest  # the reader names the missing file
+    combined = hashlib.sha256(digest["sha256"].encode())
+    for file in files:
+        combined.update(f"{file.resolve()}\0{sha256_file(file)}\n".encode())
+    return {"path": digest["path"], "bytes": digest["bytes"] + sum(f.stat().st_size for f in files),
+            "sha256": combined.hexdigest(), "files": [str(f) for f in files]}
 
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     r"""A text summary of each split: sizes, shapes, length ranges and labels.
 
-    The label histogram counts the labels rounded to the nearest integer (the 7
-    sentiment classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in
-    [-1, 1] (the grid of CH-SIMS).
+    The label histogram counts scores rounded to the nearest integer (the 7 sentiment
+    classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in [-1, 1] (the grid
+    of CH-SIMS); class labels are counted per class and multi-hot labels per label
+    (the samples where it is present).
 
     Args:
         datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
@@ -124,13 +207,28 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
                 kind = f"token ids over {len(dataset.vocabulary)} words"
             lines.append(f"  {name:<8} shape {tuple(array.shape)} {kind}, length "
                          f"{length.min()}..{length.max()} (mean {length.mean():.1f})")
-        labels = dataset.labels
-        lines.append(f"  labels   mean {labels.mean():.3f}, std {labels.std():.3f}, "
-                     f"range [{labels.min():.2f}, {labels.max():.2f}]")
+        lines += _label_summary(dataset, width)
+    return "\n".join(lines)
+
+
+def _label_summary(dataset: MultimodalDataset, width: int) -> list[str]:
+    labels = dataset.labels
+    if dataset.label_kind == "score":
         step = 1.0 if np.abs(labels).max() > 1 else 0.2
         grid = np.round(labels / step) * step + 0.0  # + 0.0 turns -0 into 0
         values, counts = np.unique(grid, return_counts=True)
-        for value, count in zip(values, counts, strict=True):
-            bar = "#" * max(1, round(width * count / counts.max()))
-            lines.append(f"  {value:>+6.1f} | {bar} {count}")
-    return "\n".join(lines)
+        names = [f"{value:>+6.1f}" for value in values]
+        head = (f"  labels   mean {labels.mean():.3f}, std {labels.std():.3f}, "
+                f"range [{labels.min():.2f}, {labels.max():.2f}]")
+    else:
+        classes = dataset.num_classes
+        counts = (np.bincount(labels, minlength=classes) if dataset.label_kind == "class"
+                  else labels.sum(axis=0).astype(np.int64))
+        names = list(dataset.label_names or (str(c) for c in range(classes)))
+        head = (f"  labels   {classes} classes, one per sample" if dataset.label_kind == "class"
+                else f"  labels   {classes} multi-hot labels, {labels.sum(1).mean():.2f} "
+                     "present per sample")
+    widest = max(len(name) for name in names)
+    bars = [f"  {name:>{widest}} | {'#' * max(1, round(width * count / max(counts.max(), 1)))} "
+            f"{count}" for name, count in zip(names, counts, strict=True)]
+    return [head, *bars]

@@ -12,7 +12,10 @@ a dict of arrays::
     audio_lengths       (N,)          unaligned files only
     vision_lengths      (N,)          unaligned files only
     regression_labels   (N,)
+    classification_labels (N,)        0 negative, 1 neutral, 2 positive (optional)
     regression_labels_T/_A/_V (N,)    CH-SIMS unimodal labels        (optional)
+    modality_reliability (N, 3)       synthetic files: 1 reliable, 0 corrupted, per
+                                      (text, audio, vision)          (optional)
 
 Shapes come from the arrays, never from a configuration. Features are cast to
 float32 field by field (the original is released as soon as it is cast), so
@@ -35,21 +38,26 @@ from dhmd_graph.data.checks import (
     zero_negative_infinity,
 )
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.labels import SENTIMENT3_CLASSES
 from dhmd_graph.data.safe_pickle import load_pickle
 
-__all__ = ["MODALITIES", "SPLITS", "load_mmsa"]
+__all__ = ["MODALITIES", "RELIABILITY", "SPLITS", "load_mmsa", "read_mmsa"]
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
-REQUIRED = ("id", "text", "audio", "vision", "regression_labels")
+REQUIRED = ("id", "text", "audio", "vision")
+LABELS = ("regression", "classification")
 UNIMODAL_LABELS = {"regression_labels_T": "text", "regression_labels_A": "audio",
                    "regression_labels_V": "vision"}
+RELIABILITY = "modality_reliability"
+"""The optional ``(N, 3)`` per-sample reliability field of the synthetic files, kept in
+``dataset.extras`` under the same name (columns in :data:`MODALITIES` order)."""
 SENTIMENT_RANGE = (-3.0, 3.0)  # CMU-MOSI / CMU-MOSEI
 SIMS_RANGE = (-1.0, 1.0)  # CH-SIMS, recognised by its unimodal labels
 
 
-def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None = None
-              ) -> dict[str, MultimodalDataset]:
+def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None = None,
+              labels: str = "regression") -> dict[str, MultimodalDataset]:
     r"""Read an MMSA pickle into one :class:`MultimodalDataset` per split.
 
     The pickle is loaded with the restricted unpickler and every split is validated:
@@ -57,10 +65,16 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
 
     Args:
         path (str or PathLike): The ``.pkl`` file.
-        label_range (tuple[float, float], optional): Inclusive range of valid labels;
-            :obj:`None` picks ``(-1, 1)`` when the CH-SIMS unimodal labels
+        label_range (tuple[float, float], optional): Inclusive range of valid regression
+            labels; :obj:`None` picks ``(-1, 1)`` when the CH-SIMS unimodal labels
             ``regression_labels_T/_A/_V`` are present and ``(-3, 3)`` otherwise.
             (default: :obj:`None`)
+        labels (str, optional): Which labels to read: ``'regression'``
+            (``regression_labels``, scores) or ``'classification'``
+            (``classification_labels``, MMSA's 3-class sentiment: class indices 0
+            negative, 1 neutral, 2 positive, named as in
+            :data:`~dhmd_graph.data.labels.SENTIMENT3_CLASSES`; the unimodal labels
+            are then not read). (default: ``'regression'``)
 
     Returns:
         dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``; modalities
@@ -69,9 +83,21 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
     Raises:
         DatasetError: For a missing, truncated or unsafe file or any invalid field,
             naming the file, split, field, what was expected and what was found.
+
+    A ``modality_reliability`` field (synthetic files) is kept as
+    ``dataset.extras['modality_reliability']``, ``(N, 3)`` float32 in ``[0, 1]``.
     """
+    _check_option(labels)  # before reading a file of several GB
     path = Path(path)
-    data = load_pickle(path)
+    return read_mmsa(load_pickle(path), path, label_range=label_range, labels=labels)
+
+
+def read_mmsa(data: object, path: str | PathLike, *,
+              label_range: tuple[float, float] | None = None, labels: str = "regression"
+              ) -> dict[str, MultimodalDataset]:
+    r"""The splits of an already unpickled MMSA dict (arguments as :func:`load_mmsa`;
+    ``path`` is used in messages). Splits are popped from ``data`` as they are read."""
+    _check_option(labels)
     if not isinstance(data, dict):
         raise DatasetError("not an MMSA pickle", file=path,
                            expected="a dict with keys 'train', 'valid', 'test'",
@@ -83,11 +109,16 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
                            expected=f"splits {list(SPLITS)}", found=f"keys {sorted(map(str, data))}",
                            fix="Pass a complete MMSA pickle with all three splits")
     # Pop each split so its raw arrays are released as soon as it is read.
-    return {split: _read_split(data.pop(split), Location(path, split), label_range)
+    return {split: _read_split(data.pop(split), Location(path, split), label_range, labels)
             for split in SPLITS}
 
 
-def _read_split(raw, where: Location, label_range: tuple[float, float] | None
+def _check_option(labels: str) -> None:
+    if labels not in LABELS:
+        raise ValueError(f"load_mmsa: labels must be one of {list(LABELS)}; found {labels!r}.")
+
+
+def _read_split(raw, where: Location, label_range: tuple[float, float] | None, labels: str
                 ) -> MultimodalDataset:
     if not isinstance(raw, dict):
         raise where.error("split is not a dict", "-", "a dict of arrays",
@@ -95,9 +126,10 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
     # Pop fields from a private copy (splits may share objects): each raw array is then
     # released as soon as it is converted, unless another split still holds it.
     raw = dict(raw)
-    for key in REQUIRED:
+    required = (*REQUIRED, f"{labels}_labels")
+    for key in required:
         if key not in raw:
-            raise where.error("missing field", key, f"fields {list(REQUIRED)}",
+            raise where.error("missing field", key, f"fields {list(required)}",
                               f"fields {sorted(map(str, raw))}",
                               "Export the split with the MMSA field names")
     ids = np.asarray(raw.pop("id"))
@@ -111,13 +143,20 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None
         features[name] = array
 
     lengths = {name: _lengths(raw, name, features[name], where) for name in MODALITIES}
-    labels = _vector(raw.pop("regression_labels"), where, "regression_labels")
+    raw_text = raw.pop("raw_text", None)
+    field = f"{labels}_labels"
+    if labels == "classification":
+        return MultimodalDataset(
+            features, lengths, _vector(raw.pop(field), where, field), ids, label_kind="class",
+            num_classes=len(SENTIMENT3_CLASSES), label_names=SENTIMENT3_CLASSES,
+            label_field=field, raw_text=raw_text, source=str(where.file), split=where.split)
+    scores = _vector(raw.pop(field), where, field)
     unimodal = {name: _vector(raw.pop(key), where, key)
                 for key, name in UNIMODAL_LABELS.items() if key in raw}
-    raw_text = raw.pop("raw_text", None)
-
-    dataset = MultimodalDataset(features, lengths, labels, ids, unimodal_labels=unimodal,
-                                raw_text=raw_text, source=str(where.file), split=where.split)
+    extras = {RELIABILITY: _reliability(raw.pop(RELIABILITY), where)} if RELIABILITY in raw else {}
+    dataset = MultimodalDataset(features, lengths, scores, ids, label_field=field,
+                                unimodal_labels=unimodal, raw_text=raw_text, extras=extras,
+                                source=str(where.file), split=where.split)
     if label_range is None:
         label_range = SIMS_RANGE if unimodal else SENTIMENT_RANGE
     check_labels(dataset.labels, label_range, where, "regression_labels", dataset.ids)
@@ -154,10 +193,27 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
 
 
 def _vector(value, where: Location, field: str) -> np.ndarray:
-    """A ``(N,)`` float32 label array."""
+    """A ``(N,)`` numeric label array."""
     array = np.asarray(value)
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
-        raise where.error("wrong labels", field, "a (N,) float array",
+        raise where.error("wrong labels", field, "a (N,) numeric array",
                           f"shape {array.shape}, dtype {array.dtype}",
-                          "Export one regression label per sample")
+                          "Export one label per sample")
     return array.astype(np.float32)
+
+
+def _reliability(value, where: Location) -> np.ndarray:
+    """The ``(N, 3)`` float32 per-sample reliability of (text, audio, vision) in [0, 1]."""
+    array = np.asarray(value)
+    if array.ndim != 2 or array.shape[1] != len(MODALITIES) \
+            or not np.issubdtype(array.dtype, np.number):
+        raise where.error("wrong reliability", RELIABILITY,
+                          f"a (N, {len(MODALITIES)}) float array over {list(MODALITIES)}",
+                          f"shape {array.shape}, dtype {array.dtype}",
+                          "Export one reliability per sample and modality, or drop the field")
+    array = array.astype(np.float32)
+    if not (np.isfinite(array).all() and (array >= 0).all() and (array <= 1).all()):
+        bad = array[~(np.isfinite(array) & (array >= 0) & (array <= 1))][0]
+        raise where.error("reliability outside [0, 1]", RELIABILITY, "values in [0, 1]",
+                          f"{bad}", "Export 1 for reliable and 0 for corrupted modalities")
+    return array

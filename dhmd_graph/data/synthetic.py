@@ -52,6 +52,22 @@ padded length, so that pooling a 500-step sequence removes no more noise than po
 same relative position in the three modalities: the moment the sentiment is expressed),
 :math:`0` elsewhere. All strengths are fields of :class:`PlantedStructure`.
 
+**Per-sample modality reliability** (generator version 3). A modality can fail in one
+sample and work in the next, as a covered camera, a noisy microphone or an off-topic
+transcript would: each sample has, independently, at most one *corrupted* modality, modality
+:math:`m` with probability :math:`q_m` (``corruption_probability``). In a corrupted
+modality noise replaces the signal: the planted factors are removed (:math:`a_m = b_m = 0`
+for that sample) and the per-step code noise is :math:`\kappa` times stronger
+(``corruption_noise_scale``) over the whole sequence, so the modality carries no label
+information and looks noisier than usual; for corrupted text, its raw text has no sentiment
+words. The other modalities of the sample are untouched, so a model can tell a corrupted
+modality by looking at it, and a good dynamic graph should route teaching away from it in
+that sample. Each split records it as ``modality_reliability``, an ``(N, 3)`` float32 array
+over (text, audio, vision): 1 where the modality is reliable, 0 where it is corrupted (read
+by :func:`~dhmd_graph.data.load_mmsa` into ``dataset.extras``). The corruption draws use
+their own random stream, so with all :math:`q_m = 0` the file is the version-2 file plus an
+all-ones ``modality_reliability``.
+
 **Lengths and padding.** Each clip has a duration; the true length of each modality is
 proportional to it (median 55 % of the padded length, some clips truncated at the
 maximum). Steps beyond the true length are exactly zero. Unaligned files store
@@ -66,7 +82,8 @@ video (the real mean clips per video of each dataset) and no video shared betwee
 inside the signal window; ``classification_labels`` is 0/1/2 (negative/neutral/positive)
 and ``annotations`` the matching words. CH-SIMS files add ``regression_labels_T/_A/_V``:
 the part of the label each modality sees (:math:`s`, :math:`s + r_a`, :math:`s + r_v`) plus
-annotator noise, clipped to :math:`[-1, 1]` and snapped to the 0.2 grid.
+annotator noise, clipped to :math:`[-1, 1]` and snapped to the 0.2 grid (also for a
+corrupted modality: the annotators label the clip, not the corrupted features).
 
 Generation is deterministic per ``seed`` and memory-lean: features are generated in
 float32 chunks straight into memory-mapped scratch files next to the output, which the
@@ -88,15 +105,20 @@ import numpy as np
 
 __all__ = [
     "PROFILES",
+    "RELIABILITY_KEY",
     "PlantedStructure",
     "SyntheticProfile",
     "default_dataset_path",
+    "planted_features",
     "write_synthetic",
 ]
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
-GENERATOR_VERSION = 2  # bump when the generated content changes: it names the cache folder
+GENERATOR_VERSION = 3  # bump when the generated content changes: it names the cache folder
+# 3: per-sample modality reliability (corrupted modalities, ``modality_reliability``)
+RELIABILITY_KEY = "modality_reliability"
+"""The split key of the ``(N, 3)`` per-sample reliability of (text, audio, vision)."""
 _CHUNK = 256  # samples generated at once; part of the random stream, so a constant
 _CLS, _SEP, _FIRST_WORD_ID = 101, 102, 1000
 
@@ -230,6 +252,11 @@ class PlantedStructure:
             of the sequence. (default: ``(0.3, 0.6)``)
         unimodal_label_noise (float, optional): Std of the annotator noise of the CH-SIMS
             unimodal labels, as a fraction of the label scale. (default: ``0.2``)
+        corruption_probability (tuple[float, float, float], optional): :math:`q_m`, the
+            probability that a sample's text, audio, vision is its one corrupted modality
+            (they must sum to at most 1). (default: ``(0.1, 0.1, 0.1)``)
+        corruption_noise_scale (float, optional): :math:`\kappa`, the factor on the step
+            noise of a corrupted modality. (default: ``3.0``)
     """
 
     shared_strength: tuple[float, float, float] = (2.0, 1.0, 0.8)
@@ -242,6 +269,30 @@ class PlantedStructure:
     code_channels: int = 16
     window_fraction: tuple[float, float] = (0.3, 0.6)
     unimodal_label_noise: float = 0.2
+    corruption_probability: tuple[float, float, float] = (0.1, 0.1, 0.1)
+    corruption_noise_scale: float = 3.0
+
+    def __post_init__(self) -> None:
+        q = self.corruption_probability
+        if len(q) != len(MODALITIES) or min(q) < 0 or sum(q) > 1 + 1e-9:
+            raise ValueError(
+                f"PlantedStructure.corruption_probability: expected one probability per "
+                f"modality {MODALITIES}, each >= 0 and summing to at most 1 (a sample has "
+                f"at most one corrupted modality); found {q}."
+            )
+        if self.corruption_noise_scale < 0:
+            raise ValueError(f"PlantedStructure.corruption_noise_scale: expected >= 0, found "
+                             f"{self.corruption_noise_scale}.")
+
+
+def _corrupted(n: int, probability: tuple[float, ...], rng: np.random.Generator
+               ) -> np.ndarray:
+    """``(n, M)`` bool: at most one corrupted modality per sample, ``m`` with probability
+    ``probability[m]``."""
+    edges = np.cumsum(probability)  # (M,)
+    draw = rng.random(n)[:, None]  # (n, 1)
+    lower = np.concatenate([[0.0], edges[:-1]])
+    return (draw >= lower) & (draw < edges)  # (n, M)
 
 
 def _profile(name: str) -> SyntheticProfile:
@@ -360,10 +411,11 @@ def _window(start: np.ndarray, width: np.ndarray, length: np.ndarray
 
 
 def _text(shared: np.ndarray, text_length: np.ndarray, begin: np.ndarray, end: np.ndarray,
-          steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+          steps: int, corrupted: np.ndarray, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray]:
     """``raw_text`` (N,) and ``text_bert`` (N, 3, T_l): one word per token between
     ``[CLS]`` and ``[SEP]``; 40 % of the words inside the signal window carry the
-    sentiment's sign, the others are filler."""
+    sentiment's sign (none where the text is ``corrupted`` (N,)), the others are filler."""
     n = len(shared)
     tokens = np.zeros((n, 3, steps), dtype=np.int64)
     raw_text = np.empty(n, dtype=object)
@@ -371,7 +423,7 @@ def _text(shared: np.ndarray, text_length: np.ndarray, begin: np.ndarray, end: n
     polar = rng.integers(0, len(_POSITIVE), (n, steps)) + len(_FILLER)
     polar += np.where(shared < 0, len(_POSITIVE), 0)[:, None]
     position = np.arange(steps)[None, :]
-    window = (position >= begin[:, None]) & (position < end[:, None])
+    window = (position >= begin[:, None]) & (position < end[:, None]) & ~corrupted[:, None]
     word = np.where(window & (rng.random((n, steps)) < 0.4), polar, filler)
     for i in range(n):
         words = word[i, 1 : text_length[i] - 1]  # token 0 is [CLS], the last [SEP]
@@ -395,17 +447,30 @@ def _correlated_noise(rng: np.random.Generator, shape: tuple[int, int, int], spa
     return window_sums / np.float32(np.sqrt(span))
 
 
-def _features(world: _World, name: str, signal: np.ndarray, offset: np.ndarray,
-              length: np.ndarray, begin: np.ndarray, end: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
-    """``(n, T_m, d_m)`` float32 features of one chunk (see the module docstring)."""
-    structure, projection = world.structure, world.projections[name]
-    n, steps, code = len(signal), world.steps[name], projection.shape[0]
+def planted_features(signal: np.ndarray, offset: np.ndarray, length: np.ndarray,
+                     begin: np.ndarray, end: np.ndarray, projection: np.ndarray, steps: int,
+                     structure: PlantedStructure, rng: np.random.Generator,
+                     noise_scale: np.ndarray | None = None) -> np.ndarray:
+    r"""``(n, T, d)`` float32 features of one chunk of one modality: the code signal inside
+    each sample's window ``[begin, end)``, plus the per-video offset and the step noise,
+    projected by ``projection`` and noised (see the module docstring; the noise levels
+    are those of ``structure``). ``noise_scale`` ``(n,)`` multiplies each sample's step
+    noise (a corrupted modality's, see the module docstring; default ones). Also used by
+    :mod:`~dhmd_graph.data.synthetic_tasks`.
+
+    Shapes:
+        - **input:** signal :math:`(n, k)`, offset :math:`(n, k)`, length / begin / end
+          :math:`(n,)`, projection :math:`(k, d)`
+        - **output:** :math:`(n, T, d)`, exactly zero after each length
+    """
+    n, code = len(signal), projection.shape[0]
+    if noise_scale is None:
+        noise_scale = np.ones(n, dtype=np.float32)
     position = np.arange(steps)[None, :]
     window = (position >= begin[:, None]) & (position < end[:, None])  # (n, T)
     span = max(1, round(structure.noise_correlation * steps))
     codes = _correlated_noise(rng, (n, steps, code), span)  # (n, T, k)
-    codes *= structure.step_noise_std
+    codes *= (structure.step_noise_std * noise_scale)[:, None, None].astype(np.float32)
     codes += offset[:, None, :]
     codes += window[:, :, None] * signal[:, None, :]
     features = codes @ projection  # (n, T, d)
@@ -426,6 +491,10 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     shared = labels - exclusive.sum(axis=0)  # s = y - r_a - r_v
 
     exclusive_of = {"audio": exclusive[0], "vision": exclusive[1]}
+    # Own stream, so that the draws above and below are those of a file without corruption.
+    corruption_rng = np.random.default_rng([seed, list(PROFILES).index(profile.name),
+                                            1 + SPLITS.index(split), 1])
+    corrupted = _corrupted(n, structure.corruption_probability, corruption_rng)  # (n, M)
 
     # Per modality the code signal (n, k_m): the standardised shared sentiment on
     # channel 0, the modality's standardised exclusive residual on channel 1.
@@ -436,7 +505,10 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
         if name in exclusive_of:
             signal[:, 1] = (structure.exclusive_strength[m - 1] * exclusive_of[name]
                             / world.exclusive_std)
+        signal[corrupted[:, m]] = 0.0  # noise replaces the signal
         signals[name] = signal
+    noise_scales = {name: np.where(corrupted[:, m], structure.corruption_noise_scale, 1.0)
+                    for m, name in enumerate(MODALITIES)}  # (n,) per modality
 
     ids = _video_ids(n, profile.clips_per_video, rng)
     video = np.unique([i.split("$_$")[0] for i in ids], return_inverse=True)[1]
@@ -451,7 +523,7 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     reference = {name: lengths["text"] if world.aligned else lengths[name] for name in MODALITIES}
     windows = {name: _window(start, width, reference[name]) for name in MODALITIES}
     raw_text, text_bert = _text(shared, lengths["text"], *windows["text"], world.steps["text"],
-                                rng)
+                                corrupted[:, MODALITIES.index("text")], rng)
 
     features = {
         name: np.lib.format.open_memmap(
@@ -462,9 +534,10 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     for lo in range(0, n, _CHUNK):
         rows = slice(lo, min(lo + _CHUNK, n))
         for name in MODALITIES:
-            features[name][rows] = _features(
-                world, name, signals[name][rows], offsets[name][video[rows]],
-                lengths[name][rows], windows[name][0][rows], windows[name][1][rows], rng)
+            features[name][rows] = planted_features(
+                signals[name][rows], offsets[name][video[rows]], lengths[name][rows],
+                windows[name][0][rows], windows[name][1][rows], world.projections[name],
+                world.steps[name], world.structure, rng, noise_scale=noise_scales[name][rows])
 
     classes = np.sign(labels).astype(np.int64) + 1  # 0 negative, 1 neutral, 2 positive
     data = {
@@ -477,6 +550,7 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
         "regression_labels": labels.astype(np.float32),
         "classification_labels": classes.astype(np.float32),
         "annotations": _CLASS_NAMES[classes],
+        RELIABILITY_KEY: (~corrupted).astype(np.float32),  # (n, 3) 1 reliable, 0 corrupted
     }
     if not world.aligned:
         data["audio_lengths"] = lengths["audio"]

@@ -5,6 +5,8 @@ r"""Looking inside a trained DHMD model: figures and numbers from a model and a 
   features and how well they separate the modalities.
 - :mod:`~dhmd_graph.inspect.edges`: the distillation edge weights as one
   :class:`networkx.DiGraph` per space, and their evolution during training.
+- :mod:`~dhmd_graph.inspect.reliability`: the edge weights against a planted per-sample
+  modality reliability (did the graph learn something real?).
 - :mod:`~dhmd_graph.inspect.dictionary`: dictionary activations and atom usage.
 - :mod:`~dhmd_graph.inspect.missing`: the metrics of every subset of modalities.
 - :mod:`~dhmd_graph.inspect.report`: all of it as PNG figures and a Markdown report
@@ -26,6 +28,7 @@ from dhmd_graph.inspect.edges import (
     read_log,
 )
 from dhmd_graph.inspect.missing import evaluate_subsets, modality_subsets, predict_subsets
+from dhmd_graph.inspect.reliability import TeacherReliability, edge_reliability, outgoing_weight
 from dhmd_graph.inspect.report import inspect_run, write_report
 from dhmd_graph.inspect.spaces import (
     SpaceOutputs,
@@ -41,16 +44,19 @@ __all__ = [
     "EdgeHistory",
     "SpaceOutputs",
     "SplitOutputs",
+    "TeacherReliability",
     "atom_usage",
     "collect_outputs",
     "edge_graph",
     "edge_graphs",
     "edge_history",
+    "edge_reliability",
     "embed_spaces",
     "evaluate_subsets",
     "inspect_run",
     "modality_separation",
     "modality_subsets",
+    "outgoing_weight",
     "plot_atom_activations",
     "plot_edge_evolution",
     "plot_edge_graphs",

@@ -9,7 +9,9 @@ writes into one folder:
 - ``spaces.png``: the 2-D embeddings of both spaces (:mod:`~dhmd_graph.inspect.spaces`);
 - ``atoms.png``: the dictionary activations (:mod:`~dhmd_graph.inspect.dictionary`);
 - ``report.md``: the figures, their tables, and what they show in a few sentences,
-  with the metrics of every subset of modalities (:mod:`~dhmd_graph.inspect.missing`).
+  with the metrics of every subset of modalities (:mod:`~dhmd_graph.inspect.missing`)
+  and, where the data plants a per-sample ``modality_reliability`` (the synthetic data),
+  how the learned edge weights follow it (:mod:`~dhmd_graph.inspect.reliability`).
 
 :func:`inspect_run` does the same for a run folder written by the trainer, and is what
 ``dhmd inspect`` calls.
@@ -27,6 +29,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.data.mmsa import RELIABILITY
 from dhmd_graph.inspect.dictionary import atom_usage, plot_atom_activations
 from dhmd_graph.inspect.edges import (
     edge_graphs,
@@ -36,6 +39,7 @@ from dhmd_graph.inspect.edges import (
     read_log,
 )
 from dhmd_graph.inspect.missing import evaluate_subsets
+from dhmd_graph.inspect.reliability import edge_reliability
 from dhmd_graph.inspect.spaces import (
     SplitOutputs,
     as_batches,
@@ -106,6 +110,40 @@ def _edge_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[str]:
             "",
         ]
     return lines
+
+
+def _reliability_section(outputs: SplitOutputs) -> list[str]:
+    if RELIABILITY not in outputs.extras:
+        return []
+    reliability = outputs.extras[RELIABILITY]  # (N, M)
+    rows, differences = [], {}
+    for space, values in outputs.spaces.items():
+        for teacher, row in edge_reliability(values, reliability, outputs.modalities).items():
+            rows.append([space, teacher, row.correlation, row.reliable_mean, row.corrupted_mean,
+                         row.difference, f"{row.reliable_count} / {row.corrupted_count}"])
+            if row.corrupted_count and row.reliable_count:
+                differences[(space, teacher)] = row.difference
+    if differences:
+        space, teacher = max(differences, key=differences.get)
+        largest = differences[(space, teacher)]
+        verdict = (f"In {sum(d > 0 for d in differences.values())} of {len(differences)} "
+                   "(space, teacher) pairs the teacher sends less learned weight where it is "
+                   "corrupted than where it is reliable (the graph routes teaching away from "
+                   f"corrupted modalities there); the largest difference is {largest:.3f} "
+                   f"({teacher} in the {space} space).")
+    else:
+        verdict = "No modality is both reliable and corrupted in this split's samples."
+    return [
+        "## Edge weights and planted modality reliability", "",
+        "The data marks, per sample, which modality is corrupted (noise instead of signal). "
+        "Per space and teacher: the correlation over the samples between the teacher's "
+        "outgoing learned weight E and its reliability (1 reliable, 0 corrupted), and its "
+        "mean outgoing E where it is reliable and where it is corrupted.", "",
+        markdown_table(["space", "teacher", "correlation", "mean E reliable",
+                        "mean E corrupted", "difference", "samples reliable / corrupted"],
+                       rows),
+        "", verdict, "",
+    ]
 
 
 def _evolution_section(log: Iterable[Mapping], out_dir: Path, dpi: int) -> list[str]:
@@ -252,6 +290,7 @@ def write_report(
     lines = [f"# {title}", "",
              f"{len(outputs.labels)} samples, modalities {', '.join(outputs.modalities)}.", "",
              *_edge_section(outputs, out_dir, dpi),
+             *_reliability_section(outputs),
              *(_evolution_section(log, out_dir, dpi) if log is not None else []),
              *_space_section(outputs, out_dir, dpi, method, seed),
              *_dictionary_section(outputs, out_dir, dpi),

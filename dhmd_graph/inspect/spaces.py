@@ -15,6 +15,7 @@ modalities mix, heterogeneous ones separate* -- with two numbers per space
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -83,12 +84,15 @@ class SplitOutputs(NamedTuple):
         labels (np.ndarray): ``(N,)`` regression labels.
         prediction (np.ndarray): ``(N,)`` the model's predictions.
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
+        extras (Mapping[str, np.ndarray]): The batches' per-sample extras, e.g. the
+            synthetic data's ``modality_reliability`` ``(N, M)`` (empty if none).
     """
 
     modalities: tuple[str, ...]
     labels: np.ndarray
     prediction: np.ndarray
     spaces: dict[str, SpaceOutputs]
+    extras: Mapping[str, np.ndarray] = MappingProxyType({})
 
 
 def dense_edge_weights(
@@ -161,6 +165,8 @@ def collect_outputs(
         output = model(batch)
         keep("labels", batch.labels)  # (B,)
         keep("prediction", output.prediction.reshape(-1))  # (B,)
+        for key, value in batch.extras.items():
+            keep(f"extra/{key}", value)  # (B, ...)
         for space in SPACES:
             edges = getattr(output, f"{space}_edges")
             weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
@@ -186,7 +192,9 @@ def collect_outputs(
         )
         for space in SPACES
     }
-    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces)
+    extras = {name.removeprefix("extra/"): value for name, value in arrays.items()
+              if name.startswith("extra/")}
+    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras)
 
 
 def modality_separation(features: np.ndarray, *, neighbors: int = 10,

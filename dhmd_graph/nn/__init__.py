@@ -9,8 +9,14 @@ from dhmd_graph.nn.attention import (
     masked_mean,
     position_encoding,
 )
-from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput, sparsemax
-from dhmd_graph.nn.distill import DynamicGraphDistill
+from dhmd_graph.nn.dictionary import (
+    CrossModalDictionary,
+    DictionaryOutput,
+    ModalitySharedDictionary,
+    SharedDictionaryOutput,
+    sparsemax,
+)
+from dhmd_graph.nn.distill import DynamicGraphDistill, EdgeWeights, GraphDistillOutput
 from dhmd_graph.nn.encoders import (
     DecoupledFeatures,
     Decoupling,
@@ -26,9 +32,13 @@ __all__ = [
     "Decoupling",
     "DictionaryOutput",
     "DynamicGraphDistill",
+    "EdgeWeights",
     "FlattenHead",
+    "GraphDistillOutput",
     "MaskedPooling",
+    "ModalitySharedDictionary",
     "ResidualHead",
+    "SharedDictionaryOutput",
     "StackedTransformer",
     "TemporalProjection",
     "attention_mask",

@@ -13,9 +13,15 @@ Example, for a batch of 16 samples with text, audio and vision (node ``b * 3 + m
     logits, reprs = torch.randn(48, 1), torch.randn(48, 64)
     out, (edge_index, weight) = layer(logits, reprs, *graph, return_edge_weights=True)
     loss = graph_distillation_loss(logits, edge_index, weight, graph.batch, "l1")
+    # out: (48, 64) the propagated feature of every node (the GD-Unit's output)
+
+    # The same call, with the learned and prior parts of the weights kept apart:
+    result = layer(logits, reprs, *graph, return_parts=True)
+    result.x, result.edges.learned, result.edges.prior  # (48, 64), (96,), (96,)
 """
 
 from collections.abc import Sequence
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor
@@ -23,9 +29,42 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
-__all__ = ["DynamicGraphDistill"]
+__all__ = ["DynamicGraphDistill", "EdgeWeights", "GraphDistillOutput"]
 
 NORMALIZATIONS = ("graph", "target")
+
+
+class EdgeWeights(NamedTuple):
+    r"""The edges of a GD-Unit and their weights, the parts kept apart.
+
+    Attributes:
+        edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student (the
+            edges the layer was given).
+        weight (Tensor): ``(E,)`` the distillation weight :math:`w = E + p` (the
+            losses' weight; :math:`w = E` without a prior).
+        learned (Tensor): ``(E,)`` the learned, input-dependent weight :math:`E`.
+        prior (Tensor or None): ``(E,)`` the prior weight :math:`p`, :obj:`None`
+            without a prior.
+    """
+
+    edge_index: Tensor
+    weight: Tensor
+    learned: Tensor
+    prior: Tensor | None
+
+
+class GraphDistillOutput(NamedTuple):
+    r"""What :class:`DynamicGraphDistill` computes, returned with
+    :obj:`return_parts=True`.
+
+    Attributes:
+        x (Tensor): ``(N, F_out)`` the propagated feature :math:`\hat{\mathbf{x}}_j`
+            of every node (the GD-Unit's output).
+        edges (EdgeWeights): The edges with :math:`w`, :math:`E` and :math:`p`.
+    """
+
+    x: Tensor
+    edges: EdgeWeights
 
 
 class DynamicGraphDistill(MessagePassing):
@@ -69,24 +108,44 @@ class DynamicGraphDistill(MessagePassing):
         w_{i \rightarrow j} = E_{i \rightarrow j} + p_{i \rightarrow j}
 
     (without a prior, :math:`w = E`). Both softmaxes run over the edges actually
-    present, so pruned edges and absent nodes need no special case. The layer
-    returns, for every student, the weighted teacher signal with the teachers
-    detached (:math:`\mathrm{sg}`, stop-gradient):
+    present, so pruned edges and absent nodes need no special case.
+
+    As in DHMD's published framework figure, the layer **outputs features**: every
+    student receives its teachers' representations weighted by the same
+    :math:`w`, in the style of :class:`~torch_geometric.nn.conv.GraphConv`,
 
     .. math::
-        \mathbf{x}^{\prime}_j = \sum_{i \rightarrow j} w_{i \rightarrow j}\,
-        \mathrm{sg}\left( \left[ \mathbf{y}_i \,\Vert\, \mathbf{r}_i \right] \right).
+        \hat{\mathbf{x}}_j = \mathbf{\Theta}_{root}\, \mathbf{r}_j +
+        \mathbf{\Theta} \sum_{i \rightarrow j} w_{i \rightarrow j}\,
+        \phi(\mathbf{r}_i) \; (+\, \mathbf{b}),
 
-    The distillation losses are aggregations of weighted per-edge distances over
-    the same edges and weights, see
+    where :math:`\mathbf{\Theta}` and :math:`\mathbf{\Theta}_{root}` are the
+    identity (:obj:`out_channels=None`: :math:`\hat{\mathbf{x}}_j = \mathbf{r}_j +
+    \sum_i w_{i \rightarrow j} \mathbf{r}_i`) or learned linear maps with a bias
+    :math:`\mathbf{b}` (:obj:`out_channels` set), the root term is dropped with
+    :obj:`root_weight=False`, and :math:`\phi` is the identity or, with
+    :obj:`detach_teacher=True`, the stop-gradient :math:`\mathrm{sg}`. The logits
+    enter the edge scores only. How the GD output is formed is not published (SPEC
+    §5, *open*): this is our design, each choice a constructor argument.
+
+    **Who receives gradient.** The distillation losses are aggregations of weighted
+    per-edge distances over the same edges and weights, see
     :func:`dhmd_graph.losses.graph_distillation_loss`: the edge scorer learns
     through the weights, students through the distances, and a teacher's value is
     never pulled toward its student (as in the reference, the teacher's embedding
-    :math:`\mathbf{h}_i` still receives gradient through the edge score).
+    :math:`\mathbf{h}_i` still receives gradient through the edge score). The
+    feature output is an ordinary message-passing path: by default
+    (:obj:`detach_teacher=False`) a loss on :math:`\hat{\mathbf{x}}_j` reaches the
+    teacher's representation :math:`\mathbf{r}_i` through the message, so a teacher
+    learns to send what its students' task needs, and the edge scorer learns from
+    the task which teacher helps whom; :obj:`detach_teacher=True` stops that path
+    (the scorer still learns through :math:`w`).
 
     Edges are a :class:`torch.Tensor` :obj:`edge_index`, usually from
     :func:`~dhmd_graph.nn.modality_graph`, optionally pruned or passed through
-    :func:`~dhmd_graph.nn.restrict_to_present` for missing modalities.
+    :func:`~dhmd_graph.nn.restrict_to_present` for missing modalities. A node
+    without teachers (e.g. an absent modality) receives no message: its output is
+    its root term alone, so absent nodes must be masked downstream.
 
     Args:
         logit_channels (int): Size :math:`C` of each node's logit, or :obj:`-1` to
@@ -109,6 +168,17 @@ class DynamicGraphDistill(MessagePassing):
             (default: :obj:`None`)
         prior_temperature (float, optional): The softmax temperature :math:`\tau_p`
             of the prior. (default: :obj:`0.25`)
+        out_channels (int, optional): Size :math:`F_{out}` of the output features,
+            through learned :math:`\mathbf{\Theta}`, :math:`\mathbf{\Theta}_{root}`
+            and bias; :obj:`None` keeps :math:`F` with identity maps and no bias.
+            (default: :obj:`None`)
+        root_weight (bool, optional): If set to :obj:`False`, a node's own
+            representation is not added to its output. (default: :obj:`True`)
+        detach_teacher (bool, optional): If set to :obj:`True`, the messages carry
+            :math:`\mathrm{sg}(\mathbf{r}_i)`: no gradient reaches a teacher's
+            representation through its message. (default: :obj:`False`)
+        bias (bool, optional): With :obj:`out_channels` set, whether the output
+            has the learned bias :math:`\mathbf{b}`. (default: :obj:`True`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -119,10 +189,11 @@ class DynamicGraphDistill(MessagePassing):
           edge indices :math:`(2, |\mathcal{E}|)` (row 0 teacher, row 1 student),
           batch vector :math:`(|\mathcal{V}|)`,
           node modalities :math:`(|\mathcal{V}|)` *(optional)*
-        - **output:** weighted teacher signal :math:`(|\mathcal{V}|, C + F)`
-          (zero for a node with no teacher). If :obj:`return_edge_weights=True`,
-          then :math:`((|\mathcal{V}|, C + F), ((2, |\mathcal{E}|),
-          (|\mathcal{E}|)))`
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})`
+          (:math:`F_{out} = F` without :obj:`out_channels`). If
+          :obj:`return_edge_weights=True`, then :math:`((|\mathcal{V}|, F_{out}),
+          ((2, |\mathcal{E}|), (|\mathcal{E}|)))` with the weights :math:`w`; if
+          :obj:`return_parts=True`, a :class:`GraphDistillOutput`.
     """
 
     def __init__(
@@ -135,6 +206,10 @@ class DynamicGraphDistill(MessagePassing):
         normalize: str = "graph",
         prior: Tensor | Sequence[Sequence[float]] | None = None,
         prior_temperature: float = 0.25,
+        out_channels: int | None = None,
+        root_weight: bool = True,
+        detach_teacher: bool = False,
+        bias: bool = True,
         **kwargs,
     ) -> None:
         kwargs.setdefault("aggr", "add")
@@ -150,6 +225,11 @@ class DynamicGraphDistill(MessagePassing):
                 f"DynamicGraphDistill: temperature and prior_temperature must be "
                 f"positive, found {temperature} and {prior_temperature}."
             )
+        if out_channels is not None and out_channels < 1:
+            raise ValueError(
+                f"DynamicGraphDistill: out_channels must be positive or None (identity "
+                f"maps), found {out_channels}."
+            )
 
         self.logit_channels = logit_channels
         self.repr_channels = repr_channels
@@ -157,11 +237,20 @@ class DynamicGraphDistill(MessagePassing):
         self.temperature = temperature
         self.normalize = normalize
         self.prior_temperature = prior_temperature
+        self.out_channels = out_channels
+        self.root_weight = root_weight
+        self.detach_teacher = detach_teacher
 
         self.lin_logit = Linear(logit_channels, hidden_channels)
         self.lin_repr = Linear(repr_channels, hidden_channels)
         # A bias would cancel in the softmax over each group, so the scorer has none.
         self.lin_edge = Linear(4 * hidden_channels, 1, bias=False)
+
+        if out_channels is None:
+            self.lin_message = self.lin_root = None
+        else:
+            self.lin_message = Linear(repr_channels, out_channels, bias=bias)
+            self.lin_root = Linear(repr_channels, out_channels, bias=False) if root_weight else None
 
         if prior is not None:
             prior = torch.as_tensor(prior, dtype=torch.get_default_dtype()).detach().clone()
@@ -180,6 +269,49 @@ class DynamicGraphDistill(MessagePassing):
         self.lin_logit.reset_parameters()
         self.lin_repr.reset_parameters()
         self.lin_edge.reset_parameters()
+        if self.lin_message is not None:
+            self.lin_message.reset_parameters()
+        if self.lin_root is not None:
+            self.lin_root.reset_parameters()
+
+    @overload
+    def forward(
+        self,
+        logits: Tensor,
+        reprs: Tensor,
+        edge_index: Tensor,
+        batch: Tensor,
+        modality: Tensor | None = None,
+        return_edge_weights: Literal[False] = False,
+        *,
+        return_parts: Literal[False] = False,
+    ) -> Tensor: ...
+
+    @overload
+    def forward(
+        self,
+        logits: Tensor,
+        reprs: Tensor,
+        edge_index: Tensor,
+        batch: Tensor,
+        modality: Tensor | None = None,
+        *,
+        return_edge_weights: Literal[True],
+        return_parts: Literal[False] = False,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]: ...
+
+    @overload
+    def forward(
+        self,
+        logits: Tensor,
+        reprs: Tensor,
+        edge_index: Tensor,
+        batch: Tensor,
+        modality: Tensor | None = None,
+        return_edge_weights: Literal[False] = False,
+        *,
+        return_parts: Literal[True],
+    ) -> GraphDistillOutput: ...
 
     def forward(
         self,
@@ -189,7 +321,9 @@ class DynamicGraphDistill(MessagePassing):
         batch: Tensor,
         modality: Tensor | None = None,
         return_edge_weights: bool = False,
-    ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
+        *,
+        return_parts: bool = False,
+    ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]] | GraphDistillOutput:
         r"""Runs the forward pass of the module.
 
         Args:
@@ -205,7 +339,16 @@ class DynamicGraphDistill(MessagePassing):
             return_edge_weights (bool, optional): If set to :obj:`True`, also
                 returns :obj:`(edge_index, weight)` with the distillation weight
                 :math:`w = E + p` of every edge. (default: :obj:`False`)
+            return_parts (bool, optional): If set to :obj:`True`, returns a
+                :class:`GraphDistillOutput`: the features and an
+                :class:`EdgeWeights` with :math:`w`, :math:`E` and :math:`p` apart.
+                (default: :obj:`False`)
         """
+        if return_edge_weights and return_parts:
+            raise ValueError(
+                "DynamicGraphDistill.forward: pass return_edge_weights=True or "
+                "return_parts=True, not both (the parts hold the weights too)."
+            )
         h = torch.cat([self.lin_logit(logits), self.lin_repr(reprs)], dim=-1)  # (N, 2g)
         # w^T [h_student ; h_teacher] = w_s^T h_student + w_t^T h_teacher: score every node
         # once in both roles, then add two numbers per edge (as GATConv does).
@@ -213,16 +356,21 @@ class DynamicGraphDistill(MessagePassing):
         group = self._softmax_group(edge_index, batch)  # (E,)
 
         # edge_updater_type: (score_student: Tensor, score_teacher: Tensor, group: Tensor)
-        weight = self.edge_updater(edge_index, score_student=score_student,
-                                   score_teacher=score_teacher, group=group)  # (E,)
-        prior = self.prior_weight(edge_index, batch, modality)
-        if prior is not None:
-            weight = weight + prior
+        learned = self.edge_updater(edge_index, score_student=score_student,
+                                    score_teacher=score_teacher, group=group)  # (E,)
+        prior = self.prior_weight(edge_index, batch, modality)  # (E,) or None
+        weight = learned if prior is None else learned + prior  # (E,)
 
-        teacher = torch.cat([logits, reprs], dim=-1).detach()  # (N, C+F)
+        teacher = reprs.detach() if self.detach_teacher else reprs  # (N, F)
         # propagate_type: (x: Tensor, edge_weight: Tensor)
-        out = self.propagate(edge_index, x=teacher, edge_weight=weight)  # (N, C+F)
+        out = self.propagate(edge_index, x=teacher, edge_weight=weight)  # (N, F)
+        if self.lin_message is not None:
+            out = self.lin_message(out)  # (N, F_out)
+        if self.root_weight:
+            out = out + (reprs if self.lin_root is None else self.lin_root(reprs))  # (N, F_out)
 
+        if return_parts:
+            return GraphDistillOutput(out, EdgeWeights(edge_index, weight, learned, prior))
         if return_edge_weights:
             return out, (edge_index, weight)
         return out
@@ -245,8 +393,8 @@ class DynamicGraphDistill(MessagePassing):
         r"""The prior weight :math:`p` of every edge :math:`(E,)`, normalised over
         the same groups as the learned weight; :obj:`None` without a prior.
 
-        Arguments as in :meth:`forward`. Callers recover the learned weight as
-        :math:`E = w - p`.
+        Arguments as in :meth:`forward`, which returns it with
+        :obj:`return_parts=True` (``output.edges.prior``) without a second call.
         """
         if self.prior is None:
             return None
@@ -264,8 +412,10 @@ class DynamicGraphDistill(MessagePassing):
         return edge_index[1]
 
     def __repr__(self) -> str:
+        out = "" if self.out_channels is None else f", out={self.out_channels}"
         return (
-            f"{self.__class__.__name__}({self.logit_channels}+{self.repr_channels}, "
-            f"hidden={self.hidden_channels}, normalize={self.normalize!r}, "
-            f"temperature={self.temperature}, prior={self.prior is not None})"
+            f"{self.__class__.__name__}({self.logit_channels}+{self.repr_channels}"
+            f"{out}, hidden={self.hidden_channels}, normalize={self.normalize!r}, "
+            f"temperature={self.temperature}, prior={self.prior is not None}, "
+            f"root_weight={self.root_weight}, detach_teacher={self.detach_teacher})"
         )

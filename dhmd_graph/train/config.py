@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from dhmd_graph.metrics import metric_direction
+
 __all__ = ["TrainConfig"]
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -55,9 +57,14 @@ class TrainConfig:
             training stops. (default: ``10``)
         max_epochs (int, optional): Upper bound on the epochs. (default: ``100``)
         monitor (str, optional): The validation metric used for model selection, the
-            scheduler and early stopping. (default: ``"MAE"``)
+            scheduler and early stopping, e.g. ``"MAE"`` for regression, ``"F1_weighted"``
+            for IEMOCAP-6 (:func:`~dhmd_graph.metrics.default_monitor` gives each task's).
+            (default: ``"MAE"``)
         monitor_mode (str, optional): ``"min"`` or ``"max"``: whether a smaller or a
-            larger ``monitor`` is better. (default: ``"min"``)
+            larger ``monitor`` is better; ``"auto"`` derives it from the metric's name
+            with :func:`~dhmd_graph.metrics.metric_direction` (``MAE``, ``loss``: min;
+            accuracies, F1, ``Corr``: max). :attr:`direction` is the result.
+            (default: ``"auto"``)
         seeds (list[int], optional): One run per seed. (default: ``[1111, ..., 1115]``)
         device (str, optional): ``"auto"`` (CUDA when available, else CPU) or a
             :class:`torch.device` string. (default: ``"auto"``)
@@ -83,7 +90,7 @@ class TrainConfig:
     early_stop_patience: int = 10
     max_epochs: int = 100
     monitor: str = "MAE"
-    monitor_mode: str = "min"
+    monitor_mode: str = "auto"
     seeds: list[int] = field(default_factory=lambda: [1111, 1112, 1113, 1114, 1115])
     device: str = "auto"
     num_workers: int = 0
@@ -105,7 +112,8 @@ class TrainConfig:
             ("lr_patience", self.lr_patience >= 0, "an integer >= 0"),
             ("early_stop_patience", self.early_stop_patience >= 1, "an integer >= 1"),
             ("max_epochs", self.max_epochs >= 1, "an integer >= 1"),
-            ("monitor_mode", self.monitor_mode in ("min", "max"), "'min' or 'max'"),
+            ("monitor_mode", self.monitor_mode in ("auto", "min", "max"),
+             "'auto', 'min' or 'max'"),
             ("seeds", len(self.seeds) >= 1, "at least one seed"),
             ("num_workers", self.num_workers >= 0, "an integer >= 0"),
             ("eval_batch_size", self.eval_batch_size is None or self.eval_batch_size >= 1,
@@ -117,6 +125,18 @@ class TrainConfig:
                     f"TrainConfig.{name}: expected {expected}, found {getattr(self, name)!r}. "
                     f"Set it with --set train.{name}=VALUE."
                 )
+        if self.monitor_mode == "auto":
+            try:
+                metric_direction(self.monitor)
+            except ValueError as error:
+                raise ValueError(f"TrainConfig.monitor_mode: 'auto' needs a known metric name; "
+                                 f"{error}") from None
+
+    @property
+    def direction(self) -> str:
+        """``"min"`` or ``"max"``: :attr:`monitor_mode`, with ``"auto"`` resolved from
+        :attr:`monitor`."""
+        return metric_direction(self.monitor) if self.monitor_mode == "auto" else self.monitor_mode
 
     @classmethod
     def preset(cls, name: str) -> TrainConfig:

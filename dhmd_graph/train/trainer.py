@@ -4,7 +4,8 @@ The :class:`Trainer` knows a model only through two methods:
 
 - ``model.training_step(batch) -> dict[str, Tensor]``: scalar terms, among them the
   differentiable total ``"loss"``; every term is averaged over the epoch and logged.
-- ``model.validation_step(batch) -> Tensor``: ``(B,)`` predictions.
+- ``model.validation_step(batch) -> Tensor``: ``(B, *P)`` predictions: ``(B,)`` scores,
+  ``(B, C)`` class scores or ``(B, C)`` label scores, as the metric function expects.
 
 It optimises with Adam, gradient accumulation and value clipping, lowers the learning
 rate on a validation plateau, stops early, selects the checkpoint on the validation
@@ -45,7 +46,8 @@ from dhmd_graph.train.seeds import rng_state, set_rng_state
 __all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer", "predict"]
 
 Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
-"""``metrics(prediction (N,), label (N,)) -> {name: value}``."""
+"""``metrics(prediction (N, *P), label (N, *L)) -> {name: value}``, e.g. a function of
+:func:`~dhmd_graph.metrics.metrics_for`."""
 
 Callback = Callable[["Trainer", dict], None]
 """``callback(trainer, record)``, called after every epoch with its log record."""
@@ -74,10 +76,12 @@ def predict(
 
     Each process predicts every ``world_size``-th sample (no padding, so no duplicate
     is ever scored); the rows of all processes are gathered and put back in dataset
-    order, so every process returns the same arrays.
+    order, so every process returns the same arrays. Predictions and labels keep their
+    per-sample shapes (a score, class scores, one score per label), so one loop serves
+    regression, classification and multi-label tasks.
 
     Args:
-        model (nn.Module): Has ``validation_step(batch) -> Tensor (B,)``; on
+        model (nn.Module): Has ``validation_step(batch) -> Tensor (B, *P)``; on
             ``context.device``.
         dataset (Dataset): Samples for :func:`~dhmd_graph.data.collate`.
         context (DistributedContext): The processes of the run.
@@ -85,24 +89,36 @@ def predict(
         num_workers (int, optional): Data-loading processes. (default: ``0``)
 
     Shapes:
-        - **output:** ``(N,)`` predictions, ``(N,)`` labels (float32).
+        - **output:** ``(N, *P)`` float32 predictions, ``(N, *L)`` labels as in the batch
+          (float32 scores or multi-hot rows, int64 class indices).
     """
     indices = list(range(context.rank, len(dataset), context.world_size))
     was_training = model.training
     model.eval()
-    rows = [torch.zeros((0, 3), dtype=torch.float64, device=context.device)]
+    rows, layout = [], None
     position = 0
     for batch in _loader(dataset, batch_size, indices, num_workers, context.device):
         batch = batch.to(context.device)
-        prediction = model.validation_step(batch).reshape(-1).double()  # (B,)
+        prediction = model.validation_step(batch)  # (B, *P)
         index = torch.tensor(indices[position : position + len(batch)],
                              dtype=torch.float64, device=context.device)  # (B,)
         position += len(batch)
-        rows.append(torch.stack([index, prediction, batch.labels.double()], 1))  # (B, 3)
+        layout = (tuple(prediction.shape[1:]), tuple(batch.labels.shape[1:]),
+                  batch.labels.dtype.is_floating_point)
+        rows.append(torch.cat([index[:, None], prediction.reshape(len(batch), -1).double(),
+                               batch.labels.reshape(len(batch), -1).double()], 1))  # (B, 1+P+L)
     model.train(was_training)
-    table = all_gather_rows(torch.cat(rows), context)  # (N, 3)
+    # A process without samples learns the row layout from the others.
+    layout = next(shape for shape in gather_objects(layout, context) if shape is not None)
+    prediction_shape, label_shape, float_labels = layout
+    width = 1 + math.prod(prediction_shape) + math.prod(label_shape)
+    rows.append(torch.zeros((0, width), dtype=torch.float64, device=context.device))
+    table = all_gather_rows(torch.cat(rows), context)  # (N, 1+P+L)
     table = table[table[:, 0].argsort()].cpu().numpy()
-    return table[:, 1].astype(np.float32), table[:, 2].astype(np.float32)
+    split = 1 + math.prod(prediction_shape)
+    prediction = table[:, 1:split].reshape(-1, *prediction_shape).astype(np.float32)
+    labels = table[:, split:].reshape(-1, *label_shape)
+    return prediction, labels.astype(np.float32 if float_labels else np.int64)
 
 
 class Trainer:
@@ -112,7 +128,8 @@ class Trainer:
     ``config.accumulation_steps`` batches are averaged into one step and clamped to
     ``±config.clip_value``, or summed and clamped after every backward as in the DMD
     reference, ``config.accumulation="summed"``), then the validation metrics; the
-    monitored one drives
+    monitored one (``config.monitor``, better when smaller or larger as
+    ``config.direction`` says) drives
     :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
     :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
@@ -179,7 +196,7 @@ class Trainer:
             parameters, lr=config.lr, weight_decay=config.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode=config.monitor_mode, factor=config.lr_factor,
+            self.optimizer, mode=config.direction, factor=config.lr_factor,
             patience=config.lr_patience,
         )
         self.train_sampler = DistributedSampler(
@@ -261,7 +278,7 @@ class Trainer:
                 f"model's predictions are not finite; the checkpoints in '{self.out_dir}' are "
                 "those of the last finished epoch. Lower train.lr.")
         self.scheduler.step(value)
-        minimize = self.config.monitor_mode == "min"
+        minimize = self.config.direction == "min"
         improved = self.best_value is None or (
             value < self.best_value if minimize else value > self.best_value
         )

@@ -58,6 +58,18 @@ def test_collate_pads_to_the_longest_sample_and_masks_from_lengths():
     assert batch.modalities == ("text", "audio")
 
 
+def test_extras_travel_from_the_dataset_into_the_batch():
+    reliability = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=np.float32)
+    dataset = make_dataset(extras={"reliability": reliability})
+    assert dataset[2]["extras"]["reliability"].tolist() == [0.0, 1.0]
+    batch = collate([dataset[i] for i in (2, 0)])
+    assert batch.extras["reliability"].dtype == torch.float32
+    assert batch.extras["reliability"].tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    assert batch.to("cpu").extras["reliability"].tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    assert batch.apply(lambda t: t * 2).extras["reliability"].tolist() == [[0, 2], [2, 0]]
+    assert collate([make_dataset()[0]]).extras == {}  # none by default
+
+
 def test_collate_keeps_token_ids_as_long():
     dataset = make_dataset(features={"text": np.array([[5, 6, 0], [7, 0, 0]]),
                                      "audio": np.ones((2, 3, 1))},
@@ -80,7 +92,8 @@ def test_dataloader_and_to():
 
 
 @pytest.mark.parametrize("overrides, field, found", [
-    ({"labels": np.zeros(0), "ids": []}, "regression_labels", "0 samples"),
+    ({"labels": np.zeros(0), "ids": [], "label_field": "regression_labels"}, "regression_labels",
+     "0 samples"),
     ({"ids": ["a", "b", "c"]}, "ids", "3 rows"),
     ({"lengths": {"text": [5, 2, 3, 1]}}, "lengths", "['text']"),
     ({"lengths": {"text": [5, 2, 6, 1], "audio": [7, 7, 1, 4]}}, "text_lengths",
@@ -88,6 +101,7 @@ def test_dataloader_and_to():
     ({"lengths": {"text": [5, 0, 3, 1], "audio": [7, 7, 1, 4]}}, "text_lengths", "0 at sample 1"),
     ({"features": {"text": np.zeros((4, 5, 3)), "audio": np.zeros((4,))}}, "audio",
      "shape (4,)"),
+    ({"extras": {"reliability": np.ones((3, 2))}}, "reliability (extra)", "3 rows"),
 ])
 def test_invalid_datasets(overrides, field, found):
     with pytest.raises(DatasetError) as info:

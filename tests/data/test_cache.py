@@ -19,7 +19,9 @@ from dhmd_graph.data.errors import DatasetError
 
 @pytest.fixture
 def pickle_path(write_pickle, make_mmsa):
-    return write_pickle(make_mmsa(aligned=False, sims=True))
+    data = make_mmsa(aligned=False, sims=True)
+    data["train"]["modality_reliability"] = np.eye(5, 3, dtype=np.float32)[::-1]
+    return write_pickle(data)
 
 
 @pytest.fixture
@@ -42,6 +44,10 @@ def test_round_trip_equals_the_pickle_reader(pickle_path, cache_dir):
             np.testing.assert_array_equal(dataset.unimodal_labels[name],
                                           reference.unimodal_labels[name])
         np.testing.assert_array_equal(dataset.labels, reference.labels)
+        assert set(dataset.extras) == set(reference.extras) == (
+            {"modality_reliability"} if split == "train" else set())
+        for name, extra in dataset.extras.items():
+            np.testing.assert_array_equal(extra, reference.extras[name])
         assert dataset.ids == reference.ids and dataset.raw_text == reference.raw_text
         assert dataset.split == split and dataset.source == str(cache_dir)
 

@@ -67,6 +67,17 @@ def test_sims_unimodal_labels_and_range(write_pickle, make_mmsa):
     assert len(load_mmsa(write_pickle(data), label_range=(-3, 3))["train"]) == 5
 
 
+def test_modality_reliability_becomes_an_extra(write_pickle, make_mmsa):
+    data = make_mmsa()
+    reliability = np.array([[1, 1, 1], [0, 1, 1], [1, 0.5, 1], [1, 1, 0], [1, 1, 1]])
+    data["train"]["modality_reliability"] = reliability  # float64 in the file
+    datasets = load_mmsa(write_pickle(data))
+    extra = datasets["train"].extras["modality_reliability"]
+    assert extra.dtype == np.float32 and extra.shape == (5, 3)
+    np.testing.assert_array_equal(extra, reliability.astype(np.float32))
+    assert datasets["valid"].extras == {}  # optional, per split
+
+
 def test_explicit_label_range(write_pickle, make_mmsa):
     with pytest.raises(DatasetError, match=r"labels in \[0, 1\]"):
         load_mmsa(write_pickle(make_mmsa()), label_range=(0, 1))
@@ -115,6 +126,10 @@ INVALID = {
                     "test", "regression_labels", "0 samples"),
     "split not a dict": (lambda d: d.__setitem__("valid", [1, 2]), "valid", None,
                          "split is not a dict"),
+    "reliability shape": (_set("train", "modality_reliability", np.ones((5, 2))), "train",
+                          "modality_reliability", "shape (5, 2)"),
+    "reliability range": (_set("valid", "modality_reliability", np.full((3, 3), 1.5)), "valid",
+                          "modality_reliability", "found 1.5"),
     "non-numeric features": (_set("train", "text", np.full((5, 8, 6), "x", dtype=object)),
                              "train", "text", "dtype object"),
 }
@@ -153,3 +168,30 @@ def test_splits_sharing_one_object(write_pickle, make_split):
     for dataset in datasets.values():
         np.testing.assert_array_equal(dataset.features["text"], shared["text"])
         assert dataset.lengths["text"].tolist() == [2, 3, 4, 5]
+
+
+def _with_classes(data):
+    for split in data.values():
+        split["classification_labels"] = (np.arange(len(split["id"])) % 3).astype(np.float32)
+    return data
+
+
+def test_classification_labels_read_as_three_classes(write_pickle, make_mmsa):
+    splits = load_mmsa(write_pickle(_with_classes(make_mmsa(sims=True))), labels="classification")
+    train = splits["train"]
+    assert train.label_kind == "class" and train.num_classes == 3
+    assert train.label_names == ("negative", "neutral", "positive")
+    assert train.labels.dtype == np.int64 and train.labels.tolist() == [0, 1, 2, 0, 1]
+    assert train.unimodal_labels == {}  # regression-only fields are not read
+
+
+def test_bad_classification_labels_name_the_field(write_pickle, make_mmsa):
+    data = _with_classes(make_mmsa())
+    data["valid"]["classification_labels"][1] = 3.0
+    with pytest.raises(DatasetError, match=r"class index out of range \(file .*split 'valid', "
+                                           r"field 'classification_labels'\).*3.0 at sample 1"):
+        load_mmsa(write_pickle(data), labels="classification")
+    with pytest.raises(DatasetError, match="missing field.*'classification_labels'"):
+        load_mmsa(write_pickle(make_mmsa()), labels="classification")
+    with pytest.raises(ValueError, match="labels must be one of"):
+        load_mmsa("never-read.pkl", labels="emotion")

@@ -7,6 +7,7 @@ from torch_geometric.utils import scatter
 
 from dhmd_graph.losses import graph_distillation_loss
 from dhmd_graph.nn import DynamicGraphDistill, modality_graph, restrict_to_present
+from dhmd_graph.nn.distill import EdgeWeights, GraphDistillOutput
 
 LOGIT_CHANNELS, REPR_CHANNELS, HIDDEN_CHANNELS = 1, 4, 3
 
@@ -50,7 +51,8 @@ def masked_softmax(score, adjacency, normalize):
 
 
 def dense_gd_unit(layer, logits, reprs, adjacency):
-    """Returns out (B, M, C+F), learned E (B, M, M) and prior p (B, M, M)."""
+    """Returns the features (B, M, F_out), learned E (B, M, M) and prior p (B, M, M):
+    x_j = Theta_root r_j + Theta sum_i w_ij r_i (+ b), Theta = identity without out_channels."""
     batch_size, num_modalities, _ = adjacency.shape
     y = logits.view(batch_size, num_modalities, -1)
     r = reprs.view(batch_size, num_modalities, -1)
@@ -69,7 +71,15 @@ def dense_gd_unit(layer, logits, reprs, adjacency):
     else:
         prior_logits = layer.prior.expand_as(score) / layer.prior_temperature
         prior = masked_softmax(prior_logits, adjacency, layer.normalize)
-    out = torch.einsum("bij,bic->bjc", learned + prior, torch.cat([y, r], dim=-1))
+    received = torch.einsum("bij,bic->bjc", learned + prior, r)  # (B, M, F) sum_i w_ij r_i
+    if layer.out_channels is None:
+        out = received + (r if layer.root_weight else 0.0)
+    else:
+        out = received @ layer.lin_message.weight.T
+        if layer.lin_message.bias is not None:
+            out = out + layer.lin_message.bias
+        if layer.root_weight:
+            out = out + r @ layer.lin_root.weight.T
     return out, learned, prior
 
 
@@ -98,20 +108,31 @@ def scenario_graph(scenario, batch_size, num_modalities):
     return graph._replace(edge_index=restrict_to_present(graph.edge_index, present)), present
 
 
+FEATURE_VARIANTS = {
+    "identity": {},
+    "identity_no_root": {"root_weight": False},
+    "learned": {"out_channels": 6},
+    "learned_no_root_no_bias": {"out_channels": 2, "root_weight": False, "bias": False},
+}
+
+
 @pytest.mark.parametrize("num_modalities", [2, 3, 5])
 @pytest.mark.parametrize("normalize", ["graph", "target"])
 @pytest.mark.parametrize("prior", [False, True])
 @pytest.mark.parametrize("scenario", ["full", "pruned", "missing"])
-def test_matches_dense_reference(num_modalities, normalize, prior, scenario):
+@pytest.mark.parametrize("features", list(FEATURE_VARIANTS))
+def test_matches_dense_reference(num_modalities, normalize, prior, scenario, features):
     batch_size = 3
-    layer = make_layer(num_modalities, prior=prior, normalize=normalize, temperature=0.7)
+    layer = make_layer(num_modalities, prior=prior, normalize=normalize, temperature=0.7,
+                       **FEATURE_VARIANTS[features])
     logits, reprs = make_nodes(batch_size, num_modalities)
     graph, present = scenario_graph(scenario, batch_size, num_modalities)
 
     out, (edge_index, weight) = layer(
         logits, reprs, graph.edge_index, graph.batch, graph.modality, return_edge_weights=True
     )
-    assert out.shape == (batch_size * num_modalities, LOGIT_CHANNELS + REPR_CHANNELS)
+    out_channels = layer.out_channels or REPR_CHANNELS
+    assert out.shape == (batch_size * num_modalities, out_channels)
     assert edge_index is graph.edge_index and weight.shape == (edge_index.size(1),)
 
     adjacency = to_dense(edge_index, torch.ones_like(weight), batch_size, num_modalities) > 0
@@ -130,7 +151,13 @@ def test_matches_dense_reference(num_modalities, normalize, prior, scenario):
 
     if present is not None:  # absent nodes get nothing and send nothing
         absent = ~present.flatten()
-        assert out[absent].abs().max() == 0
+        alone = layer(logits, reprs, graph.edge_index[:, :0], graph.batch, graph.modality)
+        torch.testing.assert_close(out[absent], alone[absent])  # only their root term
+        noisy_logits, noisy_reprs = logits.clone(), reprs.clone()
+        noisy_logits[absent] += 100.0
+        noisy_reprs[absent] -= 100.0
+        again = layer(noisy_logits, noisy_reprs, edge_index, graph.batch, graph.modality)
+        torch.testing.assert_close(again[~absent], out[~absent])  # their values reach no one
         dense_absent = ~present
         assert dense_weight[dense_absent].abs().max() == 0
         assert dense_weight.transpose(1, 2)[dense_absent].abs().max() == 0
@@ -190,9 +217,10 @@ def test_reference_prior_weights(prior_edges, high, low):
     torch.testing.assert_close(layer.prior_weight(graph.edge_index, graph.batch), prior_weight)
 
 
-def test_edge_and_node_order_do_not_matter():
+@pytest.mark.parametrize("out_channels", [None, 5])
+def test_edge_and_node_order_do_not_matter(out_channels):
     batch_size, num_modalities = 3, 3
-    layer = make_layer(num_modalities, prior=True)
+    layer = make_layer(num_modalities, prior=True, out_channels=out_channels)
     logits, reprs = make_nodes(batch_size, num_modalities)
     graph = modality_graph(num_modalities, batch_size)
     out, (_, weight) = layer(
@@ -246,29 +274,88 @@ def test_gradients_reach_scorer_and_students_but_not_teachers():
     assert bool((reprs_grad[learners].abs().sum(-1) > 0).all())
 
 
-def test_layer_output_does_not_backpropagate_into_teachers():
+@pytest.mark.parametrize("detach_teacher", [False, True])
+@pytest.mark.parametrize("out_channels", [None, 3])
+def test_feature_gradient_reaches_teachers_unless_detached(detach_teacher, out_channels):
     graph = modality_graph(2, batch_size=1, edges=[(0, 1)])
-    layer = make_layer(2)
+    layer = make_layer(2, detach_teacher=detach_teacher, out_channels=out_channels)
     logits, reprs = make_nodes(1, 2)
     reprs.requires_grad_(True)
     out = layer(logits, reprs, graph.edge_index, graph.batch, graph.modality)
     # One edge per graph: its weight is 1 whatever the score, so any gradient into the
-    # teacher would have to come through the message itself.
-    out.sum().backward()
-    assert reprs.grad is None or reprs.grad.abs().max() == 0
-    torch.testing.assert_close(out[1], torch.cat([logits[0], reprs[0].detach()]))
-    assert out[0].abs().max() == 0
+    # teacher (node 0) has to come through the message itself.
+    (teacher_grad, student_grad) = torch.autograd.grad(out[1].sum(), reprs)[0]
+    assert student_grad.abs().sum() > 0  # the root term
+    if detach_teacher:
+        assert teacher_grad.abs().max() == 0
+    else:
+        assert teacher_grad.abs().sum() > 0
+    if out_channels is None:  # x_1 = r_1 + 1 * r_0; the teacher alone has no teacher
+        torch.testing.assert_close(out[1], reprs[1] + reprs[0])
+        torch.testing.assert_close(out[0], reprs[0])
+
+
+def test_feature_gradient_reaches_the_edge_scorer():
+    graph = modality_graph(3, batch_size=2)
+    layer = make_layer(3, prior=True, detach_teacher=True)
+    logits, reprs = make_nodes(2, 3)
+    layer(logits, reprs, graph.edge_index, graph.batch, graph.modality).pow(2).sum().backward()
+    for lin in (layer.lin_edge, layer.lin_logit, layer.lin_repr):
+        assert lin.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_return_parts_keeps_learned_and_prior_apart(prior):
+    batch_size, num_modalities = 3, 3
+    layer = make_layer(num_modalities, prior=prior, out_channels=5)
+    logits, reprs = make_nodes(batch_size, num_modalities)
+    graph = modality_graph(num_modalities, batch_size)
+    args = (logits, reprs, graph.edge_index, graph.batch, graph.modality)
+    out, (edge_index, weight) = layer(*args, return_edge_weights=True)
+    parts = layer(*args, return_parts=True)
+    assert isinstance(parts, GraphDistillOutput) and isinstance(parts.edges, EdgeWeights)
+    torch.testing.assert_close(parts.x, out)
+    torch.testing.assert_close(layer(*args), out)
+    assert parts.edges.edge_index is edge_index
+    torch.testing.assert_close(parts.edges.weight, weight)
+    prior_weight = layer.prior_weight(edge_index, graph.batch, graph.modality)
+    if prior:
+        torch.testing.assert_close(parts.edges.prior, prior_weight)
+        torch.testing.assert_close(parts.edges.learned + parts.edges.prior, weight)
+    else:
+        assert parts.edges.prior is None and prior_weight is None
+        torch.testing.assert_close(parts.edges.learned, weight)
+    per_graph = scatter(parts.edges.learned, graph.batch[edge_index[1]], dim_size=batch_size)
+    torch.testing.assert_close(per_graph, torch.ones_like(per_graph))
+    with pytest.raises(ValueError, match="DynamicGraphDistill.forward.*not both"):
+        layer(*args, return_edge_weights=True, return_parts=True)
+
+
+def test_infers_channels_lazily():
+    graph = modality_graph(3, batch_size=2)
+    layer = DynamicGraphDistill(-1, -1, 4, out_channels=7)
+    out = layer(torch.randn(6, 2), torch.randn(6, 5), graph.edge_index, graph.batch)
+    assert out.shape == (6, 7)
+    assert layer.lin_message.weight.shape == layer.lin_root.weight.shape == (7, 5)
 
 
 def test_repr_and_hyper_parameters():
     layer = DynamicGraphDistill(1, 64, 64)
     assert repr(layer) == (
-        "DynamicGraphDistill(1+64, hidden=64, normalize='graph', temperature=8.0, prior=False)"
+        "DynamicGraphDistill(1+64, hidden=64, normalize='graph', temperature=8.0, prior=False, "
+        "root_weight=True, detach_teacher=False)"
     )
-    layer = DynamicGraphDistill(1, 32, 32, normalize="target", prior=torch.zeros(3, 3))
+    assert layer.lin_message is None and layer.lin_root is None  # identity maps
+    assert set(dict(layer.named_parameters())) == {
+        "lin_logit.weight", "lin_logit.bias", "lin_repr.weight", "lin_repr.bias",
+        "lin_edge.weight"}
+    layer = DynamicGraphDistill(1, 32, 32, normalize="target", prior=torch.zeros(3, 3),
+                                out_channels=16, root_weight=False, detach_teacher=True)
     assert repr(layer) == (
-        "DynamicGraphDistill(1+32, hidden=32, normalize='target', temperature=8.0, prior=True)"
+        "DynamicGraphDistill(1+32, out=16, hidden=32, normalize='target', temperature=8.0, "
+        "prior=True, root_weight=False, detach_teacher=True)"
     )
+    assert layer.lin_root is None and layer.lin_message.bias is not None
     assert "prior" in dict(layer.named_buffers())
     assert "prior" in layer.state_dict()
     assert layer.prior_temperature == 0.25
@@ -291,6 +378,7 @@ def test_prior_is_copied_and_accepts_nested_lists():
         ({"prior_temperature": -1.0}, "positive"),
         ({"prior": torch.zeros(2, 3)}, r"\(M, M\)"),
         ({"prior": torch.zeros(1, 1)}, r"\(M, M\)"),
+        ({"out_channels": 0}, "out_channels"),
     ],
 )
 def test_rejects_bad_hyper_parameters(kwargs, message):
@@ -299,11 +387,13 @@ def test_rejects_bad_hyper_parameters(kwargs, message):
 
 
 def test_reset_parameters_restores_a_fresh_layer():
-    layer = make_layer(3)
+    layer = make_layer(3, out_channels=4)
     with torch.no_grad():
         layer.lin_edge.weight.zero_()
+        layer.lin_message.weight.zero_()
     layer.reset_parameters()
     assert layer.lin_edge.weight.abs().sum() > 0
+    assert layer.lin_message.weight.abs().sum() > 0
 
 
 def test_runs_without_any_warning():
@@ -327,3 +417,9 @@ def test_compiles_without_graph_breaks():
     expected, (_, expected_weight) = layer(*args, return_edge_weights=True)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(weight, expected_weight)
+
+    learned_layer = DynamicGraphDistill(1, 8, 4, prior=torch.eye(3), out_channels=5)
+    parts = torch.compile(learned_layer, fullgraph=True)(*args, return_parts=True)
+    expected_parts = learned_layer(*args, return_parts=True)
+    torch.testing.assert_close(parts.x, expected_parts.x)
+    torch.testing.assert_close(parts.edges.learned, expected_parts.edges.learned)

@@ -1,0 +1,366 @@
+import json
+
+import numpy as np
+import pytest
+
+from dhmd_graph.cli import main
+from dhmd_graph.data import DatasetError, convert_to_cache, load_dataset, read_csd
+from dhmd_graph.data.align import EPSILON, align_csd, load_folds
+
+h5py = pytest.importorskip("h5py")
+
+FOLDS = {"train": ["vid_a"], "valid": ["vid_b"], "test": ["vid_c"]}
+
+
+def write_csd(path, entries: dict, name: str = "seq"):
+    """A .csd file: ``entries`` maps an entry id to ``(features, intervals)``."""
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group(name)
+        group.create_group("data")
+        for key, (features, intervals) in entries.items():
+            entry = group.create_group(f"data/{key}")
+            entry["features"] = np.asarray(features)
+            entry["intervals"] = np.asarray(intervals, dtype=np.float64)
+        metadata = group.create_group("metadata")
+        metadata.create_dataset("root name", (1,), dtype=h5py.string_dtype())[0] = json.dumps(name)
+    return path
+
+
+def frames(start: float, stop: float, step: float, width: int, seed: int):
+    """Frame-level rows: consecutive intervals of ``step`` seconds over [start, stop)."""
+    starts = np.arange(start, stop - 1e-9, step)
+    features = np.random.default_rng(seed).normal(size=(len(starts), width))
+    return features, np.stack([starts, starts + step], axis=1)
+
+
+# Words of every video (seconds). The gap 1.0-1.4 holds no word; word 4 (1.4-1.6) lies in
+# segment 1, word 5 (2.0-2.2) in no segment.
+WORDS = [[0.0, 0.3], [0.3, 0.5], [0.5, 1.0], [1.4, 1.6], [1.6, 1.9], [2.0, 2.2]]
+SEGMENTS = [[0.0, 1.0], [1.2, 1.9]]
+
+
+@pytest.fixture
+def sdk(tmp_path):
+    """Words, audio frames (10 Hz) and 2-segment labels of three videos, as .csd files."""
+    rng = np.random.default_rng(0)
+    words, audio, labels = {}, {}, {}
+    for v, video in enumerate(["vid_a", "vid_b", "vid_c"]):
+        words[video] = (rng.normal(size=(len(WORDS), 3)), WORDS)
+        audio[video] = frames(0.0, 2.2, 0.1, 2, seed=v)
+        labels[video] = (np.array([[1.5], [-2.0 + v]]), SEGMENTS)
+    return {"text": write_csd(tmp_path / "words.csd", words, "glove_vectors"),
+            "audio": write_csd(tmp_path / "audio.csd", audio, "COVAREP"),
+            "labels": write_csd(tmp_path / "labels.csd", labels, "Opinion Segment Labels")}
+
+
+def _within(intervals, start, end):
+    """The SDK's rule, written out: rows sharing more than EPSILON seconds with [start, end]."""
+    return [i for i, (s, e) in enumerate(intervals) if min(e, end) - max(s, start) > EPSILON]
+
+
+def test_word_level_alignment_collapses_audio_onto_the_words(sdk):
+    datasets = align_csd({"text": sdk["text"], "audio": sdk["audio"]}, sdk["labels"],
+                         folds=FOLDS, reference="text")
+    assert list(datasets) == ["train", "valid", "test"]
+    train = datasets["train"]
+    assert train.ids == ["vid_a[0]", "vid_a[1]"]
+    assert train.modalities == ("text", "audio") and train.feature_dims == {"text": 3, "audio": 2}
+    words = read_csd(sdk["text"]).entries["vid_a"]
+    audio = read_csd(sdk["audio"]).entries["vid_a"]
+    for i, (start, end) in enumerate(SEGMENTS):
+        in_segment = _within(words.intervals, start, end)
+        assert train.lengths["text"][i] == train.lengths["audio"][i] == len(in_segment)
+        for step, word in enumerate(in_segment):
+            np.testing.assert_allclose(train.features["text"][i, step], words.features[word],
+                                       rtol=1e-6)
+            under = _within(audio.intervals, *words.intervals[word])
+            np.testing.assert_allclose(train.features["audio"][i, step],
+                                       audio.features[under].mean(axis=0), rtol=1e-5)
+    assert train.lengths["text"].tolist() == [3, 2]  # words 0-2 and 3-4; word 5 in no segment
+    assert not train.features["audio"][1, 2:].any()  # zero padding after the length
+    np.testing.assert_allclose(datasets["test"].labels, [1.5, 0.0])
+
+
+def test_reduction_by_name_or_function(sdk):
+    features = {"text": sdk["text"], "audio": sdk["audio"]}
+    by_max = align_csd(features, sdk["labels"], folds=FOLDS, reference="text", reduction="max")
+    by_function = align_csd(features, sdk["labels"], folds=FOLDS, reference="text",
+                            reduction=lambda rows: rows.max(axis=0))
+    np.testing.assert_array_equal(by_max["valid"].features["audio"],
+                                  by_function["valid"].features["audio"])
+    audio = read_csd(sdk["audio"]).entries["vid_b"]
+    first_word = _within(audio.intervals, *WORDS[0])
+    np.testing.assert_allclose(by_max["valid"].features["audio"][0, 0],
+                               audio.features[first_word].max(axis=0), rtol=1e-6)
+
+
+def test_sequences_keep_every_row_in_time_order(sdk, tmp_path):
+    audio = read_csd(sdk["audio"]).entries["vid_a"]
+    shuffled = np.random.default_rng(1).permutation(len(audio.features))
+    write_csd(tmp_path / "shuffled.csd", {video: (audio.features[shuffled],
+                                                  audio.intervals[shuffled])
+                                          for video in ("vid_a", "vid_b", "vid_c")})
+    datasets = align_csd({"audio": tmp_path / "shuffled.csd", "text": sdk["text"]}, sdk["labels"],
+                         folds=FOLDS)
+    train = datasets["train"]
+    for i, (start, end) in enumerate(SEGMENTS):
+        rows = _within(audio.intervals, start, end)
+        assert train.lengths["audio"][i] == len(rows)
+        np.testing.assert_allclose(train.features["audio"][i, : len(rows)], audio.features[rows],
+                                   rtol=1e-6)
+    assert train.lengths["audio"].tolist() == [10, 7]
+    assert train.lengths["text"].tolist() == [3, 2]  # each modality has its own lengths
+    truncated = align_csd({"audio": sdk["audio"]}, sdk["labels"], folds=FOLDS,
+                          max_steps={"audio": 4})
+    assert truncated["train"].lengths["audio"].tolist() == [4, 4]
+    np.testing.assert_array_equal(truncated["train"].features["audio"],
+                                  train.features["audio"][:, :4])
+
+
+def test_a_word_without_audio_is_left_out_of_every_modality(sdk, tmp_path):
+    features, intervals = frames(0.0, 2.2, 0.1, 2, seed=0)
+    keep = ~((intervals[:, 0] >= 0.3 - 1e-9) & (intervals[:, 1] <= 0.5 + 1e-9))  # word 1's span
+    write_csd(tmp_path / "gap.csd", {v: (features[keep], intervals[keep])
+                                     for v in ("vid_a", "vid_b", "vid_c")})
+    train = align_csd({"text": sdk["text"], "audio": tmp_path / "gap.csd"}, sdk["labels"],
+                      folds=FOLDS, reference="text")["train"]
+    words = read_csd(sdk["text"]).entries["vid_a"]
+    assert train.lengths["text"].tolist() == [2, 2]
+    np.testing.assert_allclose(train.features["text"][0, :2], words.features[[0, 2]], rtol=1e-6)
+
+
+def test_a_segment_without_features(sdk, tmp_path):
+    features, intervals = frames(0.0, 1.1, 0.1, 2, seed=0)  # nothing after 1.1 s
+    entries = {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")}
+    write_csd(tmp_path / "short.csd", entries)
+    inputs = {"text": sdk["text"], "audio": tmp_path / "short.csd"}
+    with pytest.raises(DatasetError, match="labelled segment without features") as info:
+        align_csd(inputs, sdk["labels"], folds=FOLDS)
+    message = str(info.value)
+    assert "'vid_a[1]'" in message and "1.200-1.900 s" in message and "short.csd" in message
+    assert "0.000-1.100 s" in message and "missing='drop'" in message
+    with pytest.warns(UserWarning, match=r"3 labelled segment\(s\) .* dropped"):
+        datasets = align_csd(inputs, sdk["labels"], folds=FOLDS, missing="drop")
+    assert datasets["train"].ids == ["vid_a[0]"] and datasets["test"].ids == ["vid_c[0]"]
+
+
+def test_mismatched_video_ids(sdk, tmp_path):
+    entries = {video: frames(0.0, 2.2, 0.1, 2, seed=0) for video in ("vid_a", "vid_c", "other")}
+    write_csd(tmp_path / "partial.csd", entries)
+    inputs = {"text": sdk["text"], "audio": tmp_path / "partial.csd"}
+    with pytest.raises(DatasetError, match="labelled videos missing from a feature") as info:
+        align_csd(inputs, sdk["labels"], folds=FOLDS)
+    assert "1 without one, e.g. ['vid_b']" in str(info.value) and info.value.field == "audio"
+    with pytest.raises(DatasetError, match="no labelled video of a split in a feature") as info, \
+            pytest.warns(UserWarning, match="missing from"):
+        align_csd(inputs, sdk["labels"], folds=FOLDS, missing="drop")  # 'valid' is vid_b only
+    assert "'valid' videos" in str(info.value)
+    folds = {"train": ["vid_a", "vid_b"], "valid": ["vid_c"], "test": ["other"]}
+    write_csd(tmp_path / "labels.csd", {v: (np.array([[1.0], [2.0]]), SEGMENTS)
+                                        for v in ("vid_a", "vid_b", "vid_c", "other")})
+    write_csd(tmp_path / "words.csd", {v: (np.ones((6, 3)), WORDS)
+                                       for v in ("vid_a", "vid_b", "vid_c", "other")})
+    with pytest.warns(UserWarning, match=r"1 labelled video\(s\) missing from .*partial.csd.*"
+                      r"left out \(missing='drop'\), e.g. \['vid_b'\]"):
+        datasets = align_csd({"text": tmp_path / "words.csd", "audio": tmp_path / "partial.csd"},
+                             tmp_path / "labels.csd", folds=folds, missing="drop")
+    assert datasets["train"].ids == ["vid_a[0]", "vid_a[1]"]
+    with pytest.raises(DatasetError, match="no labelled video of a fold") as info:
+        align_csd(inputs, sdk["labels"], folds="mosi")
+    assert info.value.split == "train" and "2iD-tVS8NPw" in str(info.value)
+
+
+@pytest.mark.parametrize("segments, problem", [
+    ([[0.0, 1.0], [0.8, 1.9]], "overlapping intervals"),
+    ([[0.0, 1.0], [1.9, 1.2]], "interval ends before it starts"),
+    ([[0.0, 1.0], [1.2, 1.2]], "empty labelled segment"),
+    ([[0.0, np.nan], [1.2, 1.9]], "non-finite interval"),
+])
+def test_bad_label_intervals(sdk, tmp_path, segments, problem):
+    labels = {v: (np.array([[0.5], [1.0]]), segments) for v in ("vid_a", "vid_b", "vid_c")}
+    write_csd(tmp_path / "bad.csd", labels)
+    with pytest.raises(DatasetError, match=problem) as info:
+        align_csd({"text": sdk["text"]}, tmp_path / "bad.csd", folds=FOLDS)
+    assert info.value.field == "vid_a/intervals" and "bad.csd" in str(info.value)
+
+
+def test_overlapping_rows_are_an_error_only_for_the_reference(sdk, tmp_path):
+    overlapping = [[0.0, 0.4], [0.3, 0.5], [0.5, 1.0], [1.4, 1.6], [1.6, 1.9], [2.0, 2.2]]
+    rng = np.random.default_rng(0)
+    write_csd(tmp_path / "words.csd", {v: (rng.normal(size=(6, 3)), overlapping)
+                                       for v in ("vid_a", "vid_b", "vid_c")})
+    inputs = {"text": tmp_path / "words.csd", "audio": sdk["audio"]}
+    with pytest.raises(DatasetError, match="overlapping intervals") as info:
+        align_csd(inputs, sdk["labels"], folds=FOLDS, reference="text")
+    assert "rows 0 [0.0, 0.4] and 1 [0.3, 0.5]" in str(info.value)
+    # Kept as a sequence, overlapping rows are fine (analysis windows may overlap).
+    assert align_csd(inputs, sdk["labels"], folds=FOLDS)["train"].lengths["text"].tolist() == [3, 2]
+    # Touching rows, or rows overlapping by less than EPSILON, are not overlapping.
+    touching = [[0.0, 0.3 + EPSILON / 2], [0.3, 0.5]] + WORDS[2:]
+    write_csd(tmp_path / "words.csd", {v: (rng.normal(size=(6, 3)), touching)
+                                       for v in ("vid_a", "vid_b", "vid_c")})
+    assert len(align_csd(inputs, sdk["labels"], folds=FOLDS, reference="text")["train"]) == 2
+
+
+def test_features_checks(sdk, tmp_path):
+    features, intervals = frames(0.0, 2.2, 0.1, 2, seed=0)
+    features[3, 1] = -np.inf
+    write_csd(tmp_path / "inf.csd", {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")})
+    train = align_csd({"audio": tmp_path / "inf.csd"}, sdk["labels"], folds=FOLDS)["train"]
+    assert train.features["audio"][0, 3, 1] == 0.0 and train.features["audio"][0, 3, 0] != 0.0
+    features[5, 0] = np.nan
+    write_csd(tmp_path / "nan.csd", {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")})
+    with pytest.raises(DatasetError, match="non-finite value in row 5"):
+        align_csd({"audio": tmp_path / "nan.csd"}, sdk["labels"], folds=FOLDS)
+    labels = {v: (np.array([[-np.inf], [1.0]]), SEGMENTS) for v in ("vid_a", "vid_b", "vid_c")}
+    write_csd(tmp_path / "inf_labels.csd", labels)
+    with pytest.raises(DatasetError, match="NaN or infinite values") as info:  # no -inf -> 0
+        align_csd({"audio": tmp_path / "inf.csd"}, tmp_path / "inf_labels.csd", folds=FOLDS)
+    assert info.value.field == "vid_a/features" and "inf_labels.csd" in str(info.value)
+    words = np.array([[b"hello"], [b"world"]])
+    write_csd(tmp_path / "words.csd", {v: (words, [[0.0, 0.5], [0.5, 1.0]])
+                                       for v in ("vid_a", "vid_b", "vid_c")})
+    with pytest.raises(DatasetError, match="features are not numeric"):
+        align_csd({"text": tmp_path / "words.csd"}, sdk["labels"], folds=FOLDS)
+
+
+def test_aligned_entries_are_joined_into_their_video(sdk, tmp_path):
+    whole = read_csd(sdk["audio"])
+    split = {}
+    for video, entry in whole.entries.items():
+        for k, part in enumerate(np.array_split(np.arange(len(entry.features)), 3)):
+            split[f"{video}[{k}]"] = (entry.features[part], entry.intervals[part])
+    write_csd(tmp_path / "aligned.csd", split)
+    joined = align_csd({"audio": tmp_path / "aligned.csd"}, sdk["labels"], folds=FOLDS)
+    direct = align_csd({"audio": sdk["audio"]}, sdk["labels"], folds=FOLDS)
+    np.testing.assert_array_equal(joined["test"].features["audio"],
+                                  direct["test"].features["audio"])
+
+
+def test_builtin_folds_on_real_video_ids(tmp_path):
+    # Real CMU-MOSEI ids: '-3g5yACwYnA' is in the standard train fold, '188343' in valid,
+    # '7l3BNtSE0xc' in test; 'not-a-mosei-video' is in no fold.
+    videos = {"-3g5yACwYnA": "train", "188343": "valid", "7l3BNtSE0xc": "test",
+              "not-a-mosei-video": None}
+    rng = np.random.default_rng(0)
+    labels = {v: (rng.uniform(-3, 3, size=(2, 7)), SEGMENTS) for v in videos}
+    write_csd(tmp_path / "labels.csd", labels, "All Labels")
+    write_csd(tmp_path / "audio.csd", {v: frames(0.0, 2.0, 0.1, 2, seed=0) for v in videos})
+    with pytest.warns(UserWarning, match=r"1 labelled video\(s\) are in no fold.*not-a-mosei"):
+        datasets = align_csd({"audio": tmp_path / "audio.csd"}, tmp_path / "labels.csd",
+                             folds="mosei")
+    for video, split in videos.items():
+        if split is not None:
+            assert datasets[split].ids == [f"{video}[0]", f"{video}[1]"]
+            np.testing.assert_allclose(datasets[split].labels, labels[video][0][:, 0], rtol=1e-6)
+    mosei = load_folds("mosei")
+    assert {k: len(v) for k, v in mosei.items()} == {"train": 2249, "valid": 300, "test": 678}
+    assert {k: len(v) for k, v in load_folds("mosi").items()} == {"train": 52, "valid": 10,
+                                                                  "test": 31}
+
+
+def test_label_columns(sdk, tmp_path):
+    rng = np.random.default_rng(0)
+    matrix = np.concatenate([rng.uniform(-3, 3, (2, 1)), rng.uniform(0, 3, (2, 6))], axis=1)
+    write_csd(tmp_path / "labels.csd", {v: (matrix, SEGMENTS) for v in ("vid_a", "vid_b", "vid_c")})
+    inputs = ({"text": sdk["text"]}, tmp_path / "labels.csd")
+    sentiment = align_csd(*inputs, folds=FOLDS)["train"].labels
+    np.testing.assert_allclose(sentiment, matrix[:, 0], rtol=1e-6)
+    anger = align_csd(*inputs, folds=FOLDS, label_column=3)["train"].labels
+    np.testing.assert_allclose(anger, matrix[:, 3], rtol=1e-6)
+    seen = []
+    total = align_csd(*inputs, folds=FOLDS, label_column=lambda m: seen.append(m.shape)
+                      or m[:, 1:].sum(axis=1))["train"].labels
+    np.testing.assert_allclose(total, matrix[:, 1:].sum(axis=1), rtol=1e-6)
+    assert seen[0] == (2, 7)  # the function sees every column
+    with pytest.raises(DatasetError, match=r"a column in 0\.\.6"):
+        align_csd(*inputs, folds=FOLDS, label_column=7)
+    with pytest.raises(DatasetError, match=r"labels in \[0, 1\]"):
+        align_csd(*inputs, folds=FOLDS, label_range=(0, 1))
+
+
+def test_folds_from_a_file_and_their_checks(sdk, tmp_path):
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({**FOLDS, "source": "made for this test"}))
+    assert align_csd({"text": sdk["text"]}, sdk["labels"], folds=path)["valid"].ids == [
+        "vid_b[0]", "vid_b[1]"]
+    for bad, problem in [({**FOLDS, "valid": ["vid_a"]}, "a video is in two folds"),
+                         ({"train": ["vid_a"], "test": ["vid_c"]}, "missing or malformed fold"),
+                         ({**FOLDS, "dev": []}, "unknown folds key")]:
+        path.write_text(json.dumps(bad))
+        with pytest.raises(DatasetError, match=problem):
+            load_folds(path)
+    with pytest.raises(DatasetError, match="cannot read the folds"):
+        load_folds(tmp_path / "absent.json")
+
+
+def test_bad_options(sdk):
+    for options, field in [({"reference": "vision"}, "reference"),
+                           ({"reduction": "median"}, "reduction"),
+                           ({"missing": "skip"}, "missing"),
+                           ({"max_steps": 0}, "max_steps"),
+                           ({"max_steps": {"vision": 3}}, "max_steps")]:
+        with pytest.raises(DatasetError, match="invalid alignment option") as info:
+            align_csd({"text": sdk["text"]}, sdk["labels"], folds=FOLDS, **options)
+        assert info.value.field == field
+
+
+def _recipe(tmp_path, sdk, **extra):
+    recipe = {"labels": "labels.csd", "features": {"text": "words.csd", "audio": "audio.csd"},
+              "folds": "folds.json", "reference": "text", **extra}
+    (tmp_path / "folds.json").write_text(json.dumps(FOLDS))
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    return path
+
+
+def test_a_recipe_is_a_dataset_and_converts_to_a_cache(sdk, tmp_path):
+    recipe = _recipe(tmp_path, sdk, max_steps=2)
+    direct = align_csd({"text": sdk["text"], "audio": sdk["audio"]}, sdk["labels"], folds=FOLDS,
+                       reference="text", max_steps=2)
+    loaded = load_dataset(recipe)
+    np.testing.assert_array_equal(loaded["test"].features["audio"],
+                                  direct["test"].features["audio"])
+    cache = convert_to_cache(recipe, tmp_path / "cache")
+    cached = load_dataset(cache)
+    assert isinstance(cached["train"].features["text"], np.memmap)
+    assert cached["train"].ids == direct["train"].ids
+    np.testing.assert_array_equal(cached["valid"].features["text"],
+                                  direct["valid"].features["text"])
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert str(sdk["audio"]) in manifest["source"]["files"]
+    assert convert_to_cache(recipe, tmp_path / "cache") == cache  # same files: kept as it is
+    write_csd(sdk["audio"], {v: frames(0.0, 2.2, 0.1, 2, seed=9)
+                             for v in ("vid_a", "vid_b", "vid_c")})
+    with pytest.raises(DatasetError, match="another cache already exists"):
+        convert_to_cache(recipe, tmp_path / "cache")  # a feature file changed
+
+
+def test_dhmd_convert_and_describe_a_recipe(sdk, tmp_path, capsys):
+    recipe = _recipe(tmp_path, sdk)
+    assert main(["convert", str(recipe), str(tmp_path / "cache")]) == 0
+    assert main(["describe", str(tmp_path / "cache")]) == 0
+    assert "train: 2 samples" in capsys.readouterr().out
+    (tmp_path / "recipe.json").write_text(json.dumps({"labels": "labels.csd", "folds": "mosi",
+                                                      "features": {"text": "words.csd"},
+                                                      "colapse": "mean"}))
+    assert main(["convert", str(recipe), str(tmp_path / "other")]) == 2
+    error = capsys.readouterr().err
+    assert "unknown recipe key (file" in error and "'colapse'" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("recipe, field", [
+    ({"labels": "labels.csd", "folds": "mosi"}, "features"),
+    ({"labels": 3, "features": {"text": "words.csd"}, "folds": "mosi"}, "labels"),
+    ({"labels": "labels.csd", "features": [], "folds": "mosi"}, "features"),
+    ({"labels": "labels.csd", "features": {"text": "w.csd"}, "folds": "mosi",
+      "label_range": [0]}, "label_range"),
+    ({"labels": "labels.csd", "features": {"text": "w.csd"}, "folds": "mosi",
+      "label_column": "sentiment"}, "label_column"),
+])
+def test_bad_recipes(tmp_path, recipe, field):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert info.value.field == field and str(path) in str(info.value)

@@ -1,0 +1,127 @@
+import os
+import shutil
+import socket
+import sys
+
+import pytest
+import torch
+
+from dhmd_graph.nn.encoders import TemporalProjection
+from dhmd_graph.nn.text import BertTextEncoder
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture
+def bert_folder(tmp_path):
+    """A tiny randomly initialised BERT saved as a user would save bert-base-uncased."""
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=32,
+                                     max_position_embeddings=32)
+    folder = tmp_path / "tiny-bert"
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def tokens(lengths, steps=7, seed=0):
+    """``(B, T, 3)`` MMSA-style tokens: ids with [CLS]=2 ... [SEP]=3, mask, segment 0."""
+    generator = torch.Generator().manual_seed(seed)
+    out = torch.zeros(len(lengths), steps, 3, dtype=torch.long)
+    for b, length in enumerate(lengths):
+        out[b, :length, 0] = torch.randint(4, 40, (length,), generator=generator)
+        out[b, 0, 0], out[b, length - 1, 0] = 2, 3
+        out[b, :length, 1] = 1
+    return out
+
+
+def test_reads_the_folder_and_runs_bert(bert_folder):
+    encoder = BertTextEncoder(bert_folder).eval()
+    reference = transformers.BertModel.from_pretrained(bert_folder).eval()
+    x = tokens([7, 4])
+    out = encoder(x)
+    assert out.shape == (2, 7, 16) and encoder.hidden_size == 16
+    expected = reference(input_ids=x[..., 0], attention_mask=x[..., 1],
+                         token_type_ids=x[..., 2]).last_hidden_state
+    torch.testing.assert_close(out, expected)
+    assert repr(encoder) == (f"BertTextEncoder('{bert_folder}', hidden_size=16, layers=2, "
+                             "finetune=True)")
+
+
+def test_padding_does_not_reach_the_valid_steps(bert_folder):
+    encoder = BertTextEncoder(bert_folder).eval()
+    x = tokens([5, 3])
+    changed = x.clone()
+    changed[1, 3:, 0] = 17  # other ids at the padded (mask 0) steps
+    torch.testing.assert_close(encoder(changed)[1, :3], encoder(x)[1, :3])
+
+
+def test_finetuned_with_the_model(bert_folder):
+    torch.manual_seed(0)
+    encoder = BertTextEncoder(bert_folder)
+    projection = TemporalProjection(encoder.hidden_size, 8, kernel_size=3)
+    lengths = torch.tensor([7, 5])
+    x = tokens(lengths.tolist())
+    projected, out_lengths = projection(encoder(x), lengths)
+    assert projected.shape == (2, 5, 8) and out_lengths.tolist() == [5, 3]
+    projected.square().mean().backward()
+    unused = [name for name, p in encoder.named_parameters() if p.grad is None]
+    assert unused == []  # the pooler is gone: every parameter is trained
+    assert encoder.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_frozen_bert_gets_no_gradient(bert_folder):
+    encoder = BertTextEncoder(bert_folder, finetune=False)
+    projection = TemporalProjection(encoder.hidden_size, 8)
+    out = encoder(tokens([6, 2]))
+    assert not out.requires_grad
+    projection(out, torch.tensor([6, 2]))[0].sum().backward()
+    assert all(p.grad is None and not p.requires_grad for p in encoder.parameters())
+    assert projection.conv.weight.grad is not None
+
+
+def test_checkpoint_round_trip(bert_folder, tmp_path):
+    encoder = BertTextEncoder(bert_folder)
+    with torch.no_grad():  # a "fine-tuned" state that differs from the folder's weights
+        encoder.bert.encoder.layer[0].output.dense.weight.mul_(1.5)
+    torch.save(encoder.state_dict(), tmp_path / "encoder.pt")
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    shutil.copy(bert_folder / "config.json", config_only)
+    restored = BertTextEncoder(config_only, pretrained=False)
+    restored.load_state_dict(torch.load(tmp_path / "encoder.pt", weights_only=True))
+    x = tokens([7, 3])
+    torch.testing.assert_close(restored.eval()(x), encoder.eval()(x))
+    assert not any("pooler" in key for key in encoder.state_dict())
+
+
+def test_a_missing_folder_says_what_to_put_where(bert_folder, tmp_path):
+    with pytest.raises(ValueError, match="BertTextEncoder.path") as info:
+        BertTextEncoder(tmp_path / "absent")
+    message = str(info.value)
+    assert "no such folder" in message and "config.json" in message
+    assert "bert-base-uncased" in message and "nothing is downloaded" in message
+    (bert_folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"missing model weights \(model.safetensors or "
+                       r"pytorch_model.bin\)") as info:
+        BertTextEncoder(bert_folder)
+    assert "only ['config.json']" in str(info.value)
+    BertTextEncoder(bert_folder, pretrained=False)  # the architecture needs only config.json
+
+
+def test_never_goes_online(bert_folder, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("BertTextEncoder tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # restored after the test
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    BertTextEncoder(bert_folder)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_missing_transformers_names_the_extra(bert_folder, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` fails
+    with pytest.raises(ImportError, match=r"pip install 'dhmd_graph\[bert\]'"):
+        BertTextEncoder(bert_folder)
