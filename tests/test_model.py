@@ -233,7 +233,7 @@ def test_modality_dropout_never_drops_everything():
     assert model.eval()(batch).present.all()
 
 
-def test_without_dictionary_the_model_is_dmd():
+def test_without_dictionary_there_is_no_dictionary_term():
     torch.manual_seed(0)
     with_atoms = DHMD(tiny_config())
     model = DHMD(tiny_config("dictionary.atoms=0"))
