@@ -177,10 +177,11 @@ def _per_second(timing: Timing, batch_size: int) -> float:
 
 def benchmark_case(name: str, aligned: bool, *, steps: tuple[int, ...], batch_size: int,
                    eval_batch_size: int, repeats: int, eval_repeats: int,
-                   overrides: list[str], profile: bool, fused_adam: bool = False
-                   ) -> tuple[dict, dict | None]:
-    """Times the training step and inference of one preset; returns a row and a profile."""
-    config = apply_overrides(preset(name, aligned), overrides)
+                   overrides: list[str], profile: bool, fused_adam: bool = False,
+                   reference_mode: str | None = None) -> tuple[dict, dict | None]:
+    """Times the training step and inference of one preset (``reference_mode="dmd"``:
+    its DMD reference mode); returns a row and a profile."""
+    config = apply_overrides(preset(name, aligned, reference=reference_mode), overrides)
     torch.manual_seed(0)
     model = DHMD(config)
     step = TrainingStep(model, fused=fused_adam)
@@ -200,6 +201,7 @@ def benchmark_case(name: str, aligned: bool, *, steps: tuple[int, ...], batch_si
     row = {
         "preset": name,
         "aligned": aligned,
+        "reference_mode": reference_mode,
         "lengths": "/".join(map(str, steps)),
         "train_samples_per_s": _per_second(train, batch_size),
         "train_step_ms": train.median * 1e3,
@@ -238,6 +240,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--profile", action="store_true", help="add a torch.profiler breakdown")
     parser.add_argument("--fused-adam", action="store_true",
                         help="torch's fused CPU Adam instead of the trainer's default Adam")
+    parser.add_argument("--reference", choices=["dmd"], default=None,
+                        help="time the presets' DMD reference mode (preset(..., reference='dmd'))")
     parser.add_argument("--tag", default="",
                         help="results go to train_step_<tag>.json (for variants)")
     parser.add_argument("--override", nargs="*", default=[],
@@ -260,6 +264,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 name, aligned, steps=steps, batch_size=args.batch_size,
                 eval_batch_size=args.eval_batch_size, repeats=args.repeats,
                 eval_repeats=args.eval_repeats, overrides=overrides, profile=args.profile,
+                reference_mode=args.reference,
                 fused_adam=args.fused_adam)
             rows.append(row)
             print(f"{name} {alignment}: {row['train_samples_per_s']:.2f} train samples/s, "

@@ -6,7 +6,10 @@ here, never inline in a module. Configs validate themselves on construction (and
 therefore after every :func:`apply_overrides`) and raise a :class:`ValueError` that
 names the class, the field, what was expected and what was found.
 
-* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS.
+* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS;
+  ``preset(name, aligned, reference="dmd")`` the DMD reference mode, in which every
+  difference from the DMD reference code (each a documented switch of these configs) is
+  set to the reference's behaviour.
 * :func:`config_to_dict` / :func:`config_from_dict` round-trip a config through plain
   JSON-able data (for checkpoints loaded with ``weights_only=True``).
 * :func:`apply_overrides` applies dotted command-line overrides such as
@@ -35,6 +38,7 @@ from typing import Any
 from dhmd_graph.fields import check_field_types
 
 __all__ = [
+    "REFERENCES",
     "DHMDConfig",
     "DictionaryConfig",
     "EncoderConfig",
@@ -50,9 +54,16 @@ __all__ = [
     "preset",
 ]
 
-POOLINGS = ("mean", "attention")
+POOLINGS = ("mean", "attention", "last")
 NORMALIZATIONS = ("graph", "target")
 METRICS = ("l1", "l2", "cosine", "positive_cosine")
+POSITIONAL_ENCODINGS = ("interleaved", "fairseq")
+HOMOGENEOUS_HEADS = ("pooled", "flatten")
+CROSS_MODAL_NORMS = ("separate", "shared")
+CAUSAL_ALIGNMENTS = ("relative", "shifted")
+MARGIN_EMBEDDINGS = ("pooled", "flatten")
+MARGIN_REDUCTIONS = ("triplet", "anchor")
+REPR_REDUCTIONS = ("per_sample", "batch_means")
 ACTIVATIONS = ("softmax", "sparsemax")
 DICTIONARY_POOLINGS = ("mean", "max")
 
@@ -120,6 +131,31 @@ class ModalityConfig:
             required when :obj:`input_dim` is :obj:`None`. (default: :obj:`None`)
         embedding_dim (int, optional): Width of the learned token embedding.
             (default: :obj:`300`)
+        sequence_length (int, optional): The padded length :math:`T_m` the data is
+            stored with. When set, every batch is zero-padded to it (a longer batch is
+            an error). The reference builds its homogeneous heads and margin
+            embeddings for this one length (``encoder.homogeneous_head='flatten'`` and
+            ``loss.margin_embedding='flatten'`` need it): 50 for every aligned
+            modality, 50 / 375 / 500 (MOSI) and 50 / 500 / 500 (MOSEI) for unaligned
+            text / audio / vision. (default: :obj:`None`, no fixed length)
+        length_mask (bool, optional): Mask the padded steps by the true lengths in
+            every attention, pooling and loss (ours, SPEC §3.9). :obj:`False` treats
+            every step of the padded input as valid, as the reference does for all
+            modalities (SPEC §11 #9: it never reads a length; in aligned data only
+            the text is padded). Our datasets crop each sample to its true length and
+            pad batches with zeros, so the padded steps hold zeros (as in MMSA audio
+            and vision and in our synthetic files). (default: :obj:`True`)
+        input_dropout (float, optional): Dropout on the input features before the
+            temporal projection. The reference drops the text features (``text_dropout``:
+            MOSI 0.5, MOSEI 0.3) and nothing else (SPEC §11 #10); ours is off.
+            (default: :obj:`0.0`)
+        attention_dropout (float, optional): Dropout on the attention weights of every
+            attention whose keys and values come from this modality: its homogeneous
+            self-attention encoder and the cross-modal transformers it is the source
+            of. :obj:`None` uses ``encoder.attention_dropout``, one rate for all (ours).
+            The reference sets one rate per source modality (``attn_dropout`` for text
+            and the memory encoders, ``attn_dropout_a``, ``attn_dropout_v``; SPEC §11
+            #10). (default: :obj:`None`)
     """
 
     name: str
@@ -127,6 +163,10 @@ class ModalityConfig:
     kernel_size: int = 1
     vocab_size: int | None = None
     embedding_dim: int = 300
+    sequence_length: int | None = None
+    length_mask: bool = True
+    input_dropout: float = 0.0
+    attention_dropout: float | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -142,6 +182,25 @@ class ModalityConfig:
             _check_positive(self, "input_dim", integer=True)
         _check_positive(self, "kernel_size", integer=True)
         _check_positive(self, "embedding_dim", integer=True)
+        if self.sequence_length is not None:
+            _check_positive(self, "sequence_length", integer=True)
+            if self.sequence_length < self.kernel_size:
+                raise _fail(self, "sequence_length", f"at least kernel_size={self.kernel_size}",
+                            self.sequence_length, "Use the data's padded length")
+        if not isinstance(self.length_mask, bool):
+            raise _fail(self, "length_mask", "true or false", self.length_mask,
+                        "Set length_mask to a boolean")
+        _check_dropout(self, "input_dropout")
+        if self.attention_dropout is not None:
+            _check_dropout(self, "attention_dropout")
+
+    @property
+    def projected_length(self) -> int | None:
+        r"""The length :math:`T'_m = T_m - k_m + 1` after the temporal projection of a
+        :obj:`sequence_length`-step input, or :obj:`None` without a fixed length."""
+        if self.sequence_length is None:
+            return None
+        return self.sequence_length - self.kernel_size + 1
 
 
 @dataclass
@@ -166,8 +225,41 @@ class EncoderConfig:
             model width. (default: :obj:`4`)
         causal (bool, optional): Causal attention masks (the reference always uses
             them). (default: :obj:`True`)
-        pooling (str, optional): ``"mean"`` (length-masked mean) or ``"attention"``
-            (learned attention pooling over valid steps). (default: :obj:`"mean"`)
+        pooling (str, optional): The readout of the homogeneous self-attention
+            encoders and of the heterogeneous memory encoders (and of :math:`r_m` with
+            the ``"pooled"`` homogeneous head): ``"mean"`` (length-masked mean, ours),
+            ``"attention"`` (learned attention pooling over valid steps) or ``"last"``
+            (the last valid step; the reference reads ``h[-1]``, the last *padded*
+            step, which is the last valid one when ``length_mask`` is off; SPEC §11
+            #2). (default: :obj:`"mean"`)
+        positional_encoding (str, optional): ``"interleaved"`` (ours: sin and cos
+            interleaved channel by channel, frequencies :math:`10^{-8k/C}`, positions
+            counted from 0) or ``"fairseq"`` (the reference: sin in the first half of
+            the channels, cos in the second, frequencies :math:`10^{-4k/(C/2-1)}`,
+            positions counted from 1, and a step whose first input channel is exactly
+            0 treated as padding and given no position at all; SPEC §11 #1). Ours
+            encodes every step, whatever its value. (default: :obj:`"interleaved"`)
+        homogeneous_head (str, optional): How each modality's homogeneous
+            representation :math:`r_m` and logit are read from :math:`c_m`:
+            ``"pooled"`` (ours: the length-masked readout of :obj:`pooling`, then a
+            residual head of width :math:`d`; any length works) or ``"flatten"`` (the
+            reference: the time-major flatten of all :math:`T'_m` steps through a
+            residual head of width :math:`T'_m d`, :math:`r_m` its first layer after
+            the ReLU; bound to ``modalities.*.sequence_length``; SPEC §11 #3).
+            (default: :obj:`"pooled"`)
+        cross_modal_norm (str, optional): The LayerNorm of the key/value input in
+            every cross-modal block: ``"separate"`` (ours: its own LayerNorm) or
+            ``"shared"`` (the reference: the query's LayerNorm normalises both;
+            SPEC §11 #8). Ours lets the two modalities keep separate statistics.
+            (default: :obj:`"separate"`)
+        causal_alignment (str, optional): How the causal mask lines up a query
+            sequence of :math:`L_q` steps with keys of :math:`L_k` steps: ``"relative"``
+            (ours: key :math:`j` is visible to query :math:`i` iff :math:`j L_q \le i
+            L_k`, the same moment in relative time) or ``"shifted"`` (the reference's
+            ``buffered_future_mask``: iff :math:`j \le i + |L_k - L_q|`, with the padded
+            lengths). Both are :math:`j \le i` for equal lengths; they differ in
+            unaligned data and in MOSEI, whose kernels L5 A1 V3 give 46 / 50 / 48 steps.
+            (default: :obj:`"relative"`)
     """
 
     num_layers: int = 4
@@ -179,6 +271,10 @@ class EncoderConfig:
     feedforward_ratio: int = 4
     causal: bool = True
     pooling: str = "mean"
+    positional_encoding: str = "interleaved"
+    homogeneous_head: str = "pooled"
+    cross_modal_norm: str = "separate"
+    causal_alignment: str = "relative"
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -187,6 +283,10 @@ class EncoderConfig:
         for name in ("attention_dropout", "dropout", "embed_dropout", "output_dropout"):
             _check_dropout(self, name)
         _check_choice(self, "pooling", POOLINGS)
+        _check_choice(self, "positional_encoding", POSITIONAL_ENCODINGS)
+        _check_choice(self, "homogeneous_head", HOMOGENEOUS_HEADS)
+        _check_choice(self, "cross_modal_norm", CROSS_MODAL_NORMS)
+        _check_choice(self, "causal_alignment", CAUSAL_ALIGNMENTS)
 
 
 @dataclass
@@ -194,7 +294,10 @@ class GraphConfig:
     r"""One graph distillation unit (GD-Unit) and its loss terms.
 
     The loss of the graph is
-    ``weight * (logit + use_repr_term * repr + regularizer_weight * reg)``.
+    ``weight * (logit_weight * logit + use_repr_term * repr_weight * repr
+    + regularizer_weight * reg)``; the reference (``w_losses = [1, 10]`` in both
+    graphs, ``trains/singleTask/distillnets/get_distillation_kernel.py:79``) weighs
+    the logit term 1 and the representation term 10.
 
     Args:
         hidden_channels (int, optional): Size :math:`g` of each half of the node
@@ -218,6 +321,16 @@ class GraphConfig:
         use_repr_term (bool, optional): Whether the representation term enters the
             loss (the reference computes but ignores it in the homogeneous graph).
             (default: :obj:`True`)
+        logit_weight (float, optional): Weight of the logit term inside the graph's
+            loss (the reference: 1). (default: :obj:`1.0`)
+        repr_weight (float, optional): Weight of the representation term inside the
+            graph's loss (the reference: 10, in both graphs). (default: :obj:`10.0`)
+        repr_reduction (str, optional): How the representation term averages over
+            the batch, per edge: ``"per_sample"`` (ours: :math:`\mathrm{mean}_b(w_b
+            d_b)`, each sample's distance weighted by its own edge weight) or
+            ``"batch_means"`` (the reference's ``min_cosine``:
+            :math:`\mathrm{mean}_b(w_b) \cdot \mathrm{mean}_b(d_b)`, which loses the
+            per-sample weighting; SPEC §11 #7). (default: :obj:`"per_sample"`)
         weight (float, optional): Weight of the graph's total loss.
             (default: :obj:`0.05`)
         edges (list[str], optional): Keep only these edges (``"teacher->student"``);
@@ -233,6 +346,9 @@ class GraphConfig:
     logit_metric: str = "l1"
     repr_metric: str = "cosine"
     use_repr_term: bool = True
+    logit_weight: float = 1.0
+    repr_weight: float = 10.0
+    repr_reduction: str = "per_sample"
     weight: float = 0.05
     edges: list[str] | None = None
 
@@ -244,7 +360,10 @@ class GraphConfig:
         _check_choice(self, "normalize", NORMALIZATIONS)
         _check_choice(self, "logit_metric", METRICS)
         _check_choice(self, "repr_metric", METRICS)
+        _check_choice(self, "repr_reduction", REPR_REDUCTIONS)
         _check_weight(self, "regularizer_weight")
+        _check_weight(self, "logit_weight")
+        _check_weight(self, "repr_weight")
         _check_weight(self, "weight")
         if self.prior is not None:
             if not isinstance(self.prior, dict):
@@ -272,7 +391,10 @@ class DictionaryConfig:
 
     Args:
         atoms (int, optional): Number :math:`K` of atoms per decoupled space; ``0``
-            disables the dictionaries (the model is then DMD). (default: :obj:`64`)
+            disables the dictionaries: the model is then DMD's architecture with our
+            defaults, *not* the DMD reference code, which differs from it in the
+            switches of SPEC §11 (``preset(..., reference="dmd")`` sets all of them).
+            (default: :obj:`64`)
         temperature (float, optional): Temperature :math:`\tau_d` of the atom
             scores. (default: :obj:`1.0`)
         activation (str, optional): ``"softmax"`` or ``"sparsemax"`` over atoms.
@@ -321,6 +443,17 @@ class LossConfig:
             (default: :obj:`0.01`)
         margin_scale (float, optional): The triplet margin per unit of label
             difference. (default: :obj:`0.15`)
+        margin_embedding (str, optional): The vectors the margin loss compares:
+            ``"pooled"`` (ours: the homogeneous representations :math:`r_m`, any
+            length) or ``"flatten"`` (the reference: a separate
+            ``Linear(d T'_m -> d)`` per modality on the channel-major flatten of
+            :math:`c_m`, bound to ``modalities.*.sequence_length``; SPEC §11 #4).
+            (default: :obj:`"pooled"`)
+        margin_reduction (str, optional): How the triplet hinges are averaged:
+            ``"triplet"`` (ours: over all triplets of the batch, so every triplet counts
+            alike) or ``"anchor"`` (the reference's ``HingeLoss``: over each anchor's
+            (positive, negative) pairs first, then over the anchors that have both;
+            SPEC §11 #5). (default: :obj:`"triplet"`)
     """
 
     task: float = 1.0
@@ -329,11 +462,16 @@ class LossConfig:
     margin: float = 0.01
     orthogonality: float = 0.01
     margin_scale: float = 0.15
+    margin_embedding: str = "pooled"
+    margin_reduction: str = "triplet"
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        for item in dataclasses.fields(self):
-            _check_weight(self, item.name)
+        for name in ("task", "reconstruction", "cycle", "margin", "orthogonality",
+                     "margin_scale"):
+            _check_weight(self, name)
+        _check_choice(self, "margin_embedding", MARGIN_EMBEDDINGS)
+        _check_choice(self, "margin_reduction", MARGIN_REDUCTIONS)
 
 
 @dataclass
@@ -386,6 +524,18 @@ class DHMDConfig:
             raise _fail(self, "num_heads", f"a divisor of width={self.width}", self.num_heads,
                         "Change num_heads or width so that width % num_heads == 0")
         _check_dropout(self, "modality_dropout")
+        bound = [f"{owner}.{name}={value!r}" for owner, name, value in (
+            ("encoder", "homogeneous_head", self.encoder.homogeneous_head),
+            ("loss", "margin_embedding", self.loss.margin_embedding)) if value == "flatten"]
+        unbound = [m.name for m in self.modalities if m.sequence_length is None]
+        if bound and unbound:
+            raise _fail(self, "modalities", f"a sequence_length for every modality with "
+                        f"{' and '.join(bound)}; these have none", unbound,
+                        "Set modalities.NAME.sequence_length to the data's padded length, "
+                        "or use the 'pooled' variant, which works with any length")
+        if self.encoder.positional_encoding == "fairseq" and self.width < 4:
+            raise _fail(self, "width", "at least 4 with encoder.positional_encoding='fairseq'",
+                        self.width, "Its frequencies divide by C/2 - 1; use a wider model")
         for space in ("homogeneous_graph", "heterogeneous_graph"):
             graph = getattr(self, space)
             for key, names_used in (("prior", graph.prior or {}), ("edges", graph.edges or [])):
@@ -438,23 +588,46 @@ _REFERENCE_PRIORS = {
     "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
     "heterogeneous": {"text->vision": 1.0, "text->audio": 1.0, "vision->audio": 1.0},
 }
+_DMD: dict[str, dict[str, Any]] = {
+    # The DMD reference's config/config.json: dropouts (attn_dropout is text's and the
+    # memory encoders'; relu_dropout = res_dropout = 0 in both) and the padded lengths
+    # (text, audio, vision) its length-bound heads are built for (trains/singleTask/
+    # model/dmd.py:18-27).
+    "mosi": {"text_dropout": 0.5, "attention": (0.3, 0.2, 0.0), "embed_dropout": 0.2,
+             "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 375, 500)}},
+    "mosei": {"text_dropout": 0.3, "attention": (0.4, 0.0, 0.0), "embed_dropout": 0.0,
+              "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 500, 500)}},
+}
+REFERENCES = ("dmd",)
 
 
-def preset(name: str, aligned: bool = True) -> DHMDConfig:
-    r"""The reference configuration for a dataset.
+def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHMDConfig:
+    r"""The configuration for a dataset: ours, or the DMD reference mode.
 
     MOSI: ``d = 50``, 10 heads, kernels 5/5/5; MOSEI: ``d = 30``, 6 heads, kernels
     L5 A1 V3 (both the DMD reference); CH-SIMS (unaligned only): ``d = 50``, 10 heads,
     kernels 3/3/3 (our choice). All: modalities ``text`` (768-d BERT features),
     ``audio``, ``vision``; 4 layers; the reference priors (homogeneous: 1 on
-    text->vision and text->audio; heterogeneous: also vision->audio). The
-    architecture is the same for aligned and unaligned data; :obj:`aligned` only
-    rejects combinations that do not exist.
+    text->vision and text->audio; heterogeneous: also vision->audio).
+
+    Without :obj:`reference` this is DHMD with our defaults, the same architecture for
+    aligned and unaligned data (:obj:`aligned` only rejects combinations that do not
+    exist). With ``reference="dmd"`` (MOSI and MOSEI only) it is the DMD reference
+    code, switch by switch (SPEC §11): no dictionary, the fairseq position table,
+    last-step readout, the length-bound flatten head and margin embedding (so the
+    padded lengths of the aligned or unaligned files are part of the config), one
+    LayerNorm for query and key/value, the shifted causal mask, no length masks,
+    ``mean_b(w) mean_b(d)`` representation reduction, per-anchor margin averaging, and
+    the reference's dropouts (text input dropout, attention dropout per source
+    modality). Train it with :meth:`TrainConfig.preset("dmd")
+    <dhmd_graph.train.TrainConfig.preset>`.
 
     Args:
         name (str): ``"mosi"``, ``"mosei"`` or ``"sims"``.
         aligned (bool, optional): Whether the data is word-aligned.
             (default: :obj:`True`)
+        reference (str, optional): :obj:`None` for our defaults, ``"dmd"`` for the DMD
+            reference mode. (default: :obj:`None`)
     """
     key = name.lower()
     if key not in _PRESETS:
@@ -463,13 +636,16 @@ def preset(name: str, aligned: bool = True) -> DHMDConfig:
     if key == "sims" and aligned:
         raise ValueError("preset: CH-SIMS exists only unaligned; call preset('sims', "
                          "aligned=False).")
+    if reference is not None and (reference not in REFERENCES or key not in _DMD):
+        raise ValueError(f"preset: reference must be None or one of {REFERENCES} (for "
+                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}.")
     settings = _PRESETS[key]
     modalities = [
         ModalityConfig(name, input_dim=dim, kernel_size=kernel)
         for name, dim, kernel in zip(("text", "audio", "vision"), settings["dims"],
                                      settings["kernels"], strict=True)
     ]
-    return DHMDConfig(
+    config = DHMDConfig(
         modalities=modalities,
         width=settings["width"],
         num_heads=settings["num_heads"],
@@ -477,6 +653,33 @@ def preset(name: str, aligned: bool = True) -> DHMDConfig:
                                       prior=dict(_REFERENCE_PRIORS["homogeneous"])),
         heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
                                         prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
+    )
+    return config if reference is None else _dmd(config, key, aligned)
+
+
+def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
+    """``config`` with every switch set to the DMD reference code (SPEC §11)."""
+    settings = _DMD[key]
+    text_rate, *key_rates = settings["attention"]
+    modalities = [
+        dataclasses.replace(
+            modality, sequence_length=length, length_mask=False,
+            input_dropout=settings["text_dropout"] if modality.name == "text" else 0.0,
+            attention_dropout=None if modality.name == "text" else rate)
+        for modality, length, rate in zip(config.modalities, settings["lengths"][aligned],
+                                          (text_rate, *key_rates), strict=True)
+    ]
+    encoder = EncoderConfig(
+        num_layers=4, memory_layers=4, attention_dropout=text_rate, dropout=0.0,
+        embed_dropout=settings["embed_dropout"], output_dropout=settings["output_dropout"],
+        pooling="last", positional_encoding="fairseq", homogeneous_head="flatten",
+        cross_modal_norm="shared", causal_alignment="shifted")
+    return dataclasses.replace(
+        config, modalities=modalities, encoder=encoder,
+        heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph,
+                                                repr_reduction="batch_means"),
+        dictionary=DictionaryConfig(atoms=0),
+        loss=LossConfig(margin_embedding="flatten", margin_reduction="anchor"),
     )
 
 

@@ -70,6 +70,8 @@ def graph_distillation_loss(
     metric: str = "l1",
     *,
     num_graphs: int | None = None,
+    reduction: str = "per_sample",
+    modality: Tensor | None = None,
 ) -> Tensor:
     r"""The graph distillation loss of a GD-Unit.
 
@@ -86,6 +88,17 @@ def graph_distillation_loss(
     students and edge weights both learn. Computed as an aggregation of weighted
     per-edge distances, so pruned edges and absent nodes need no special case.
 
+    With ``reduction="batch_means"`` (the DMD reference's ``min_cosine``, SPEC §11 #7)
+    each edge type :math:`k` (teacher modality, student modality) contributes the
+    product of batch means instead, which drops the per-sample weighting:
+
+    .. math::
+        \mathcal{L} = \sum_{k} \Big(\frac{1}{B}\sum_{b} w_{b,k}\Big)
+        \Big(\operatorname{mean}_{b} d_{b,k}\Big),
+
+    the mean over the samples that have the edge (a sample without it adds
+    :math:`w = 0`).
+
     Args:
         student_values (Tensor): ``(N, D)`` the value of every node; each edge
             compares its student's value with its teacher's (detached).
@@ -97,10 +110,20 @@ def graph_distillation_loss(
         num_graphs (int, optional): The number of graphs ``B`` to average over;
             :obj:`None` infers ``batch.max() + 1`` (one device sync).
             (default: :obj:`None`)
+        reduction (str, optional): ``"per_sample"`` or ``"batch_means"`` (see above).
+            (default: ``"per_sample"``)
+        modality (Tensor, optional): ``(N,)`` long, the modality of every node; needed
+            by ``"batch_means"``. (default: :obj:`None`)
 
     Returns:
         Tensor: The scalar loss.
     """
+    if reduction not in ("per_sample", "batch_means"):
+        raise ValueError(f"graph_distillation_loss: reduction must be 'per_sample' or "
+                         f"'batch_means', found {reduction!r}.")
+    if reduction == "batch_means" and modality is None:
+        raise ValueError("graph_distillation_loss: reduction='batch_means' needs the "
+                         "modality of every node (modality=...).")
     if metric not in DISTANCES:
         raise ValueError(
             f"graph_distillation_loss: metric must be one of {sorted(DISTANCES)}, "
@@ -110,6 +133,13 @@ def graph_distillation_loss(
         num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 1
     teacher, student = edge_index
     distance = DISTANCES[metric](student_values[student], student_values[teacher].detach())
+    if reduction == "batch_means":
+        edge_type, num_types = _edge_types(edge_index, modality)  # (E,)
+        weight_mean = scatter(edge_weight, edge_type, dim=0, dim_size=num_types,
+                              reduce="sum") / num_graphs  # (K,)
+        distance_mean = scatter(distance, edge_type, dim=0, dim_size=num_types,
+                                reduce="mean")  # (K,)
+        return (weight_mean * distance_mean).sum()
     per_graph = scatter(
         edge_weight * distance, batch[student], dim=0, dim_size=num_graphs, reduce="sum"
     )  # (B,)
@@ -148,15 +178,20 @@ def prior_regularization(
         Tensor: The scalar regulariser (unweighted; the reference weight 10 lives in
         the config).
     """
-    teacher, student = edge_index
-    num_modalities = int(modality.max()) + 1 if modality.numel() > 0 else 1
-    num_types = num_modalities * num_modalities
-    edge_type = modality[teacher] * num_modalities + modality[student]  # (E,)
-    cell = batch[student] * num_types + edge_type  # (E,) one cell per (graph, type)
+    edge_type, num_types = _edge_types(edge_index, modality)  # (E,)
+    cell = batch[edge_index[1]] * num_types + edge_type  # (E,) one cell per (graph, type)
     difference = scatter(
         learned - prior, cell, dim=0, dim_size=num_graphs * num_types, reduce="sum"
     ).view(num_graphs, num_types)  # (B, M*M)
     return difference.mean(dim=0).pow(2).sum()
+
+
+def _edge_types(edge_index: Tensor, modality: Tensor) -> tuple[Tensor, int]:
+    """``(E,)`` the type ``teacher_modality * M + student_modality`` of every edge, and
+    the number of types ``M * M``."""
+    teacher, student = edge_index
+    num_modalities = int(modality.max()) + 1 if modality.numel() > 0 else 1
+    return modality[teacher] * num_modalities + modality[student], num_modalities**2
 
 
 # Task, self-regression and decoupling ##################################################
@@ -265,31 +300,44 @@ def margin_loss(
     labels: Tensor,
     present: Tensor | None = None,
     scale: float = 0.15,
+    reduction: str = "triplet",
 ) -> Tensor:
-    r"""The triplet margin loss of DMD on the pooled homogeneous embeddings of all
+    r"""The triplet margin loss of DMD on the homogeneous embeddings of all
     ``B * M`` (sample, modality) pairs of a batch.
 
     Every vector :math:`i` is an anchor; positives :math:`j \ne i` carry exactly the
-    same label, negatives :math:`k` another label:
+    same label, negatives :math:`k` another label, and each triplet has the hinge
+    :math:`h_{ijk} = \max\left(0,\ s\,|y_i - y_k| - \cos(\mathbf{r}_i, \mathbf{r}_j)
+    + \cos(\mathbf{r}_i, \mathbf{r}_k)\right)`. With ``reduction="triplet"`` (ours)
+    every triplet of the batch counts alike,
 
     .. math::
-        \mathcal{L}_{mar} = \operatorname{mean}_{(i, j, k)}
-        \max\left(0,\ s\,|y_i - y_k| - \cos(\mathbf{r}_i, \mathbf{r}_j)
-        + \cos(\mathbf{r}_i, \mathbf{r}_k)\right).
+        \mathcal{L}_{mar} = \operatorname{mean}_{(i, j, k)} h_{ijk};
+
+    with ``reduction="anchor"`` (the DMD reference's ``HingeLoss``, SPEC §11 #5) each
+    anchor's hinges are averaged first, then the anchors that have both a positive
+    and a negative,
+    :math:`\mathcal{L}_{mar} = \operatorname{mean}_i \operatorname{mean}_{(j, k)} h_{ijk}`,
+    so an anchor with few triplets weighs as much as one with many.
 
     Zero when the batch has no triplet.
 
     Args:
-        embeddings (Tensor): ``(B, M, d)`` pooled homogeneous embeddings.
+        embeddings (Tensor): ``(B, M, d)`` homogeneous embeddings.
         labels (Tensor): ``(B,)`` regression labels.
         present (Tensor, optional): ``(B, M)`` bool, which vectors take part.
             (default: :obj:`None`, all)
         scale (float, optional): Margin :math:`s` per unit of label difference.
             (default: :obj:`0.15`)
+        reduction (str, optional): ``"triplet"`` or ``"anchor"`` (see above).
+            (default: ``"triplet"``)
 
     Returns:
         Tensor: The scalar loss.
     """
+    if reduction not in ("triplet", "anchor"):
+        raise ValueError(f"margin_loss: reduction must be 'triplet' or 'anchor', found "
+                         f"{reduction!r}.")
     num_modalities = embeddings.shape[1]
     vectors = F.normalize(embeddings.flatten(0, 1), dim=-1)  # (N, d)
     label = labels.repeat_interleave(num_modalities)  # (N,)
@@ -305,7 +353,11 @@ def margin_loss(
     margin = scale * (label.unsqueeze(1) - label.unsqueeze(0)).abs()  # (N, N) [anchor, negative]
     hinge = (margin.unsqueeze(1) - cosine.unsqueeze(2) + cosine.unsqueeze(1)).clamp_min(0.0)
     triplet = (positive.unsqueeze(2) & negative.unsqueeze(1)).to(hinge.dtype)  # (N, N, N)
-    return (hinge * triplet).sum() / triplet.sum().clamp_min(1.0)
+    if reduction == "triplet":
+        return (hinge * triplet).sum() / triplet.sum().clamp_min(1.0)
+    count = triplet.sum(dim=(1, 2))  # (N,) triplets per anchor
+    per_anchor = (hinge * triplet).sum(dim=(1, 2)) / count.clamp_min(1.0)  # (N,)
+    return per_anchor.sum() / (count > 0).sum().clamp_min(1).to(hinge.dtype)
 
 
 # Dictionary matching (fine-grained, our design) ########################################

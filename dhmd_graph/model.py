@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
@@ -32,7 +33,13 @@ from dhmd_graph.losses import (
 from dhmd_graph.nn.attention import MaskedPooling, StackedTransformer, length_mask
 from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput
 from dhmd_graph.nn.distill import DynamicGraphDistill
-from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
+from dhmd_graph.nn.encoders import (
+    DecoupledFeatures,
+    Decoupling,
+    FlattenHead,
+    ResidualHead,
+    TemporalProjection,
+)
 from dhmd_graph.nn.graph import modality_graph, restrict_to_present
 
 __all__ = ["DHMD", "DHMDOutput", "GraphEdges", "dhmd_objective"]
@@ -69,8 +76,11 @@ class DHMDOutput(NamedTuple):
         heterogeneous_logits (Tensor): ``(B, M)`` :math:`y^{het}_m`.
         shared_logit (Tensor): ``(B,)`` :math:`y_c` from the self-attended
             homogeneous features of all modalities.
-        homogeneous_repr (Tensor): ``(B, M, d)`` pooled homogeneous :math:`r_m`.
+        homogeneous_repr (Tensor): ``(B, M, d)`` homogeneous :math:`r_m`.
         heterogeneous_repr (Tensor): ``(B, M, (M-1) d)`` heterogeneous :math:`z_m`.
+        margin_embedding (Tensor): ``(B, M, d)`` the vectors the margin loss compares:
+            :math:`r_m` (``loss.margin_embedding="pooled"``) or the flattened-:math:`c_m`
+            embeddings of the reference (``"flatten"``).
         homogeneous_edges (GraphEdges): The homogeneous graph's edges and weights.
         heterogeneous_edges (GraphEdges): The heterogeneous graph's edges and weights.
         homogeneous_dictionary (DictionaryOutput or None): Homogeneous dictionary
@@ -87,6 +97,7 @@ class DHMDOutput(NamedTuple):
     shared_logit: Tensor
     homogeneous_repr: Tensor
     heterogeneous_repr: Tensor
+    margin_embedding: Tensor
     homogeneous_edges: GraphEdges
     heterogeneous_edges: GraphEdges
     homogeneous_dictionary: DictionaryOutput | None
@@ -115,10 +126,11 @@ class DHMD(nn.Module):
     2. **Decoupling**: private (heterogeneous) :math:`\mathbf{s}_m` and shared
        (homogeneous) :math:`\mathbf{c}_m`, with self-regression
        (:class:`~dhmd_graph.nn.Decoupling`).
-    3. **Homogeneous branch**: pooled :math:`\mathbf{r}_m` and logit :math:`y^{hom}_m`
-       per modality; a self-attention encoder per modality over
-       :math:`\mathbf{c}_m`, pooled and concatenated into :math:`\mathbf{c}_{fus}`
-       (:math:`M d`) → :math:`y_c`.
+    3. **Homogeneous branch**: :math:`\mathbf{r}_m` and logit :math:`y^{hom}_m` per
+       modality (a residual head on the pooled :math:`\mathbf{c}_m`, or the
+       reference's :class:`~dhmd_graph.nn.FlattenHead`); a self-attention encoder
+       per modality over :math:`\mathbf{c}_m`, read out and concatenated into
+       :math:`\mathbf{c}_{fus}` (:math:`M d`) → :math:`y_c`.
     4. **Heterogeneous branch**: a cross-modal transformer for every ordered pair
        (target :math:`m` ← source :math:`n`); per target the :math:`M - 1` outputs
        are concatenated, run through a memory encoder and pooled to
@@ -137,6 +149,9 @@ class DHMD(nn.Module):
     7. **Fusion**: :math:`[\sigma(\mathbf{W}_m \mathbf{g}_m)]_m \,\Vert\,
        \sigma(\mathbf{W}_c \mathbf{c}_{fus}) \,\Vert\, [\mathbf{f}^{hom}_m]_m
        \,\Vert\, [\mathbf{f}^{het}_m]_m` → residual head → :math:`\hat{y}`.
+
+    Every difference from the DMD reference code is a switch of the config (see
+    :func:`~dhmd_graph.config.preset` with ``reference="dmd"``).
 
     Absent modalities (:obj:`present`, or random modality dropout in training) lose
     their graph edges, and every fusion input they could reach is zeroed: their own
@@ -161,26 +176,45 @@ class DHMD(nn.Module):
         heterogeneous_width = (num_modalities - 1) * width
         attention = {
             "dropout": encoder.dropout,
-            "attention_dropout": encoder.attention_dropout,
             "embed_dropout": encoder.embed_dropout,
             "feedforward_ratio": encoder.feedforward_ratio,
             "causal": encoder.causal,
+            "causal_alignment": encoder.causal_alignment,
+            "positional_encoding": encoder.positional_encoding,
         }
+        # Attention dropout of the attentions whose keys come from each modality.
+        key_dropout = [encoder.attention_dropout if m.attention_dropout is None
+                       else m.attention_dropout for m in config.modalities]
 
         # 1-2. Projection and decoupling.
         self.projections = nn.ModuleList(
-            TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim)
+            TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim,
+                               dropout=m.input_dropout)
             for m in config.modalities
         )
         self.decoupling = Decoupling(num_modalities, width)
 
         # 3. Homogeneous branch.
-        self.homogeneous_pool = MaskedPooling(width, encoder.pooling)
-        self.homogeneous_heads = nn.ModuleList(
-            ResidualHead(width, dropout=encoder.output_dropout) for _ in config.modalities
-        )
+        if encoder.homogeneous_head == "pooled":
+            self.homogeneous_pool = MaskedPooling(width, encoder.pooling)
+            self.homogeneous_heads = nn.ModuleList(
+                ResidualHead(width, dropout=encoder.output_dropout) for _ in config.modalities
+            )
+        else:  # the reference's length-bound head
+            self.homogeneous_pool = None
+            self.homogeneous_heads = nn.ModuleList(
+                FlattenHead(m.projected_length, width, dropout=encoder.output_dropout,
+                            name=f"homogeneous head of '{m.name}'")
+                for m in config.modalities
+            )
+        self.margin_embeddings = None
+        if config.loss.margin_embedding == "flatten":  # the reference's Linear(d T' -> d)
+            self.margin_embeddings = nn.ModuleList(
+                nn.Linear(width * m.projected_length, width) for m in config.modalities
+            )
         self.shared_encoders = StackedTransformer(
-            num_modalities, width, heads, encoder.num_layers, **attention)
+            num_modalities, width, heads, encoder.num_layers, attention_dropout=key_dropout,
+            **attention)
         self.shared_pools = nn.ModuleList(
             MaskedPooling(width, encoder.pooling) for _ in config.modalities
         )
@@ -194,9 +228,12 @@ class DHMD(nn.Module):
             if source != target
         ]
         self.cross_modal = StackedTransformer(
-            len(self.pairs), width, heads, encoder.num_layers, cross=True, **attention)
+            len(self.pairs), width, heads, encoder.num_layers, cross=True,
+            shared_norm=encoder.cross_modal_norm == "shared",
+            attention_dropout=[key_dropout[source] for _, source in self.pairs], **attention)
         self.memory_encoders = StackedTransformer(
-            num_modalities, heterogeneous_width, heads, encoder.memory_layers, **attention)
+            num_modalities, heterogeneous_width, heads, encoder.memory_layers,
+            attention_dropout=encoder.attention_dropout, **attention)
         self.heterogeneous_pools = nn.ModuleList(
             MaskedPooling(heterogeneous_width, encoder.pooling) for _ in config.modalities
         )
@@ -209,7 +246,7 @@ class DHMD(nn.Module):
         self.homogeneous_graph = self._graph_unit("homogeneous", width)
         self.heterogeneous_graph = self._graph_unit("heterogeneous", heterogeneous_width)
 
-        # 6. Dictionaries (atoms == 0: none, the model is DMD).
+        # 6. Dictionaries (atoms == 0: none).
         self.homogeneous_dictionary = self._dictionary(width)
         self.heterogeneous_dictionary = self._dictionary(heterogeneous_width)
 
@@ -262,8 +299,8 @@ class DHMD(nn.Module):
 
         # 1. Temporal projection.
         projected, lengths = [], []
-        for name, projection in zip(self.modalities, self.projections, strict=True):
-            x, length = projection(batch.features[name], batch.lengths[name])  # (B, T', d)
+        for (x, length), projection in zip(self._inputs(batch), self.projections, strict=True):
+            x, length = projection(x, length)  # (B, T', d)
             projected.append(x)
             lengths.append(length)
         keep = present.to(projected[0].dtype).unsqueeze(-1)  # (B, M, 1)
@@ -273,13 +310,20 @@ class DHMD(nn.Module):
         decoupled = self.decoupling(projected, lengths)
 
         # 3. Homogeneous branch.
-        homogeneous_repr = torch.stack(
-            [self.homogeneous_pool(c, mask) for c, mask in zip(decoupled.shared, masks, strict=True)], dim=1
-        )  # (B, M, d)
-        homogeneous_logits = torch.cat(
-            [head(homogeneous_repr[:, m])[1] for m, head in enumerate(self.homogeneous_heads)],
-            dim=-1,
-        )  # (B, M)
+        if self.homogeneous_pool is not None:
+            heads = [head(self.homogeneous_pool(c, mask)) for c, mask, head in
+                     zip(decoupled.shared, masks, self.homogeneous_heads, strict=True)]
+        else:
+            heads = [head(c) for c, head in zip(decoupled.shared, self.homogeneous_heads,
+                                                 strict=True)]
+        homogeneous_repr = torch.stack([r for r, _ in heads], dim=1)  # (B, M, d)
+        homogeneous_logits = torch.cat([y for _, y in heads], dim=-1)  # (B, M)
+        margin_embedding = homogeneous_repr
+        if self.margin_embeddings is not None:  # channel-major flatten of c_m
+            margin_embedding = torch.stack([
+                linear(c.transpose(1, 2).flatten(1))
+                for c, linear in zip(decoupled.shared, self.margin_embeddings, strict=True)
+            ], dim=1)  # (B, M, d)
         shared_encoded = self.shared_encoders(decoupled.shared, lengths)  # M x (B, T'_m, d)
         shared_fusion = torch.cat([
             pool(h, mask) * keep[:, m]
@@ -340,6 +384,7 @@ class DHMD(nn.Module):
             shared_logit=shared_logit,
             homogeneous_repr=homogeneous_repr,
             heterogeneous_repr=heterogeneous_repr,
+            margin_embedding=margin_embedding,
             homogeneous_edges=homogeneous_edges,
             heterogeneous_edges=heterogeneous_edges,
             homogeneous_dictionary=homogeneous_dictionary,
@@ -361,6 +406,30 @@ class DHMD(nn.Module):
         )
         prior = layer.prior_weight(edge_index, graph.batch, graph.modality)
         return GraphEdges(edge_index, weight, prior)
+
+    def _inputs(self, batch: MultimodalBatch) -> list[tuple[Tensor, Tensor]]:
+        """Each modality's input ``(B, T, d_m)`` (or ``(B, T)`` ids) and ``(B,)`` lengths:
+        zero-padded to ``sequence_length`` where set, and with every step counted as
+        valid where ``length_mask`` is off (as the reference sees its inputs)."""
+        inputs = []
+        for modality in self.config.modalities:
+            x, length = batch.features[modality.name], batch.lengths[modality.name]
+            target = modality.sequence_length
+            if target is not None:
+                if x.shape[1] > target:
+                    raise DatasetError(
+                        "batch longer than the configured sequence length",
+                        field=modality.name,
+                        expected=f"at most modalities.{modality.name}.sequence_length={target} "
+                                 "steps", found=f"{x.shape[1]} steps",
+                        fix=f"Set modalities.{modality.name}.sequence_length to the data's "
+                            "padded length")
+                padding = (0, 0) * (x.dim() - 2) + (0, target - x.shape[1])
+                x = F.pad(x, padding)  # (B, T_m, ...) zero steps appended
+            if not modality.length_mask:
+                length = torch.full_like(length, x.shape[1])
+            inputs.append((x, length))
+        return inputs
 
     def _present(self, batch: MultimodalBatch, present: Tensor | None) -> Tensor:
         """``(B, M)`` bool: the given mask (default all), with modality dropout in
@@ -449,8 +518,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
 
     .. math::
         \mathcal{L} = w_{task}\mathcal{L}_{task}
-        + \sum_{s \in \{hom, het\}} \left[ w^s_{GD}\left(\mathcal{L}^s_{logit}
-        + \mathcal{L}^s_{repr} + w^s_{reg}\mathcal{L}^s_{reg}\right)
+        + \sum_{s \in \{hom, het\}} \left[ w^s_{GD}\left(w^s_{logit}\mathcal{L}^s_{logit}
+        + w^s_{repr}\mathcal{L}^s_{repr} + w^s_{reg}\mathcal{L}^s_{reg}\right)
         + \lambda_{dict}\left(\mathcal{L}^s_{match} + \mathcal{L}^s_{token}
         + w_{use}\mathcal{L}^s_{use}\right)\right]
         + w_{rec}\mathcal{L}_{rec} + w_{cyc}\mathcal{L}_{cyc}
@@ -482,7 +551,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
             decoupled.private_recoded, decoupled.private, decoupled.lengths, present),
         "orthogonality": orthogonality_loss(
             decoupled.private, decoupled.shared, decoupled.lengths, present),
-        "margin": margin_loss(output.homogeneous_repr, labels, present, weights.margin_scale),
+        "margin": margin_loss(output.margin_embedding, labels, present, weights.margin_scale,
+                              weights.margin_reduction),
     }
     total = (weights.task * terms["task"] + weights.reconstruction * terms["reconstruction"]
              + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"]
@@ -496,13 +566,15 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
         logits = getattr(output, f"{space}_logits").reshape(-1, 1)  # (N, 1)
         distill = {"edge_index": edges.edge_index, "edge_weight": edges.weight,
                    "batch": graph.batch, "num_graphs": batch_size}
-        gd = terms[f"gd/{space}/logit"] = graph_distillation_loss(
+        terms[f"gd/{space}/logit"] = graph_distillation_loss(
             logits, metric=graph_config.logit_metric, **distill)
+        gd = graph_config.logit_weight * terms[f"gd/{space}/logit"]
         if graph_config.use_repr_term:
             reprs = getattr(output, f"{space}_repr").flatten(0, 1)  # (N, F)
             terms[f"gd/{space}/repr"] = graph_distillation_loss(
-                reprs, metric=graph_config.repr_metric, **distill)
-            gd = gd + terms[f"gd/{space}/repr"]
+                reprs, metric=graph_config.repr_metric, reduction=graph_config.repr_reduction,
+                modality=graph.modality, **distill)
+            gd = gd + graph_config.repr_weight * terms[f"gd/{space}/repr"]
         if edges.prior is not None:
             terms[f"gd/{space}/reg"] = prior_regularization(
                 edges.learned, edges.prior, edges.edge_index, graph.batch, batch_size,

@@ -9,6 +9,7 @@ from dhmd_graph.config import (
     DictionaryConfig,
     EncoderConfig,
     GraphConfig,
+    LossConfig,
     ModalityConfig,
     apply_overrides,
     config_from_dict,
@@ -189,9 +190,103 @@ def test_parse_edge():
     ("homogeneous_graph", "edges", "text->audio", "GraphConfig.edges: expected a list of"),
     ("dictionary", "atoms", 4.0, "DictionaryConfig.atoms: expected an integer"),
     ("loss", "task", "1", "LossConfig.task: expected a number"),
+    ("encoder", "pooling", 3, "EncoderConfig.pooling: expected a string, found 3"),
+    ("loss", "margin_reduction", None, "LossConfig.margin_reduction: expected a string"),
+    ("heterogeneous_graph", "repr_weight", "10", "GraphConfig.repr_weight: expected a number"),
 ])
 def test_from_dict_refuses_values_of_the_wrong_type(section, key, value, message):
     data = config_to_dict(preset("mosi"))
     (data if section is None else data[section])[key] = value
     with pytest.raises(ValueError, match=re.escape(message)):
         config_from_dict(data)
+
+
+@pytest.mark.parametrize(("name", "aligned", "lengths", "text_dropout", "attention"), [
+    ("mosi", True, [50, 50, 50], 0.5, [None, 0.2, 0.0]),
+    ("mosi", False, [50, 375, 500], 0.5, [None, 0.2, 0.0]),
+    ("mosei", True, [50, 50, 50], 0.3, [None, 0.0, 0.0]),
+    ("mosei", False, [50, 500, 500], 0.3, [None, 0.0, 0.0]),
+])
+def test_dmd_presets_set_every_reference_switch(name, aligned, lengths, text_dropout, attention):
+    config = preset(name, aligned, reference="dmd")
+    ours = preset(name, aligned)
+    # The architecture of our preset; only the switches and dropouts differ.
+    assert (config.width, config.num_heads) == (ours.width, ours.num_heads)
+    assert [m.kernel_size for m in config.modalities] == [m.kernel_size for m in ours.modalities]
+    assert [m.sequence_length for m in config.modalities] == lengths
+    assert [m.length_mask for m in config.modalities] == [False] * 3
+    assert [m.input_dropout for m in config.modalities] == [text_dropout, 0.0, 0.0]
+    assert [m.attention_dropout for m in config.modalities] == attention
+    encoder = config.encoder
+    assert encoder.attention_dropout == {"mosi": 0.3, "mosei": 0.4}[name]
+    assert (encoder.dropout, encoder.output_dropout) == (0.0, 0.5)
+    assert encoder.embed_dropout == {"mosi": 0.2, "mosei": 0.0}[name]
+    assert (encoder.pooling, encoder.positional_encoding, encoder.homogeneous_head,
+            encoder.cross_modal_norm, encoder.causal_alignment) == (
+        "last", "fairseq", "flatten", "shared", "shifted")
+    assert config.heterogeneous_graph.repr_reduction == "batch_means"
+    assert config.homogeneous_graph.repr_reduction == "per_sample"  # its term is off anyway
+    for graph in (config.homogeneous_graph, config.heterogeneous_graph):
+        assert (graph.logit_weight, graph.repr_weight, graph.weight) == (1.0, 10.0, 0.05)
+    assert not config.homogeneous_graph.use_repr_term
+    assert (config.loss.margin_embedding, config.loss.margin_reduction) == ("flatten", "anchor")
+    assert config.dictionary.atoms == 0 and config.modality_dropout == 0.0
+    assert config.prior_matrix("heterogeneous") == ours.prior_matrix("heterogeneous")
+    assert config_from_dict(json.loads(json.dumps(config_to_dict(config)))) == config
+
+
+def test_our_presets_keep_our_defaults():
+    config = preset("mosi")
+    assert config.encoder == EncoderConfig()
+    assert all(m.sequence_length is None and m.length_mask and m.input_dropout == 0.0
+               and m.attention_dropout is None for m in config.modalities)
+    assert config.heterogeneous_graph.repr_reduction == "per_sample"
+    assert (config.loss.margin_embedding, config.loss.margin_reduction) == ("pooled", "triplet")
+
+
+def test_reference_preset_errors():
+    with pytest.raises(ValueError, match="reference must be None or one of"):
+        preset("sims", aligned=False, reference="dmd")
+    with pytest.raises(ValueError, match="reference='mult'"):
+        preset("mosi", reference="mult")
+
+
+@pytest.mark.parametrize(("build", "field"), [
+    (lambda: EncoderConfig(positional_encoding="learned"), "EncoderConfig.positional_encoding"),
+    (lambda: EncoderConfig(homogeneous_head="mlp"), "EncoderConfig.homogeneous_head"),
+    (lambda: EncoderConfig(cross_modal_norm="none"), "EncoderConfig.cross_modal_norm"),
+    (lambda: EncoderConfig(causal_alignment="left"), "EncoderConfig.causal_alignment"),
+    (lambda: GraphConfig(repr_reduction="sum"), "GraphConfig.repr_reduction"),
+    (lambda: GraphConfig(repr_weight=-1.0), "GraphConfig.repr_weight"),
+    (lambda: LossConfig(margin_embedding="flat"), "LossConfig.margin_embedding"),
+    (lambda: LossConfig(margin_reduction="mean"), "LossConfig.margin_reduction"),
+    (lambda: ModalityConfig("text", 3, kernel_size=5, sequence_length=4),
+     "ModalityConfig.sequence_length"),
+    (lambda: ModalityConfig("text", 3, input_dropout=1.0), "ModalityConfig.input_dropout"),
+    (lambda: ModalityConfig("text", 3, attention_dropout=-0.1),
+     "ModalityConfig.attention_dropout"),
+    (lambda: ModalityConfig("text", 3, length_mask="no"), "ModalityConfig.length_mask"),
+    (lambda: DHMDConfig([ModalityConfig("a", 3, sequence_length=5), ModalityConfig("b", 3)],
+                        encoder=EncoderConfig(homogeneous_head="flatten")),
+     r"DHMDConfig.modalities: expected a sequence_length .* have none, found \['b'\]"),
+    (lambda: DHMDConfig([ModalityConfig("a", 3), ModalityConfig("b", 3)], width=2, num_heads=1,
+                        encoder=EncoderConfig(positional_encoding="fairseq")),
+     "DHMDConfig.width"),
+])
+def test_reference_switches_are_validated(build, field):
+    with pytest.raises(ValueError, match=field):
+        build()
+
+
+def test_switches_from_overrides():
+    config = apply_overrides(preset("mosi"), [
+        "modalities.text.sequence_length=50", "modalities.audio.sequence_length=50",
+        "modalities.vision.sequence_length=50", "modalities.text.length_mask=false",
+        "modalities.audio.attention_dropout=0.2", "encoder.homogeneous_head=flatten",
+        "heterogeneous_graph.repr_reduction=batch_means", "loss.margin_reduction=anchor"])
+    assert config.modalities[0].projected_length == 46
+    assert not config.modalities[0].length_mask
+    assert config.modalities[1].attention_dropout == 0.2
+    assert config.encoder.homogeneous_head == "flatten"
+    assert apply_overrides(config, ["modalities.audio.attention_dropout=none"]
+                           ).modalities[1].attention_dropout is None

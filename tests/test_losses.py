@@ -118,3 +118,31 @@ def test_prior_regularization_vanishes_at_the_prior():
     # Batch-mean deviations cancel: +0.1 in one sample and -0.1 in the other.
     learned = prior + torch.tensor([0.1, -0.1, -0.1, 0.1])
     assert prior_regularization(learned, prior, edge_index, GD_BATCH, 2, modality).item() == 0
+
+
+def test_graph_distillation_loss_batch_means_is_the_references():
+    # The reference's min_cosine (trains/singleTask/misc.py:63-71): per edge type k,
+    # (mean_b w_bk) * (mean_b max(0, cos)), summed over the edge types.
+    torch.manual_seed(0)
+    batch_size, num_modalities = 4, 3
+    values = torch.randn(batch_size * num_modalities, 5, dtype=torch.double)
+    modality = torch.arange(num_modalities).repeat(batch_size)
+    batch = torch.arange(batch_size).repeat_interleave(num_modalities)
+    pairs = [(t, s) for t in range(3) for s in range(3) if t != s]
+    edge_index = torch.tensor([[b * 3 + t for b in range(batch_size) for t, _ in pairs],
+                               [b * 3 + s for b in range(batch_size) for _, s in pairs]])
+    weight = torch.rand(edge_index.shape[1], dtype=torch.double)
+    loss = graph_distillation_loss(values, edge_index, weight, batch, "positive_cosine",
+                                   reduction="batch_means", modality=modality)
+    v = values.view(batch_size, num_modalities, 5)
+    w = weight.view(batch_size, len(pairs))
+    expected = sum(
+        w[:, k].mean() * torch.nn.functional.cosine_similarity(v[:, s], v[:, t], dim=-1)
+        .clamp_min(0).mean() for k, (t, s) in enumerate(pairs))
+    torch.testing.assert_close(loss, expected)
+    per_sample = graph_distillation_loss(values, edge_index, weight, batch, "positive_cosine")
+    assert not torch.allclose(loss, per_sample)  # the reduction matters
+    with pytest.raises(ValueError, match="needs the modality"):
+        graph_distillation_loss(values, edge_index, weight, batch, reduction="batch_means")
+    with pytest.raises(ValueError, match="reduction must be"):
+        graph_distillation_loss(values, edge_index, weight, batch, reduction="sum")

@@ -1,6 +1,7 @@
 import itertools
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -128,3 +129,40 @@ def test_dictionary_usage_loss():
     present = torch.tensor([[True, False], [False, False]])
     torch.testing.assert_close(dictionary_usage_loss(spread, present),
                                torch.tensor(math.log(4)), atol=1e-4, rtol=0)
+
+
+def _reference_hinge(embeddings, labels, scale):
+    """The reference's HingeLoss (trains/singleTask/HingeLoss.py), written out: for each
+    anchor with both a positive and a negative, the mean hinge over its (positive,
+    negative) pairs; then the mean over those anchors."""
+    vectors = embeddings.flatten(0, 1)
+    label = labels.repeat_interleave(embeddings.shape[1])
+    cos = lambda i, j: F.cosine_similarity(vectors[i], vectors[j], dim=0)  # noqa: E731
+    per_anchor = []
+    for i in range(len(label)):
+        positives = [j for j in range(len(label)) if j != i and label[j] == label[i]]
+        negatives = [k for k in range(len(label)) if label[k] != label[i]]
+        if positives and negatives:
+            hinges = [(scale * (label[i] - label[k]).abs() - cos(i, j) + cos(i, k)).clamp_min(0)
+                      for j in positives for k in negatives]
+            per_anchor.append(torch.stack(hinges).mean())
+    return torch.stack(per_anchor).mean()
+
+
+def test_margin_loss_anchor_averaging_is_the_references():
+    torch.manual_seed(0)
+    embeddings = torch.randn(4, 3, 5, dtype=torch.double)
+    labels = torch.tensor([1.0, -0.5, 1.0, 1.0], dtype=torch.double)  # anchors of unequal counts
+    anchor = margin_loss(embeddings, labels, scale=0.15, reduction="anchor")
+    torch.testing.assert_close(anchor, _reference_hinge(embeddings, labels, 0.15))
+    triplet = margin_loss(embeddings, labels, scale=0.15)
+    assert not torch.allclose(anchor, triplet)  # the averaging matters here
+    present = torch.tensor([[True] * 3, [True, False, True], [False, True, True], [True] * 3])
+    kept = present.flatten().nonzero().flatten()
+    expected = _reference_hinge(embeddings.flatten(0, 1)[kept].unsqueeze(1),
+                                labels.repeat_interleave(3)[kept], 0.15)
+    torch.testing.assert_close(margin_loss(embeddings, labels, present, reduction="anchor"),
+                               expected)
+    assert margin_loss(embeddings[:1, :1], labels[:1], reduction="anchor") == 0  # no triplet
+    with pytest.raises(ValueError, match="reduction must be"):
+        margin_loss(embeddings, labels, reduction="mean")

@@ -233,7 +233,7 @@ def test_modality_dropout_never_drops_everything():
     assert model.eval()(batch).present.all()
 
 
-def test_without_dictionary_the_model_is_dmd():
+def test_without_dictionary_there_is_no_dictionary_term():
     torch.manual_seed(0)
     with_atoms = DHMD(tiny_config())
     model = DHMD(tiny_config("dictionary.atoms=0"))
@@ -256,10 +256,12 @@ def test_objective_total_is_the_weighted_sum():
     expected = (t["task"] + 0.1 * (t["reconstruction"] + t["cycle"])
                 + 0.01 * (t["margin"] + t["orthogonality"]))
     for space in ("homogeneous", "heterogeneous"):
-        expected = expected + 0.05 * (t[f"gd/{space}/logit"] + t.get(f"gd/{space}/repr", 0)
+        # The reference's w_losses = [1, 10]: logit x 1, representation x 10.
+        expected = expected + 0.05 * (t[f"gd/{space}/logit"] + 10 * t.get(f"gd/{space}/repr", 0)
                                       + 10 * t[f"gd/{space}/reg"])
         expected = expected + 0.05 * (t[f"dict/{space}/match"] + t[f"dict/{space}/token"]
                                       + 0.1 * t[f"dict/{space}/usage"])
+    assert "gd/heterogeneous/repr" in t and "gd/homogeneous/repr" not in t
     torch.testing.assert_close(t["loss"], expected)
 
 

@@ -7,6 +7,7 @@ from dhmd_graph.nn.attention import (
     length_mask,
     masked_attention,
     masked_mean,
+    position_encoding,
 )
 from dhmd_graph.nn.dictionary import (
     CrossModalDictionary,
@@ -16,7 +17,13 @@ from dhmd_graph.nn.dictionary import (
     sparsemax,
 )
 from dhmd_graph.nn.distill import DynamicGraphDistill, EdgeWeights, GraphDistillOutput
-from dhmd_graph.nn.encoders import DecoupledFeatures, Decoupling, ResidualHead, TemporalProjection
+from dhmd_graph.nn.encoders import (
+    DecoupledFeatures,
+    Decoupling,
+    FlattenHead,
+    ResidualHead,
+    TemporalProjection,
+)
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "DictionaryOutput",
     "DynamicGraphDistill",
     "EdgeWeights",
+    "FlattenHead",
     "GraphDistillOutput",
     "MaskedPooling",
     "ModalitySharedDictionary",
@@ -37,6 +45,7 @@ __all__ = [
     "length_mask",
     "masked_attention",
     "masked_mean",
+    "position_encoding",
     "sparsemax",
     "ModalityGraph",
     "modality_graph",

@@ -6,9 +6,11 @@ steps produce finite garbage that every pooling and loss ignores; valid steps ne
 depend on padded ones, so padding a batch further changes nothing.
 
 * :func:`length_mask`, :func:`masked_mean`, :class:`MaskedPooling`: pooling over
-  valid steps (mean or learned attention).
-* :func:`attention_mask`: key padding plus an optional causal mask in relative time,
-  both defined by the true lengths.
+  valid steps (mean, learned attention, or the last valid step).
+* :func:`attention_mask`: key padding plus an optional causal mask (in relative time,
+  or shifted as in the DMD reference), both defined by the true lengths.
+* :func:`position_encoding`, :func:`scale_and_position`: the sinusoidal position
+  encodings (ours, or the fairseq table of the DMD reference).
 * :func:`attention_blocks` and :func:`masked_attention`: multi-head attention computed
   in blocks of query steps, each block only over the keys it may see.
 * :class:`StackedTransformer`: :math:`G` independent pre-LayerNorm transformers (one per
@@ -28,6 +30,7 @@ change only the order of the computation, not its result.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -47,8 +50,13 @@ __all__ = [
     "length_mask",
     "masked_attention",
     "masked_mean",
+    "position_encoding",
     "scale_and_position",
 ]
+
+POOLING_MODES = ("mean", "attention", "last")
+CAUSAL_ALIGNMENTS = ("relative", "shifted")
+POSITIONAL_ENCODINGS = ("interleaved", "fairseq")
 
 BLOCK_ELEMENTS = 2**19
 """Attention weights per block of :func:`attention_blocks` (2 MiB in float32). Smaller
@@ -84,11 +92,15 @@ class MaskedPooling(nn.Module):
 
     .. math::
         \alpha_t = \operatorname{softmax}_{t < L}(\mathbf{w}^{\top} \mathbf{x}_t),
-        \qquad \mathbf{p} = \sum_{t < L} \alpha_t \mathbf{x}_t.
+        \qquad \mathbf{p} = \sum_{t < L} \alpha_t \mathbf{x}_t;
+
+    ``"last"`` reads the last valid step :math:`\mathbf{x}_{L-1}` (the DMD reference
+    reads ``h[-1]``, the last padded step: the same where every step is valid).
 
     Args:
         channels (int): Feature width :math:`C`.
-        mode (str, optional): ``"mean"`` or ``"attention"``. (default: :obj:`"mean"`)
+        mode (str, optional): ``"mean"``, ``"attention"`` or ``"last"``.
+            (default: :obj:`"mean"`)
 
     Shapes:
         - **input:** sequence :math:`(B, T, C)`, valid-step mask :math:`(B, T)` bool
@@ -98,13 +110,16 @@ class MaskedPooling(nn.Module):
 
     def __init__(self, channels: int, mode: str = "mean") -> None:
         super().__init__()
-        if mode not in ("mean", "attention"):
-            raise ValueError(f"MaskedPooling: mode must be 'mean' or 'attention', found {mode!r}.")
+        if mode not in POOLING_MODES:
+            raise ValueError(f"MaskedPooling: mode must be one of {POOLING_MODES}, found {mode!r}.")
         self.channels = channels
         self.mode = mode
         self.score = nn.Linear(channels, 1, bias=False) if mode == "attention" else None
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.mode == "last":
+            last = mask.sum(dim=1).clamp_min(1) - 1  # (B,)
+            return x[torch.arange(x.shape[0], device=x.device), last]  # (B, C)
         if self.score is None:
             return masked_mean(x, mask)
         score = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
@@ -140,14 +155,17 @@ def attention_mask(
     key_steps: int,
     causal: bool,
     query_offset: int = 0,
+    alignment: str = "relative",
 ) -> Tensor:
     r"""The boolean attention mask, :obj:`True` where a query may **not** attend.
 
     Key ``j`` is visible to query ``i`` iff ``j < L_k`` and, when :obj:`causal`,
-    :math:`j \cdot L_q \le i \cdot L_k`: the key does not lie later in *relative*
-    time than the query (for equal lengths simply ``j <= i``). Both conditions use
-    the true lengths only, so the mask of valid steps does not depend on padding,
-    and key 0 is always visible, so no row is fully masked (no NaN).
+    :math:`j \cdot L_q \le i \cdot L_k` (``alignment="relative"``): the key does not
+    lie later in *relative* time than the query; or :math:`j \le i + |L_k - L_q|`
+    (``alignment="shifted"``, the DMD reference's ``buffered_future_mask``, whose
+    lengths are the padded ones). For equal lengths both are ``j <= i``. Both
+    conditions use the true lengths only, so the mask of valid steps does not depend
+    on padding, and key 0 is always visible, so no row is fully masked (no NaN).
 
     Args:
         query_lengths (Tensor): ``(*)`` true query lengths :math:`L_q` (>= 1).
@@ -157,18 +175,27 @@ def attention_mask(
         causal (bool): Add the causal condition.
         query_offset (int, optional): Step of the first query (for a block of
             queries). (default: :obj:`0`)
+        alignment (str, optional): ``"relative"`` or ``"shifted"`` (see above).
+            (default: :obj:`"relative"`)
 
     Returns:
         Tensor: ``(*, T_q, T_k)`` bool.
     """
+    if alignment not in CAUSAL_ALIGNMENTS:
+        raise ValueError(f"attention_mask: alignment must be one of {CAUSAL_ALIGNMENTS}, "
+                         f"found {alignment!r}.")
     device = key_lengths.device
     key = torch.arange(key_steps, device=device)  # (T_k,)
     blocked = key >= key_lengths.unsqueeze(-1)  # (*, T_k)
     blocked = blocked.unsqueeze(-2).expand(*blocked.shape[:-1], query_steps, key_steps)
     if causal:
         query = torch.arange(query_offset, query_offset + query_steps, device=device)
-        later = (key * query_lengths[..., None, None]
-                 > query.unsqueeze(-1) * key_lengths[..., None, None])  # (*, T_q, T_k)
+        if alignment == "relative":
+            later = (key * query_lengths[..., None, None]
+                     > query.unsqueeze(-1) * key_lengths[..., None, None])  # (*, T_q, T_k)
+        else:
+            shift = (key_lengths - query_lengths).abs()[..., None, None]  # (*, 1, 1)
+            later = key > query.unsqueeze(-1) + shift  # (*, T_q, T_k)
         blocked = blocked | later
     return blocked  # (*, T_q, T_k)
 
@@ -199,6 +226,7 @@ def attention_blocks(
     num_heads: int,
     causal: bool,
     whole: bool = False,
+    alignment: str = "relative",
 ) -> list[AttentionBlock]:
     r"""Splits the queries into blocks of about :data:`BLOCK_ELEMENTS` attention
     weights each and builds each block's mask (:func:`attention_mask`). With
@@ -217,6 +245,8 @@ def attention_blocks(
         whole (bool, optional): One block of all queries (for attention without
             dropout, which :func:`masked_attention` leaves to PyTorch's fused kernel).
             (default: :obj:`False`)
+        alignment (str, optional): The causal alignment of :func:`attention_mask`.
+            (default: :obj:`"relative"`)
 
     Returns:
         list[AttentionBlock]: Consecutive blocks covering ``0 .. T_q - 1``.
@@ -229,11 +259,15 @@ def attention_blocks(
     keys = [key_steps] * len(starts)
     if causal and len(starts) > 1:
         last = torch.tensor(stops, device=key_lengths.device) - 1  # (K,) last query of a block
-        reach = (last.unsqueeze(1) * key_lengths).div(query_lengths, rounding_mode="floor")
+        if alignment == "relative":
+            reach = (last.unsqueeze(1) * key_lengths).div(query_lengths, rounding_mode="floor")
+        else:
+            reach = last.unsqueeze(1) + (key_lengths - query_lengths).abs()  # (K, N)
         keys = (reach.amax(dim=1) + 1).clamp(max=key_steps).tolist()  # (K,) on the host
     blocks = []
     for start, stop, extent in zip(starts, stops, keys, strict=True):
-        blocked = attention_mask(query_lengths, key_lengths, stop - start, extent, causal, start)
+        blocked = attention_mask(query_lengths, key_lengths, stop - start, extent, causal, start,
+                                 alignment)
         bias = torch.zeros(blocked.shape, device=blocked.device).masked_fill_(blocked, float("-inf"))
         blocks.append(AttentionBlock(start, stop, extent, bias.unsqueeze(1)))  # (N, 1, rows, keys)
     return blocks
@@ -244,7 +278,7 @@ def masked_attention(
     key: Tensor,
     value: Tensor,
     blocks: list[AttentionBlock],
-    dropout: float = 0.0,
+    dropout: float | Tensor = 0.0,
     training: bool = False,
 ) -> Tensor:
     r"""Scaled dot-product attention with masks and dropout on the attention weights,
@@ -271,15 +305,16 @@ def masked_attention(
         value (Tensor): Values.
         blocks (list[AttentionBlock]): The blocks and masks of
             :func:`attention_blocks`.
-        dropout (float, optional): Dropout on the attention weights (as
-            :func:`inverted_dropout`). (default: :obj:`0.0`)
+        dropout (float or Tensor, optional): Dropout on the attention weights (as
+            :func:`inverted_dropout`): one rate, or a rate per sequence ``(N,)`` (e.g.
+            per source modality, as the DMD reference sets them). (default: :obj:`0.0`)
         training (bool, optional): Apply the dropout. (default: :obj:`False`)
 
     Shapes:
         - **input:** query :math:`(N, H, T_q, D)`, key and value :math:`(N, H, T_k, D)`
         - **output:** :math:`(N, H, T_q, D)`
     """
-    if not training or dropout == 0.0:
+    if not training or (not isinstance(dropout, Tensor) and dropout == 0.0):
         out = [F.scaled_dot_product_attention(
             query[:, :, block.start:block.stop], key[:, :, :block.keys],
             value[:, :, :block.keys], attn_mask=block.bias.to(query.dtype))
@@ -290,6 +325,8 @@ def masked_attention(
     query = (query * channels**-0.5).transpose(-1, -2).reshape(batch * heads, channels, steps)
     key = key.transpose(-1, -2).reshape(batch * heads, channels, -1)
     value = value.transpose(-1, -2).reshape(batch * heads, channels, -1)
+    if isinstance(dropout, Tensor):  # (N,) -> (N H, 1, 1), one rate per row of weights
+        dropout = dropout.to(query.dtype).repeat_interleave(heads).view(-1, 1, 1)
     out = _BlockedAttention.apply(query, key, value, blocks, dropout)
     return out.view(batch, heads, channels, steps).transpose(-1, -2)  # (N, H, T_q, D)
 
@@ -312,14 +349,14 @@ class _BlockedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, blocks: list[AttentionBlock],
-                dropout: float) -> Tensor:
+                dropout: float | Tensor) -> Tensor:
         out, saved = [], []
         for block in blocks:
             scores = torch.bmm(query[:, :, block.start:block.stop].transpose(1, 2),
                                key[:, :, :block.keys])  # (N H, rows, keys)
             scores.view(block.bias.shape[0], -1, *scores.shape[1:]).add_(block.bias)
             probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
-            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)
+            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)  # rate(s) (N H, 1, 1)
             weights = probabilities * keep
             out.append(torch.bmm(value[:, :, :block.keys], weights.transpose(1, 2)))  # (N H, D, rows)
             saved.append((probabilities, keep))
@@ -346,18 +383,66 @@ class _BlockedAttention(torch.autograd.Function):
         return grad_query, grad_key, grad_value, None, None
 
 
-def scale_and_position(x: Tensor) -> Tensor:
-    r"""The transformer input :math:`\sqrt{C}\,\mathbf{x} + \mathrm{PE}`, with the
-    sinusoidal position encoding of absolute steps, for ``x`` ``(*, T, C)``."""
+def position_encoding(x: Tensor, kind: str = "interleaved") -> Tensor:
+    r"""The sinusoidal position encoding of the steps of ``x``.
+
+    ``"interleaved"`` (ours) encodes step :math:`t` as
+    :math:`\mathrm{PE}_{t, 2k} = \sin(t \omega_k)`, :math:`\mathrm{PE}_{t, 2k+1} =
+    \cos(t \omega_k)` with :math:`\omega_k = 10000^{-2k/C}`, whatever ``x`` holds.
+    ``"fairseq"`` is the table of the DMD reference (fairseq's
+    ``SinusoidalPositionalEmbedding``): with :math:`h = \lfloor C/2 \rfloor`,
+
+    .. math::
+        \mathrm{PE}_{p} = \left[\sin(p\,\omega'_k)\right]_{k<h} \Vert
+        \left[\cos(p\,\omega'_k)\right]_{k<h} \,(\Vert\, 0 \text{ if } C
+        \text{ is odd}), \qquad \omega'_k = 10000^{-k/(h-1)},
+
+    at position :math:`p = t + 1`, except that a step whose first channel
+    :math:`x_{t,0}` is exactly 0 counts as padding and gets position 0, whose row is
+    all zeros.
+
+    Args:
+        x (Tensor): ``(*, T, C)``; with ``"fairseq"`` its first channel decides the
+            padding steps (the reference reads the *unscaled* input).
+        kind (str, optional): ``"interleaved"`` or ``"fairseq"``.
+            (default: :obj:`"interleaved"`)
+
+    Returns:
+        Tensor: ``(T, C)`` (``"interleaved"``) or ``(*, T, C)`` (``"fairseq"``), in
+        ``x``'s dtype and on its device.
+    """
     steps, channels = x.shape[-2], x.shape[-1]
-    position = torch.arange(steps, device=x.device, dtype=x.dtype).unsqueeze(1)  # (T, 1)
-    frequency = torch.exp(
-        torch.arange(0, channels, 2, device=x.device, dtype=x.dtype)
-        * (-math.log(10000.0) / channels)
-    )  # (ceil(C/2),)
-    angle = position * frequency  # (T, ceil(C/2))
-    encoding = torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)[:, :channels]  # (T, C)
-    return math.sqrt(channels) * x + encoding
+    if kind == "interleaved":
+        position = torch.arange(steps, device=x.device, dtype=x.dtype).unsqueeze(1)  # (T, 1)
+        frequency = torch.exp(
+            torch.arange(0, channels, 2, device=x.device, dtype=x.dtype)
+            * (-math.log(10000.0) / channels)
+        )  # (ceil(C/2),)
+        angle = position * frequency  # (T, ceil(C/2))
+        return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)[:, :channels]  # (T, C)
+    if kind != "fairseq":
+        raise ValueError(f"position_encoding: kind must be one of {POSITIONAL_ENCODINGS}, "
+                         f"found {kind!r}.")
+    half = channels // 2
+    if half < 2:
+        raise ValueError(f"position_encoding: 'fairseq' needs at least 4 channels, found "
+                         f"{channels}.")
+    frequency = torch.exp(torch.arange(half, device=x.device, dtype=x.dtype)
+                          * (-math.log(10000.0) / (half - 1)))  # (h,)
+    angle = torch.arange(steps + 1, device=x.device, dtype=x.dtype).unsqueeze(1) * frequency
+    table = torch.cat([angle.sin(), angle.cos(), angle.new_zeros(steps + 1, channels % 2)],
+                      dim=1)  # (T + 1, C), row p = position p
+    table[0] = 0.0
+    steps_from_one = torch.arange(1, steps + 1, device=x.device)  # (T,)
+    position = torch.where(x[..., 0] != 0, steps_from_one, 0)  # (*, T)
+    return table[position]  # (*, T, C)
+
+
+def scale_and_position(x: Tensor, encoding: str = "interleaved") -> Tensor:
+    r"""The transformer input :math:`\sqrt{C}\,\mathbf{x} + \mathrm{PE}`, with the
+    sinusoidal :func:`position_encoding` ``encoding`` of the steps of ``x``
+    ``(*, T, C)``."""
+    return math.sqrt(x.shape[-1]) * x + position_encoding(x, encoding)
 
 
 class StackedLinear(nn.Module):
@@ -448,11 +533,13 @@ class StackedTransformerLayer(nn.Module):
         \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}(\mathbf{W}_2\,
         \mathrm{Dropout}(\mathrm{ReLU}(\mathbf{W}_1 \mathrm{LN}(\mathbf{X})))),
 
-    with :math:`\mathbf{S}' = \mathrm{LN}_s(\mathbf{S})` for cross-modal attention and
-    :math:`\mathbf{S}' = \mathrm{LN}(\mathbf{X})` for self-attention: the layer of
-    :class:`torch.nn.TransformerEncoderLayer` with :obj:`norm_first=True`, its
-    :class:`torch.nn.MultiheadAttention` (joint query/key/value projection) and
-    separate attention dropout. Args as in :class:`StackedTransformer`.
+    with :math:`\mathbf{S}' = \mathrm{LN}_s(\mathbf{S})` for cross-modal attention
+    (:math:`\mathbf{S}' = \mathrm{LN}(\mathbf{S})`, the query's LayerNorm, with
+    :obj:`shared_norm`) and :math:`\mathbf{S}' = \mathrm{LN}(\mathbf{X})` for
+    self-attention: the layer of :class:`torch.nn.TransformerEncoderLayer` with
+    :obj:`norm_first=True`, its :class:`torch.nn.MultiheadAttention` (joint
+    query/key/value projection) and separate attention dropout (its rate given to
+    :meth:`forward`). Args as in :class:`StackedTransformer`.
     """
 
     def __init__(
@@ -463,16 +550,16 @@ class StackedTransformerLayer(nn.Module):
         *,
         cross: bool,
         dropout: float,
-        attention_dropout: float,
         feedforward_ratio: int,
+        shared_norm: bool = False,
     ) -> None:
         super().__init__()
         self.channels = channels
         self.num_heads = num_heads
+        self.cross = cross
         self.dropout = dropout
-        self.attention_dropout = attention_dropout
         self.norm_attention = StackedLayerNorm(members, channels)
-        self.norm_source = StackedLayerNorm(members, channels) if cross else None
+        self.norm_source = StackedLayerNorm(members, channels) if cross and not shared_norm else None
         self.in_projection = StackedLinear(members, channels, 3 * channels)
         self.out_projection = StackedLinear(members, channels, channels)
         self.norm_feedforward = StackedLayerNorm(members, channels)
@@ -495,18 +582,20 @@ class StackedTransformerLayer(nn.Module):
         return x.reshape(groups * batch, steps, self.num_heads, -1).transpose(1, 2)
 
     def forward(self, x: Tensor, source: Tensor | None, blocks: list[AttentionBlock],
-                members: Tensor | None = None) -> Tensor:
+                members: Tensor | None = None, attention_dropout: float | Tensor = 0.0) -> Tensor:
+        """``attention_dropout``: one rate, or one per sequence ``(G' B,)``."""
         channels = self.channels
         h = self.norm_attention(x, members)  # (G', B, T, C)
-        if self.norm_source is None:
+        if not self.cross:
             query, key, value = self.in_projection(h, members).chunk(3, dim=-1)
         else:
-            source = self.norm_source(source, members)  # (G', B, S, C)
+            norm = self.norm_attention if self.norm_source is None else self.norm_source
+            source = norm(source, members)  # (G', B, S, C)
             query = self.in_projection(h, members, slice(0, channels))  # (G', B, T, C)
             key, value = self.in_projection(
                 source, members, slice(channels, None)).chunk(2, dim=-1)  # (G', B, S, C)
         attended = masked_attention(self._heads(query), self._heads(key), self._heads(value),
-                                    blocks, self.attention_dropout, self.training)
+                                    blocks, attention_dropout, self.training)
         attended = attended.transpose(1, 2).reshape(x.shape)  # (G', B, T, C)
         x = x + inverted_dropout(self.out_projection(attended, members), self.dropout,
                                  self.training)
@@ -528,7 +617,8 @@ class StackedTransformer(nn.Module):
         \mathbf{X}^{(l)} = \mathrm{Layer}_{g,l}(\mathbf{X}^{(l-1)}),\qquad
         \mathrm{out}_g = \mathrm{LN}_g(\mathbf{X}^{(L)}),
 
-    each layer a :class:`StackedTransformerLayer`. With :obj:`cross=False` a layer is
+    each layer a :class:`StackedTransformerLayer`, PE the :func:`position_encoding`
+    :obj:`positional_encoding`. With :obj:`cross=False` a layer is
     self-attention (the homogeneous encoders, the heterogeneous memory encoders); with
     :obj:`cross=True` the queries attend to the source :math:`\mathrm{Dropout}(\sqrt{C}
     \,\mathbf{S}_g + \mathrm{PE})` (the cross-modal transformer of MulT/DMD). Every
@@ -546,14 +636,22 @@ class StackedTransformer(nn.Module):
             self-attention. (default: :obj:`False`)
         dropout (float, optional): Residual and feed-forward dropout.
             (default: :obj:`0.1`)
-        attention_dropout (float, optional): Dropout on attention weights.
-            (default: :obj:`0.1`)
+        attention_dropout (float or list[float], optional): Dropout on attention
+            weights: one rate, or one per member (the DMD reference's rate of each
+            source modality). (default: :obj:`0.1`)
         embed_dropout (float, optional): Dropout on the scaled, position-encoded
             inputs (and sources). (default: :obj:`0.0`)
         feedforward_ratio (int, optional): Feed-forward width over :obj:`channels`.
             (default: :obj:`4`)
-        causal (bool, optional): Causal masking in relative time (see
-            :func:`attention_mask`). (default: :obj:`True`)
+        causal (bool, optional): Causal masking (see :func:`attention_mask`).
+            (default: :obj:`True`)
+        causal_alignment (str, optional): ``"relative"`` or ``"shifted"`` (the DMD
+            reference), see :func:`attention_mask`. (default: :obj:`"relative"`)
+        positional_encoding (str, optional): ``"interleaved"`` or ``"fairseq"`` (the DMD
+            reference), see :func:`position_encoding`. (default: :obj:`"interleaved"`)
+        shared_norm (bool, optional): With :obj:`cross`, normalise the source with the
+            query's LayerNorm (the DMD reference) instead of its own.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** :math:`G` inputs :math:`(B, T_g, C)` and their lengths :math:`(B)`;
@@ -572,26 +670,41 @@ class StackedTransformer(nn.Module):
         *,
         cross: bool = False,
         dropout: float = 0.1,
-        attention_dropout: float = 0.1,
+        attention_dropout: float | Sequence[float] = 0.1,
         embed_dropout: float = 0.0,
         feedforward_ratio: int = 4,
         causal: bool = True,
+        causal_alignment: str = "relative",
+        positional_encoding: str = "interleaved",
+        shared_norm: bool = False,
     ) -> None:
         super().__init__()
         if channels % num_heads:
             raise ValueError(f"StackedTransformer: num_heads={num_heads} must divide "
                              f"channels={channels}.")
+        rates = ([float(attention_dropout)] * members if isinstance(attention_dropout, (int, float))
+                 else [float(rate) for rate in attention_dropout])
+        if len(rates) != members:
+            raise ValueError(f"StackedTransformer: expected one attention_dropout or one per "
+                             f"member ({members}), found {len(rates)}.")
+        if causal_alignment not in CAUSAL_ALIGNMENTS:
+            raise ValueError(f"StackedTransformer: causal_alignment must be one of "
+                             f"{CAUSAL_ALIGNMENTS}, found {causal_alignment!r}.")
+        if positional_encoding not in POSITIONAL_ENCODINGS:
+            raise ValueError(f"StackedTransformer: positional_encoding must be one of "
+                             f"{POSITIONAL_ENCODINGS}, found {positional_encoding!r}.")
         self.members = members
         self.channels = channels
         self.num_heads = num_heads
         self.cross = cross
         self.causal = causal
-        self.attention_dropout = attention_dropout
+        self.causal_alignment = causal_alignment
+        self.positional_encoding = positional_encoding
+        self.attention_dropout = rates
         self.embed_dropout = embed_dropout
         self.layers = nn.ModuleList(
             StackedTransformerLayer(members, channels, num_heads, cross=cross, dropout=dropout,
-                                    attention_dropout=attention_dropout,
-                                    feedforward_ratio=feedforward_ratio)
+                                    feedforward_ratio=feedforward_ratio, shared_norm=shared_norm)
             for _ in range(num_layers)
         )
         self.norm = StackedLayerNorm(members, channels)
@@ -617,20 +730,32 @@ class StackedTransformer(nn.Module):
             x = self._embed(_stack_padded([inputs[g] for g in group]))  # (G', B, T, C)
             source = (self._embed(_stack_padded([keys[g] for g in group]))  # (G', B, S, C)
                       if self.cross else None)
+            rates = self._attention_dropout(group, x.shape[1], x.device)
             blocks = attention_blocks(
                 torch.cat([lengths[g] for g in group]),  # (G' B,)
                 torch.cat([key_lengths[g] for g in group]),  # (G' B,)
                 x.shape[2], max(steps[g][1] for g in group), self.num_heads, self.causal,
-                whole=not (self.training and self.attention_dropout > 0))
+                whole=not self.training or (not isinstance(rates, Tensor) and rates == 0.0),
+                alignment=self.causal_alignment)
             for layer in self.layers:
-                x = layer(x, source, blocks, members)
+                x = layer(x, source, blocks, members, rates)
             x = self.norm(x, members)  # (G', B, T, C)
             for i, g in enumerate(group):
                 outputs[g] = x[i, :, : inputs[g].shape[1]]  # (B, T_g, C)
         return [outputs[g] for g in range(self.members)]
 
     def _embed(self, x: Tensor) -> Tensor:
-        return inverted_dropout(scale_and_position(x), self.embed_dropout, self.training)
+        return inverted_dropout(scale_and_position(x, self.positional_encoding),
+                                self.embed_dropout, self.training)
+
+    def _attention_dropout(self, group: list[int], batch_size: int,
+                           device: torch.device) -> float | Tensor:
+        """The attention-dropout rate of a group: one number where its members share
+        it (the fast path), else ``(G' B,)``, one rate per sequence."""
+        rates = [self.attention_dropout[g] for g in group]
+        if len(set(rates)) == 1:
+            return rates[0]
+        return torch.tensor(rates, device=device).repeat_interleave(batch_size)  # (G' B,)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.members}, {self.channels}, "

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dhmd_graph.nn.attention import length_mask
 
-__all__ = ["DecoupledFeatures", "Decoupling", "ResidualHead", "TemporalProjection"]
+__all__ = ["DecoupledFeatures", "Decoupling", "FlattenHead", "ResidualHead", "TemporalProjection"]
 
 
 class TemporalProjection(nn.Module):
@@ -28,10 +28,12 @@ class TemporalProjection(nn.Module):
         \tilde{\mathbf{X}}_m = \mathrm{Conv1d}_{k_m}(\mathbf{X}_m),\qquad
         T'_m = \max(T_m - k_m + 1, 1).
 
-    Token ids (:obj:`input_dim=None`) are embedded first (id 0 is padding). Steps at
-    or after each sample's true length :math:`L` are zeroed before the convolution,
-    so valid outputs never see padding; sequences shorter than the kernel are
-    zero-padded to it. The true output lengths are :math:`\max(L - k + 1, 1)`.
+    Token ids (:obj:`input_dim=None`) are embedded first (id 0 is padding). An
+    optional dropout acts on the features before the convolution (the DMD reference
+    drops its text features there). Steps at or after each sample's true length
+    :math:`L` are zeroed before the convolution, so valid outputs never see padding;
+    sequences shorter than the kernel are zero-padded to it. The true output lengths
+    are :math:`\max(L - k + 1, 1)`.
 
     Args:
         input_dim (int, optional): Feature width :math:`d_m`, or :obj:`None` for token
@@ -40,6 +42,8 @@ class TemporalProjection(nn.Module):
         kernel_size (int, optional): Kernel :math:`k_m`. (default: :obj:`1`)
         vocab_size (int, optional): Vocabulary size for token ids. (default: :obj:`None`)
         embedding_dim (int, optional): Token embedding width. (default: :obj:`300`)
+        dropout (float, optional): Dropout on the input features (or token
+            embeddings). (default: :obj:`0.0`)
 
     Shapes:
         - **input:** features :math:`(B, T, d_m)` float or token ids :math:`(B, T)`
@@ -54,12 +58,14 @@ class TemporalProjection(nn.Module):
         kernel_size: int = 1,
         vocab_size: int | None = None,
         embedding_dim: int = 300,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if input_dim is None and vocab_size is None:
             raise ValueError("TemporalProjection: token-id input (input_dim=None) needs a "
                              "vocab_size.")
         self.kernel_size = kernel_size
+        self.dropout = dropout
         self.embedding = (
             nn.Embedding(vocab_size, embedding_dim, padding_idx=0) if input_dim is None else None
         )
@@ -69,6 +75,7 @@ class TemporalProjection(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, d_m)
+        x = F.dropout(x, self.dropout, self.training)  # (B, T, d_m)
         x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, d_m)
         x = F.pad(x, (0, 0, 0, max(self.kernel_size - x.shape[1], 0)))  # (B, max(T, k), d_m)
         out = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T', d)
@@ -184,3 +191,60 @@ class ResidualHead(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.hidden.in_features}, {self.out.out_features})"
+
+
+class FlattenHead(nn.Module):
+    r"""The homogeneous head of the DMD reference, bound to one sequence length
+    :math:`T'`: the time-major flatten :math:`\mathbf{f} \in \mathbb{R}^{T' C}` of a
+    sequence goes through a residual MLP of width :math:`T' C`,
+
+    .. math::
+        \mathbf{r} = \mathrm{ReLU}(\mathbf{W}_1 \mathbf{f}),\qquad
+        \mathbf{h} = \mathbf{f} + \mathbf{W}_2\,\mathrm{Dropout}(\mathbf{r}),\qquad
+        y = \mathbf{W}_o \mathbf{h},
+
+    returning the representation :math:`\mathbf{r}` (width :math:`C`; the reference's
+    ``repr_*_homo``, its ``proj1`` output after the in-place ReLU) and the output
+    :math:`y`. Every step enters the flatten, padded or not. Compare
+    :class:`ResidualHead` on a pooled vector, which works with any length.
+
+    Args:
+        steps (int): The sequence length :math:`T'` the head is built for.
+        channels (int): Feature width :math:`C` (and width of :math:`\mathbf{r}`).
+        out_channels (int, optional): Output width. (default: :obj:`1`)
+        dropout (float, optional): Dropout on :math:`\mathbf{r}` in the residual
+            branch. (default: :obj:`0.0`)
+        name (str, optional): What the sequence is, for error messages.
+            (default: :obj:`"input"`)
+
+    Shapes:
+        - **input:** :math:`(B, T', C)`
+        - **output:** :math:`((B, C), (B, \text{out}))`
+    """
+
+    def __init__(self, steps: int, channels: int, out_channels: int = 1, dropout: float = 0.0,
+                 name: str = "input") -> None:
+        super().__init__()
+        self.steps = steps
+        self.name = name
+        self.hidden = nn.Linear(steps * channels, channels)
+        self.back = nn.Linear(channels, steps * channels)
+        self.out = nn.Linear(steps * channels, out_channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.shape[1] != self.steps:
+            raise ValueError(
+                f"{type(self).__name__} ({self.name}): built for sequences of {self.steps} "
+                f"steps, found {x.shape[1]}. The 'flatten' head is bound to "
+                "modalities.NAME.sequence_length (steps = sequence_length - kernel_size + 1); "
+                "set it to the data's padded length, or use encoder.homogeneous_head=pooled, "
+                "which works with any length.")
+        flat = x.flatten(1)  # (B, T' C), time-major
+        r = torch.relu(self.hidden(flat))  # (B, C)
+        h = flat + self.back(self.dropout(r))  # (B, T' C)
+        return r, self.out(h)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(steps={self.steps}, {self.hidden.out_features}, "
+                f"{self.out.out_features})")

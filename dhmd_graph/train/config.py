@@ -19,6 +19,7 @@ from dhmd_graph.metrics import metric_direction
 __all__ = ["MAX_WORKERS", "TrainConfig"]
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+ACCUMULATIONS = ("averaged", "summed")
 
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """The most data-loading processes :attr:`TrainConfig.num_workers` may ask for: four per
@@ -34,16 +35,30 @@ class TrainConfig:
     ``1e-4``, batches of 16, gradients accumulated over 10 batches and value-clipped at
     0.6, :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` (factor 0.5, patience 5)
     on the validation MAE, early stopping after 10 epochs without improvement, and the
-    seeds 1111-1115. Unlike the reference, ``weight_decay`` is applied when set.
+    seeds 1111-1115. Unlike the reference, ``weight_decay`` is applied when set, and
+    the accumulated gradients are averaged (``accumulation="averaged"``);
+    :meth:`preset` ``("dmd")`` gives the reference's own accumulation.
 
     Args:
         lr (float, optional): Adam learning rate. (default: ``1e-4``)
         batch_size (int, optional): Samples per batch *per process*; under ``torchrun``
             the global batch is ``batch_size * world_size``. (default: ``16``)
-        accumulation_steps (int, optional): Batches whose gradients are averaged into
-            one optimiser step. (default: ``10``)
+        accumulation_steps (int, optional): Batches whose gradients are accumulated
+            into one optimiser step. (default: ``10``)
+        accumulation (str, optional): How: ``"averaged"`` (ours: the window's
+            gradients are averaged and clipped once, before the step; the last,
+            shorter window of an epoch is averaged over its own batches and stepped,
+            so every batch is learned from) or ``"summed"`` (the DMD reference,
+            ``trains/singleTask/DMD.py:170-195``: the gradients of the window are
+            summed, the running sum is value-clipped after every backward, and the
+            last partial window of an epoch is dropped: its batches are run for
+            the logged loss but never stepped, so an epoch of fewer batches than
+            ``accumulation_steps`` learns nothing; SPEC §11 #11). Under ``torchrun``
+            each process clips its own running sum, and DDP averages the sums over
+            the processes at the step. (default: ``"averaged"``)
         clip_value (float, optional): Gradients are clamped to ``[-clip_value,
-            clip_value]`` before each step; :obj:`None` disables. (default: ``0.6``)
+            clip_value]`` (before each step, or after each backward with
+            ``accumulation="summed"``); :obj:`None` disables. (default: ``0.6``)
         weight_decay (float, optional): Adam's L2 penalty. (default: ``0.0``)
         lr_factor (float, optional): Learning-rate factor on a plateau. (default: ``0.5``)
         lr_patience (int, optional): Epochs without improvement before the learning
@@ -79,6 +94,7 @@ class TrainConfig:
     lr: float = 1e-4
     batch_size: int = 16
     accumulation_steps: int = 10
+    accumulation: str = "averaged"
     clip_value: float | None = 0.6
     weight_decay: float = 0.0
     lr_factor: float = 0.5
@@ -100,6 +116,7 @@ class TrainConfig:
             ("lr", math.isfinite(self.lr) and self.lr > 0, "a positive number"),
             ("batch_size", self.batch_size >= 1, "an integer >= 1"),
             ("accumulation_steps", self.accumulation_steps >= 1, "an integer >= 1"),
+            ("accumulation", self.accumulation in ACCUMULATIONS, f"one of {ACCUMULATIONS}"),
             ("clip_value", self.clip_value is None
              or (math.isfinite(self.clip_value) and self.clip_value > 0),
              "a positive number or None"),
@@ -149,6 +166,28 @@ class TrainConfig:
                 f"TrainConfig.monitor: expected one of the metrics {sorted(reported)}, found "
                 f"{self.monitor!r}. Set train.monitor to one of them."
             )
+
+    @classmethod
+    def preset(cls, name: str) -> TrainConfig:
+        r"""A named training schedule.
+
+        ``"default"`` is :class:`TrainConfig` ``()``. ``"dmd"`` is the DMD reference's
+        schedule (``config/config.json`` and ``trains/singleTask/DMD.py``): Adam lr
+        ``1e-4`` without weight decay (the reference configures 0.005 / 0.001 but never
+        passes it to Adam), batches of 16, 10 batches per step with
+        ``accumulation="summed"``, value clipping 0.6, ReduceLROnPlateau(0.5, 5),
+        early stopping after 10 epochs, seeds 1111-1115. The reference schedules and
+        selects on its validation ``Loss`` (the mean of per-batch L1 losses), we on
+        the validation ``MAE`` (the same up to a shorter last batch).
+
+        Args:
+            name (str): ``"default"`` or ``"dmd"``.
+        """
+        schedules = {"default": {}, "dmd": {"accumulation": "summed", "weight_decay": 0.0}}
+        if name not in schedules:
+            raise ValueError(f"TrainConfig.preset: expected one of {sorted(schedules)}, "
+                             f"found {name!r}.")
+        return cls(**schedules[name])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:

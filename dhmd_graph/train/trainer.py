@@ -132,9 +132,11 @@ class Trainer:
 
     Every epoch: one pass over the training set (Adam; the gradients of
     ``config.accumulation_steps`` batches are averaged into one step and clamped to
-    ``±config.clip_value``), then the validation metrics; the monitored one
-    (``config.monitor``, better when smaller or larger as ``config.direction`` says)
-    drives :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
+    ``±config.clip_value``, or summed and clamped after every backward as in the DMD
+    reference, ``config.accumulation="summed"``), then the validation metrics; the
+    monitored one (``config.monitor``, better when smaller or larger as
+    ``config.direction`` says) drives
+    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
     :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
     with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
@@ -328,21 +330,26 @@ class Trainer:
         accumulation = self.config.accumulation_steps
         show = self.config.progress and self.context.is_main and sys.stderr.isatty()
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch}", leave=False, disable=not show)
+        summed = self.config.accumulation == "summed"
+        complete = batches // accumulation * accumulation  # batches in full windows
         for index, batch in enumerate(bar):
-            # The last window of an epoch may hold fewer batches than the others.
+            # The last window of an epoch may hold fewer batches than the others; summed
+            # accumulation (the reference) drops it: forward for the logs, no update.
             window = min(accumulation, batches - index // accumulation * accumulation)
-            update = (index + 1) % accumulation == 0 or index + 1 == batches
+            dropped = summed and index >= complete
+            update = not dropped and ((index + 1) % accumulation == 0 or index + 1 == batches)
             defer_sync = not update and isinstance(self.step_module, DistributedDataParallel)
-            with self.step_module.no_sync() if defer_sync else nullcontext():
+            with (self.step_module.no_sync() if defer_sync else nullcontext(),
+                  torch.no_grad() if dropped else nullcontext()):
                 terms = self.step_module(batch.to(self.device))
                 values = self._finite_values(terms, index)
-                (terms["loss"] / window).backward()
+                if not dropped:
+                    (terms["loss"] if summed else terms["loss"] / window).backward()
+            if summed and not dropped:
+                self._clip_gradients()  # the running sum, after every backward
             if update:
-                if self.config.clip_value is not None:
-                    nn.utils.clip_grad_value_(
-                        [p for g in self.optimizer.param_groups for p in g["params"]],
-                        self.config.clip_value,
-                    )
+                if not summed:
+                    self._clip_gradients()
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
@@ -357,6 +364,13 @@ class Trainer:
                 total[0] += value
                 total[1] += rank_counts[name]
         return {name: value / count for name, (value, count) in totals.items()}
+
+    def _clip_gradients(self) -> None:
+        if self.config.clip_value is not None:
+            nn.utils.clip_grad_value_(
+                [p for g in self.optimizer.param_groups for p in g["params"]],
+                self.config.clip_value,
+            )
 
     def _finite_values(self, terms: Mapping[str, Tensor], index: int) -> dict[str, float]:
         """The terms as floats; raises :class:`NonFiniteLossError` naming the first bad one."""

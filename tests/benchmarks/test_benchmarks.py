@@ -3,6 +3,7 @@
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def load():
 
     yield _load
     sys.path.remove(str(BENCHMARKS))
-    for name in ("common", "layer", "train_step", "scale", "scaling_curves"):
+    for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
+                 "dmd_reference_speed"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -125,3 +127,81 @@ def test_scale_quick(load, tmp_path):
     assert row["epoch_s"] == pytest.approx(row["train_epoch_s"] + row["valid_epoch_s"])
     assert not list((tmp_path / "work").glob("*.pkl"))  # the pickle is deleted
     _written(tmp_path, "scale_quick")
+
+
+def test_dmd_ablation_switches_cover_the_reference(load):
+    # Every switch set to the reference's behaviour gives the dmd preset's switches (its
+    # dropouts are MOSEI's); none of the reference arms is a no-op.
+    from dhmd_graph.config import apply_overrides, preset
+
+    ablation = load("dmd_ablation")
+    ours = preset("mosei", aligned=True)
+    every = [o for switch in ablation.SWITCHES.values() for o in switch.reference]
+    changed = apply_overrides(ours, every)
+    dmd = preset("mosei", aligned=True, reference="dmd")
+    for field in ("pooling", "positional_encoding", "homogeneous_head", "cross_modal_norm",
+                  "causal_alignment", "attention_dropout"):
+        assert getattr(changed.encoder, field) == getattr(dmd.encoder, field), field
+    for mine, theirs in zip(changed.modalities, dmd.modalities, strict=True):
+        assert (mine.sequence_length, mine.length_mask, mine.input_dropout,
+                mine.attention_dropout) == (theirs.sequence_length, theirs.length_mask,
+                                            theirs.input_dropout, theirs.attention_dropout)
+    assert changed.loss == dmd.loss
+    assert changed.heterogeneous_graph.repr_reduction == dmd.heterogeneous_graph.repr_reduction
+    for name, switch in ablation.SWITCHES.items():
+        assert (apply_overrides(ours, list(switch.reference)) != ours
+                or switch.reference_train), name
+    assert dict(ablation.SWITCHES["accumulation"].reference_train) == {"accumulation": "summed"}
+    arms = ablation.arms(["readout", "accumulation"])
+    assert [(a[0], a[1]) for a in arms] == [("-", "ours"), ("readout", "reference"),
+                                            ("accumulation", "ours"),
+                                            ("accumulation", "reference")]
+
+
+def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    rows = load("dmd_ablation").main(["--quick", "--switches", "accumulation",
+                                      "--output-dir", str(tmp_path)])
+    # The switch has a schedule of its own: ours on it, then the reference behaviour.
+    assert [(row["switch"], row["behaviour"]) for row in rows] == [
+        ("accumulation", "ours"), ("accumulation", "reference")]
+    assert rows[0]["train"] == {"batch_size": 16, "accumulation_steps": 2}
+    assert rows[1]["train"] == {"batch_size": 16, "accumulation_steps": 2,
+                                "accumulation": "summed"}
+    assert rows[1]["delta_vs_ours"]["MAE"] == pytest.approx(
+        rows[1]["mean"]["MAE"] - rows[0]["mean"]["MAE"])
+    assert all(set(row["mean"]) >= {"MAE", "Corr", "Non0_acc_2", "Mult_acc_7"} for row in rows)
+    assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
+    with pytest.raises(SystemExit):
+        load("dmd_ablation").main(["--quick", "--switches", "nonsense"])
+
+
+def test_dmd_reference_speed_needs_a_checkout(load, tmp_path):
+    with pytest.raises(SystemExit, match="not a checkout of mdswyz/DMD"):
+        load("dmd_reference_speed").main(["--dmd-src", str(tmp_path), "--quick"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DMD_SRC"),
+                    reason="set DMD_SRC to a checkout of https://github.com/mdswyz/DMD")
+@pytest.mark.parametrize(("name", "aligned"), [("mosi", True), ("mosei", False)])
+def test_dmd_preset_equals_the_reference_code(load, name, aligned):
+    # The reference's own modules, its weights copied into our dmd preset: one batch with
+    # padding in float64 agrees up to the reference's float32 position table and prior.
+    harness = load("dmd_reference_speed")
+    train_step = load("train_step")
+    reference = harness.load_reference(Path(os.environ["DMD_SRC"]))
+    check = harness.parity(reference, name, aligned, True, train_step.LENGTHS[(name, aligned)])
+    assert check["counts"]["reference"] - check["counts"]["unused"] == check["counts"]["ours"]
+    assert max(check["max_abs_difference"].values()) < 1e-6, check["max_abs_difference"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DMD_SRC"),
+                    reason="set DMD_SRC to a checkout of https://github.com/mdswyz/DMD")
+def test_dmd_reference_speed_quick(load, tmp_path):
+    (row,) = load("dmd_reference_speed").main(["--dmd-src", os.environ["DMD_SRC"], "--quick",
+                                                "--output-dir", str(tmp_path)])
+    assert row["ours_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
+    assert row["speedup"] > 0
+    assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]

@@ -14,6 +14,7 @@ from dhmd_graph.nn.attention import (
     length_mask,
     masked_attention,
     masked_mean,
+    position_encoding,
     scale_and_position,
 )
 
@@ -300,3 +301,179 @@ def test_stacked_training_mode_backward_reaches_every_member():
     first = encoder(inputs, lengths)
     torch.manual_seed(1)
     torch.testing.assert_close(encoder(inputs, lengths), first)  # same seed, same dropout
+
+
+# The switches of the DMD reference mode, each against a plain re-derivation of the
+# reference's formula (trains/subNets/transformers_encoder/ in mdswyz/DMD).
+
+
+def fairseq_table(x: torch.Tensor) -> torch.Tensor:
+    """The reference's positions, written out: step t of a sequence is at position t + 1
+    unless its first input channel is exactly 0 (then position 0, an all-zero row); row p
+    holds sin(p f_k) in channels k < C // 2 and cos(p f_k) in channels C // 2 + k, with
+    f_k = exp(-k ln(10000) / (C // 2 - 1)), and a zero last channel when C is odd."""
+    *batch, steps, channels = x.shape
+    half = channels // 2
+    out = torch.zeros(*batch, steps, channels, dtype=torch.double)
+    for index in torch.cartesian_prod(*[torch.arange(n) for n in (*batch, steps)]).tolist():
+        *b, t = index
+        p = 0 if float(x[(*b, t, 0)]) == 0.0 else t + 1
+        if p == 0:
+            continue
+        for k in range(half):
+            angle = p * math.exp(-k * math.log(10000.0) / (half - 1))
+            out[(*b, t, k)] = math.sin(angle)
+            out[(*b, t, half + k)] = math.cos(angle)
+    return out
+
+
+@pytest.mark.parametrize("channels", [6, 7])
+def test_fairseq_position_encoding_is_the_reference_table(channels):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, channels, dtype=torch.double)
+    x[0, 3:] = 0.0  # padding
+    x[1, 1, 0] = 0.0  # only the first channel decides: this step counts as padding too
+    x[1, 2, 1:] = 0.0  # and this one does not
+    expected = fairseq_table(x)
+    torch.testing.assert_close(position_encoding(x, "fairseq"), expected)
+    assert expected[0, 3:].eq(0).all() and expected[1, 1].eq(0).all()
+    assert expected[1, 2].ne(0).any()
+    torch.testing.assert_close(scale_and_position(x, "fairseq"),
+                               math.sqrt(channels) * x + expected)
+    # Ours encodes every step, padding or not, from position 0.
+    ours = position_encoding(x, "interleaved")
+    assert ours.shape == (5, channels) and not torch.allclose(ours.expand_as(x), expected)
+    with pytest.raises(ValueError, match="at least 4 channels"):
+        position_encoding(x[..., :3], "fairseq")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        position_encoding(x, "learned")
+
+
+def shifted_mask(query_steps: int, key_steps: int) -> torch.Tensor:
+    """The reference's buffered_future_mask: -inf above the diagonal 1 + |T_k - T_q|."""
+    ones = torch.ones(query_steps, key_steps)
+    return ones.triu(1 + abs(key_steps - query_steps)).bool()  # True = blocked
+
+
+@pytest.mark.parametrize(("query_steps", "key_steps"), [(5, 5), (3, 8), (8, 3), (6, 9)])
+def test_shifted_causal_mask_is_the_references(monkeypatch, query_steps, key_steps):
+    lengths_q = torch.tensor([query_steps] * 2)
+    lengths_k = torch.tensor([key_steps] * 2)
+    blocked = attention_mask(lengths_q, lengths_k, query_steps, key_steps, True,
+                             alignment="shifted")
+    assert torch.equal(blocked, shifted_mask(query_steps, key_steps).expand(2, -1, -1))
+    relative = attention_mask(lengths_q, lengths_k, query_steps, key_steps, True)
+    assert torch.equal(relative, blocked) == (query_steps == key_steps)
+    # Blocked attention (blocks of one or two queries, each over the keys it may reach)
+    # equals the dense attention under the reference's mask.
+    torch.manual_seed(0)
+    query = torch.randn(2, 2, query_steps, 4)
+    key, value = torch.randn(2, 2, key_steps, 4), torch.randn(2, 2, key_steps, 4)
+    expected = dense_attention(query, key, value, shifted_mask(query_steps, key_steps))
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 2 * 2 * key_steps)
+    blocks = attention_blocks(lengths_q, lengths_k, query_steps, key_steps, 2, True,
+                              alignment="shifted")
+    assert len(blocks) == (query_steps + 1) // 2
+    torch.testing.assert_close(masked_attention(query, key, value, blocks), expected)
+    with pytest.raises(ValueError, match="alignment must be one of"):
+        attention_mask(lengths_q, lengths_k, 2, 2, True, alignment="left")
+
+
+def test_last_step_readout():
+    x = torch.randn(3, 5, 2)
+    mask = length_mask(torch.tensor([5, 2, 1]), 5)
+    pooled = MaskedPooling(2, "last")(x, mask)
+    torch.testing.assert_close(pooled, torch.stack([x[0, 4], x[1, 1], x[2, 0]]))
+    # Where every step is valid (no length masks, as in the reference) it is h[-1].
+    torch.testing.assert_close(MaskedPooling(2, "last")(x, torch.ones(3, 5, dtype=torch.bool)),
+                               x[:, -1])
+
+
+def reference_dmd_member(stacked, g, x, source=None):
+    """Member g as the reference computes it, on sequences without padding: the fairseq
+    table, the shifted causal mask, and (cross-modal) the query's LayerNorm applied to the
+    key/value input as well."""
+    heads = stacked.num_heads
+    embed = lambda s: math.sqrt(s.shape[-1]) * s + fairseq_table(s).to(s.dtype)  # noqa: E731
+    keys = x if source is None else source
+    mask = shifted_mask(x.shape[1], keys.shape[1])  # (T, S), True = blocked
+    x = embed(x)
+    source = None if source is None else embed(source)
+    for depth in range(len(stacked.layers)):
+        layer = reference_layer(stacked, g, depth)
+        h = layer.norm1(x)
+        kv = h if source is None else layer.norm1(source)  # one LayerNorm for both
+        x = x + layer.self_attn(h, kv, kv, attn_mask=mask, need_weights=False)[0]
+        x = x + layer._ff_block(layer.norm2(x))
+    assert heads == layer.self_attn.num_heads
+    norm = stacked.norm
+    return torch.nn.functional.layer_norm(x, x.shape[-1:], norm.weight[g], norm.bias[g])
+
+
+def test_stacked_transformer_in_the_reference_mode_equals_the_reference():
+    torch.manual_seed(0)
+    options = {"causal_alignment": "shifted", "positional_encoding": "fairseq"}
+    cross = _trained(StackedTransformer(3, 8, 2, 2, cross=True, shared_norm=True, **options))
+    assert all(layer.norm_source is None for layer in cross.layers)  # one LayerNorm
+    shapes = [(5, 9), (9, 5), (5, 5)]  # unequal lengths: the shifted mask matters
+    targets = [torch.randn(2, t, 8) for t, _ in shapes]
+    sources = [torch.randn(2, s, 8) for _, s in shapes]
+    targets[0][:, 3:] = 0.0  # zero steps: the fairseq padding rule matters
+    sources[1][1, 4:] = 0.0
+    full = [torch.full((2,), x.shape[1]) for x in targets]
+    full_sources = [torch.full((2,), x.shape[1]) for x in sources]
+    self_attention = _trained(StackedTransformer(2, 8, 2, 2, **options))
+    with torch.no_grad():
+        out = cross(targets, full, sources, full_sources)
+        for g in range(3):
+            expected = reference_dmd_member(cross, g, targets[g], sources[g])
+            torch.testing.assert_close(out[g], expected, atol=1e-5, rtol=1e-5)
+        out = self_attention(targets[:2], full[:2])
+        for g in range(2):
+            expected = reference_dmd_member(self_attention, g, targets[g])
+            torch.testing.assert_close(out[g], expected, atol=1e-5, rtol=1e-5)
+        # Each switch matters: ours (separate LayerNorm, relative mask, interleaved
+        # positions) gives another result with the same weights.
+        for change in ({"causal_alignment": "relative"}, {"positional_encoding": "interleaved"}):
+            other = StackedTransformer(3, 8, 2, 2, cross=True, shared_norm=True,
+                                       **(options | change)).eval()
+            other.load_state_dict(cross.state_dict())
+            assert not torch.allclose(other(targets, full, sources, full_sources)[0],
+                                      cross(targets, full, sources, full_sources)[0])
+        separate = StackedTransformer(3, 8, 2, 2, cross=True, **options).eval()
+        separate.load_state_dict(cross.state_dict(), strict=False)
+        for layer in separate.layers:
+            layer.norm_source.weight.fill_(1.0)
+            layer.norm_source.bias.zero_()
+        assert not torch.allclose(separate(targets, full, sources, full_sources)[0],
+                                  cross(targets, full, sources, full_sources)[0])
+
+
+def test_attention_dropout_per_sequence():
+    torch.manual_seed(0)
+    query, key, value = torch.randn(3, 2, 4, 5), torch.randn(3, 2, 6, 5), torch.randn(3, 2, 6, 5)
+    lengths_q, lengths_k = torch.tensor([4, 4, 4]), torch.tensor([6, 6, 6])
+    (block,) = attention_blocks(lengths_q, lengths_k, 4, 6, 2, causal=True)
+    rates = torch.tensor([0.0, 0.5, 0.9])  # one per sequence, as per source modality
+    torch.manual_seed(1)
+    out = masked_attention(query, key, value, [block], dropout=rates, training=True)
+    torch.manual_seed(1)
+    weights = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(5) + block.bias, dim=-1)
+    draws = torch.rand(6, 4, 6).view(3, 2, 4, 6)  # the same uniform draws, (N, H, T_q, T_k)
+    keep = (draws >= rates.view(3, 1, 1, 1)) / (1 - rates.view(3, 1, 1, 1))
+    torch.testing.assert_close(out, (weights * keep) @ value)
+    torch.testing.assert_close(out[0], (weights @ value)[0])  # rate 0: no dropout
+    assert not torch.allclose(out[2], (weights @ value)[2])
+
+
+def test_stacked_transformer_attention_dropout_per_member():
+    torch.manual_seed(0)
+    encoder = StackedTransformer(2, 8, 2, 1, dropout=0.0, attention_dropout=[0.0, 0.6])
+    assert encoder.attention_dropout == [0.0, 0.6]
+    inputs, lengths = [torch.randn(2, 5, 8)] * 2, [torch.tensor([5, 3])] * 2
+    with torch.no_grad():
+        trained, evaluated = encoder(inputs, lengths), encoder.eval()(inputs, lengths)
+    torch.testing.assert_close(trained[0], evaluated[0])  # member 0 keeps every weight
+    assert not torch.allclose(trained[1], evaluated[1])
+    with pytest.raises(ValueError, match="one per member"):
+        StackedTransformer(2, 8, 2, 1, attention_dropout=[0.1, 0.2, 0.3])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dhmd_graph.nn.encoders import Decoupling, ResidualHead, TemporalProjection
+from dhmd_graph.nn.encoders import Decoupling, FlattenHead, ResidualHead, TemporalProjection
 
 
 def test_projection_is_a_valid_convolution():
@@ -81,3 +81,39 @@ def test_residual_head():
     torch.testing.assert_close(h, x)
     torch.testing.assert_close(y, head.out(x))
     assert repr(head) == "ResidualHead(6, 2)"
+
+
+def test_projection_input_dropout():
+    # The reference drops its text features before the projection (dmd.py:154).
+    torch.manual_seed(0)
+    projection = TemporalProjection(4, 6, kernel_size=2, dropout=0.5)
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 5, 5])
+    torch.manual_seed(1)
+    out, _ = projection(x, lengths)
+    torch.manual_seed(1)
+    dropped = torch.nn.functional.dropout(x, 0.5, training=True)
+    expected = torch.nn.functional.conv1d(dropped.transpose(1, 2), projection.conv.weight)
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+    assert not torch.allclose(out, projection.eval()(x, lengths)[0])
+    torch.testing.assert_close(projection(x, lengths)[0], torch.nn.functional.conv1d(
+        x.transpose(1, 2), projection.conv.weight).transpose(1, 2))  # eval: no dropout
+
+
+def test_flatten_head_is_the_references():
+    # dmd.py:191-211: flatten c time-major, r = ReLU(proj1(.)) (in place, so repr_*_homo
+    # is after the ReLU), h = proj2(dropout(r)) + flat, logit = out_layer(h).
+    torch.manual_seed(0)
+    head = FlattenHead(4, 3, dropout=0.5, name="homogeneous head of 'text'").eval()
+    x = torch.randn(2, 4, 3)
+    r, y = head(x)
+    flat = torch.stack([torch.cat([x[b, t] for t in range(4)]) for b in range(2)])  # (B, T C)
+    expected_r = torch.relu(flat @ head.hidden.weight.t() + head.hidden.bias)
+    h = expected_r @ head.back.weight.t() + head.back.bias + flat
+    torch.testing.assert_close(r, expected_r)
+    torch.testing.assert_close(y, h @ head.out.weight.t() + head.out.bias)
+    assert r.shape == (2, 3) and y.shape == (2, 1)
+    assert sum(p.numel() for p in head.parameters()) == (12 * 3 + 3) + (3 * 12 + 12) + (12 + 1)
+    with pytest.raises(ValueError, match=r"homogeneous head of 'text'.*4 steps, found 5.*"
+                                         r"sequence_length"):
+        head(torch.randn(2, 5, 3))
+    assert repr(head) == "FlattenHead(steps=4, 3, 1)"

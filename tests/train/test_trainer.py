@@ -202,6 +202,8 @@ def test_train_config_checks_and_overrides():
     ({"device": "gpu0"}, "TrainConfig.device: expected 'auto' or a torch device"),
     ({"clip_value": float("inf")}, "TrainConfig.clip_value: expected a positive number"),
     ({"monitor": " "}, "TrainConfig.monitor: expected the name of a validation metric"),
+    ({"accumulation": 1}, "TrainConfig.accumulation: expected a string, found 1"),
+    ({"monitor_mode": None}, "TrainConfig.monitor_mode: expected a string"),
 ])
 def test_train_config_is_strict(settings, message):
     with pytest.raises(ValueError, match=re.escape(message)):
