@@ -106,7 +106,7 @@ def test_train_step_quick(load, tmp_path):
     assert {p["phase"] for p in profile["phases"]} == {"forward", "objective", "backward",
                                                        "optimizer"}
     modules = {m["module"] for m in profile["modules_forward"]}
-    assert {"cross_modal", "homogeneous_graph", "fusion_head"} <= modules
+    assert {"cross_modal", "spaces", "fusion_head"} <= modules
     assert all(0 <= m["share_of_forward"] <= 1 for m in profile["modules_forward"])
 
 
