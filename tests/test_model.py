@@ -197,6 +197,17 @@ def test_absent_modality_does_not_affect_the_sample():
         full = model(changed)
     assert torch.allclose(first.prediction[0], second.prediction[0], atol=1e-6)
     assert not torch.allclose(full.prediction[0], second.prediction[0], atol=1e-4)
+    # Nothing of the absent audio reaches sample 0's other modalities in either space:
+    # GD outputs, dictionary activations and reconstructions, fusion blocks.
+    for name in ("homogeneous", "heterogeneous"):
+        a, b = first.spaces[name], second.spaces[name]
+        for x, y in ((a.features, b.features), (a.dictionary.activation, b.dictionary.activation),
+                     (a.dictionary.reconstruction, b.dictionary.reconstruction)):
+            torch.testing.assert_close(x[0], y[0], atol=1e-6, rtol=1e-6)
+            assert (x[0, 1] == 0).all()  # the absent node's own root term is masked
+        torch.testing.assert_close(a.fusion[0], b.fusion[0], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(a.logits[0, [0, 2]], b.logits[0, [0, 2]])
+        assert not torch.allclose(full.spaces[name].features[0], b.features[0])
     for edges in (first.homogeneous.edges, first.heterogeneous.edges):
         assert not ((edges.edge_index == 1).any(dim=0)).any()  # node 0*3+1 is isolated
         assert edges.edge_index.shape[1] == 2 + 6
