@@ -261,9 +261,9 @@ def copy_weights(model, homo, hetero, ours: DHMD) -> None:
         state[f"decoupling.decoders.{m}.weight"] = getattr(model, f"decoder_{s}").weight[..., 0]
         take(f"margin_embeddings.{m}", getattr(model, f"align_c_{s}"))
         for mine, theirs in (("hidden", "proj1"), ("back", "proj2"), ("out", "out_layer")):
-            take(f"homogeneous_heads.{m}.{mine}", getattr(model, f"{theirs}_{s}_low"))
-            take(f"heterogeneous_heads.{m}.{mine}", getattr(model, f"{theirs}_{s}_high"))
-        take(f"fusion_heterogeneous.{m}", getattr(model, f"weight_{s}"))
+            take(f"spaces.homogeneous.heads.{m}.{mine}", getattr(model, f"{theirs}_{s}_low"))
+            take(f"spaces.heterogeneous.heads.{m}.{mine}", getattr(model, f"{theirs}_{s}_high"))
+        take(f"spaces.heterogeneous.fusion.{m}", getattr(model, f"weight_{s}"))
         transformer("shared_encoders", m, getattr(model, f"self_attentions_c_{s}"))
         transformer("memory_encoders", m, getattr(model, f"trans_{s}_mem"))
     state["decoupling.shared.weight"] = model.encoder_c.weight[..., 0]
@@ -286,9 +286,9 @@ def copy_weights(model, homo, hetero, ours: DHMD) -> None:
     state["fusion_shared.weight"] = model.weight_c.weight[c][:, c]
     state["fusion_shared.bias"] = model.weight_c.bias[c]
     for space, kernel in (("homogeneous", homo), ("heterogeneous", hetero)):
-        take(f"{space}_graph.lin_logit", kernel.W_logit)
-        take(f"{space}_graph.lin_repr", kernel.W_repr)
-        state[f"{space}_graph.lin_edge.weight"] = kernel.W_edge.weight
+        take(f"spaces.{space}.graph.lin_logit", kernel.W_logit)
+        take(f"spaces.{space}.graph.lin_repr", kernel.W_repr)
+        state[f"spaces.{space}.graph.lin_edge.weight"] = kernel.W_edge.weight
     ours_state = ours.state_dict()
     for key, value in state.items():
         if isinstance(value, dict):  # one member of a stacked parameter at a time

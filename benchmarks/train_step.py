@@ -130,9 +130,12 @@ def module_ranges(model: nn.Module) -> Iterator[None]:
 
     handles = []
     for name, child in model.named_children():
-        members = list(child) if isinstance(child, nn.ModuleList) else [child]
-        for member in members:
-            handles.append(member.register_forward_pre_hook(enter(name)))
+        if isinstance(child, nn.ModuleDict):  # e.g. the decoupled spaces, one row each
+            members = [(f"{name}.{key}", value) for key, value in child.items()]
+        else:
+            members = [(name, m) for m in (child if isinstance(child, nn.ModuleList) else [child])]
+        for label, member in members:
+            handles.append(member.register_forward_pre_hook(enter(label)))
             handles.append(member.register_forward_hook(leave))
     try:
         yield

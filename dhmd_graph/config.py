@@ -65,7 +65,7 @@ MARGIN_EMBEDDINGS = ("pooled", "flatten")
 MARGIN_REDUCTIONS = ("triplet", "anchor")
 REPR_REDUCTIONS = ("per_sample", "batch_means")
 ACTIVATIONS = ("softmax", "sparsemax")
-DICTIONARY_POOLINGS = ("mean", "max")
+FUSIONS = ("dhmd", "dmd")
 
 
 def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> ValueError:
@@ -92,6 +92,12 @@ def _check_dropout(owner: object, name: str) -> None:
     value = getattr(owner, name)
     if not (isinstance(value, (int, float)) and 0 <= value < 1):
         raise _fail(owner, name, "a probability in [0, 1)", value, "Use 0 to disable dropout")
+
+
+def _check_bool(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if not isinstance(value, bool):
+        raise _fail(owner, name, "true or false", value, f"Set {name} to a boolean")
 
 
 def _check_choice(owner: object, name: str, choices: tuple[str, ...]) -> None:
@@ -335,6 +341,25 @@ class GraphConfig:
             (default: :obj:`0.05`)
         edges (list[str], optional): Keep only these edges (``"teacher->student"``);
             :obj:`None` means all ordered pairs. (default: :obj:`None`)
+        propagate (bool, optional): Whether the GD-Unit **outputs features** that go on
+            to the space's dictionary and fusion (*[pub]*, DHMD's framework figure,
+            SPEC §5): :math:`\hat{\mathbf{x}}_j` of
+            :class:`~dhmd_graph.nn.DynamicGraphDistill`. :obj:`False` makes it a loss
+            only, as in DMD: the space passes each node's own representation on.
+            (default: :obj:`True`)
+        out_channels (int, optional): Width of the GD output through learned maps
+            :math:`\mathbf{\Theta}, \mathbf{\Theta}_{root}` and a bias; :obj:`None`
+            keeps the representation's width with identity maps,
+            :math:`\hat{\mathbf{x}}_j = \mathbf{r}_j + \sum_i w_{i \rightarrow j}
+            \mathbf{r}_i` (*[open]*, ours). Only with :obj:`propagate`.
+            (default: :obj:`None`)
+        root_weight (bool, optional): Whether a node's own representation is added to
+            its GD output (*[open]*, ours: yes, as PyG's convolutions do). Only with
+            :obj:`propagate`. (default: :obj:`True`)
+        detach_teacher (bool, optional): Whether the GD output's messages carry the
+            teachers' representations detached (*[open]*, ours: not detached, so a
+            teacher learns what to send; the distillation losses always detach the
+            teacher). Only with :obj:`propagate`. (default: :obj:`False`)
     """
 
     hidden_channels: int = 64
@@ -351,10 +376,18 @@ class GraphConfig:
     repr_reduction: str = "per_sample"
     weight: float = 0.05
     edges: list[str] | None = None
+    propagate: bool = True
+    out_channels: int | None = None
+    root_weight: bool = True
+    detach_teacher: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self)
         _check_positive(self, "hidden_channels", integer=True)
+        for name in ("propagate", "root_weight", "detach_teacher"):
+            _check_bool(self, name)
+        if self.out_channels is not None:
+            _check_positive(self, "out_channels", integer=True)
         _check_positive(self, "temperature")
         _check_positive(self, "prior_temperature")
         _check_choice(self, "normalize", NORMALIZATIONS)
@@ -386,46 +419,55 @@ class GraphConfig:
 
 @dataclass
 class DictionaryConfig:
-    r"""Cross-modal dictionary matching, the fine-grained stage (our design, see
-    :class:`~dhmd_graph.nn.CrossModalDictionary`).
+    r"""The modality-shared dictionaries, one per decoupled space after its GD-Unit
+    (*[pub]*, DHMD's framework figure, SPEC §5;
+    :class:`~dhmd_graph.nn.ModalitySharedDictionary`), and their contrastive loss
+    :math:`\lambda (\mathcal{L}^{hom}_{ctr} + \mathcal{L}^{het}_{ctr})`
+    (:func:`~dhmd_graph.losses.dictionary_contrastive_loss`). Every value is *[open]*:
+    not published, our default. Both spaces use these settings, each with its own atoms.
 
     Args:
-        atoms (int, optional): Number :math:`K` of atoms per decoupled space; ``0``
-            disables the dictionaries: the model is then DMD's architecture with our
-            defaults, *not* the DMD reference code, which differs from it in the
-            switches of SPEC §11 (``preset(..., reference="dmd")`` sets all of them).
-            (default: :obj:`64`)
-        temperature (float, optional): Temperature :math:`\tau_d` of the atom
-            scores. (default: :obj:`1.0`)
-        activation (str, optional): ``"softmax"`` or ``"sparsemax"`` over atoms.
+        atoms (int, optional): Number :math:`K` of atoms per space; ``0`` disables the
+            dictionaries and their loss. (default: :obj:`64`)
+        atom_channels (int, optional): Width :math:`C` of the atoms, with a learned map
+            back to the space's width; :obj:`None` puts the atoms in the GD output's
+            space (a reconstruction is a convex combination of atoms).
+            (default: :obj:`None`)
+        temperature (float, optional): Temperature :math:`\tau` of the activation over
+            the atoms. (default: :obj:`1.0`)
+        activation (str, optional): ``"softmax"`` or ``"sparsemax"`` over the atoms.
             (default: :obj:`"softmax"`)
-        pooling (str, optional): ``"mean"`` or ``"max"`` pooling of the token
-            activations over valid steps. (default: :obj:`"mean"`)
-        token_level (bool, optional): Also match every student token's activation to
-            the teacher's pooled one. (default: :obj:`False`)
-        usage_weight (float, optional): Weight of the anti-collapse usage term
-            inside the dictionary loss. (default: :obj:`0.1`)
-        weight (float, optional): :math:`\lambda_{dict}`, weight of the dictionary
-            loss of each space. (default: :obj:`0.05`)
+        contrastive_temperature (float, optional): Temperature of the InfoNCE
+            contrastive loss on the reconstructions (the same sample's other modalities
+            are the positives, other samples the negatives). (default: :obj:`0.1`)
+        weight (float, optional): :math:`\lambda`, the weight of each space's
+            contrastive loss; ``0`` trains the dictionaries through the fusion only.
+            (default: :obj:`0.05`)
+        usage_weight (float, optional): Weight of an extra anti-collapse term
+            (:func:`~dhmd_graph.losses.dictionary_usage_loss`, the batch-mean activation
+            pushed toward using all atoms); off by default since the contrastive
+            negatives guard against collapse by themselves. (default: :obj:`0.0`)
     """
 
     atoms: int = 64
+    atom_channels: int | None = None
     temperature: float = 1.0
     activation: str = "softmax"
-    pooling: str = "mean"
-    token_level: bool = False
-    usage_weight: float = 0.1
+    contrastive_temperature: float = 0.1
     weight: float = 0.05
+    usage_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_field_types(self)
         if not isinstance(self.atoms, int) or isinstance(self.atoms, bool) or self.atoms < 0:
             raise _fail(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
+        if self.atom_channels is not None:
+            _check_positive(self, "atom_channels", integer=True)
         _check_positive(self, "temperature")
+        _check_positive(self, "contrastive_temperature")
         _check_choice(self, "activation", ACTIVATIONS)
-        _check_choice(self, "pooling", DICTIONARY_POOLINGS)
-        _check_weight(self, "usage_weight")
         _check_weight(self, "weight")
+        _check_weight(self, "usage_weight")
 
 
 @dataclass
@@ -437,6 +479,11 @@ class LossConfig:
         reconstruction (float, optional): Weight of :math:`\mathcal{L}_{rec}`.
             (default: :obj:`0.1`)
         cycle (float, optional): Weight of :math:`\mathcal{L}_{cyc}`. (default: :obj:`0.1`)
+        use_margin (bool, optional): Whether the triplet margin loss
+            :math:`\mathcal{L}_{mar}` (DMD's) enters the objective. DHMD's framework
+            figure draws no margin loss (SPEC §5); ours keeps it until the ablation
+            (``benchmarks/hmd_ablation.py``, arm ``no_margin``) decides.
+            (default: :obj:`True`)
         margin (float, optional): Weight of the triplet margin loss.
             (default: :obj:`0.01`)
         orthogonality (float, optional): Weight of :math:`\mathcal{L}_{ort}`.
@@ -459,6 +506,7 @@ class LossConfig:
     task: float = 1.0
     reconstruction: float = 0.1
     cycle: float = 0.1
+    use_margin: bool = True
     margin: float = 0.01
     orthogonality: float = 0.01
     margin_scale: float = 0.15
@@ -470,6 +518,7 @@ class LossConfig:
         for name in ("task", "reconstruction", "cycle", "margin", "orthogonality",
                      "margin_scale"):
             _check_weight(self, name)
+        _check_bool(self, "use_margin")
         _check_choice(self, "margin_embedding", MARGIN_EMBEDDINGS)
         _check_choice(self, "margin_reduction", MARGIN_REDUCTIONS)
 
@@ -488,10 +537,24 @@ class DHMDConfig:
             (``g = 64``, representation term off as in the reference).
         heterogeneous_graph (GraphConfig, optional): The heterogeneous GD-Unit
             (``g = 32``, ``max(0, cos)`` representation metric as in the reference).
-        dictionary (DictionaryConfig, optional): The dictionaries of both spaces.
+        dictionary (DictionaryConfig, optional): The modality-shared dictionaries of
+            both spaces.
         loss (LossConfig, optional): Weights of the other loss terms.
         modality_dropout (float, optional): Probability of dropping each modality of
             a training sample (never all of them). (default: :obj:`0.0`)
+        fusion (str, optional): What the fusion network reads. ``"dhmd"`` (*[pub]*,
+            DHMD's framework figure): per space and modality the GD output
+            :math:`\hat{\mathbf{x}}_m` concatenated with its dictionary
+            reconstruction :math:`\hat{\hat{\mathbf{x}}}_m`, each pair through a block
+            :math:`\sigma(\mathbf{W}[\hat{\mathbf{x}}_m \Vert
+            \hat{\hat{\mathbf{x}}}_m])` of the space's width (*[ours]*), plus DMD's
+            :math:`\sigma(\mathbf{W}_c \mathbf{c}_{fus})` (*[ours]*: the figure does not
+            show whether the homogeneous self-attention summary survives; we keep it).
+            ``"dmd"`` (DMD's fusion, the reference's): :math:`[\sigma(\mathbf{W}_m
+            \mathbf{g}_m)]_m \Vert \sigma(\mathbf{W}_c \mathbf{c}_{fus})`; GD outputs
+            and dictionary reconstructions are then not fused (a dictionary with
+            ``atoms > 0`` still trains through its contrastive loss).
+            (default: :obj:`"dhmd"`)
     """
 
     modalities: list[ModalityConfig]
@@ -507,6 +570,7 @@ class DHMDConfig:
     dictionary: DictionaryConfig = field(default_factory=DictionaryConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     modality_dropout: float = 0.0
+    fusion: str = "dhmd"
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -524,6 +588,7 @@ class DHMDConfig:
             raise _fail(self, "num_heads", f"a divisor of width={self.width}", self.num_heads,
                         "Change num_heads or width so that width % num_heads == 0")
         _check_dropout(self, "modality_dropout")
+        _check_choice(self, "fusion", FUSIONS)
         bound = [f"{owner}.{name}={value!r}" for owner, name, value in (
             ("encoder", "homogeneous_head", self.encoder.homogeneous_head),
             ("loss", "margin_embedding", self.loss.margin_embedding)) if value == "flatten"]
@@ -551,10 +616,16 @@ class DHMDConfig:
         """The modality names, in node order."""
         return [m.name for m in self.modalities]
 
+    @property
+    def graphs(self) -> dict[str, GraphConfig]:
+        """The GD-Unit config of each decoupled space, keyed ``"homogeneous"`` and
+        ``"heterogeneous"`` (the keys of :attr:`DHMD.spaces <dhmd_graph.DHMD.spaces>`)."""
+        return {"homogeneous": self.homogeneous_graph, "heterogeneous": self.heterogeneous_graph}
+
     def edge_pairs(self, space: str) -> list[tuple[int, int]] | None:
         """The ``(teacher, student)`` index pairs kept in ``space`` (``"homogeneous"``
         or ``"heterogeneous"``), or :obj:`None` for all ordered pairs."""
-        edges = getattr(self, f"{space}_graph").edges
+        edges = self.graphs[space].edges
         if edges is None:
             return None
         index = {name: i for i, name in enumerate(self.modality_names)}
@@ -563,7 +634,7 @@ class DHMDConfig:
     def prior_matrix(self, space: str) -> list[list[float]] | None:
         """The ``(M, M)`` prior logits of ``space`` indexed ``[teacher, student]``, or
         :obj:`None` without a prior."""
-        prior = getattr(self, f"{space}_graph").prior
+        prior = self.graphs[space].prior
         if prior is None:
             return None
         index = {name: i for i, name in enumerate(self.modality_names)}
@@ -610,10 +681,13 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
     ``audio``, ``vision``; 4 layers; the reference priors (homogeneous: 1 on
     text->vision and text->audio; heterogeneous: also vision->audio).
 
-    Without :obj:`reference` this is DHMD with our defaults, the same architecture for
-    aligned and unaligned data (:obj:`aligned` only rejects combinations that do not
-    exist). With ``reference="dmd"`` (MOSI and MOSEI only) it is the DMD reference
-    code, switch by switch (SPEC §11): no dictionary, the fairseq position table,
+    Without :obj:`reference` this is DHMD as published (SPEC §5: GD-Units that output
+    features, a modality-shared dictionary per space with its contrastive loss, fusion
+    of GD outputs and dictionary reconstructions) with our defaults where the paper is
+    silent, the same architecture for aligned and unaligned data (:obj:`aligned` only
+    rejects combinations that do not exist). With ``reference="dmd"`` (MOSI and MOSEI
+    only) it is the DMD reference code, switch by switch (SPEC §11): DMD's structure
+    (``fusion="dmd"``, GD-Units as losses only, no dictionary), the fairseq position table,
     last-step readout, the length-bound flatten head and margin embedding (so the
     padded lengths of the aligned or unaligned files are part of the config), one
     LayerNorm for query and key/value, the shifted causal mask, no length masks,
@@ -676,10 +750,12 @@ def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
         cross_modal_norm="shared", causal_alignment="shifted")
     return dataclasses.replace(
         config, modalities=modalities, encoder=encoder,
-        heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph,
+        homogeneous_graph=dataclasses.replace(config.homogeneous_graph, propagate=False),
+        heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph, propagate=False,
                                                 repr_reduction="batch_means"),
         dictionary=DictionaryConfig(atoms=0),
         loss=LossConfig(margin_embedding="flatten", margin_reduction="anchor"),
+        fusion="dmd",
     )
 
 

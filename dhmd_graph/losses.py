@@ -19,7 +19,6 @@ from dhmd_graph.nn.dictionary import LOG_EPS
 __all__ = [
     "DISTANCES",
     "dictionary_contrastive_loss",
-    "dictionary_matching_loss",
     "dictionary_usage_loss",
     "graph_distillation_loss",
     "margin_loss",
@@ -360,55 +359,7 @@ def margin_loss(
     return per_anchor.sum() / (count > 0).sum().clamp_min(1).to(hinge.dtype)
 
 
-# Dictionary matching (fine-grained, our design) ########################################
-
-
-def dictionary_matching_loss(
-    teacher_activation: Tensor,
-    student_log_activation: Tensor,
-    edge_index: Tensor,
-    edge_weight: Tensor,
-    batch: Tensor,
-    *,
-    num_graphs: int | None = None,
-) -> Tensor:
-    r"""Matches atom activations along the edges of a distillation graph.
-
-    .. math::
-        \mathcal{L}_{dict} = \frac{1}{B} \sum_{b} \sum_{i \rightarrow j \in
-        \mathcal{E}_b} w_{i \rightarrow j}\, \mathrm{KL}\left(\mathrm{sg}(\mathbf{a}_i)
-        \,\Vert\, \mathbf{a}_j\right)
-        = \frac{1}{B} \sum_{b} \sum_{i \rightarrow j} w_{i \rightarrow j} \sum_k
-        a_{i,k} \left(\log a_{i,k} - \ell_{j,k}\right),
-
-    where :math:`\ell_j` is the student's log activation: :math:`\log \mathbf{a}_j`
-    for the pooled term, or the mean over its valid tokens of the log token
-    activations for the token-level term (each student token matched to the
-    teacher's pooled activation). The teacher is detached.
-
-    Args:
-        teacher_activation (Tensor): ``(N, K)`` activation :math:`\mathbf{a}` of every
-            node (used at the teachers, detached).
-        student_log_activation (Tensor): ``(N, K)`` :math:`\ell` of every node (used
-            at the students).
-        edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
-        edge_weight (Tensor): ``(E,)`` distillation weight of every edge.
-        batch (Tensor): ``(N,)`` long, the graph (sample) of every node.
-        num_graphs (int, optional): ``B``; :obj:`None` infers ``batch.max() + 1``.
-            (default: :obj:`None`)
-
-    Returns:
-        Tensor: The scalar loss.
-    """
-    if num_graphs is None:
-        num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 1
-    teacher, student = edge_index
-    target = teacher_activation[teacher].detach()  # (E, K)
-    divergence = (target * (torch.log(target + LOG_EPS) - student_log_activation[student])).sum(-1)
-    per_graph = scatter(
-        edge_weight * divergence, batch[student], dim=0, dim_size=num_graphs, reduce="sum"
-    )  # (B,)
-    return per_graph.mean()
+# Modality-shared dictionary: anti-collapse ##########################################
 
 
 def dictionary_usage_loss(activation: Tensor, present: Tensor | None = None) -> Tensor:

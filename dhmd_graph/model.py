@@ -1,11 +1,12 @@
 r"""DHMD: Decoupled Hierarchical Multimodal Distillation.
 
-One batch flows through :meth:`DHMD.forward` in the order of the method:
-temporal projection → decoupling (homogeneous / heterogeneous, with self-regression)
-→ homogeneous branch & heterogeneous branch → the two graph distillation units
-(coarse-grained) → the two cross-modal dictionaries (fine-grained) → fusion. The
-objective is the pure function :func:`dhmd_objective`; :meth:`DHMD.training_step`
-and :meth:`DHMD.validation_step` are all a generic trainer needs.
+One batch flows through :meth:`DHMD.forward` in the order of the method's framework
+figure: temporal projection → decoupling (homogeneous / heterogeneous, with
+self-regression) → the homogeneous space → the heterogeneous space → fusion. Each
+space is one :class:`~dhmd_graph.nn.DecoupledSpace` (heads → GD-Unit → modality-shared
+dictionary → fusion blocks). The objective is the pure function :func:`dhmd_objective`;
+:meth:`DHMD.training_step` and :meth:`DHMD.validation_step` are all a generic trainer
+needs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dhmd_graph.config import DHMDConfig, edge_name
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.losses import (
-    dictionary_matching_loss,
+    dictionary_contrastive_loss,
     dictionary_usage_loss,
     graph_distillation_loss,
     margin_loss,
@@ -31,7 +32,7 @@ from dhmd_graph.losses import (
     task_loss,
 )
 from dhmd_graph.nn.attention import MaskedPooling, StackedTransformer, length_mask
-from dhmd_graph.nn.dictionary import CrossModalDictionary, DictionaryOutput
+from dhmd_graph.nn.dictionary import ModalitySharedDictionary
 from dhmd_graph.nn.distill import DynamicGraphDistill
 from dhmd_graph.nn.encoders import (
     DecoupledFeatures,
@@ -40,31 +41,12 @@ from dhmd_graph.nn.encoders import (
     ResidualHead,
     TemporalProjection,
 )
-from dhmd_graph.nn.graph import modality_graph, restrict_to_present
+from dhmd_graph.nn.graph import modality_graph
+from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
 
-__all__ = ["DHMD", "DHMDOutput", "GraphEdges", "dhmd_objective"]
+__all__ = ["DHMD", "DHMDOutput", "dhmd_objective"]
 
 SPACES = ("homogeneous", "heterogeneous")
-
-
-class GraphEdges(NamedTuple):
-    r"""The edges of one distillation graph over the nodes ``b * M + m``.
-
-    Attributes:
-        edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
-        weight (Tensor): ``(E,)`` distillation weight :math:`w = E + p`.
-        prior (Tensor or None): ``(E,)`` prior weight :math:`p`, :obj:`None` without a
-            prior (then :math:`w = E`).
-    """
-
-    edge_index: Tensor
-    weight: Tensor
-    prior: Tensor | None
-
-    @property
-    def learned(self) -> Tensor:
-        """``(E,)`` the learned, input-dependent weight :math:`E = w - p`."""
-        return self.weight if self.prior is None else self.weight - self.prior
 
 
 class DHMDOutput(NamedTuple):
@@ -72,92 +54,81 @@ class DHMDOutput(NamedTuple):
 
     Attributes:
         prediction (Tensor): ``(B,)`` the fused prediction :math:`\hat{y}`.
-        homogeneous_logits (Tensor): ``(B, M)`` :math:`y^{hom}_m`.
-        heterogeneous_logits (Tensor): ``(B, M)`` :math:`y^{het}_m`.
+        homogeneous (SpaceOutput): The homogeneous space: logits :math:`y^{hom}_m`,
+            representations :math:`\mathbf{r}_m` ``(B, M, d)``, GD outputs
+            :math:`\hat{\mathbf{x}}^{com}_m`, edges, dictionary output, fusion blocks.
+        heterogeneous (SpaceOutput): The heterogeneous space: :math:`y^{het}_m`,
+            :math:`\mathbf{z}_m` ``(B, M, (M-1) d)``, GD outputs
+            :math:`\hat{\mathbf{z}}^{prt}_m`, and the rest as above.
         shared_logit (Tensor): ``(B,)`` :math:`y_c` from the self-attended
             homogeneous features of all modalities.
-        homogeneous_repr (Tensor): ``(B, M, d)`` homogeneous :math:`r_m`.
-        heterogeneous_repr (Tensor): ``(B, M, (M-1) d)`` heterogeneous :math:`z_m`.
-        margin_embedding (Tensor): ``(B, M, d)`` the vectors the margin loss compares:
-            :math:`r_m` (``loss.margin_embedding="pooled"``) or the flattened-:math:`c_m`
-            embeddings of the reference (``"flatten"``).
-        homogeneous_edges (GraphEdges): The homogeneous graph's edges and weights.
-        heterogeneous_edges (GraphEdges): The heterogeneous graph's edges and weights.
-        homogeneous_dictionary (DictionaryOutput or None): Homogeneous dictionary
-            activations and features (:obj:`None` when disabled).
-        heterogeneous_dictionary (DictionaryOutput or None): Heterogeneous ones.
+        margin_embedding (Tensor or None): ``(B, M, d)`` the vectors the margin loss
+            compares: :math:`r_m` (``loss.margin_embedding="pooled"``) or the
+            flattened-:math:`c_m` embeddings of the reference (``"flatten"``);
+            :obj:`None` with ``loss.use_margin=false``.
         decoupled (DecoupledFeatures): Projected, decoupled and self-regressed
             sequences with their lengths.
         present (Tensor): ``(B, M)`` bool, the modalities used for each sample.
     """
 
     prediction: Tensor
-    homogeneous_logits: Tensor
-    heterogeneous_logits: Tensor
+    homogeneous: SpaceOutput
+    heterogeneous: SpaceOutput
     shared_logit: Tensor
-    homogeneous_repr: Tensor
-    heterogeneous_repr: Tensor
-    margin_embedding: Tensor
-    homogeneous_edges: GraphEdges
-    heterogeneous_edges: GraphEdges
-    homogeneous_dictionary: DictionaryOutput | None
-    heterogeneous_dictionary: DictionaryOutput | None
+    margin_embedding: Tensor | None
     decoupled: DecoupledFeatures
     present: Tensor
 
     @property
-    def homogeneous_atoms(self) -> Tensor | None:
-        """``(B, M, K)`` homogeneous dictionary activations, or :obj:`None`."""
-        return None if self.homogeneous_dictionary is None else self.homogeneous_dictionary.activation
-
-    @property
-    def heterogeneous_atoms(self) -> Tensor | None:
-        """``(B, M, K)`` heterogeneous dictionary activations, or :obj:`None`."""
-        return (None if self.heterogeneous_dictionary is None
-                else self.heterogeneous_dictionary.activation)
+    def spaces(self) -> dict[str, SpaceOutput]:
+        """The two spaces' outputs keyed ``"homogeneous"`` and ``"heterogeneous"``."""
+        return {"homogeneous": self.homogeneous, "heterogeneous": self.heterogeneous}
 
 
 class DHMD(nn.Module):
     r"""Decoupled Hierarchical Multimodal Distillation (DHMD) for multimodal
-    sentiment / emotion regression, for any :math:`M \ge 2` named modalities.
+    sentiment / emotion regression, for any :math:`M \ge 2` named modalities, as in
+    the published framework figure (SPEC §5; *[pub]*), with our choices where the
+    paper is silent (*[open]*, each a config field).
 
     1. **Temporal projection**: per modality a bias-free convolution to width
        :math:`d` (:class:`~dhmd_graph.nn.TemporalProjection`).
     2. **Decoupling**: private (heterogeneous) :math:`\mathbf{s}_m` and shared
        (homogeneous) :math:`\mathbf{c}_m`, with self-regression
-       (:class:`~dhmd_graph.nn.Decoupling`).
-    3. **Homogeneous branch**: :math:`\mathbf{r}_m` and logit :math:`y^{hom}_m` per
-       modality (a residual head on the pooled :math:`\mathbf{c}_m`, or the
-       reference's :class:`~dhmd_graph.nn.FlattenHead`); a self-attention encoder
-       per modality over :math:`\mathbf{c}_m`, read out and concatenated into
-       :math:`\mathbf{c}_{fus}` (:math:`M d`) → :math:`y_c`.
-    4. **Heterogeneous branch**: a cross-modal transformer for every ordered pair
+       (:class:`~dhmd_graph.nn.Decoupling`). A self-attention encoder per modality
+       over :math:`\mathbf{c}_m`, read out and concatenated into
+       :math:`\mathbf{c}_{fus}` (:math:`M d`) → :math:`y_c` (DMD's).
+    3. **Homogeneous space** (:class:`~dhmd_graph.nn.DecoupledSpace`): per modality
+       a head on :math:`\mathbf{c}_m` (a residual head on its pooled readout, or the
+       reference's :class:`~dhmd_graph.nn.FlattenHead`) gives :math:`\mathbf{r}_m`
+       and :math:`y^{hom}_m`; the GD-Unit
+       (:class:`~dhmd_graph.nn.DynamicGraphDistill`) outputs features
+       :math:`\hat{\mathbf{x}}^{com}_m`; the modality-shared dictionary
+       (:class:`~dhmd_graph.nn.ModalitySharedDictionary`) reconstructs them,
+       :math:`\hat{\hat{\mathbf{x}}}^{com}_m`; the space's fusion blocks read both.
+    4. **Heterogeneous space**: a cross-modal transformer for every ordered pair
        (target :math:`m` ← source :math:`n`); per target the :math:`M - 1` outputs
-       are concatenated, run through a memory encoder and pooled to
-       :math:`\mathbf{g}_m` (:math:`(M-1) d`); a residual head gives
-       :math:`\mathbf{z}_m` and :math:`y^{het}_m`. Every pair (and every modality's
-       encoder) has its own weights; they run together as one
-       :class:`~dhmd_graph.nn.StackedTransformer`.
-    5. **Coarse-grained distillation**: two
-       :class:`~dhmd_graph.nn.DynamicGraphDistill` graphs over the nodes
-       ``b * M + m``, on :math:`(y^{hom}, \mathbf{r})` and :math:`(y^{het},
-       \mathbf{z})`.
-    6. **Fine-grained distillation**: one
-       :class:`~dhmd_graph.nn.CrossModalDictionary` per space, over the token
-       sequences whose pooling gives that space's node representations
-       (:math:`\mathbf{c}_m`, and the memory encoder outputs).
-    7. **Fusion**: :math:`[\sigma(\mathbf{W}_m \mathbf{g}_m)]_m \,\Vert\,
-       \sigma(\mathbf{W}_c \mathbf{c}_{fus}) \,\Vert\, [\mathbf{f}^{hom}_m]_m
-       \,\Vert\, [\mathbf{f}^{het}_m]_m` → residual head → :math:`\hat{y}`.
+       are concatenated, run through a memory encoder and read out to
+       :math:`\mathbf{g}_m` (:math:`(M-1) d`); then the same space module: a residual
+       head gives :math:`\mathbf{z}_m` and :math:`y^{het}_m`, the GD-Unit
+       :math:`\hat{\mathbf{z}}^{prt}_m`, the dictionary
+       :math:`\hat{\hat{\mathbf{z}}}^{prt}_m`. The transformers of all pairs (and of
+       all modalities) run together as one :class:`~dhmd_graph.nn.StackedTransformer`.
+    5. **Fusion** (``fusion="dhmd"``): the two spaces' blocks
+       :math:`[\sigma(\mathbf{W}[\hat{\mathbf{x}}_m \Vert \hat{\hat{\mathbf{x}}}_m])]_m`
+       and :math:`\sigma(\mathbf{W}_c \mathbf{c}_{fus})` → residual head →
+       :math:`\hat{y}`. ``fusion="dmd"`` is DMD's:
+       :math:`[\sigma(\mathbf{W}_m \mathbf{g}_m)]_m \Vert \sigma(\mathbf{W}_c
+       \mathbf{c}_{fus})`.
 
     Every difference from the DMD reference code is a switch of the config (see
     :func:`~dhmd_graph.config.preset` with ``reference="dmd"``).
 
     Absent modalities (:obj:`present`, or random modality dropout in training) lose
     their graph edges, and every fusion input they could reach is zeroed: their own
-    fusion inputs, their chunk of :math:`\mathbf{c}_{fus}`, and the cross-modal
-    outputs they are the source of. So a sample's prediction does not depend on the
-    features of its absent modalities.
+    GD outputs, dictionary outputs and fusion blocks, their chunk of
+    :math:`\mathbf{c}_{fus}`, and the cross-modal outputs they are the source of. So a
+    sample's prediction does not depend on the features of its absent modalities.
 
     Args:
         config (DHMDConfig): The whole configuration.
@@ -186,29 +157,16 @@ class DHMD(nn.Module):
         key_dropout = [encoder.attention_dropout if m.attention_dropout is None
                        else m.attention_dropout for m in config.modalities]
 
-        # 1-2. Projection and decoupling.
+        # 1-2. Projection, decoupling, and the homogeneous self-attention summary c_fus.
         self.projections = nn.ModuleList(
             TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim,
                                dropout=m.input_dropout)
             for m in config.modalities
         )
         self.decoupling = Decoupling(num_modalities, width)
-
-        # 3. Homogeneous branch.
-        if encoder.homogeneous_head == "pooled":
-            self.homogeneous_pool = MaskedPooling(width, encoder.pooling)
-            self.homogeneous_heads = nn.ModuleList(
-                ResidualHead(width, dropout=encoder.output_dropout) for _ in config.modalities
-            )
-        else:  # the reference's length-bound head
-            self.homogeneous_pool = None
-            self.homogeneous_heads = nn.ModuleList(
-                FlattenHead(m.projected_length, width, dropout=encoder.output_dropout,
-                            name=f"homogeneous head of '{m.name}'")
-                for m in config.modalities
-            )
         self.margin_embeddings = None
-        if config.loss.margin_embedding == "flatten":  # the reference's Linear(d T' -> d)
+        if config.loss.use_margin and config.loss.margin_embedding == "flatten":
+            # the reference's Linear(d T' -> d)
             self.margin_embeddings = nn.ModuleList(
                 nn.Linear(width * m.projected_length, width) for m in config.modalities
             )
@@ -220,7 +178,7 @@ class DHMD(nn.Module):
         )
         self.shared_head = ResidualHead(num_modalities * width, dropout=encoder.output_dropout)
 
-        # 4. Heterogeneous branch: pair (target, source) for every ordered pair.
+        # 4. The heterogeneous transformers: pair (target, source) for every ordered pair.
         self.pairs = [
             (target, source)
             for target in range(num_modalities)
@@ -234,46 +192,60 @@ class DHMD(nn.Module):
         self.memory_encoders = StackedTransformer(
             num_modalities, heterogeneous_width, heads, encoder.memory_layers,
             attention_dropout=encoder.attention_dropout, **attention)
-        self.heterogeneous_pools = nn.ModuleList(
-            MaskedPooling(heterogeneous_width, encoder.pooling) for _ in config.modalities
-        )
-        self.heterogeneous_heads = nn.ModuleList(
-            ResidualHead(heterogeneous_width, dropout=encoder.output_dropout)
-            for _ in config.modalities
-        )
 
-        # 5. Graph distillation units.
-        self.homogeneous_graph = self._graph_unit("homogeneous", width)
-        self.heterogeneous_graph = self._graph_unit("heterogeneous", heterogeneous_width)
+        # 3-4. The two decoupled spaces.
+        if encoder.homogeneous_head == "pooled":
+            homogeneous_readouts = [MaskedPooling(width, encoder.pooling)
+                                    for _ in config.modalities]
+            homogeneous_heads = [ResidualHead(width, dropout=encoder.output_dropout)
+                                 for _ in config.modalities]
+        else:  # the reference's length-bound head reads the whole sequence
+            homogeneous_readouts = None
+            homogeneous_heads = [
+                FlattenHead(m.projected_length, width, dropout=encoder.output_dropout,
+                            name=f"homogeneous head of '{m.name}'")
+                for m in config.modalities
+            ]
+        dmd_fusion = config.fusion == "dmd"
+        self.spaces = nn.ModuleDict({
+            "homogeneous": self._space(
+                "homogeneous", width, homogeneous_heads, homogeneous_readouts,
+                fusion="none" if dmd_fusion else "features"),
+            "heterogeneous": self._space(
+                "heterogeneous", heterogeneous_width,
+                [ResidualHead(heterogeneous_width, dropout=encoder.output_dropout)
+                 for _ in config.modalities],
+                [MaskedPooling(heterogeneous_width, encoder.pooling) for _ in config.modalities],
+                fusion="readout" if dmd_fusion else "features"),
+        })
 
-        # 6. Dictionaries (atoms == 0: none).
-        self.homogeneous_dictionary = self._dictionary(width)
-        self.heterogeneous_dictionary = self._dictionary(heterogeneous_width)
-
-        # 7. Fusion.
-        self.fusion_heterogeneous = nn.ModuleList(
-            nn.Linear(heterogeneous_width, heterogeneous_width) for _ in config.modalities
-        )
+        # 5. Fusion.
         self.fusion_shared = nn.Linear(num_modalities * width, num_modalities * width)
-        fusion_width = num_modalities * (heterogeneous_width + width)
-        if config.dictionary.atoms > 0:
-            fusion_width += num_modalities * (width + heterogeneous_width)
+        fusion_width = (sum(space.fusion_channels for space in self.spaces.values())
+                        + num_modalities * width)
         self.fusion_head = ResidualHead(fusion_width, dropout=encoder.output_dropout)
 
-    def _graph_unit(self, space: str, repr_channels: int) -> DynamicGraphDistill:
-        graph = getattr(self.config, f"{space}_graph")
-        return DynamicGraphDistill(
-            1, repr_channels, graph.hidden_channels,
+    def _space(self, space: str, channels: int, heads: list[nn.Module],
+               readouts: list[nn.Module] | None, fusion: str) -> DecoupledSpace:
+        """The :class:`DecoupledSpace` ``space`` on ``channels``-wide representations."""
+        graph, dictionary = self.config.graphs[space], self.config.dictionary
+        out_channels = graph.out_channels if graph.propagate else None
+        unit = DynamicGraphDistill(
+            1, channels, graph.hidden_channels,
             temperature=graph.temperature, normalize=graph.normalize,
             prior=self.config.prior_matrix(space), prior_temperature=graph.prior_temperature,
+            out_channels=out_channels, root_weight=graph.root_weight,
+            detach_teacher=graph.detach_teacher,
         )
-
-    def _dictionary(self, channels: int) -> CrossModalDictionary | None:
-        dictionary = self.config.dictionary
-        if dictionary.atoms == 0:
-            return None
-        return CrossModalDictionary(channels, dictionary.atoms, temperature=dictionary.temperature,
-                                    activation=dictionary.activation, pooling=dictionary.pooling)
+        shared = None
+        if dictionary.atoms > 0:
+            shared = ModalitySharedDictionary(
+                out_channels or channels, dictionary.atoms,
+                atom_channels=dictionary.atom_channels, temperature=dictionary.temperature,
+                activation=dictionary.activation)
+        return DecoupledSpace(heads, unit, shared, readouts=readouts,
+                              edges=self.config.edge_pairs(space), propagate=graph.propagate,
+                              fusion=fusion, readout_channels=channels)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -309,21 +281,8 @@ class DHMD(nn.Module):
         # 2. Decoupling and self-regression.
         decoupled = self.decoupling(projected, lengths)
 
-        # 3. Homogeneous branch.
-        if self.homogeneous_pool is not None:
-            heads = [head(self.homogeneous_pool(c, mask)) for c, mask, head in
-                     zip(decoupled.shared, masks, self.homogeneous_heads, strict=True)]
-        else:
-            heads = [head(c) for c, head in zip(decoupled.shared, self.homogeneous_heads,
-                                                 strict=True)]
-        homogeneous_repr = torch.stack([r for r, _ in heads], dim=1)  # (B, M, d)
-        homogeneous_logits = torch.cat([y for _, y in heads], dim=-1)  # (B, M)
-        margin_embedding = homogeneous_repr
-        if self.margin_embeddings is not None:  # channel-major flatten of c_m
-            margin_embedding = torch.stack([
-                linear(c.transpose(1, 2).flatten(1))
-                for c, linear in zip(decoupled.shared, self.margin_embeddings, strict=True)
-            ], dim=1)  # (B, M, d)
+        # 3. Homogeneous space, and DMD's self-attended summary c_fus.
+        homogeneous = self.spaces["homogeneous"](decoupled.shared, masks, present)
         shared_encoded = self.shared_encoders(decoupled.shared, lengths)  # M x (B, T'_m, d)
         shared_fusion = torch.cat([
             pool(h, mask) * keep[:, m]
@@ -332,7 +291,7 @@ class DHMD(nn.Module):
         ], dim=-1)  # (B, M*d)
         shared_logit = self.shared_head(shared_fusion)[1].squeeze(-1)  # (B,)
 
-        # 4. Heterogeneous branch.
+        # 4. Heterogeneous space, on the cross-modal transformers' memory.
         targets, sources = zip(*self.pairs, strict=True)
         crossed_pairs = self.cross_modal(
             [decoupled.private[t] for t in targets], [lengths[t] for t in targets],
@@ -343,69 +302,35 @@ class DHMD(nn.Module):
             crossed[target].append(out * keep[:, source].unsqueeze(1))
         memory = self.memory_encoders([torch.cat(c, dim=-1) for c in crossed],
                                       lengths)  # M x (B, T'_m, (M-1)d)
-        pooled, heterogeneous_repr, heterogeneous_logits = [], [], []
-        for h, mask, pool, head in zip(memory, masks, self.heterogeneous_pools,
-                                       self.heterogeneous_heads, strict=True):
-            g = pool(h, mask)  # (B, (M-1)d)
-            z, y = head(g)
-            pooled.append(g)
-            heterogeneous_repr.append(z)
-            heterogeneous_logits.append(y)
-        heterogeneous_repr = torch.stack(heterogeneous_repr, dim=1)  # (B, M, (M-1)d)
-        heterogeneous_logits = torch.cat(heterogeneous_logits, dim=-1)  # (B, M)
+        heterogeneous = self.spaces["heterogeneous"](memory, masks, present)
 
-        # 5. Coarse-grained distillation: the two GD graphs.
-        homogeneous_edges = self._distill(
-            "homogeneous", homogeneous_logits, homogeneous_repr, present)
-        heterogeneous_edges = self._distill(
-            "heterogeneous", heterogeneous_logits, heterogeneous_repr, present)
-
-        # 6. Fine-grained distillation: the dictionaries.
-        homogeneous_dictionary = heterogeneous_dictionary = None
-        if self.homogeneous_dictionary is not None:
-            homogeneous_dictionary = self.homogeneous_dictionary(decoupled.shared, lengths)
-            heterogeneous_dictionary = self.heterogeneous_dictionary(memory, lengths)
-
-        # 7. Fusion.
-        fusion = [
-            torch.sigmoid(linear(g)) * keep[:, m]
-            for m, (linear, g) in enumerate(zip(self.fusion_heterogeneous, pooled, strict=True))
-        ]  # M x (B, (M-1)d)
+        # 5. Fusion.
+        fusion = [space.fusion for space in (homogeneous, heterogeneous)
+                  if space.fusion is not None]
         fusion.append(torch.sigmoid(self.fusion_shared(shared_fusion)))  # (B, M*d)
-        for dictionary in (homogeneous_dictionary, heterogeneous_dictionary):
-            if dictionary is not None:
-                fusion.append((dictionary.feature * keep).flatten(1))  # (B, M*C)
         prediction = self.fusion_head(torch.cat(fusion, dim=-1))[1].squeeze(-1)  # (B,)
 
         return DHMDOutput(
             prediction=prediction,
-            homogeneous_logits=homogeneous_logits,
-            heterogeneous_logits=heterogeneous_logits,
+            homogeneous=homogeneous,
+            heterogeneous=heterogeneous,
             shared_logit=shared_logit,
-            homogeneous_repr=homogeneous_repr,
-            heterogeneous_repr=heterogeneous_repr,
-            margin_embedding=margin_embedding,
-            homogeneous_edges=homogeneous_edges,
-            heterogeneous_edges=heterogeneous_edges,
-            homogeneous_dictionary=homogeneous_dictionary,
-            heterogeneous_dictionary=heterogeneous_dictionary,
+            margin_embedding=self._margin_embedding(homogeneous, decoupled),
             decoupled=decoupled,
             present=present,
         )
 
-    def _distill(self, space: str, logits: Tensor, reprs: Tensor, present: Tensor) -> GraphEdges:
-        """Runs the GD-Unit of ``space`` on ``(B, M)`` logits and ``(B, M, F)`` reprs."""
-        layer = getattr(self, f"{space}_graph")
-        batch_size, num_modalities = logits.shape
-        graph = modality_graph(num_modalities, batch_size, self.config.edge_pairs(space),
-                               device=logits.device)
-        edge_index = restrict_to_present(graph.edge_index, present)
-        _, (edge_index, weight) = layer(
-            logits.reshape(-1, 1), reprs.flatten(0, 1), edge_index, graph.batch, graph.modality,
-            return_edge_weights=True,
-        )
-        prior = layer.prior_weight(edge_index, graph.batch, graph.modality)
-        return GraphEdges(edge_index, weight, prior)
+    def _margin_embedding(self, homogeneous: SpaceOutput,
+                          decoupled: DecoupledFeatures) -> Tensor | None:
+        """``(B, M, d)``: what the margin loss compares (:obj:`None` without it)."""
+        if not self.config.loss.use_margin:
+            return None
+        if self.margin_embeddings is None:
+            return homogeneous.representation
+        return torch.stack([
+            linear(c.transpose(1, 2).flatten(1))  # channel-major flatten of c_m
+            for c, linear in zip(decoupled.shared, self.margin_embeddings, strict=True)
+        ], dim=1)  # (B, M, d)
 
     def _inputs(self, batch: MultimodalBatch) -> list[tuple[Tensor, Tensor]]:
         """Each modality's input ``(B, T, d_m)`` (or ``(B, T)`` ids) and ``(B,)`` lengths:
@@ -481,8 +406,8 @@ class DHMD(nn.Module):
         batch_size = output.present.shape[0]
         graph = modality_graph(num_modalities, batch_size, device=output.prediction.device)
         means = {}
-        for space in SPACES:
-            edges: GraphEdges = getattr(output, f"{space}_edges")
+        for space, values in output.spaces.items():
+            edges = values.edges
             teacher, student = edges.edge_index
             edge_type = graph.modality[teacher] * num_modalities + graph.modality[student]
             mean = scatter(edges.learned.detach(), edge_type, dim=0,
@@ -509,7 +434,8 @@ class DHMD(nn.Module):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(modalities={list(self.modalities)}, "
-                f"width={self.config.width}, atoms={self.config.dictionary.atoms})")
+                f"width={self.config.width}, atoms={self.config.dictionary.atoms}, "
+                f"fusion={self.config.fusion!r})")
 
 
 def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfig) -> dict[str, Tensor]:
@@ -520,57 +446,56 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
         \mathcal{L} = w_{task}\mathcal{L}_{task}
         + \sum_{s \in \{hom, het\}} \left[ w^s_{GD}\left(w^s_{logit}\mathcal{L}^s_{logit}
         + w^s_{repr}\mathcal{L}^s_{repr} + w^s_{reg}\mathcal{L}^s_{reg}\right)
-        + \lambda_{dict}\left(\mathcal{L}^s_{match} + \mathcal{L}^s_{token}
-        + w_{use}\mathcal{L}^s_{use}\right)\right]
+        + \lambda\,\mathcal{L}^s_{ctr} + w_{use}\mathcal{L}^s_{use}\right]
         + w_{rec}\mathcal{L}_{rec} + w_{cyc}\mathcal{L}_{cyc}
         + w_{mar}\mathcal{L}_{mar} + w_{ort}\mathcal{L}_{ort}.
 
     :math:`\mathcal{L}_{task}` is the L1 loss on :math:`\hat{y}`, :math:`y_c` and every
     present :math:`y^{hom}_m`, :math:`y^{het}_m`. :math:`\mathcal{L}^s_{repr}` enters
-    only with ``use_repr_term``, :math:`\mathcal{L}^s_{reg}` only with a prior, the
-    dictionary terms only with ``atoms > 0`` (the token-level one with
-    ``token_level``). Absent modalities are masked from every term. The dictionary
-    matching uses the graph's edge weights **detached**: the coarse graph decides who
-    teaches whom, the fine stage does not steer it.
+    only with ``use_repr_term``, :math:`\mathcal{L}^s_{reg}` only with a prior (the GD
+    losses detach the teacher), the contrastive term :math:`\mathcal{L}^s_{ctr}`
+    (InfoNCE on the dictionary reconstructions, *[pub]* in the figure, its form
+    *[open]*) only with ``dictionary.atoms > 0``, the usage term only with
+    ``dictionary.usage_weight > 0``, the margin term only with ``loss.use_margin``.
+    Absent modalities are masked from every term.
 
     Keys: ``'task'``, ``'reconstruction'``, ``'cycle'``, ``'orthogonality'``,
     ``'margin'``, ``'gd/<space>/logit'``, ``'gd/<space>/repr'``, ``'gd/<space>/reg'``,
-    ``'dict/<space>/match'``, ``'dict/<space>/token'``, ``'dict/<space>/usage'`` (those
-    that apply) and ``'loss'``.
+    ``'ctr/<space>'``, ``'usage/<space>'`` (those that apply) and ``'loss'``.
     """
     labels, present = batch.labels, output.present
     batch_size, num_modalities = present.shape
     weights, decoupled = config.loss, output.decoupled
     terms = {
         "task": task_loss(output.prediction, labels) + task_loss(output.shared_logit, labels)
-        + task_loss(output.homogeneous_logits, labels, present)
-        + task_loss(output.heterogeneous_logits, labels, present),
+        + task_loss(output.homogeneous.logits, labels, present)
+        + task_loss(output.heterogeneous.logits, labels, present),
         "reconstruction": self_regression_loss(
             decoupled.reconstructed, decoupled.projected, decoupled.lengths, present),
         "cycle": self_regression_loss(
             decoupled.private_recoded, decoupled.private, decoupled.lengths, present),
         "orthogonality": orthogonality_loss(
             decoupled.private, decoupled.shared, decoupled.lengths, present),
-        "margin": margin_loss(output.margin_embedding, labels, present, weights.margin_scale,
-                              weights.margin_reduction),
     }
     total = (weights.task * terms["task"] + weights.reconstruction * terms["reconstruction"]
-             + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"]
-             + weights.margin * terms["margin"])
+             + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"])
+    if output.margin_embedding is not None:
+        terms["margin"] = margin_loss(output.margin_embedding, labels, present,
+                                      weights.margin_scale, weights.margin_reduction)
+        total = total + weights.margin * terms["margin"]
 
     graph = modality_graph(num_modalities, batch_size, device=labels.device)
     dictionary_config = config.dictionary
-    for space in SPACES:
-        graph_config = getattr(config, f"{space}_graph")
-        edges: GraphEdges = getattr(output, f"{space}_edges")
-        logits = getattr(output, f"{space}_logits").reshape(-1, 1)  # (N, 1)
+    for space, values in output.spaces.items():
+        graph_config, edges = config.graphs[space], values.edges
+        logits = values.logits.reshape(-1, 1)  # (N, 1)
         distill = {"edge_index": edges.edge_index, "edge_weight": edges.weight,
                    "batch": graph.batch, "num_graphs": batch_size}
         terms[f"gd/{space}/logit"] = graph_distillation_loss(
             logits, metric=graph_config.logit_metric, **distill)
         gd = graph_config.logit_weight * terms[f"gd/{space}/logit"]
         if graph_config.use_repr_term:
-            reprs = getattr(output, f"{space}_repr").flatten(0, 1)  # (N, F)
+            reprs = values.representation.flatten(0, 1)  # (N, F)
             terms[f"gd/{space}/repr"] = graph_distillation_loss(
                 reprs, metric=graph_config.repr_metric, reduction=graph_config.repr_reduction,
                 modality=graph.modality, **distill)
@@ -582,20 +507,14 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
             gd = gd + graph_config.regularizer_weight * terms[f"gd/{space}/reg"]
         total = total + graph_config.weight * gd
 
-        dictionary: DictionaryOutput | None = getattr(output, f"{space}_dictionary")
-        if dictionary is None:
+        if values.dictionary is None:
             continue
-        activation = dictionary.activation.flatten(0, 1)  # (N, K)
-        matching = {**distill, "edge_weight": edges.weight.detach()}
-        fine = terms[f"dict/{space}/match"] = dictionary_matching_loss(
-            activation, dictionary.log_activation.flatten(0, 1), **matching)
-        if dictionary_config.token_level:
-            terms[f"dict/{space}/token"] = dictionary_matching_loss(
-                activation, dictionary.token_log_activation.flatten(0, 1), **matching)
-            fine = fine + terms[f"dict/{space}/token"]
-        terms[f"dict/{space}/usage"] = dictionary_usage_loss(dictionary.activation, present)
-        fine = fine + dictionary_config.usage_weight * terms[f"dict/{space}/usage"]
-        total = total + dictionary_config.weight * fine
+        terms[f"ctr/{space}"] = dictionary_contrastive_loss(
+            values.dictionary.reconstruction, present, dictionary_config.contrastive_temperature)
+        total = total + dictionary_config.weight * terms[f"ctr/{space}"]
+        if dictionary_config.usage_weight > 0:
+            terms[f"usage/{space}"] = dictionary_usage_loss(values.dictionary.activation, present)
+            total = total + dictionary_config.usage_weight * terms[f"usage/{space}"]
 
     terms["loss"] = total
     return terms

@@ -154,6 +154,14 @@ def test_override_errors(override, message):
     (lambda: GraphConfig(edges=["text->audio", "text->audio"]), "GraphConfig.edges"),
     (lambda: DictionaryConfig(atoms=-1), "DictionaryConfig.atoms"),
     (lambda: DictionaryConfig(activation="relu"), "DictionaryConfig.activation"),
+    (lambda: DictionaryConfig(atom_channels=0), "DictionaryConfig.atom_channels"),
+    (lambda: DictionaryConfig(contrastive_temperature=0.0),
+     "DictionaryConfig.contrastive_temperature"),
+    (lambda: GraphConfig(out_channels=0), "GraphConfig.out_channels"),
+    (lambda: GraphConfig(propagate="yes"), "GraphConfig.propagate"),
+    (lambda: LossConfig(use_margin=1), "LossConfig.use_margin"),
+    (lambda: DHMDConfig([ModalityConfig("a", 3), ModalityConfig("b", 3)], fusion="sum"),
+     "DHMDConfig.fusion"),
     (lambda: ModalityConfig("text", None), "ModalityConfig.vocab_size"),
     (lambda: ModalityConfig("a->b", 3), "ModalityConfig.name"),
     (lambda: ModalityConfig("text", 3, kernel_size=0), "ModalityConfig.kernel_size"),
@@ -231,6 +239,8 @@ def test_dmd_presets_set_every_reference_switch(name, aligned, lengths, text_dro
     assert not config.homogeneous_graph.use_repr_term
     assert (config.loss.margin_embedding, config.loss.margin_reduction) == ("flatten", "anchor")
     assert config.dictionary.atoms == 0 and config.modality_dropout == 0.0
+    assert config.fusion == "dmd" and config.loss.use_margin
+    assert not config.homogeneous_graph.propagate and not config.heterogeneous_graph.propagate
     assert config.prior_matrix("heterogeneous") == ours.prior_matrix("heterogeneous")
     assert config_from_dict(json.loads(json.dumps(config_to_dict(config)))) == config
 
@@ -242,6 +252,16 @@ def test_our_presets_keep_our_defaults():
                and m.attention_dropout is None for m in config.modalities)
     assert config.heterogeneous_graph.repr_reduction == "per_sample"
     assert (config.loss.margin_embedding, config.loss.margin_reduction) == ("pooled", "triplet")
+
+
+@pytest.mark.parametrize(("name", "aligned"), [("mosi", True), ("mosei", False), ("sims", False)])
+def test_our_presets_build_the_published_structure(name, aligned):
+    config = preset(name, aligned)
+    assert config.fusion == "dhmd" and config.dictionary.atoms > 0
+    assert config.dictionary.weight > 0  # the contrastive loss is on
+    for graph in config.graphs.values():
+        assert graph.propagate and graph.root_weight and not graph.detach_teacher
+    assert config.loss.use_margin  # provisional, until the ablation decides
 
 
 def test_reference_preset_errors():

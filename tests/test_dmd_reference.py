@@ -242,7 +242,7 @@ def reference_forward(model, batch):
         s_r.append(conv1x1(model.decoupling.private[m].weight, x_hat))
     out = {}
     # Homogeneous: the flatten heads (time-major), the margin embeddings (channel-major).
-    homogeneous = [residual_flat(model.homogeneous_heads[m], c[m]) for m in range(3)]
+    homogeneous = [residual_flat(model.spaces["homogeneous"].heads[m], c[m]) for m in range(3)]
     out["r"] = torch.stack([r for r, _ in homogeneous], 1)  # (B, M, d)
     out["hom"] = torch.cat([y for _, y in homogeneous], -1)  # (B, M)
     margin_vectors = torch.stack([c[m].reshape(len(labels), -1) @ model.margin_embeddings[m]
@@ -258,11 +258,11 @@ def reference_forward(model, batch):
     g = [transformer(model.memory_encoders, t,
                      torch.cat([crossed[(t, n)] for n in range(3) if n != t], -1))[:, -1]
          for t in range(3)]  # (B, 2d) each
-    heterogeneous = [residual(model.heterogeneous_heads[m], g[m]) for m in range(3)]
+    heterogeneous = [residual(model.spaces["heterogeneous"].heads[m], g[m]) for m in range(3)]
     out["z"] = torch.stack([z for z, _ in heterogeneous], 1)
     out["het"] = torch.cat([y for _, y in heterogeneous], -1)
-    fusion = [torch.sigmoid(g[m] @ model.fusion_heterogeneous[m].weight.t()
-                            + model.fusion_heterogeneous[m].bias) for m in range(3)]
+    blocks = model.spaces["heterogeneous"].fusion  # DMD's sigma(W g_m)
+    fusion = [torch.sigmoid(g[m] @ blocks[m].weight.t() + blocks[m].bias) for m in range(3)]
     fusion.append(torch.sigmoid(c_fusion @ model.fusion_shared.weight.t()
                                 + model.fusion_shared.bias))
     out["prediction"] = residual(model.fusion_head, torch.cat(fusion, -1))[1].squeeze(-1)
@@ -281,7 +281,7 @@ def reference_forward(model, batch):
     for space, logits, reprs, repr_term in (("homogeneous", out["hom"], out["r"], False),
                                             ("heterogeneous", out["het"], out["z"], True)):
         gd, weights[space] = graph_distillation(
-            getattr(model, f"{space}_graph"), logits, reprs, config.prior_matrix(space),
+            model.spaces[space].graph, logits, reprs, config.prior_matrix(space),
             repr_term)
         terms |= {f"gd/{space}/{key}": value for key, value in gd.items()}
     terms["loss"] = (
@@ -316,16 +316,16 @@ def test_dmd_preset_reproduces_the_reference_on_a_batch():
     terms = dhmd_objective(output, batch, config)
     expected, expected_terms, expected_weights = reference_forward(model, batch)
 
-    found = {"prediction": output.prediction, "hom": output.homogeneous_logits,
-             "het": output.heterogeneous_logits, "shared": output.shared_logit,
-             "r": output.homogeneous_repr, "z": output.heterogeneous_repr}
+    found = {"prediction": output.prediction, "hom": output.homogeneous.logits,
+             "het": output.heterogeneous.logits, "shared": output.shared_logit,
+             "r": output.homogeneous.representation, "z": output.heterogeneous.representation}
     for key, value in expected.items():
         torch.testing.assert_close(found[key], value, msg=key)
     assert set(terms) == set(expected_terms)
     for key, value in expected_terms.items():
         torch.testing.assert_close(terms[key], value, msg=key)
     for space in ("homogeneous", "heterogeneous"):  # every edge weight w = E + p
-        edges = getattr(output, f"{space}_edges")
+        edges = output.spaces[space].edges
         for (teacher, student), weight in zip(edges.edge_index.t().tolist(), edges.weight,
                                               strict=True):
             sample, i, j = teacher // 3, teacher % 3, student % 3
@@ -395,7 +395,7 @@ def test_reference_dropouts_reach_their_modules():
     assert model.cross_modal.attention_dropout == [rate[source] for _, source in model.pairs]
     assert model.memory_encoders.attention_dropout == [0.3] * 3
     assert model.cross_modal.embed_dropout == 0.2
-    assert all(head.dropout.p == 0.5 for head in model.homogeneous_heads)
+    assert all(head.dropout.p == 0.5 for head in model.spaces["homogeneous"].heads)
     ours = DHMD(preset("mosi"))
     assert [p.dropout for p in ours.projections] == [0.0] * 3
     assert ours.cross_modal.attention_dropout == [0.1] * 6

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from dhmd_graph.losses import (
-    dictionary_matching_loss,
     dictionary_usage_loss,
     margin_loss,
     orthogonality_loss,
@@ -82,37 +81,6 @@ def test_margin_loss_without_triplets_is_zero():
     loss = margin_loss(embeddings, torch.tensor([0.0, 1.0]))  # no positive pair
     assert loss == 0
     loss.backward()
-
-
-def test_dictionary_matching_loss():
-    torch.manual_seed(0)
-    activation = torch.softmax(torch.randn(4, 5), dim=-1).requires_grad_()  # 2 graphs x 2 nodes
-    edge_index = torch.tensor([[0, 1, 2], [1, 0, 3]])
-    weight = torch.tensor([0.5, 2.0, 1.0])
-    batch = torch.tensor([0, 0, 1, 1])
-    loss = dictionary_matching_loss(activation, torch.log(activation + 1e-6), edge_index,
-                                    weight, batch)
-
-    def kl(t, s):
-        return (activation[t] * (activation[t].log() - activation[s].log())).sum()
-
-    expected = (0.5 * kl(0, 1) + 2.0 * kl(1, 0) + 1.0 * kl(2, 3)) / 2
-    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-4)
-    # The teacher is detached: node 2 teaches only, so it gets no gradient.
-    loss.backward()
-    assert activation.grad[2].abs().sum() == 0 and activation.grad[3].abs().sum() > 0
-    same = dictionary_matching_loss(activation, torch.log(activation + 1e-6), edge_index,
-                                    weight, batch, num_graphs=2)
-    assert same >= 0
-
-
-def test_dictionary_matching_token_level_uses_the_given_log_activation():
-    activation = torch.full((2, 4), 0.25)
-    log_student = torch.log(torch.tensor([[0.25] * 4, [0.7, 0.1, 0.1, 0.1]]))
-    loss = dictionary_matching_loss(activation, log_student, torch.tensor([[0], [1]]),
-                                    torch.ones(1), torch.tensor([0, 0]))
-    expected = (0.25 * (math.log(0.25 + 1e-6) - log_student[1])).sum()
-    torch.testing.assert_close(loss, expected)
 
 
 def test_dictionary_usage_loss():

@@ -45,14 +45,14 @@ def make_batch(config: DHMDConfig, lengths: dict[str, list[int]], seed: int = 0)
 
 def outputs(model: DHMD, batch: MultimodalBatch, present=None) -> dict[str, torch.Tensor]:
     out = model(batch, present)
-    return {
-        "prediction": out.prediction, "hom": out.homogeneous_logits,
-        "het": out.heterogeneous_logits, "shared": out.shared_logit,
-        "r": out.homogeneous_repr, "z": out.heterogeneous_repr,
-        "hom_w": out.homogeneous_edges.weight, "het_w": out.heterogeneous_edges.weight,
-        **({} if out.homogeneous_atoms is None else
-           {"hom_atoms": out.homogeneous_atoms, "het_atoms": out.heterogeneous_atoms}),
-    }
+    values = {"prediction": out.prediction, "shared": out.shared_logit}
+    for space, o in out.spaces.items():
+        values |= {f"{space}/logits": o.logits, f"{space}/representation": o.representation,
+                   f"{space}/features": o.features, f"{space}/weight": o.edges.weight}
+        if o.dictionary is not None:
+            values |= {f"{space}/atoms": o.dictionary.activation,
+                       f"{space}/reconstruction": o.dictionary.reconstruction}
+    return values
 
 
 def check_training_step(model: DHMD, batch: MultimodalBatch) -> dict[str, torch.Tensor]:
@@ -88,7 +88,7 @@ def test_presets_forward_backward(case):
     assert logs["loss"].requires_grad
     assert {"task", "reconstruction", "cycle", "orthogonality", "margin",
             "gd/homogeneous/logit", "gd/homogeneous/reg", "gd/heterogeneous/repr",
-            "dict/homogeneous/match", "dict/heterogeneous/usage",
+            "ctr/homogeneous", "ctr/heterogeneous",
             "edge/homogeneous/text->audio", "edge/heterogeneous/vision->audio"} <= set(logs)
     assert "gd/homogeneous/repr" not in logs  # the reference ignores it
     model.eval()
@@ -102,8 +102,10 @@ def test_four_modalities_with_token_ids_and_every_option():
                     ModalityConfig("physio", 2, kernel_size=2)],
     )
     config = apply_overrides(config, SMALL + [
-        "encoder.pooling=attention", "encoder.causal=false", "dictionary.token_level=true",
-        "dictionary.activation=sparsemax", "dictionary.pooling=max",
+        "encoder.pooling=attention", "encoder.causal=false", "dictionary.usage_weight=0.1",
+        "dictionary.activation=sparsemax", "dictionary.atom_channels=3",
+        "homogeneous_graph.out_channels=5", "heterogeneous_graph.detach_teacher=true",
+        "heterogeneous_graph.root_weight=false",
         'homogeneous_graph.prior={"words->audio": 1}', "homogeneous_graph.use_repr_term=true",
         "heterogeneous_graph.normalize=target",
         # 'target' normalisation: a student needs two teachers for the scorer to learn.
@@ -114,19 +116,21 @@ def test_four_modalities_with_token_ids_and_every_option():
     batch = make_batch(config, {"words": [5, 3, 2], "audio": [4, 4, 1], "vision": [6, 2, 3],
                                 "physio": [3, 3, 1]})
     logs = check_training_step(model, batch)
-    assert "dict/heterogeneous/token" in logs and "gd/homogeneous/repr" in logs
+    assert "usage/heterogeneous" in logs and "gd/homogeneous/repr" in logs
     assert "gd/heterogeneous/reg" not in logs  # no prior, no regulariser
     het = [k for k in logs if k.startswith("edge/heterogeneous/")]
     assert sorted(het) == ["edge/heterogeneous/audio->words", "edge/heterogeneous/vision->audio",
                            "edge/heterogeneous/words->audio"]
     out = model(batch)
-    assert out.heterogeneous_repr.shape == (3, 4, 3 * 8)
-    assert out.heterogeneous_edges.edge_index.shape == (2, 3 * 3)
+    assert out.heterogeneous.representation.shape == (3, 4, 3 * 8)
+    assert out.homogeneous.features.shape == out.homogeneous.dictionary.reconstruction.shape
+    assert out.homogeneous.features.shape == (3, 4, 5)  # out_channels
+    assert out.heterogeneous.edges.edge_index.shape == (2, 3 * 3)
     assert len([k for k in logs if k.startswith("edge/homogeneous/")]) == 12
 
 
 VARIANTS = [[], ["encoder.causal=false", "encoder.pooling=attention"],
-            ["dictionary.activation=sparsemax", "dictionary.pooling=max"]]
+            ["dictionary.activation=sparsemax", "dictionary.atom_channels=3"]]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=["causal", "bidirectional", "sparsemax"])
@@ -162,8 +166,8 @@ def test_one_sample_equals_its_prediction_in_a_batch():
             single = model(alone)
             torch.testing.assert_close(single.prediction, together.prediction[i : i + 1],
                                        atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(single.heterogeneous_logits,
-                                       together.heterogeneous_logits[i : i + 1],
+            torch.testing.assert_close(single.heterogeneous.logits,
+                                       together.heterogeneous.logits[i : i + 1],
                                        atol=1e-5, rtol=1e-5)
 
 
@@ -193,7 +197,18 @@ def test_absent_modality_does_not_affect_the_sample():
         full = model(changed)
     assert torch.allclose(first.prediction[0], second.prediction[0], atol=1e-6)
     assert not torch.allclose(full.prediction[0], second.prediction[0], atol=1e-4)
-    for edges in (first.homogeneous_edges, first.heterogeneous_edges):
+    # Nothing of the absent audio reaches sample 0's other modalities in either space:
+    # GD outputs, dictionary activations and reconstructions, fusion blocks.
+    for name in ("homogeneous", "heterogeneous"):
+        a, b = first.spaces[name], second.spaces[name]
+        for x, y in ((a.features, b.features), (a.dictionary.activation, b.dictionary.activation),
+                     (a.dictionary.reconstruction, b.dictionary.reconstruction)):
+            torch.testing.assert_close(x[0], y[0], atol=1e-6, rtol=1e-6)
+            assert (x[0, 1] == 0).all()  # the absent node's own root term is masked
+        torch.testing.assert_close(a.fusion[0], b.fusion[0], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(a.logits[0, [0, 2]], b.logits[0, [0, 2]])
+        assert not torch.allclose(full.spaces[name].features[0], b.features[0])
+    for edges in (first.homogeneous.edges, first.heterogeneous.edges):
         assert not ((edges.edge_index == 1).any(dim=0)).any()  # node 0*3+1 is isolated
         assert edges.edge_index.shape[1] == 2 + 6
         per_graph = torch.zeros(2).index_add_(0, edges.edge_index[1] // 3, edges.learned)
@@ -237,19 +252,22 @@ def test_without_dictionary_there_is_no_dictionary_term():
     torch.manual_seed(0)
     with_atoms = DHMD(tiny_config())
     model = DHMD(tiny_config("dictionary.atoms=0"))
-    assert model.homogeneous_dictionary is None and model.heterogeneous_dictionary is None
+    assert all(space.dictionary is None for space in model.spaces.values())
     batch = make_batch(model.config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
     logs = check_training_step(model, batch)
-    assert not any(k.startswith("dict/") for k in logs)
-    assert model(batch).homogeneous_atoms is None
-    # The fusion drops the M*d + M*(M-1)*d dictionary features.
+    assert not any(k.startswith(("ctr/", "usage/")) for k in logs)
+    assert all(space.dictionary is None for space in model(batch).spaces.values())
+    # The fusion blocks keep their width (the space's F); only their inputs shrink.
     assert (with_atoms.fusion_head.hidden.in_features
-            - model.fusion_head.hidden.in_features) == 3 * 8 + 3 * 16
+            == model.fusion_head.hidden.in_features == 3 * 8 + 3 * 16 + 3 * 8)
+    for name in ("homogeneous", "heterogeneous"):
+        wide, narrow = with_atoms.spaces[name].fusion[0], model.spaces[name].fusion[0]
+        assert wide.in_features == 2 * narrow.in_features
 
 
 def test_objective_total_is_the_weighted_sum():
     torch.manual_seed(0)
-    config = tiny_config("dictionary.token_level=true")
+    config = tiny_config("dictionary.usage_weight=0.3", "dictionary.weight=0.2")
     model = DHMD(config).eval()
     batch = make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
     t = dhmd_objective(model(batch), batch, config)
@@ -259,10 +277,59 @@ def test_objective_total_is_the_weighted_sum():
         # The reference's w_losses = [1, 10]: logit x 1, representation x 10.
         expected = expected + 0.05 * (t[f"gd/{space}/logit"] + 10 * t.get(f"gd/{space}/repr", 0)
                                       + 10 * t[f"gd/{space}/reg"])
-        expected = expected + 0.05 * (t[f"dict/{space}/match"] + t[f"dict/{space}/token"]
-                                      + 0.1 * t[f"dict/{space}/usage"])
+        expected = expected + 0.2 * t[f"ctr/{space}"] + 0.3 * t[f"usage/{space}"]
     assert "gd/heterogeneous/repr" in t and "gd/homogeneous/repr" not in t
     torch.testing.assert_close(t["loss"], expected)
+
+
+def test_margin_switch_removes_the_term_and_its_embeddings():
+    torch.manual_seed(0)
+    config = tiny_config("loss.use_margin=false")
+    model = DHMD(config)
+    batch = make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
+    logs = check_training_step(model, batch)
+    assert "margin" not in logs and model(batch).margin_embedding is None
+    t = dhmd_objective(model.eval()(batch), batch, config)
+    assert "margin" not in t
+    assert torch.isfinite(t["loss"])
+
+
+def test_dmd_fusion_reads_neither_gd_outputs_nor_the_dictionary():
+    torch.manual_seed(0)
+    model = DHMD(tiny_config("fusion=dmd")).eval()
+    assert model.spaces["homogeneous"].fusion is None
+    assert model.spaces["heterogeneous"].fusion[0].in_features == 16  # sigma(W g_m)
+    assert model.fusion_head.hidden.in_features == 3 * 16 + 3 * 8
+    batch = make_batch(model.config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
+    # The dictionaries still train through their contrastive loss.
+    assert "ctr/homogeneous" in dhmd_objective(model(batch), batch, model.config)
+    before = model(batch).prediction
+    with torch.no_grad():
+        for space in model.spaces.values():
+            space.dictionary.atoms.add_(1.0)
+            space.graph.lin_edge.weight.add_(1.0)  # changes the GD outputs, not the readout
+    torch.testing.assert_close(model(batch).prediction, before)
+
+
+@pytest.mark.parametrize("propagate", [True, False])
+def test_gd_outputs_are_the_fused_features(propagate):
+    # With propagate, the GD output is r_j + sum_i w_ij r_i (identity maps); without, r_j.
+    torch.manual_seed(0)
+    flag = str(propagate).lower()
+    model = DHMD(tiny_config(f"homogeneous_graph.propagate={flag}",
+                             f"heterogeneous_graph.propagate={flag}")).eval()
+    batch = make_batch(model.config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
+    with torch.no_grad():
+        out = model(batch)
+    for space in out.spaces.values():
+        r = space.representation  # (B, M, F)
+        expected = r.clone()
+        if propagate:
+            teacher, student = space.edges.edge_index
+            flat = expected.flatten(0, 1).index_add(
+                0, student, space.edges.weight.unsqueeze(-1) * r.flatten(0, 1)[teacher])
+            expected = flat.view_as(r)
+        torch.testing.assert_close(space.features, expected)
 
 
 def test_edge_weight_logs_are_learned_weights():

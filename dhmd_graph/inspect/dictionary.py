@@ -1,7 +1,10 @@
 r"""Dictionary activations: which atoms each modality uses, and how many atoms are used.
 
-Each decoupled space has one dictionary of ``K`` atoms shared by all modalities; a
-sample's modality activates them with a distribution :math:`a_m \in \Delta^K`.
+Each decoupled space has one modality-shared dictionary of ``K`` atoms after its GD-Unit
+(:class:`~dhmd_graph.nn.ModalitySharedDictionary`); a sample's modality activates them,
+from its GD output, with a distribution :math:`a_m \in \Delta^K`
+(``output.<space>.dictionary.activation``, collected by
+:func:`~dhmd_graph.inspect.collect_outputs`).
 :func:`atom_usage` summarises the activations of a split: the mean activation per
 modality, how many atoms carry 50 % and 90 % of the activation mass, and the entropy
 of that mass (its exponential, the *perplexity*, is an effective number of atoms; a

@@ -57,15 +57,16 @@ class SpaceOutputs(NamedTuple):
     r"""What one decoupled space holds for the ``N`` samples of a split.
 
     Attributes:
-        features (np.ndarray): ``(N, M, F)`` pooled features of every modality
-            (``homogeneous_repr`` or ``heterogeneous_repr`` of the model).
+        features (np.ndarray): ``(N, M, F)`` the representations of every modality,
+            the GD-Unit's node features (``output.<space>.representation``).
         edge_weight (np.ndarray): ``(N, M, M)`` distillation weight ``w`` of the edge
             ``[sample, teacher, student]``; ``nan`` where the sample's graph has no such
             edge (the diagonal, a pruned edge, an absent modality).
         edge_prior (np.ndarray or None): ``(N, M, M)`` its prior part ``p`` (so the
             learned part is ``edge_weight - edge_prior``), :obj:`None` without a prior.
-        atoms (np.ndarray or None): ``(N, M, K)`` dictionary activations, :obj:`None`
-            when the model has no dictionary.
+        atoms (np.ndarray or None): ``(N, M, K)`` activations of the space's
+            modality-shared dictionary (``output.<space>.dictionary.activation``; zero
+            rows for absent modalities), :obj:`None` when the model has no dictionary.
         normalize (str): The graph's softmax groups, ``"graph"`` or ``"target"``.
     """
 
@@ -167,16 +168,17 @@ def collect_outputs(
         keep("prediction", output.prediction.reshape(-1))  # (B,)
         for key, value in batch.extras.items():
             keep(f"extra/{key}", value)  # (B, ...)
-        for space in SPACES:
-            edges = getattr(output, f"{space}_edges")
+        for space, values in output.spaces.items():
+            edges = values.edges
             weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
-            keep(f"{space}/features", getattr(output, f"{space}_repr"))  # (B, M, F)
+            keep(f"{space}/features", values.representation)  # (B, M, F)
             keep(f"{space}/edge_weight", weight)  # (B, M, M)
             if edges.prior is not None:
                 prior = dense_edge_weights(edges.edge_index, edges.prior, len(batch),
                                            num_modalities)
                 keep(f"{space}/edge_prior", prior)  # (B, M, M)
-            keep(f"{space}/atoms", getattr(output, f"{space}_atoms"))  # (B, M, K)
+            if values.dictionary is not None:  # the modality-shared dictionary's activations
+                keep(f"{space}/atoms", values.dictionary.activation)  # (B, M, K)
     model.train(was_training)
     if not columns:
         raise ValueError("collect_outputs: the data gave no batch; pass a non-empty split.")
@@ -188,7 +190,7 @@ def collect_outputs(
             edge_weight=arrays[f"{space}/edge_weight"],
             edge_prior=arrays.get(f"{space}/edge_prior"),
             atoms=arrays.get(f"{space}/atoms"),
-            normalize=getattr(model.config, f"{space}_graph").normalize,
+            normalize=model.config.graphs[space].normalize,
         )
         for space in SPACES
     }

@@ -10,8 +10,6 @@ from dhmd_graph.nn.attention import (
     position_encoding,
 )
 from dhmd_graph.nn.dictionary import (
-    CrossModalDictionary,
-    DictionaryOutput,
     ModalitySharedDictionary,
     SharedDictionaryOutput,
     sparsemax,
@@ -25,12 +23,12 @@ from dhmd_graph.nn.encoders import (
     TemporalProjection,
 )
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
+from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
 
 __all__ = [
-    "CrossModalDictionary",
     "DecoupledFeatures",
+    "DecoupledSpace",
     "Decoupling",
-    "DictionaryOutput",
     "DynamicGraphDistill",
     "EdgeWeights",
     "FlattenHead",
@@ -39,6 +37,7 @@ __all__ = [
     "ModalitySharedDictionary",
     "ResidualHead",
     "SharedDictionaryOutput",
+    "SpaceOutput",
     "StackedTransformer",
     "TemporalProjection",
     "attention_mask",

@@ -30,7 +30,7 @@ def load():
     yield _load
     sys.path.remove(str(BENCHMARKS))
     for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
-                 "dmd_reference_speed"):
+                 "dmd_reference_speed", "hmd_ablation"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -106,7 +106,7 @@ def test_train_step_quick(load, tmp_path):
     assert {p["phase"] for p in profile["phases"]} == {"forward", "objective", "backward",
                                                        "optimizer"}
     modules = {m["module"] for m in profile["modules_forward"]}
-    assert {"cross_modal", "homogeneous_graph", "fusion_head"} <= modules
+    assert {"cross_modal", "spaces.homogeneous", "spaces.heterogeneous", "fusion_head"} <= modules
     assert all(0 <= m["share_of_forward"] <= 1 for m in profile["modules_forward"])
 
 
@@ -174,6 +174,39 @@ def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
     assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
     with pytest.raises(SystemExit):
         load("dmd_ablation").main(["--quick", "--switches", "nonsense"])
+
+
+def test_hmd_ablation_arms_change_what_they_name(load):
+    from dhmd_graph.config import apply_overrides, preset
+
+    ablation = load("hmd_ablation")
+    base = preset("mosei", aligned=True)
+    assert set(ablation.ARMS) == {"full", "no_dictionary", "gd_loss_only", "no_contrastive",
+                                  "no_distillation", "text_only", "no_margin"}
+    configs = {arm: apply_overrides(base, list(o)) for arm, o in ablation.ARMS.items()}
+    assert configs["full"] == base and configs["text_only"] == base
+    dmd = preset("mosei", aligned=True, reference="dmd")
+    assert (configs["no_dictionary"].fusion, configs["no_dictionary"].dictionary.atoms) == (
+        dmd.fusion, dmd.dictionary.atoms)
+    assert not any(g.propagate for g in configs["gd_loss_only"].graphs.values())
+    assert configs["no_contrastive"].dictionary.weight == 0
+    assert all(g.weight == 0 for g in configs["no_distillation"].graphs.values())
+    assert not configs["no_margin"].loss.use_margin
+    assert type(ablation.build("text_only", base)).__name__ == "TextOnlyDHMD"
+
+
+def test_hmd_ablation_quick(load, tmp_path, monkeypatch):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    rows = load("hmd_ablation").main(["--quick", "--arms", "full,text_only,no_dictionary",
+                                      "--output-dir", str(tmp_path)])
+    assert [row["arm"] for row in rows] == ["full", "text_only", "no_dictionary"]
+    assert all(set(row["mean"]) >= {"MAE", "Corr", "Non0_acc_2", "Mult_acc_7"} for row in rows)
+    assert rows[1]["delta_vs_full"]["MAE"] == pytest.approx(
+        rows[1]["mean"]["MAE"] - rows[0]["mean"]["MAE"])
+    assert _written(tmp_path, "hmd_ablation_quick")["settings"]["arms"] == [
+        "full", "text_only", "no_dictionary"]
+    with pytest.raises(SystemExit):
+        load("hmd_ablation").main(["--quick", "--arms", "nonsense"])
 
 
 def test_dmd_reference_speed_needs_a_checkout(load, tmp_path):
