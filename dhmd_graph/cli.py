@@ -179,6 +179,32 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
     _add_device(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
+    predict = commands.add_parser(
+        "predict", help="per-sample predictions of a trained run as a CSV file",
+        description="Write one CSV row per sample of a split: its id, the prediction, the "
+        "label, the per-modality logits of the homogeneous and heterogeneous spaces and the "
+        "distillation edge weights of both graphs (see dhmd_graph.inspect.predictions). The "
+        "run's model is checked against the data before anything is written.")
+    predict.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                         help="a run folder (its first seed, or --seed), a seed folder, or a "
+                         ".pt file")
+    predict.add_argument("--data", metavar="PATH",
+                         help="the dataset (default: the one the run was trained on)")
+    predict.add_argument("--out", metavar="CSV", required=True, help="the CSV file to write")
+    predict.add_argument("--split", default="test",
+                         help="the split to predict (default: test)")
+    predict.add_argument("--present", type=_names, metavar="NAMES",
+                         help="the observed modalities, e.g. text,audio; the others are "
+                         "treated as missing (default: all)")
+    predict.add_argument("--seed", type=int,
+                         help="the seed folder of a multi-seed run (default: the first)")
+    predict.add_argument("--last", action="store_true",
+                         help="use the last epoch's checkpoint instead of the best one")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace an existing CSV file at --out")
+    _add_device(predict)
+    predict.set_defaults(func=_cmd_predict)
+
 
 def _experiment(args: argparse.Namespace) -> dict:
     """The run's configuration from ``--config``, the preset, ``--set`` and ``--seeds``."""
@@ -368,6 +394,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"\n{args.split} metrics by present modalities (mean over {len(subsets)} "
               "checkpoint(s)):")
         print(metrics_table(mean_table(subsets)))
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    """``--present text,audio`` as a list of names."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated modality names such as "
+                                         f"text,audio, found {text!r}")
+    return names
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from dhmd_graph.inspect.predictions import predict_run
+
+    out = predict_run(args.target, args.out, data=args.data, split=args.split,
+                      present=args.present, seed=args.seed,
+                      which="last" if args.last else "best", device=args.device,
+                      overwrite=args.overwrite)
+    print(f"predictions: {out}")
     return 0
 
 

@@ -11,6 +11,7 @@ needs.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
@@ -246,6 +247,25 @@ class DHMD(nn.Module):
         return DecoupledSpace(heads, unit, shared, readouts=readouts,
                               edges=self.config.edge_pairs(space), propagate=graph.propagate,
                               fusion=fusion, readout_channels=channels)
+
+    @classmethod
+    def from_run(cls, target: str | os.PathLike, *, seed: int | None = None,
+                 which: str = "best", device: str | torch.device = "cpu") -> DHMD:
+        r"""The trained model of a ``dhmd train`` run, in evaluation mode
+        (:func:`~dhmd_graph.runs.load_run`, which checks the checkpoint first).
+
+        Args:
+            target (str or PathLike): A run folder, one of its ``seed_<s>`` folders, or
+                a ``.pt`` file.
+            seed (int, optional): The seed of a run folder; :obj:`None` takes the first.
+                (default: :obj:`None`)
+            which (str, optional): ``"best"`` or ``"last"``. (default: ``"best"``)
+            device (str or torch.device, optional): Where to put the model.
+                (default: ``"cpu"``)
+        """
+        from dhmd_graph.runs import load_run
+
+        return load_run(target, seed=seed, which=which, device=device).model
 
     @property
     def modalities(self) -> tuple[str, ...]:
