@@ -349,7 +349,8 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
     """One paragraph before training: the data, the model's inputs, the schedule, the folder."""
     sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     inputs = ", ".join(
-        f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
+        f"{m.name} BERT tokens (bert_path={m.bert_path})" if m.bert_path is not None
+        else f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
         else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in model_config.modalities)
     seeds = train_config.seeds
     print(f"data: {data} ({sizes})\nmodel inputs (from the data): {inputs}\n"

@@ -151,9 +151,9 @@ def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str
     except ValueError as error:
         raise CheckpointError(path, f"its model configuration is invalid: {error}") from None
     with torch.device("meta"):
-        skeleton = DHMD(config)
+        skeleton = DHMD(config, pretrained=False)
     check_state_dict(skeleton, state["model"], path)
-    model = DHMD(config)
+    model = DHMD(config, pretrained=False)  # a BERT's weights come from the checkpoint
     model.load_state_dict(state["model"])
     meta = dict(meta, epoch=state.get("epoch"), seed=state.get("seed"))
     return model.to(device).eval(), meta

@@ -198,7 +198,13 @@ def check_data(config: DHMDConfig, dataset: MultimodalDataset,
                 fix="Give data with every modality of the run (zeros for one you do not "
                     "have, with --present naming the others)")
         array = dataset.features[name]
-        if modality.input_dim is not None:
+        if modality.bert_path is not None:
+            if array.ndim == 3 and array.dtype.kind in "iu" and array.shape[2] == 3:
+                continue
+            found = f"{array.dtype} of shape {tuple(array.shape)}"
+            expected = (f"(N, T, 3) BERT tokens (the run's modalities.{name}.bert_path is set; "
+                        "read them with load_mmsa(..., text='bert'))")
+        elif modality.input_dim is not None:
             if array.ndim == 3 and array.shape[2] == modality.input_dim:
                 continue
             found = (f"features of width {array.shape[2]}" if array.ndim == 3
