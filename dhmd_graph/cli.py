@@ -190,7 +190,9 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
                          ".pt file")
     predict.add_argument("--data", metavar="PATH",
                          help="the dataset (default: the one the run was trained on)")
-    predict.add_argument("--out", metavar="CSV", required=True, help="the CSV file to write")
+    predict.add_argument("--out", metavar="CSV", default="predictions.csv",
+                         help="the CSV file to write; an existing one is kept unless "
+                         "--overwrite (default: predictions.csv)")
     predict.add_argument("--split", default="test",
                          help="the split to predict (default: test)")
     predict.add_argument("--present", type=_names, metavar="NAMES",
