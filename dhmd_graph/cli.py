@@ -196,8 +196,8 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--split", default="test",
                          help="the split to predict (default: test)")
     predict.add_argument("--present", type=_names, metavar="NAMES",
-                         help="the observed modalities, e.g. text,audio; the others are "
-                         "treated as missing (default: all)")
+                         help="the observed modalities, e.g. text,audio (the others are "
+                         "treated as missing; default: all)")
     predict.add_argument("--seed", type=int,
                          help="the seed folder of a multi-seed run (default: the first)")
     predict.add_argument("--last", action="store_true",
