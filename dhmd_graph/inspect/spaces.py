@@ -14,7 +14,7 @@ modalities mix, heterogeneous ones separate* -- with two numbers per space
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -43,6 +43,7 @@ __all__ = [
     "modality_colors",
     "modality_separation",
     "plot_spaces",
+    "present_mask",
 ]
 
 SPACES = ("homogeneous", "heterogeneous")
@@ -57,6 +58,8 @@ class SpaceOutputs(NamedTuple):
     r"""What one decoupled space holds for the ``N`` samples of a split.
 
     Attributes:
+        logits (np.ndarray): ``(N, M)`` the per-modality logits :math:`y_m`
+            (``output.<space>.logits``); ``nan`` for an absent modality.
         features (np.ndarray): ``(N, M, F)`` the representations of every modality,
             the GD-Unit's node features (``output.<space>.representation``).
         edge_weight (np.ndarray): ``(N, M, M)`` distillation weight ``w`` of the edge
@@ -70,6 +73,7 @@ class SpaceOutputs(NamedTuple):
         normalize (str): The graph's softmax groups, ``"graph"`` or ``"target"``.
     """
 
+    logits: np.ndarray
     features: np.ndarray
     edge_weight: np.ndarray
     edge_prior: np.ndarray | None
@@ -82,11 +86,13 @@ class SplitOutputs(NamedTuple):
 
     Attributes:
         modalities (tuple[str, ...]): The ``M`` modality names, in node order.
-        labels (np.ndarray): ``(N,)`` regression labels.
-        prediction (np.ndarray): ``(N,)`` the model's predictions.
+        labels (np.ndarray): ``(N,)`` regression labels (``(N, *L)`` as in the batch).
+        prediction (np.ndarray): ``(N,)`` the model's predictions (``(N, *P)`` as the
+            model returns them, e.g. ``(N, C)`` class scores).
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
         extras (Mapping[str, np.ndarray]): The batches' per-sample extras, e.g. the
             synthetic data's ``modality_reliability`` ``(N, M)`` (empty if none).
+        ids (tuple[str, ...]): The ``N`` sample ids, in order (empty if not given).
     """
 
     modalities: tuple[str, ...]
@@ -94,6 +100,7 @@ class SplitOutputs(NamedTuple):
     prediction: np.ndarray
     spaces: dict[str, SpaceOutputs]
     extras: Mapping[str, np.ndarray] = MappingProxyType({})
+    ids: tuple[str, ...] = ()
 
 
 def dense_edge_weights(
@@ -124,6 +131,34 @@ def dense_edge_weights(
     return dense
 
 
+def present_mask(modalities: Sequence[str], subset: Iterable[str], batch_size: int,
+                 device: torch.device | str | None = None) -> Tensor:
+    r"""The model's ``present`` argument for a batch where only ``subset`` is observed.
+
+    Args:
+        modalities (Sequence[str]): The model's ``M`` modalities, in node order.
+        subset (Iterable[str]): The present ones.
+        batch_size (int): The number of samples ``B``.
+        device (torch.device or str, optional): Where to create the mask.
+            (default: :obj:`None`, the CPU)
+
+    Returns:
+        Tensor: ``(B, M)`` bool, :obj:`True` for the present modalities.
+
+    Raises:
+        ValueError: ``subset`` is empty or names a modality not in ``modalities``.
+    """
+    subset = set(subset)
+    unknown = subset - set(modalities)
+    if unknown or not subset:
+        raise ValueError(
+            f"present_mask: the subset must be a non-empty selection of {list(modalities)}, "
+            f"found {sorted(subset)}; check the modality names."
+        )
+    columns = torch.tensor([name in subset for name in modalities], device=device)  # (M,)
+    return columns.unsqueeze(0).expand(batch_size, -1)  # (B, M)
+
+
 def as_batches(
     data: Dataset | Iterable[MultimodalBatch], batch_size: int = 64
 ) -> Iterable[MultimodalBatch]:
@@ -136,9 +171,11 @@ def as_batches(
 
 @torch.no_grad()
 def collect_outputs(
-    model: nn.Module, data: Dataset | Iterable[MultimodalBatch]
+    model: nn.Module, data: Dataset | Iterable[MultimodalBatch], *,
+    present: Iterable[str] | None = None,
 ) -> SplitOutputs:
-    r"""Runs a trained DHMD model over a split and keeps what the inspection reads.
+    r"""Runs a trained DHMD model over a split and keeps what the inspection (and
+    :func:`~dhmd_graph.inspect.predictions.predict_table`) reads.
 
     The model is put in evaluation mode for the pass (and restored afterwards) and
     receives every batch on the device of its parameters.
@@ -149,11 +186,16 @@ def collect_outputs(
         data (Dataset or Iterable[MultimodalBatch]): The split: a
             :class:`~dhmd_graph.data.MultimodalDataset` or batches of it (e.g. a
             :class:`~torch.utils.data.DataLoader` with ``collate_fn=collate``).
+        present (Iterable[str], optional): The observed modalities; the others are
+            passed to the model as absent (:func:`present_mask`), so they lose their
+            edges, and their logits are ``nan``. (default: :obj:`None`, all present)
     """
     modalities = tuple(model.modalities)
+    subset = None if present is None else tuple(present)
     num_modalities = len(modalities)
     device = next(model.parameters()).device
     columns: dict[str, list[Tensor]] = {}
+    ids: list[str] = []
 
     def keep(name: str, value: Tensor | None) -> None:
         if value is not None:
@@ -163,14 +205,18 @@ def collect_outputs(
     model.eval()
     for batch in as_batches(data):
         batch = batch.to(device)
-        output = model(batch)
-        keep("labels", batch.labels)  # (B,)
-        keep("prediction", output.prediction.reshape(-1))  # (B,)
+        mask = None if subset is None else present_mask(modalities, subset, len(batch), device)
+        output = model(batch, mask)
+        ids += batch.ids
+        keep("labels", batch.labels)  # (B, *L)
+        keep("prediction", output.prediction)  # (B, *P)
         for key, value in batch.extras.items():
             keep(f"extra/{key}", value)  # (B, ...)
         for space, values in output.spaces.items():
             edges = values.edges
             weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
+            logits = values.logits.masked_fill(~output.present, float("nan"))
+            keep(f"{space}/logits", logits)  # (B, M)
             keep(f"{space}/features", values.representation)  # (B, M, F)
             keep(f"{space}/edge_weight", weight)  # (B, M, M)
             if edges.prior is not None:
@@ -186,6 +232,7 @@ def collect_outputs(
     arrays = {name: torch.cat(parts).numpy() for name, parts in columns.items()}
     spaces = {
         space: SpaceOutputs(
+            logits=arrays[f"{space}/logits"],
             features=arrays[f"{space}/features"],
             edge_weight=arrays[f"{space}/edge_weight"],
             edge_prior=arrays.get(f"{space}/edge_prior"),
@@ -196,7 +243,8 @@ def collect_outputs(
     }
     extras = {name.removeprefix("extra/"): value for name, value in arrays.items()
               if name.startswith("extra/")}
-    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras)
+    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras,
+                        tuple(ids))
 
 
 def modality_separation(features: np.ndarray, *, neighbors: int = 10,
