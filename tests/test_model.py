@@ -86,11 +86,12 @@ def test_presets_forward_backward(case):
     batch = make_batch(model.config, lengths)
     logs = check_training_step(model, batch)
     assert logs["loss"].requires_grad
-    assert {"task", "reconstruction", "cycle", "orthogonality", "margin",
+    assert {"task", "reconstruction", "cycle", "orthogonality",
             "gd/homogeneous/logit", "gd/homogeneous/reg", "gd/heterogeneous/repr",
             "ctr/homogeneous", "ctr/heterogeneous",
             "edge/homogeneous/text->audio", "edge/heterogeneous/vision->audio"} <= set(logs)
     assert "gd/homogeneous/repr" not in logs  # the reference ignores it
+    assert "margin" not in logs  # off by default: not in the figure, no effect in the ablation
     model.eval()
     assert model.validation_step(batch).shape == (2,)
 
@@ -267,7 +268,8 @@ def test_without_dictionary_there_is_no_dictionary_term():
 
 def test_objective_total_is_the_weighted_sum():
     torch.manual_seed(0)
-    config = tiny_config("dictionary.usage_weight=0.3", "dictionary.weight=0.2")
+    config = tiny_config("dictionary.usage_weight=0.3", "dictionary.weight=0.2",
+                         "loss.use_margin=true")
     model = DHMD(config).eval()
     batch = make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
     t = dhmd_objective(model(batch), batch, config)
@@ -284,7 +286,11 @@ def test_objective_total_is_the_weighted_sum():
 
 def test_margin_switch_removes_the_term_and_its_embeddings():
     torch.manual_seed(0)
-    config = tiny_config("loss.use_margin=false")
+    config = tiny_config()  # the default: no margin loss
+    assert "margin" in dhmd_objective(DHMD(tiny_config("loss.use_margin=true")).eval()(
+        make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})),
+        make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]}),
+        tiny_config("loss.use_margin=true"))
     model = DHMD(config)
     batch = make_batch(config, {"text": [5, 4], "audio": [4, 3], "vision": [3, 6]})
     logs = check_training_step(model, batch)

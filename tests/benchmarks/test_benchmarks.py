@@ -135,7 +135,7 @@ def test_dmd_ablation_switches_cover_the_reference(load):
     from dhmd_graph.config import apply_overrides, preset
 
     ablation = load("dmd_ablation")
-    ours = preset("mosei", aligned=True)
+    ours = apply_overrides(preset("mosei", aligned=True), list(ablation.BASE_OVERRIDES))
     every = [o for switch in ablation.SWITCHES.values() for o in switch.reference]
     changed = apply_overrides(ours, every)
     dmd = preset("mosei", aligned=True, reference="dmd")
@@ -182,7 +182,7 @@ def test_hmd_ablation_arms_change_what_they_name(load):
     ablation = load("hmd_ablation")
     base = preset("mosei", aligned=True)
     assert set(ablation.ARMS) == {"full", "no_dictionary", "gd_loss_only", "no_contrastive",
-                                  "no_distillation", "text_only", "no_margin"}
+                                  "no_distillation", "text_only", "margin"}
     configs = {arm: apply_overrides(base, list(o)) for arm, o in ablation.ARMS.items()}
     assert configs["full"] == base and configs["text_only"] == base
     dmd = preset("mosei", aligned=True, reference="dmd")
@@ -191,7 +191,7 @@ def test_hmd_ablation_arms_change_what_they_name(load):
     assert not any(g.propagate for g in configs["gd_loss_only"].graphs.values())
     assert configs["no_contrastive"].dictionary.weight == 0
     assert all(g.weight == 0 for g in configs["no_distillation"].graphs.values())
-    assert not configs["no_margin"].loss.use_margin
+    assert configs["margin"].loss.use_margin and not base.loss.use_margin
     assert type(ablation.build("text_only", base)).__name__ == "TextOnlyDHMD"
 
 
