@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "PRESETS",
     "REFERENCES",
     "TASKS",
     "DHMDConfig",
@@ -756,6 +757,8 @@ _DMD: dict[str, dict[str, Any]] = {
               "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 500, 500)}},
 }
 REFERENCES = ("dmd",)
+PRESETS = tuple(_PRESETS)
+"""The names :func:`preset` knows."""
 
 
 def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHMDConfig:

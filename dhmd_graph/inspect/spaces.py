@@ -14,7 +14,7 @@ modalities mix, heterogeneous ones separate* -- with two numbers per space
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -82,8 +82,9 @@ class SplitOutputs(NamedTuple):
 
     Attributes:
         modalities (tuple[str, ...]): The ``M`` modality names, in node order.
-        labels (np.ndarray): ``(N,)`` regression labels.
-        prediction (np.ndarray): ``(N,)`` the model's predictions.
+        labels (np.ndarray): ``(N,)`` scores or class indices, or ``(N, C)`` multi-hot
+            rows (float).
+        prediction (np.ndarray): ``(N,)`` or ``(N, C)`` the model's predictions.
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
         extras (Mapping[str, np.ndarray]): The batches' per-sample extras, e.g. the
             synthetic data's ``modality_reliability`` ``(N, M)`` (empty if none).
@@ -94,6 +95,8 @@ class SplitOutputs(NamedTuple):
     prediction: np.ndarray
     spaces: dict[str, SpaceOutputs]
     extras: Mapping[str, np.ndarray] = MappingProxyType({})
+    class_names: tuple[str, ...] | None = None
+    """The classes or labels of a classification model (:obj:`None` for scores)."""
 
 
 def dense_edge_weights(
@@ -164,8 +167,8 @@ def collect_outputs(
     for batch in as_batches(data):
         batch = batch.to(device)
         output = model(batch)
-        keep("labels", batch.labels)  # (B,)
-        keep("prediction", output.prediction.reshape(-1))  # (B,)
+        keep("labels", batch.labels)  # (B,) or (B, C)
+        keep("prediction", output.prediction)  # (B,) or (B, C)
         for key, value in batch.extras.items():
             keep(f"extra/{key}", value)  # (B, ...)
         for space, values in output.spaces.items():
@@ -196,7 +199,14 @@ def collect_outputs(
     }
     extras = {name.removeprefix("extra/"): value for name, value in arrays.items()
               if name.startswith("extra/")}
-    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras)
+    config = model.config
+    class_names = None
+    if config.task != "regression":
+        count = 2 if config.task == "binary" else config.num_classes
+        names = getattr(getattr(data, "dataset", data), "label_names", None)  # a DataLoader's
+        class_names = tuple(names or map(str, range(count)))
+    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras,
+                        class_names)
 
 
 def modality_separation(features: np.ndarray, *, neighbors: int = 10,
@@ -256,13 +266,31 @@ def label_sign(labels: np.ndarray) -> np.ndarray:
     return (np.sign(labels) + 1).astype(np.int64)
 
 
+def label_groups(labels: np.ndarray, class_names: Sequence[str] | None = None
+                 ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The group of every sample that the feature-space plots colour by, and the names.
+
+    Scores (``class_names`` :obj:`None`): the label sign (:func:`label_sign`). Class
+    indices ``(N,)``: the class. Multi-hot rows ``(N, C)``: the one label present,
+    ``"none"`` or ``"several"``.
+    """
+    if class_names is None:
+        return label_sign(labels), LABEL_SIGNS
+    if labels.ndim == 1:
+        return labels.astype(np.int64), tuple(class_names)
+    count = labels.sum(axis=1)
+    group = np.where(count == 1, labels.argmax(axis=1),
+                     np.where(count == 0, len(class_names), len(class_names) + 1))
+    return group.astype(np.int64), (*class_names, "none", "several")
+
+
 class Embedding(NamedTuple):
     r"""A 2-D view of one space's features.
 
     Attributes:
         points (np.ndarray): ``(P, 2)`` coordinates, one per ``(sample, modality)``.
         modality (np.ndarray): ``(P,)`` int, the modality index of each point.
-        label (np.ndarray): ``(P,)`` the sample's regression label.
+        label (np.ndarray): ``(P,)`` or ``(P, C)`` the sample's label.
         method (str): ``"tsne"`` or ``"pca"``, the method actually used.
     """
 
@@ -297,7 +325,7 @@ def embed_spaces(outputs: SplitOutputs, *, method: str = "tsne", max_samples: in
         keep = np.sort(np.random.default_rng(seed).choice(num_samples, max_samples, replace=False))
     num_modalities = len(outputs.modalities)
     modality = np.tile(np.arange(num_modalities), len(keep))  # (P,)
-    label = np.repeat(outputs.labels[keep], num_modalities)  # (P,)
+    label = np.repeat(outputs.labels[keep], num_modalities, axis=0)  # (P,) or (P, C)
     used = "pca" if method == "pca" or len(modality) < MIN_TSNE_POINTS else "tsne"
     embeddings = {}
     for space, values in outputs.spaces.items():
@@ -320,35 +348,46 @@ def modality_colors(num_modalities: int) -> list:
     return [palette(i % 10) for i in range(num_modalities)]
 
 
-def plot_spaces(embeddings: Mapping[str, Embedding], modalities: tuple[str, ...]) -> Figure:
-    r"""Draws each space's 2-D embedding twice: coloured by modality and by label sign.
+def plot_spaces(embeddings: Mapping[str, Embedding], modalities: tuple[str, ...],
+                class_names: Sequence[str] | None = None) -> Figure:
+    r"""Draws each space's 2-D embedding twice: coloured by modality and by label
+    sign (scores) or class (:func:`label_groups`).
 
     One row per space. In a well-decoupled model the homogeneous points of the
     modalities overlap (left), the heterogeneous ones form one cluster per modality,
-    and the label sign (right) shows whether a space orders the samples by sentiment.
+    and the label sign or class (right) shows whether a space orders the samples by
+    sentiment or emotion.
 
     Args:
         embeddings (Mapping[str, Embedding]): From :func:`embed_spaces`.
         modalities (tuple[str, ...]): The modality names, in node order.
+        class_names (Sequence[str], optional): The classes or labels of a
+            classification model; :obj:`None` for scores. (default: :obj:`None`)
     """
+    from matplotlib import colormaps
+
     colors = modality_colors(len(modalities))
-    sign_colors = ("tab:red", "0.6", "tab:blue")
+    groups = "label sign" if class_names is None else "class"
     figure = Figure(figsize=(9.0, 4.2 * len(embeddings)), layout="constrained")
     axes = figure.subplots(len(embeddings), 2, squeeze=False)
     for row, (space, embedding) in enumerate(embeddings.items()):
         by_modality, by_sign = axes[row]
-        sign = label_sign(embedding.label)
+        sign, names = label_groups(embedding.label, class_names)
+        sign_colors = (("tab:red", "0.6", "tab:blue") if class_names is None
+                       else [colormaps["tab10"](i % 10) for i in range(len(names))])
         for index, name in enumerate(modalities):
             chosen = embedding.modality == index
             by_modality.scatter(*embedding.points[chosen].T, s=6, alpha=0.6,
                                 color=colors[index], label=name)
-        for index, name in enumerate(LABEL_SIGNS):
+        for index, name in enumerate(names):
             chosen = sign == index
+            if not chosen.any():
+                continue
             by_sign.scatter(*embedding.points[chosen].T, s=6, alpha=0.6,
                             color=sign_colors[index], label=name)
         method = "t-SNE" if embedding.method == "tsne" else "PCA"
         by_modality.set_title(f"{space} features ({method}) by modality")
-        by_sign.set_title(f"{space} features ({method}) by label sign")
+        by_sign.set_title(f"{space} features ({method}) by {groups}")
         for axis in (by_modality, by_sign):
             axis.set_xticks([])
             axis.set_yticks([])
