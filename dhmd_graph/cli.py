@@ -213,7 +213,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from dhmd_graph.config import config_to_dict
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.metrics import default_monitor, task_metric_kind, task_metrics
     from dhmd_graph.model import DHMD
     from dhmd_graph.train import NonFiniteLossError, RunExistsError, format_table, run_seeds
@@ -221,7 +221,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     data = experiment["data"] or _default_data(experiment, main_process)
-    splits = load_dataset(data)
+    splits = load_for_task(data, experiment["model"].task)
     try:  # nothing is written before the model is known to fit the data
         model_config = _fit_model(experiment["model"], splits, data, args)
     except ValueError as error:
@@ -345,7 +345,7 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
 def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.inspect.report import load_run_model
     from dhmd_graph.metrics import task_metrics
     from dhmd_graph.train import format_table, predict, summarize
@@ -377,7 +377,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
         data = args.data or meta["data"]
         if data not in datasets:
-            datasets[data] = load_dataset(data)
+            datasets[data] = load_for_task(data, model.config.task)
         split = datasets[data][args.split]
         metrics = task_metrics(model.config.task, model.config.num_classes, meta["preset"],
                                split.label_names)

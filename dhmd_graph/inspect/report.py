@@ -402,14 +402,14 @@ def inspect_run(
     Raises:
         ValueError: If ``device`` is no device of this machine, or for a bad ``split``.
     """
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.train.distributed import resolve_device
 
     torch_device = resolve_device(device)
     checkpoint = find_checkpoint(run_dir, seed)
     model, meta = load_run_model(checkpoint)
     model = model.to(torch_device)
-    splits = load_dataset(data or meta["data"])
+    splits = load_for_task(data or meta["data"], model.config.task)
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
                          f"{sorted(splits)}.")
