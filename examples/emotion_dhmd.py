@@ -31,8 +31,10 @@ Usage::
 
     python examples/emotion_dhmd.py                         # IEMOCAP-4, synthetic, minutes
     python examples/emotion_dhmd.py --task mosei_emotions   # or iemocap6, humour, sarcasm
-    python examples/emotion_dhmd.py --task iemocap6 --data iemocap6.pkl  # your own file
     python examples/emotion_dhmd.py --quick                 # seconds: tiny sizes, one epoch
+
+``--data FILE`` trains on your own file instead (a MulT-layout pickle, e.g. one written by
+``dhmd synth FILE --profile iemocap6``, or a cache folder).
 
 Without ``--data`` the data is the task's synthetic profile
 (:func:`~dhmd_graph.data.synthetic_tasks.default_task_dataset_path`: the real feature
