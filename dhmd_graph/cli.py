@@ -3,16 +3,37 @@
 Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in
 :func:`build_parser`. Heavy imports (torch, PyG) happen inside the subcommands so
 that ``dhmd --help`` and argument errors stay fast, and so that :func:`main` can choose
-the OpenMP wait policy first (:mod:`dhmd_graph.openmp`). Bad data or configuration
-(:class:`~dhmd_graph.data.errors.DatasetError`, :class:`ValueError` from configs)
-exits with status 2 and a one-paragraph message, without a traceback.
+the OpenMP wait policy first (:mod:`dhmd_graph.openmp`).
+
+Errors reach the user through one table, :data:`EXIT_TABLE`, as a one-line message
+on stderr and an exit status, never as a traceback:
+
+=========================================================  ======  ==================
+error                                                      status  message starts
+=========================================================  ======  ==================
+``KeyboardInterrupt`` (Ctrl-C) or ``SIGTERM``              1       ``interrupted``
+:class:`~dhmd_graph.train.NonFiniteLossError`              1       ``error``
+:class:`MemoryError`, ``torch.OutOfMemoryError``           1       ``out of memory``
+:class:`OSError` ``ENOSPC``/``EDQUOT`` (disk full)         1       ``disk full``
+any other :class:`OSError` (a path missing, not writable)  2       ``error``
+:class:`ValueError`: bad data (``DatasetError``), bad      2       ``error``
+configuration, bad checkpoint (``CheckpointError``), bad
+run folder (``RunFolderError``, ``RunLockedError``), a
+device this machine lacks
+=========================================================  ======  ==================
+
+Usage errors exit with status 2 from :mod:`argparse`. Anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,11 +45,25 @@ if TYPE_CHECKING:  # annotations only: the subcommands import torch when they ru
     from dhmd_graph.config import DHMDConfig
     from dhmd_graph.train import TrainConfig
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 SENTIMENT_PRESETS = ("mosi", "mosei", "sims")
 TASK_PRESETS = ("iemocap4", "iemocap6", "mosei_emotions", "humour", "sarcasm")
 """The classification presets, each also a synthetic task profile (written without torch
 loaded, so named here; ``dhmd_graph.config.PRESETS`` holds both)."""
+
+EXIT_TABLE = (
+    # (module, exception class, errno values or None for any, exit status, label),
+    # first match wins. A class is looked up only if its module is already imported
+    # (otherwise it cannot have been raised), so `dhmd describe` never imports torch.
+    ("builtins", "KeyboardInterrupt", None, EXIT_FAILED, "interrupted"),
+    ("dhmd_graph.train.trainer", "NonFiniteLossError", None, EXIT_FAILED, "error"),
+    ("builtins", "MemoryError", None, EXIT_FAILED, "out of memory"),
+    ("torch", "OutOfMemoryError", None, EXIT_FAILED, "out of memory"),
+    ("builtins", "OSError", (errno.ENOSPC, errno.EDQUOT), EXIT_FAILED, "disk full"),
+    ("builtins", "OSError", None, EXIT_BAD_INPUT, "error"),
+    ("builtins", "ValueError", None, EXIT_BAD_INPUT, "error"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = commands.add_parser("describe", help="summarise a dataset: sizes, shapes, labels")
     describe.add_argument("path", help="any dataset 'dhmd convert' reads, or a cache folder")
+    describe.add_argument("--verify", action="store_true",
+                          help="for a cache, also check every file's checksum and every value "
+                          "(reads every byte once; the pickle readers always check values)")
     describe.set_defaults(func=_cmd_describe)
 
     synth = commands.add_parser(
@@ -83,7 +121,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from dhmd_graph.data.loading import describe, load_dataset
 
-    print(describe(load_dataset(args.path)))
+    print(describe(load_dataset(args.path, verify=args.verify)))
+    if args.verify:
+        print(f"verified: {args.path}")
     return 0
 
 
@@ -101,11 +141,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from dhmd_graph.data.synthetic_tasks import write_synthetic_task
 
     write = write_synthetic_task if args.profile in TASK_PRESETS else write_synthetic
-    try:
-        path = write(args.out, args.profile, not args.unaligned, args.sizes, args.seed)
-    except ValueError as error:  # e.g. an aligned CH-SIMS
-        print(f"dhmd synth: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    path = write(args.out, args.profile, not args.unaligned, args.sizes, args.seed)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -157,13 +193,12 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
 def _experiment(args: argparse.Namespace) -> dict:
     """The run's configuration from ``--config``, the preset, ``--set`` and ``--seeds``."""
     import dataclasses
-    import json
-    from pathlib import Path
 
     from dhmd_graph.config import apply_overrides, config_from_dict, preset
+    from dhmd_graph.runs import read_experiment
     from dhmd_graph.train import TrainConfig
 
-    file = json.loads(Path(args.config).read_text()) if args.config else {}
+    file = read_experiment(args.config) if args.config else {}
     name = args.preset or file.get("preset", "mosei")
     aligned = False if args.unaligned else file.get("aligned", True)
     model = config_from_dict(file["model"]) if "model" in file else preset(name, aligned)
@@ -191,24 +226,21 @@ def _experiment(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     if args.resume and (args.config or args.overrides or args.seeds or args.preset
                         or args.unaligned):
-        print("dhmd train: error: --resume continues a run with the configuration saved in "
-              "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/--unaligned.",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise ValueError("--resume continues a run with the configuration saved in "
+                         "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/--unaligned.")
     out = Path(args.out or f"runs/{args.preset or 'mosei'}-"
                f"{'unaligned' if args.unaligned else 'aligned'}")
-    if args.resume and (out / "config.json").is_file():
-        args.config = str(out / "config.json")
-    try:
-        experiment = _experiment(args)
-    except (ValueError, OSError) as error:  # name the field or file, and the fix
-        print(f"dhmd train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    if args.resume:
+        from dhmd_graph.runs import RunFolder
+
+        run = RunFolder(out)
+        run.read_config()  # refuses a missing folder or config.json before anything is written
+        args.config = str(run.config_path)
+    experiment = _experiment(args)  # every field checked, naming the field or file
 
     import dataclasses
 
@@ -216,42 +248,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.metrics import default_monitor, task_metric_kind, task_metrics
     from dhmd_graph.model import DHMD
-    from dhmd_graph.train import NonFiniteLossError, RunExistsError, format_table, run_seeds
+    from dhmd_graph.train import format_table, run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     data = experiment["data"] or _default_data(experiment, main_process)
     splits = load_for_task(data, experiment["model"].task)
-    try:  # nothing is written before the model is known to fit the data
-        model_config = _fit_model(experiment["model"], splits, data, args)
-    except ValueError as error:
-        print(f"dhmd train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    # nothing is written before the model is known to fit the data and train.monitor is
+    # one of the metrics reported (a ValueError here exits with status 2)
+    model_config = _fit_model(experiment["model"], splits, data, args)
     task = (model_config.task, model_config.num_classes, experiment["preset"])
     metrics = task_metrics(*task, label_names=splits["train"].label_names)
     train_config = experiment["train"]
     if not experiment["monitor_chosen"]:  # select on the task's metric
         train_config = dataclasses.replace(train_config,
                                            monitor=default_monitor(task_metric_kind(*task)))
+    valid_labels = splits["valid"].labels  # the metrics reported, to check train.monitor
+    train_config.check_monitor(metrics(valid_labels, valid_labels))
     if main_process:
         _say_what_runs(data, splits, model_config, train_config, out)
     meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
             "data": str(data), "model": config_to_dict(model_config)}
     try:
         results = run_seeds(
-            lambda: DHMD(model_config), splits, train_config, out,
-            metrics=metrics, meta=meta, resume=args.resume,
-            overwrite=args.overwrite,
+            lambda: DHMD(model_config), splits, train_config, out, metrics=metrics,
+            meta=meta, resume=args.resume, overwrite=args.overwrite,
         )
-    except RunExistsError as error:
-        print(f"dhmd train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteLossError as error:
-        print(f"dhmd train: error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:  # e.g. train.device names no device of this machine
-        print(f"dhmd train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     finally:
         teardown_distributed()
     if main_process:
@@ -343,39 +365,21 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dhmd_graph.data.loading import load_for_task
-    from dhmd_graph.inspect.report import load_run_model
     from dhmd_graph.metrics import task_metrics
+    from dhmd_graph.runs import find_checkpoints, load_model
     from dhmd_graph.train import format_table, predict, summarize
     from dhmd_graph.train.distributed import setup_distributed
 
-    target = Path(args.target)
-    if target.is_file():
-        checkpoints = [target]
-    elif (target / "best.pt").is_file():
-        checkpoints = [target / "best.pt"]
-    else:
-        checkpoints = sorted(target.glob("seed_*/best.pt"))
-    if not checkpoints:
-        print(f"dhmd eval: error: no checkpoint at '{target}'; give a .pt file, a seed folder "
-              "with best.pt, or a run folder with seed_*/best.pt.", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        context = setup_distributed(args.device)
-    except ValueError as error:
-        print(f"dhmd eval: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    checkpoints = find_checkpoints(args.target)  # a .pt file, a seed folder or a run folder
+    context = setup_distributed(args.device)  # a device this machine lacks: exit status 2
     datasets: dict[str, dict] = {}
     records, subsets = [], []
     for path in checkpoints:
-        try:
-            model, meta = load_run_model(path)
-        except ValueError as error:
-            print(f"dhmd eval: error: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+        model, meta = load_model(path)
         data = args.data or meta["data"]
+        if data is None:
+            raise ValueError(f"'{path}' does not name the dataset it was trained on; pass --data")
         if data not in datasets:
             datasets[data] = load_for_task(data, model.config.task)
         split = datasets[data][args.split]
@@ -431,27 +435,60 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from dhmd_graph.inspect import inspect_run
 
-    try:
-        report = inspect_run(args.run_dir, data=args.data, split=args.split, out_dir=args.out,
-                             method="pca" if args.pca else "tsne", seed=args.seed,
-                             device=args.device)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"dhmd inspect: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    report = inspect_run(args.run_dir, data=args.data, split=args.split, out_dir=args.out,
+                         method="pca" if args.pca else "tsne", seed=args.seed,
+                         device=args.device)
     print(f"report: {report}")
     return 0
+
+
+def exit_status(error: BaseException) -> tuple[int, str] | None:
+    """The exit status and label of ``error`` in :data:`EXIT_TABLE`; :obj:`None` for a bug."""
+    for module, name, codes, status, label in EXIT_TABLE:
+        kind = getattr(sys.modules.get(module), name, None)
+        if (kind is not None and isinstance(error, kind)
+                and (codes is None or getattr(error, "errno", None) in codes)):
+            return status, label
+    return None
+
+
+def _message(error: BaseException, label: str) -> str:
+    """One line saying what happened and what to do (after ``dhmd COMMAND: ``)."""
+    if label == "interrupted":
+        text = (f"interrupted{f' by {error}' if str(error) else ''}; temporary files were "
+                "removed, finished files and checkpoints kept (continue a run with --resume)")
+    elif label == "disk full":
+        where = f" writing '{error.filename}'" if getattr(error, "filename", None) else ""
+        text = (f"disk full: no space left on the device{where}; nothing half-written was "
+                "kept. Free some space and run the command again (--resume continues a run)")
+    else:
+        text = f"{label}: {error or type(error).__name__}"
+    return " ".join(text.split())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(openmp_defaults())  # a passive OpenMP wait, set before torch loads
     args = build_parser().parse_args(argv)  # --help and usage errors exit here, before torch
-    from dhmd_graph.data.errors import DatasetError
-
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if in_main_thread:  # SIGTERM runs the same clean-up as Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args) or 0)
-    except DatasetError as error:
-        print(f"dhmd {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except BaseException as error:  # every error the user can act on, through EXIT_TABLE
+        known = exit_status(error)
+        if known is None:  # a bug (or SystemExit): keep the traceback
+            raise
+        status, label = known
+        print(f"dhmd {args.command}: {_message(error, label)}", file=sys.stderr)
+        return status
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dhmd_graph.fields import check_field_types
+
 __all__ = [
     "PRESETS",
     "REFERENCES",
@@ -179,6 +181,7 @@ class ModalityConfig:
     attention_dropout: float | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
             raise _fail(self, "name", "a non-empty name without '->' or '.'", self.name,
                         "Use the modality's key in the batch, e.g. 'text'")
@@ -286,6 +289,7 @@ class EncoderConfig:
     causal_alignment: str = "relative"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("num_layers", "memory_layers", "feedforward_ratio"):
             _check_positive(self, name, integer=True)
         for name in ("attention_dropout", "dropout", "embed_dropout", "output_dropout"):
@@ -396,6 +400,7 @@ class GraphConfig:
     detach_teacher: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_positive(self, "hidden_channels", integer=True)
         for name in ("propagate", "root_weight", "detach_teacher"):
             _check_bool(self, name)
@@ -472,6 +477,7 @@ class DictionaryConfig:
     usage_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.atoms, int) or isinstance(self.atoms, bool) or self.atoms < 0:
             raise _fail(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
         if self.atom_channels is not None:
@@ -528,6 +534,7 @@ class LossConfig:
     margin_reduction: str = "triplet"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("task", "reconstruction", "cycle", "margin", "orthogonality",
                      "margin_scale"):
             _check_weight(self, name)
@@ -609,6 +616,7 @@ class DHMDConfig:
     class_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not isinstance(self.modalities, list) or len(self.modalities) < 2 or not all(
             isinstance(m, ModalityConfig) for m in self.modalities
         ):
@@ -893,15 +901,14 @@ def _build(cls: type, data: Any, path: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, path: str) -> Any:
+    """Nested dicts become their dataclasses; everything else is kept as it is, for the
+    dataclass to check its type (no coercion: ``"8"`` stays a string and is refused)."""
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
-    if typing.get_origin(hint) is list:
+    if typing.get_origin(hint) is list and isinstance(value, list):
         (item,) = typing.get_args(hint)
         if dataclasses.is_dataclass(item):
             return [_build(item, v, f"{path}.{i}") for i, v in enumerate(value)]
-        return list(value)
-    if typing.get_origin(hint) is dict:
-        return dict(value)
     return value
 
 

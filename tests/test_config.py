@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -185,6 +186,27 @@ def test_parse_edge():
     for bad in ("text", "->audio", "a->b->c"):
         with pytest.raises(ValueError, match="teacher->student"):
             parse_edge(bad)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    (None, "width", "8", "DHMDConfig.width: expected an integer, found '8'"),
+    (None, "width", True, "DHMDConfig.width: expected an integer, found True"),
+    (None, "modality_dropout", False, "DHMDConfig.modality_dropout: expected a number"),
+    ("encoder", "causal", "false", "EncoderConfig.causal: expected true or false"),
+    ("homogeneous_graph", "use_repr_term", 0, "GraphConfig.use_repr_term: expected true"),
+    ("homogeneous_graph", "prior", [1, 2], "GraphConfig.prior: expected an object of numbers"),
+    ("homogeneous_graph", "edges", "text->audio", "GraphConfig.edges: expected a list of"),
+    ("dictionary", "atoms", 4.0, "DictionaryConfig.atoms: expected an integer"),
+    ("loss", "task", "1", "LossConfig.task: expected a number"),
+    ("encoder", "pooling", 3, "EncoderConfig.pooling: expected a string, found 3"),
+    ("loss", "margin_reduction", None, "LossConfig.margin_reduction: expected a string"),
+    ("heterogeneous_graph", "repr_weight", "10", "GraphConfig.repr_weight: expected a number"),
+])
+def test_from_dict_refuses_values_of_the_wrong_type(section, key, value, message):
+    data = config_to_dict(preset("mosi"))
+    (data if section is None else data[section])[key] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config_from_dict(data)
 
 
 @pytest.mark.parametrize(("name", "aligned", "lengths", "text_dropout", "attention"), [

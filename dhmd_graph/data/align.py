@@ -88,6 +88,7 @@ __all__ = [
     "alignment_files",
     "load_alignment",
     "load_folds",
+    "recipe_label_range",
 ]
 
 EPSILON = 1e-5
@@ -557,6 +558,12 @@ def alignment_files(recipe: str | PathLike) -> list[Path]:
     if not isinstance(options["folds"], Mapping) and options["folds"] not in BUILTIN_FOLDS:
         files.append(options["folds"])
     return [Path(file) for file in files]
+
+
+def recipe_label_range(recipe: str | PathLike) -> tuple[float, float]:
+    """The inclusive range a recipe's labels are checked against: its ``label_range``, or
+    CMU-MOSI/MOSEI's ``(-3, 3)``."""
+    return _read_recipe(Path(recipe)).get("label_range", SENTIMENT_RANGE)
 
 
 def _read_recipe(recipe: Path) -> dict[str, Any]:

@@ -106,7 +106,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
     r"""One split of a multimodal sentiment dataset.
 
     The arrays are kept as given (a ``np.memmap`` stays on disk); each
-    ``__getitem__`` copies only one sample, cropped to its true lengths.
+    ``__getitem__`` copies only one sample, cropped to its true lengths, and raises a
+    :class:`DatasetError` naming the sample if a feature value in it is NaN or infinite.
 
     Args:
         features (Mapping[str, np.ndarray]): Per modality ``(N, T_m, d_m)`` float features
@@ -359,6 +360,14 @@ class MultimodalDataset(torch.utils.data.Dataset):
             "unimodal_labels": {k: v[index] for k, v in self.unimodal_labels.items()},
             "extras": {k: v[index] for k, v in self.extras.items()},
         }
+        for name, values in sample["features"].items():
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                # Memory-mapped caches are read unchecked (checking every value costs a
+                # pass over the file); a bad value must not reach the model as a NaN loss.
+                raise self._error("NaN or infinite values", name, "finite numbers",
+                                  f"a non-finite value in sample {index} ('{self.ids[index]}')",
+                                  "Check the cache with `dhmd describe --verify` and convert "
+                                  "the source again")
         if self.raw_text is not None:
             sample["raw_text"] = self.raw_text[index]
         return sample

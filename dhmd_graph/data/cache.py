@@ -12,9 +12,20 @@ A cache is a folder::
 
 :func:`load_cache` opens every ``.npy`` with ``mmap_mode='r'``, so a split costs no
 memory until its samples are read, and many processes can share the pages. The
-manifest's checksums are the sha256 of each written file (checked by
-``load_cache(..., verify=True)``); its ``source`` records the path, size and sha256
-of what was converted, so converting the same source again is a no-op.
+manifest's checksums are the sha256 of each written file; its ``source`` records the
+path, size and sha256 of what was converted, so converting the same source again is a
+no-op (after checking the existing cache); its ``label_range`` is the range the labels
+were checked against.
+
+A cache is checked on every read, cheaply: the manifest's layout, every file's shape
+and dtype (features float32 ``(N, T, d)`` or int64 token ids ``(N, T)``, labels as their
+kind says, extras ``(N, ...)`` numbers, the rest ``(N,)``), lengths within the padded
+steps, the strings, finite scores within ``label_range`` (class indices within
+``num_classes``, multi-hot rows of 0/1), and the same modalities and widths in every
+split. What costs a pass
+over the features (the sha256 of every file, finite features, token ids within the
+vocabulary) is checked when the cache is converted and on request:
+``load_cache(..., verify=True)`` or ``dhmd describe --verify``.
 """
 
 from __future__ import annotations
@@ -31,13 +42,21 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
+from dhmd_graph.data.checks import Location, check_finite, check_labels, check_splits
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.files import naming_file
 
 __all__ = ["CACHE_FORMAT", "MANIFEST", "load_cache", "source_digest", "write_cache"]
 
 CACHE_FORMAT = "dhmd_graph.cache/1"
 MANIFEST = "manifest.json"
 _STRINGS = "strings.json"
+_FIX = "The cache is damaged; convert the source again with --overwrite"
+_DTYPES = {"features": ("<f4", "<i8"), "lengths": ("<i8",), "labels": ("<f4", "<i8"),
+           "unimodal": ("<f4",)}  # what each kind of .npy file may hold (extras: any number)
+_LABEL_ARRAYS = {"score": ("<f4", 1), "class": ("<i8", 1), "multi_hot": ("<f4", 2)}
+"""Per label kind, the dtype and rank of ``labels.npy``."""
+_SCORES = {"kind": "score", "num_classes": None, "names": None, "field": "labels"}
 
 
 def sha256_file(path: Path) -> str:
@@ -82,7 +101,8 @@ def read_manifest(cache_dir: Path) -> dict:
 
 
 def write_cache(datasets: Mapping[str, MultimodalDataset], cache_dir: str | PathLike, *,
-                source: dict | None = None, overwrite: bool = False) -> Path:
+                source: dict | None = None, overwrite: bool = False,
+                label_range: tuple[float, float] | None = None) -> Path:
     r"""Write datasets as a memory-mapped cache, atomically.
 
     The files go to a temporary folder beside ``cache_dir`` that is renamed into place
@@ -96,20 +116,33 @@ def write_cache(datasets: Mapping[str, MultimodalDataset], cache_dir: str | Path
             in the manifest. (default: :obj:`None`)
         overwrite (bool, optional): Replace an existing cache at ``cache_dir``.
             (default: :obj:`False`)
+        label_range (tuple[float, float], optional): The inclusive range of the labels,
+            checked now and whenever the cache is read; :obj:`None` checks only that
+            they are finite. (default: :obj:`None`)
 
     Returns:
         Path: ``cache_dir``.
+
+    Raises:
+        DatasetError: ``cache_dir`` holds something else, or labels are out of range.
+        OSError: The disk is full or the folder cannot be written (nothing is left).
     """
     cache_dir = Path(cache_dir)
     _check_replaceable(cache_dir, overwrite)
+    check_splits(dict(datasets), cache_dir, required=())
+    for split, dataset in datasets.items():
+        _check_labels(dataset, label_range, Location(dataset.source or cache_dir, split))
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
     try:
         manifest = {"format": CACHE_FORMAT, "source": source,
-                    "checksum": "sha256 of each file's bytes", "splits": {}}
+                    "checksum": "sha256 of each file's bytes",
+                    "label_range": None if label_range is None else list(label_range),
+                    "splits": {}}
         for split, dataset in datasets.items():
             manifest["splits"][split] = _write_split(dataset, work, split)
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        with naming_file(work / MANIFEST):
+            (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _replace(work, cache_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -156,8 +189,10 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     folder = work / split
     folder.mkdir()
     arrays: dict[str, np.ndarray] = {"labels.npy": dataset.labels}
-    for name in dataset.modalities:
-        arrays[f"features.{name}.npy"] = dataset.features[name]
+    for name in dataset.modalities:  # float32 features or int64 token ids (no copy if so)
+        features = dataset.features[name]
+        kind = np.int64 if np.issubdtype(features.dtype, np.integer) else np.float32
+        arrays[f"features.{name}.npy"] = np.asarray(features, dtype=kind)
         arrays[f"lengths.{name}.npy"] = dataset.lengths[name]
     for name, labels in dataset.unimodal_labels.items():
         arrays[f"unimodal.{name}.npy"] = labels
@@ -166,11 +201,13 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
     files = {}
     for filename, array in arrays.items():
         path = folder / filename
-        np.save(path, array, allow_pickle=False)
+        with naming_file(path):
+            np.save(path, array, allow_pickle=False)
         files[filename] = {"shape": list(array.shape), "dtype": array.dtype.str,
                            "sha256": sha256_file(path)}
     strings = {"ids": dataset.ids, "raw_text": dataset.raw_text, "vocabulary": dataset.vocabulary}
-    (folder / _STRINGS).write_text(json.dumps(strings))
+    with naming_file(folder / _STRINGS):
+        (folder / _STRINGS).write_text(json.dumps(strings))
     files[_STRINGS] = {"sha256": sha256_file(folder / _STRINGS)}
     labels = {"kind": dataset.label_kind, "num_classes": dataset.num_classes,
               "names": None if dataset.label_names is None else list(dataset.label_names),
@@ -183,34 +220,91 @@ def _write_split(dataset: MultimodalDataset, work: Path, split: str) -> dict:
 def load_cache(cache_dir: str | PathLike, *, verify: bool = False) -> dict[str, MultimodalDataset]:
     r"""Open a cache written by :func:`write_cache` or :func:`convert_to_cache`.
 
-    Feature, length and label arrays are read-only ``np.memmap`` views of the files;
-    their shapes and dtypes are checked against the manifest.
+    Feature, length and label arrays are read-only ``np.memmap`` views of the files.
+    Every read checks the cheap things (see the module docstring); ``verify`` also the
+    checksums and every feature value.
 
     Args:
         cache_dir (str or PathLike): The cache folder.
-        verify (bool, optional): Also check every file's sha256 against the manifest
-            (reads every byte once). (default: :obj:`False`)
+        verify (bool, optional): Also check every file's sha256 against the manifest,
+            that features are finite and token ids within the vocabulary (reads every
+            byte once). (default: :obj:`False`)
 
     Returns:
         dict[str, MultimodalDataset]: One dataset per split, in the manifest's order.
 
     Raises:
         DatasetError: The manifest is missing or unreadable, a file is missing or
-            corrupt, or a file disagrees with the manifest.
+            corrupt, or a file disagrees with the manifest, naming the file.
     """
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
+    label_range = manifest.get("label_range")
     try:
-        return {split: _open_split(cache_dir, split, entry, verify)
-                for split, entry in manifest["splits"].items()}
-    except (KeyError, TypeError, AttributeError) as error:
+        splits = manifest["splits"]
+        if not isinstance(splits, dict) or not (
+                label_range is None or (isinstance(label_range, list) and len(label_range) == 2
+                                        and all(isinstance(v, (int, float)) for v in label_range))):
+            raise TypeError("'splits' must be a mapping and 'label_range' two numbers or null")
+        for split, entry in splits.items():
+            _check_entry(split, entry)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise DatasetError("incomplete cache manifest", file=cache_dir / MANIFEST,
                            expected="the manifest written by convert_to_cache",
                            found=f"{type(error).__name__}: {error}",
                            fix="Convert the source again with --overwrite") from error
+    datasets = {split: _open_split(cache_dir, split, entry, verify, label_range)
+                for split, entry in splits.items()}
+    check_splits(datasets, cache_dir, required=())
+    return datasets
 
 
-def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool) -> MultimodalDataset:
+def _check_entry(split: str, entry: dict) -> None:
+    """The manifest entry of a split names exactly the files of its modalities."""
+    if not isinstance(split, str) or not split or split.startswith(".") or "/" in split \
+            or "\\" in split:
+        raise ValueError(f"bad split name {split!r}")
+    modalities, unimodal = entry["modalities"], entry["unimodal"]
+    if not (isinstance(modalities, list) and isinstance(unimodal, list)
+            and all(isinstance(name, str) and name and "/" not in name
+                    for name in modalities + unimodal)):
+        raise TypeError(f"split {split!r}: 'modalities' and 'unimodal' must be lists of names")
+    extras = entry.get("extras", [])  # absent in caches written before extras
+    if not (isinstance(extras, list) and all(isinstance(name, str) and name and "/" not in name
+                                             for name in extras)):
+        raise TypeError(f"split {split!r}: 'extras' must be a list of names")
+    _check_label_entry(split, entry.get("labels", _SCORES))
+    expected = {"labels.npy", _STRINGS, *(f"{kind}.{name}.npy" for name in modalities
+                                          for kind in ("features", "lengths")),
+                *(f"unimodal.{name}.npy" for name in unimodal),
+                *(f"extra.{name}.npy" for name in extras)}
+    files = entry["files"]
+    if not isinstance(files, dict) or set(files) != expected:
+        raise ValueError(f"split {split!r}: expected the files {sorted(expected)}, found "
+                         f"{sorted(files) if isinstance(files, dict) else files!r}")
+    for filename, record in files.items():
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+            raise TypeError(f"{split}/{filename}: expected a record with a sha256")
+
+
+def _check_label_entry(split: str, labels: object) -> None:
+    """The manifest's ``labels`` entry of a split: the kind and its class count and names."""
+    if not (isinstance(labels, dict) and labels.get("kind") in _LABEL_ARRAYS
+            and isinstance(labels.get("field", "labels"), str)):
+        raise TypeError(f"split {split!r}: 'labels' must be a mapping with a 'kind' among "
+                        f"{list(_LABEL_ARRAYS)} and a 'field' name")
+    classes, names = labels.get("num_classes"), labels.get("names")
+    if not ((classes is None) == (labels["kind"] == "score")
+            and (classes is None
+                 or (type(classes) is int and classes >= (2 if labels["kind"] == "class" else 1)))
+            and (names is None or (isinstance(names, list)
+                                   and all(isinstance(name, str) for name in names)))):
+        raise TypeError(f"split {split!r}: 'labels' must give 'num_classes' (an integer, for "
+                        "class and multi-hot labels only) and 'names' (a list of strings or null)")
+
+
+def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool,
+                label_range: list | None) -> MultimodalDataset:
     files = entry["files"]
     if verify:
         for filename, expected in files.items():
@@ -219,8 +313,15 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool) -> Multi
               for name in files if name.endswith(".npy")}
     strings = _read_strings(cache_dir / split / _STRINGS, split)
     modalities = entry["modalities"]
-    labels = entry.get("labels", {})  # caches written before label kinds hold scores
-    return MultimodalDataset(
+    labels = entry.get("labels", _SCORES)  # caches written before label kinds hold scores
+    dtype, rank = _LABEL_ARRAYS[labels["kind"]]
+    if (arrays["labels.npy"].dtype.str, arrays["labels.npy"].ndim) != (dtype, rank):
+        raise DatasetError("labels of another kind than the manifest says",
+                           file=cache_dir / split / "labels.npy", split=split,
+                           expected=f"{labels['kind']} labels: {dtype} of rank {rank}",
+                           found=f"shape {list(arrays['labels.npy'].shape)}, dtype "
+                           f"{arrays['labels.npy'].dtype}", fix=_FIX)
+    dataset = MultimodalDataset(
         {name: arrays[f"features.{name}.npy"] for name in modalities},
         {name: arrays[f"lengths.{name}.npy"] for name in modalities},
         arrays["labels.npy"],
@@ -236,38 +337,97 @@ def _open_split(cache_dir: Path, split: str, entry: dict, verify: bool) -> Multi
         source=str(cache_dir),
         split=split,
     )
+    folder = cache_dir / split
+    _check_labels(dataset, label_range, Location(folder / "labels.npy", split))
+    if verify:
+        for name, array in dataset.features.items():
+            where = Location(folder / f"features.{name}.npy", split)
+            if array.ndim == 3:
+                check_finite(array, where, name, dataset.ids)
+            elif dataset.vocabulary is not None:
+                _check_token_ids(array, len(dataset.vocabulary), where, name)
+    return dataset
+
+
+def _check_labels(dataset: MultimodalDataset, label_range, where: Location) -> None:
+    """Finite scores (labels and unimodal labels) within ``label_range`` when one is given;
+    class and multi-hot labels are checked by :class:`MultimodalDataset` itself."""
+    low, high = label_range if label_range is not None else (-np.inf, np.inf)
+    scores = {dataset.label_field: dataset.labels} if dataset.label_kind == "score" else {}
+    fields = scores | {
+        f"unimodal.{name}": labels for name, labels in dataset.unimodal_labels.items()}
+    for field, labels in fields.items():
+        check_labels(labels, (low, high), where, field, dataset.ids)
+
+
+def _check_token_ids(array: np.ndarray, vocabulary: int, where: Location, field: str) -> None:
+    for start in range(0, len(array), 1024):
+        block = array[start : start + 1024]
+        if block.size and (block.min() < 0 or block.max() >= vocabulary):
+            raise where.error("token id outside the vocabulary", field,
+                              f"ids in [0, {vocabulary})",
+                              f"ids {block.min()}..{block.max()} in samples {start}.."
+                              f"{start + len(block) - 1}", _FIX)
 
 
 def _open_array(path: Path, expected: dict, split: str) -> np.ndarray:
-    fix = "The cache is damaged; convert the source again with --overwrite"
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DatasetError("cannot open a cache file", file=path, split=split,
                            expected="a readable .npy file", found=f"{type(error).__name__}: {error}",
-                           fix=fix) from error
+                           fix=_FIX) from error
     found = {"shape": list(array.shape), "dtype": array.dtype.str}
-    if found != {"shape": expected["shape"], "dtype": expected["dtype"]}:
+    if found != {"shape": expected.get("shape"), "dtype": expected.get("dtype")}:
         raise DatasetError("cache file disagrees with the manifest", file=path, split=split,
-                           expected=f"shape {expected['shape']}, dtype {expected['dtype']}",
-                           found=f"shape {found['shape']}, dtype {found['dtype']}", fix=fix)
+                           expected=f"shape {expected.get('shape')}, dtype {expected.get('dtype')}",
+                           found=f"shape {found['shape']}, dtype {found['dtype']}", fix=_FIX)
+    kind = path.name.split(".")[0]
+    if kind == "extra":  # per-sample numbers of any shape (N, ...)
+        ok = array.ndim >= 1 and array.dtype.kind in "biuf"
+    else:
+        ranks = {"features": (3, 2), "labels": (1, 2)}.get(kind, (1,))
+        ok = array.dtype.str in _DTYPES[kind] and array.ndim in ranks and not (
+            kind == "features" and (array.ndim == 3) != (array.dtype.str == "<f4"))
+    if not ok:
+        raise DatasetError("wrong kind of array in the cache", file=path, split=split,
+                           expected=_EXPECTED_ARRAY.get(kind, "a (N,) float32 array"),
+                           found=f"shape {found['shape']}, dtype {array.dtype}", fix=_FIX)
     return array
+
+
+_EXPECTED_ARRAY = {
+    "features": "float32 (N, T, d) features or int64 (N, T) token ids",
+    "lengths": "a (N,) int64 array",
+    "labels": "(N,) float32 scores, (N,) int64 class indices or (N, C) float32 multi-hot rows",
+    "extra": "a (N, ...) array of numbers",
+}
 
 
 def _read_strings(path: Path, split: str) -> dict:
     try:
-        return json.loads(path.read_text())
+        strings = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise DatasetError("cannot read a cache file", file=path, split=split,
                            expected="a JSON file of ids and texts",
-                           found=f"{type(error).__name__}: {error}",
-                           fix="The cache is damaged; convert the source again with --overwrite"
-                           ) from error
+                           found=f"{type(error).__name__}: {error}", fix=_FIX) from error
+
+    def texts(value, optional: bool) -> bool:
+        return (value is None and optional) or (
+            isinstance(value, list) and all(isinstance(item, str) for item in value))
+
+    if not (isinstance(strings, dict) and texts(strings.get("ids"), False)
+            and texts(strings.get("raw_text"), True) and texts(strings.get("vocabulary"), True)):
+        raise DatasetError("cannot read a cache file", file=path, split=split,
+                           expected="'ids' a list of strings; 'raw_text' and 'vocabulary' "
+                           "lists of strings or null",
+                           found=f"{type(strings).__name__} with keys "
+                           f"{sorted(strings) if isinstance(strings, dict) else '-'}", fix=_FIX)
+    return strings
 
 
 def _verify(path: Path, expected: str, split: str) -> None:
     found = sha256_file(path) if path.is_file() else "no such file"
     if found != expected:
         raise DatasetError("cache file checksum mismatch", file=path, split=split,
-                           expected=f"sha256 {expected}", found=found,
-                           fix="The cache is damaged; convert the source again with --overwrite")
+                           expected=f"sha256 {expected}", found=found, fix=_FIX)

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dhmd_graph.data.align import alignment_files, load_alignment
+from dhmd_graph.data.align import alignment_files, load_alignment, recipe_label_range
 from dhmd_graph.data.arrays import LABELS_FILE, load_arrays
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.cache import (
@@ -40,9 +40,10 @@ from dhmd_graph.data.cache import (
     source_digest,
     write_cache,
 )
+from dhmd_graph.data.checks import check_splits
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
-from dhmd_graph.data.mmsa import read_mmsa
+from dhmd_graph.data.mmsa import SENTIMENT_RANGE, SIMS_RANGE, read_mmsa
 from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 
@@ -59,9 +60,13 @@ _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
 
 
 def load_dataset(path: str | PathLike, *, format: str | None = None,
-                 label_range: tuple[float, float] | None = None, **options: Any
-                 ) -> dict[str, MultimodalDataset]:
+                 label_range: tuple[float, float] | None = None, verify: bool = False,
+                 **options: Any) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
+
+    Whatever the reader, the result has the splits ``train``, ``valid`` and ``test``
+    with the same modalities and feature widths, or a :class:`DatasetError` says which
+    split differs, before any training starts.
 
     Args:
         path (str or PathLike): An MMSA or MulT pickle, a cache folder, a MISA folder, a
@@ -71,8 +76,11 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
             path and, for a pickle, from its fields (see the module docstring).
             (default: :obj:`None`)
         label_range (tuple[float, float], optional): Inclusive range of valid labels for
-            the pickle readers; :obj:`None` keeps each reader's default. A cache was
-            checked when it was converted. (default: :obj:`None`)
+            the pickle readers; :obj:`None` keeps each reader's default. A cache checks
+            the range it was converted with. (default: :obj:`None`)
+        verify (bool, optional): For a cache, also check the checksums and every value
+            (see :func:`~dhmd_graph.data.load_cache`); the other readers always check
+            every value. (default: :obj:`False`)
         **options: Passed to the pickle reader: ``labels='classification'`` for
             :func:`~dhmd_graph.data.load_mmsa`; ``label_kind``, ``label_names`` for
             :func:`~dhmd_graph.data.load_mult`.
@@ -88,13 +96,21 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
         raise ValueError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
                          f"found {format!r}.")
     path = Path(path)
+    datasets = _read(path, format, label_range, verify, options)
+    check_splits(datasets, path)
+    return datasets
+
+
+def _read(path: Path, format: str | None, label_range: tuple[float, float] | None,
+          verify: bool, options: dict[str, Any]) -> dict[str, MultimodalDataset]:
+    """The splits from the reader that ``path`` and ``format`` select."""
     range_option = {} if label_range is None else {"label_range": label_range}
     if (path.is_dir() or path.suffix == ".json") and options:
         raise ValueError(f"load_dataset: options {sorted(options)} apply to pickle files "
                          f"only; '{path}' is not one.")
     if path.is_dir() and format in (None, "arrays", "cache", "misa"):
         if format in (None, "cache") and (path / MANIFEST).is_file():
-            return load_cache(path)
+            return load_cache(path, verify=verify)
         if format in (None, "misa") and all((path / name).is_file()
                                             for name in MISA_FILES.values()):
             return load_misa(path, **range_option)
@@ -157,10 +173,12 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
                      format: str | None = None, **options: Any) -> Path:
     r"""Convert a dataset once into a memory-mapped cache (see :mod:`dhmd_graph.data.cache`).
 
-    The source is read once and validated by its reader, then written array by array.
-    Unless ``overwrite`` is set, a cache of the same source (same sha256, read with the
-    same ``format`` and ``options``) already at ``cache_dir`` is kept as it is and nothing
-    is read.
+    The source is read once and validated by its reader, then written array by array
+    with the range its score labels were checked against (``label_range`` or the
+    reader's default), which every read of the cache checks again. Unless
+    ``overwrite`` is set, a cache of the same source (same sha256, read with the same
+    ``format`` and ``options``) already at ``cache_dir`` is kept, after checking its
+    checksums and values (``load_cache(..., verify=True)``), and the source is not read.
 
     Args:
         pickle_path (str or PathLike): An MMSA or MulT pickle, or a MISA folder of pickles.
@@ -176,8 +194,8 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
         Path: ``cache_dir``.
 
     Raises:
-        DatasetError: The source holds bad data, or ``cache_dir`` holds something else
-            and ``overwrite`` is :obj:`False`.
+        DatasetError: The source holds bad data, the existing cache of this source is
+            damaged, or ``cache_dir`` holds something else and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
     digest = _source_digest(Path(pickle_path)) if Path(pickle_path).exists() else None
@@ -186,11 +204,36 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
         digest["reader"] = json.loads(json.dumps(reader))  # as it reads back from JSON
     if digest is not None and not overwrite and (cache_dir / MANIFEST).is_file():
         existing = read_manifest(cache_dir).get("source") or {}
-        if (existing.get("sha256"), existing.get("reader")) == (digest["sha256"],
-                                                                 digest.get("reader")):
+        if isinstance(existing, dict) and (existing.get("sha256"), existing.get("reader")) \
+                == (digest["sha256"], digest.get("reader")):
+            load_dataset(cache_dir, verify=True)
             return cache_dir
-    datasets = load_dataset(pickle_path, format=format, label_range=label_range, **options)
-    return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite)
+    source = Path(pickle_path)
+    datasets = load_dataset(source, format=format, label_range=label_range, **options)
+    return write_cache(datasets, cache_dir, source=digest, overwrite=overwrite,
+                       label_range=_checked_label_range(source, datasets, label_range))
+
+
+def _checked_label_range(source: Path, datasets: Mapping[str, MultimodalDataset],
+                        label_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The range the reader checked the score labels of ``source`` against, which the
+    cache records and checks on every read: ``label_range`` when given, else the reader's
+    default (CH-SIMS ``(-1, 1)`` when there are unimodal labels, else ``(-3, 3)``; a
+    recipe's ``label_range``); :obj:`None` (finite labels only) for class and multi-hot
+    labels, which every :class:`MultimodalDataset` checks itself, and for the
+    plain-arrays format, which takes any finite score."""
+    if datasets["train"].label_kind != "score":
+        return None
+    if label_range is not None:
+        return label_range
+    if source.is_dir() and (source / MANIFEST).is_file():
+        recorded = read_manifest(source).get("label_range")
+        return None if recorded is None else tuple(recorded)
+    if source.is_file() and source.suffix == ".json":
+        return recipe_label_range(source)
+    if source.is_dir() and not all((source / name).is_file() for name in MISA_FILES.values()):
+        return None  # a plain-arrays folder
+    return SIMS_RANGE if datasets["train"].unimodal_labels else SENTIMENT_RANGE
 
 
 def _source_digest(source: Path) -> dict:

@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
-from dhmd_graph.data.checks import Location, check_finite, check_labels, zero_negative_infinity
+from dhmd_graph.data.checks import (
+    Budget,
+    Location,
+    as_array,
+    check_finite,
+    check_labels,
+    check_splits,
+    zero_negative_infinity,
+)
 from dhmd_graph.data.mmsa import SENTIMENT_RANGE
 from dhmd_graph.data.safe_pickle import load_pickle
 
@@ -61,17 +69,23 @@ def load_misa(directory: str | PathLike, *, label_range: tuple[float, float] = S
     samples = {split: _read_samples(directory / file, split) for split, file in MISA_FILES.items()}
     vocabulary = build_vocabulary([words for words, *_ in samples["train"]])
     token_ids = {word: i for i, word in enumerate(vocabulary)}
-    return {
+    datasets = {
         split: _to_dataset(samples[split], vocabulary, token_ids, label_range,
                            Location(directory / MISA_FILES[split], split))
         for split in MISA_FILES
     }
+    check_splits(datasets, directory)
+    return datasets
 
 
 def _read_samples(path: Path, split: str) -> list[tuple]:
-    """``(words, vision (L, d_v), audio (L, d_a), label, segment_id)`` per sample."""
+    """``(words, vision (L, d_v), audio (L, d_a), label, segment_id)`` per sample.
+
+    Every sample is checked, and the padded split it will become is charged to the
+    file's :class:`~dhmd_graph.data.checks.Budget`, before any word is converted.
+    """
     entries = load_pickle(path)
-    where = Location(path, split)
+    where = Location(path, split, Budget(path))
     if not isinstance(entries, (list, tuple)):
         raise where.error("not a MISA split", "-", f"a list of {_LAYOUT}",
                           f"a {type(entries).__name__}", "Pass the train/dev/test.pkl of MISA/MMIM")
@@ -83,21 +97,58 @@ def _read_samples(path: Path, split: str) -> list[tuple]:
             raise where.error("malformed sample", f"sample {i}", _LAYOUT,
                               f"a {type(entry).__name__}",
                               "Pass the pickles written by MISA/MMIM unchanged") from None
-        words = [str(word) for word in words]
-        visual, acoustic = np.asarray(visual), np.asarray(acoustic)
+        if not isinstance(segment, (str, int)):
+            raise where.error("malformed segment id", f"segment id of sample {i}",
+                              "a string such as 'video[3]'",
+                              f"{type(segment).__name__} {_preview(segment)}",
+                              "Pass the pickles written by MISA/MMIM unchanged")
+        if not isinstance(words, (list, tuple)) or not words:
+            raise where.error("words are not a list", f"words of sample {i}",
+                              "a non-empty list of strings",
+                              f"{type(words).__name__} {_preview(words)} ('{segment}')",
+                              "Export each sample's words as a list of strings")
+        visual = as_array(visual, where, f"visual of sample {i}")
+        acoustic = as_array(acoustic, where, f"acoustic of sample {i}")
         for field, array in (("visual", visual), ("acoustic", acoustic)):
-            if array.ndim != 2 or len(array) != len(words) or len(words) == 0:
+            if (array.ndim != 2 or len(array) != len(words)
+                    or array.dtype.kind not in "fiu"):
                 raise where.error("features do not match the words", f"{field} of sample {i}",
-                                  f"a (L, d) array with L = {len(words)} words (L >= 1)",
-                                  f"shape {array.shape} ('{segment}')",
+                                  f"a numeric (L, d) array with L = {len(words)} words",
+                                  f"shape {array.shape} ('{segment}')"
+                                  if array.dtype.kind in "fiu"
+                                  else f"dtype {array.dtype} ('{segment}')",
                                   "Every sample needs one feature row per word")
-        label = np.asarray(label, dtype=np.float64)
-        if label.size != 1:
+        label = as_array(label, where, f"label of sample {i}")
+        if label.size != 1 or label.dtype.kind not in "fiu":
             raise where.error("label is not a single value", f"label of sample {i}",
-                              "a (1, 1) array", f"shape {label.shape} ('{segment}')",
-                              "Export one sentiment score per sample")
+                              "a (1, 1) array", f"shape {label.shape}, dtype {label.dtype} "
+                              f"('{segment}')", "Export one sentiment score per sample")
         samples.append((words, visual, acoustic, float(label.reshape(())), str(segment)))
+    _charge_padding(samples, where)
+    for i, (words, *_) in enumerate(samples):
+        if not all(isinstance(word, str) for word in words):
+            bad = next(word for word in words if not isinstance(word, str))
+            raise where.error("a word is not a string", f"words of sample {i}",
+                              "a list of strings", f"{type(bad).__name__} {_preview(bad)}",
+                              "Export each sample's words as a list of strings")
     return samples
+
+
+def _preview(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _charge_padding(samples: list[tuple], where: Location) -> None:
+    """Charge the padded split (int64 token ids and float32 features per step) and the
+    words to the budget: ragged samples or shared word lists cannot expand unboundedly."""
+    if not samples:
+        return
+    steps = max(len(words) for words, *_ in samples)
+    widths = sum(max(sample[m].shape[1] for sample in samples) for m in (1, 2))
+    padded = len(samples) * steps * (8 + 4 * widths)
+    words = 8 * sum(len(words) for words, *_ in samples)
+    where.budget.spend(padded + words, "the padded split", where.split)
 
 
 def _to_dataset(samples: list[tuple], vocabulary: list[str], token_ids: dict[str, int],

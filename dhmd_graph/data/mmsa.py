@@ -31,9 +31,12 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import (
+    Budget,
     Location,
+    as_array,
     check_finite,
     check_labels,
+    check_splits,
     float_features,
     zero_negative_infinity,
 )
@@ -109,8 +112,12 @@ def read_mmsa(data: object, path: str | PathLike, *,
                            expected=f"splits {list(SPLITS)}", found=f"keys {sorted(map(str, data))}",
                            fix="Pass a complete MMSA pickle with all three splits")
     # Pop each split so its raw arrays are released as soon as it is read.
-    return {split: _read_split(data.pop(split), Location(path, split), label_range, labels)
-            for split in SPLITS}
+    budget = Budget(path)
+    datasets = {split: _read_split(data.pop(split), Location(path, split, budget), label_range,
+                                   labels)
+                for split in SPLITS}
+    check_splits(datasets, path)
+    return datasets
 
 
 def _check_option(labels: str) -> None:
@@ -132,7 +139,7 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None, l
             raise where.error("missing field", key, f"fields {list(required)}",
                               f"fields {sorted(map(str, raw))}",
                               "Export the split with the MMSA field names")
-    ids = np.asarray(raw.pop("id"))
+    ids = _strings(raw.pop("id"), where, "id")
 
     features: dict[str, np.ndarray] = {}
     for name in MODALITIES:
@@ -144,6 +151,8 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None, l
 
     lengths = {name: _lengths(raw, name, features[name], where) for name in MODALITIES}
     raw_text = raw.pop("raw_text", None)
+    if raw_text is not None:
+        raw_text = _strings(raw_text, where, "raw_text")
     field = f"{labels}_labels"
     if labels == "classification":
         return MultimodalDataset(
@@ -170,18 +179,18 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
     """``(N,)`` true lengths: ``<name>_lengths``, the BERT attention mask, or full length."""
     count, steps = features.shape[:2]
     if name == "text" and "text_bert" in raw:
-        tokens = np.asarray(raw.pop("text_bert"))
-        if tokens.shape != (count, 3, steps):
+        tokens = as_array(raw.pop("text_bert"), where, "text_bert")
+        if tokens.shape != (count, 3, steps) or tokens.dtype.kind not in "fiu":
             raise where.error("text_bert does not match text", "text_bert",
                               f"shape (N, 3, T_l) = {(count, 3, steps)}",
-                              f"shape {tokens.shape}",
+                              f"shape {tokens.shape}, dtype {tokens.dtype}",
                               "Export text_bert as (token ids, attention mask, segment ids)")
         return tokens[:, 1].sum(axis=1).astype(np.int64)  # attention-mask row
     key = f"{name}_lengths"
     if key not in raw:
         return np.full(count, steps, dtype=np.int64)
-    lengths = np.asarray(raw.pop(key))
-    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.number):
+    lengths = as_array(raw.pop(key), where, key)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "fiu":
         raise where.error("wrong lengths", key, "a (N,) integer array",
                           f"shape {lengths.shape}, dtype {lengths.dtype}",
                           "Export one length per sample")
@@ -192,10 +201,21 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
     return lengths.astype(np.int64)
 
 
+def _strings(value, where: Location, field: str) -> np.ndarray:
+    """A ``(N,)`` array of ids or texts: strings or numbers, one per sample."""
+    array = as_array(value, where, field)
+    if array.ndim != 1 or (array.dtype == object and not all(
+            isinstance(item, (str, bytes, int, float)) for item in array)):
+        raise where.error("wrong strings", field, "a (N,) array of strings, one per sample",
+                          f"shape {array.shape}, dtype {array.dtype}",
+                          "Export one string per sample")
+    return array
+
+
 def _vector(value, where: Location, field: str) -> np.ndarray:
     """A ``(N,)`` numeric label array."""
-    array = np.asarray(value)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+    array = as_array(value, where, field)
+    if array.ndim != 1 or array.dtype.kind not in "fiu":
         raise where.error("wrong labels", field, "a (N,) numeric array",
                           f"shape {array.shape}, dtype {array.dtype}",
                           "Export one label per sample")
@@ -204,7 +224,7 @@ def _vector(value, where: Location, field: str) -> np.ndarray:
 
 def _reliability(value, where: Location) -> np.ndarray:
     """The ``(N, 3)`` float32 per-sample reliability of (text, audio, vision) in [0, 1]."""
-    array = np.asarray(value)
+    array = as_array(value, where, RELIABILITY)
     if array.ndim != 2 or array.shape[1] != len(MODALITIES) \
             or not np.issubdtype(array.dtype, np.number):
         raise where.error("wrong reliability", RELIABILITY,

@@ -43,7 +43,9 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import (
+    Budget,
     Location,
+    as_array,
     check_finite,
     check_labels,
     float_features,
@@ -111,7 +113,8 @@ def read_mult(data: object, path: str | PathLike, *, label_kind: str | None = No
         raise DatasetError("missing split", file=path, split=missing[0],
                            expected=f"splits {list(SPLITS)}", found=f"keys {sorted(map(str, data))}",
                            fix="Pass a complete MulT pickle with all three splits")
-    raw = {split: _fields(data[split], Location(path, split)) for split in SPLITS}
+    budget = Budget(path)  # nested lists are charged before they are expanded
+    raw = {split: _fields(data[split], Location(path, split, budget)) for split in SPLITS}
     layouts = {split: _layout(raw[split]["labels"], Location(path, split), label_kind)
                for split in SPLITS}
     kinds = {kind for kind, _ in layouts.values()}
@@ -159,7 +162,7 @@ def _fields(raw: object, where: Location) -> dict:
         features[name] = array
     count = len(features["text"])
     ids = _ids(raw.get("id"), count, where)
-    return {"features": features, "ids": ids, "labels": np.asarray(raw["labels"]),
+    return {"features": features, "ids": ids, "labels": as_array(raw["labels"], where, "labels"),
             "lengths": {name: np.full(count, array.shape[1]) for name, array in features.items()}}
 
 

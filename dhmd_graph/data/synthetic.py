@@ -103,6 +103,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dhmd_graph.files import naming_file
+
 __all__ = [
     "DEMO_SIZES",
     "PROFILES",
@@ -485,6 +487,20 @@ def planted_features(signal: np.ndarray, offset: np.ndarray, length: np.ndarray,
     return features
 
 
+def _scratch_array(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 ``.npy`` of ``shape`` mapped for writing, its disk blocks reserved first.
+
+    Writing through a mapping into a sparse file that the disk cannot back kills the
+    process with ``SIGBUS`` (no clean-up runs); reserving the blocks turns a full disk
+    into an :class:`OSError` (``ENOSPC``) here, which removes the scratch folder.
+    """
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    if hasattr(os, "posix_fallocate"):
+        with naming_file(path), open(path, "r+b") as file:
+            os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
+    return array
+
+
 def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) -> dict:
     """One split as a dict of MMSA arrays; features are memory-mapped in ``scratch``."""
     profile, structure = world.profile, world.structure
@@ -529,12 +545,9 @@ def _write_split(world: _World, split: str, n: int, seed: int, scratch: Path) ->
     raw_text, text_bert = _text(shared, lengths["text"], *windows["text"], world.steps["text"],
                                 corrupted[:, MODALITIES.index("text")], rng)
 
-    features = {
-        name: np.lib.format.open_memmap(
-            scratch / f"{split}_{name}.npy", mode="w+", dtype=np.float32,
-            shape=(n, world.steps[name], world.profile.dims[name]))
-        for name in MODALITIES
-    }
+    features = {name: _scratch_array(scratch / f"{split}_{name}.npy",
+                                     (n, world.steps[name], world.profile.dims[name]))
+                for name in MODALITIES}
     for lo in range(0, n, _CHUNK):
         rows = slice(lo, min(lo + _CHUNK, n))
         for name in MODALITIES:
@@ -575,7 +588,8 @@ def write_synthetic(path: str | PathLike, profile: str = "mosei", aligned: bool 
     r"""Write a synthetic MMSA pickle with planted structure (see the module docstring).
 
     The file is written to a temporary name in the same folder and renamed when complete,
-    so a reader never sees a partial file.
+    so a reader never sees a partial file; on a failure (a full disk raises
+    :class:`OSError`, ``Ctrl-C``) the temporary folder is removed.
 
     Args:
         path (str or PathLike): The ``.pkl`` file to write (parent folders are created).
@@ -606,7 +620,7 @@ def write_synthetic(path: str | PathLike, profile: str = "mosei", aligned: bool 
         data = {split: _write_split(world, split, n, seed, Path(scratch))
                 for split, n in split_sizes.items()}
         partial = Path(scratch) / "partial.pkl"
-        with partial.open("wb") as file:
+        with naming_file(path), partial.open("wb") as file:
             pickle.dump(data, file, protocol=5)
         del data  # release the memory maps before their files are removed
         os.replace(partial, path)

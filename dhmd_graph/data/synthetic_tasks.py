@@ -119,10 +119,12 @@ from dhmd_graph.data.synthetic import (  # the shared machinery of the planted g
     PlantedStructure,
     _apportion,
     _lengths,
+    _scratch_array,
     _video_ids,
     _window,
     planted_features,
 )
+from dhmd_graph.files import naming_file
 
 __all__ = [
     "MOSEI_CORRELATION", "MOSEI_PRESENCE", "PROFILES", "TaskProfile", "default_task_dataset_path",
@@ -399,9 +401,9 @@ def write_synthetic_task(path: str | PathLike, profile: str = "iemocap4", aligne
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         data = {}
         for index, (split, n) in enumerate(split_sizes.items()):
-            features = {name: np.lib.format.open_memmap(
-                Path(scratch) / f"{split}_{name}.npy", mode="w+", dtype=np.float32,
-                shape=(n, steps[name], spec.dims[name])) for name in MODALITIES}
+            features = {name: _scratch_array(Path(scratch) / f"{split}_{name}.npy",
+                                             (n, steps[name], spec.dims[name]))
+                        for name in MODALITIES}
             split_rng = np.random.default_rng([seed, list(PROFILES).index(spec.name), 1 + index])
             labels, ids, _ = _task_split(spec, n, steps, aligned, projections, structure,
                                         signal_scale, split_rng, features)
@@ -409,7 +411,7 @@ def write_synthetic_task(path: str | PathLike, profile: str = "iemocap4", aligne
             data[split] = {**{name: features[name].view(np.ndarray) for name in MODALITIES},
                            "labels": labels, "id": ids}
         partial = Path(scratch) / "partial.pkl"
-        with partial.open("wb") as file:
+        with naming_file(path), partial.open("wb") as file:
             pickle.dump(data, file, protocol=5)
         del data  # release the memory maps before their files are removed
         os.replace(partial, path)

@@ -6,17 +6,15 @@ per decoupled space whose nodes are the modalities and whose edges
 ``teacher -> student`` carry the mean and standard deviation of the weight over the
 samples; :func:`plot_edge_graphs` draws the learned weights of both spaces side by side
 and, below them, their fixed priors. :func:`edge_history` reads the mean edge weights
-that training logged every epoch (``log.jsonl``) and :func:`plot_edge_evolution` draws
+that training logged every epoch (``log.jsonl``, read by
+:func:`~dhmd_graph.train.run_folder.read_log`) and :func:`plot_edge_evolution` draws
 them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import NamedTuple
 
 import networkx as nx
@@ -26,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_colors
+from dhmd_graph.train.run_folder import read_log  # re-exported: the log's one reader
 
 __all__ = [
     "EDGE_KEY",
@@ -176,17 +175,6 @@ def plot_edge_graphs(graphs: Mapping[str, nx.DiGraph], *, show_prior: bool = Tru
     figure.colorbar(mpl.cm.ScalarMappable(norm, colormap), ax=list(axes[0]), shrink=0.7,
                     label="mean learned edge weight E (teacher → student)")
     return figure
-
-
-def read_log(path: str | os.PathLike) -> list[dict]:
-    """The records of a training ``log.jsonl``, one dict per epoch (blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"read_log: no training log at '{path}'; give a run folder written by the "
-            "trainer (it holds log.jsonl)."
-        )
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class EdgeHistory(NamedTuple):

@@ -36,7 +36,6 @@ from dhmd_graph.inspect.edges import (
     edge_history,
     plot_edge_evolution,
     plot_edge_graphs,
-    read_log,
 )
 from dhmd_graph.inspect.missing import evaluate_subsets
 from dhmd_graph.inspect.reliability import edge_reliability
@@ -55,9 +54,9 @@ from dhmd_graph.metrics import (
     task_metric_kind,
     task_metrics,
 )
+from dhmd_graph.runs import SeedFolder, find_checkpoints, load_model
 
-__all__ = ["FIGURE_DPI", "find_checkpoint", "inspect_run", "load_run_model", "markdown_table",
-           "write_report"]
+__all__ = ["FIGURE_DPI", "inspect_run", "markdown_table", "write_report"]
 
 FIGURE_DPI = 80
 """Resolution of the written figures: small PNGs (well under 200 KB) that stay legible."""
@@ -320,50 +319,6 @@ def write_report(
     return report
 
 
-def find_checkpoint(run_dir: str | os.PathLike, seed: int | None = None) -> Path:
-    r"""The ``best.pt`` of a run: ``run_dir/best.pt`` for a seed folder, else the
-    ``seed_<seed>/best.pt`` of a multi-seed run folder (the first seed by default).
-
-    Raises:
-        FileNotFoundError: If there is no such checkpoint.
-    """
-    run_dir = Path(run_dir)
-    if seed is None and (run_dir / "best.pt").is_file():
-        return run_dir / "best.pt"
-    pattern = "seed_*/best.pt" if seed is None else f"seed_{seed}/best.pt"
-    found = sorted(run_dir.glob(pattern))
-    if not found:
-        raise FileNotFoundError(
-            f"no checkpoint {pattern if seed is not None else 'best.pt or seed_*/best.pt'} "
-            f"in '{run_dir}'; give a run folder written by 'dhmd train' or one of its "
-            "seed folders."
-        )
-    return found[0]
-
-
-def load_run_model(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict]:
-    r"""The :class:`~dhmd_graph.DHMD` saved in a ``dhmd train`` checkpoint, on the CPU
-    and in evaluation mode, and the checkpoint's ``meta`` (``preset``, ``aligned``,
-    ``data``, ``model``) with the checkpoint's ``epoch`` and ``seed`` added.
-
-    Raises:
-        ValueError: If the checkpoint holds no model configuration.
-    """
-    from dhmd_graph.config import config_from_dict
-    from dhmd_graph.model import DHMD
-    from dhmd_graph.train import load_checkpoint
-
-    state = load_checkpoint(checkpoint)
-    meta = dict(state.get("meta", {}))
-    if "model" not in meta:
-        raise ValueError(f"'{checkpoint}' was not written by 'dhmd train': its meta has no "
-                         "model configuration, so the model cannot be rebuilt.")
-    model = DHMD(config_from_dict(meta["model"]))
-    model.load_state_dict(state["model"])
-    meta["epoch"], meta["seed"] = state.get("epoch"), state.get("seed")
-    return model.eval(), meta
-
-
 def inspect_run(
     run_dir: str | os.PathLike,
     *,
@@ -377,8 +332,8 @@ def inspect_run(
 ) -> Path:
     r"""Inspects the selected checkpoint of a ``dhmd train`` run on one split.
 
-    Reads ``best.pt`` (see :func:`find_checkpoint`) and the ``log.jsonl`` beside it, and
-    writes :func:`write_report`'s figures and ``report.md``.
+    Reads ``best.pt`` (with :func:`~dhmd_graph.runs.load_model`, which checks it) and the
+    ``log.jsonl`` beside it, and writes :func:`write_report`'s figures and ``report.md``.
 
     Args:
         run_dir (str or PathLike): A run folder or one of its ``seed_*`` folders.
@@ -406,19 +361,19 @@ def inspect_run(
     from dhmd_graph.train.distributed import resolve_device
 
     torch_device = resolve_device(device)
-    checkpoint = find_checkpoint(run_dir, seed)
-    model, meta = load_run_model(checkpoint)
+    checkpoint = find_checkpoints(run_dir, seed)[0]
+    model, meta = load_model(checkpoint)
     model = model.to(torch_device)
     splits = load_for_task(data or meta["data"], model.config.task)
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
                          f"{sorted(splits)}.")
-    log_path = checkpoint.parent / "log.jsonl"
+    files = SeedFolder(checkpoint.parent)
     config, preset = model.config, meta.get("preset", "mosei")
     kind = task_metric_kind(config.task, config.num_classes, preset)
     return write_report(
-        model, as_batches(splits[split], batch_size), out_dir or checkpoint.parent / f"inspect-{split}",
-        log=read_log(log_path) if log_path.is_file() else None,
+        model, as_batches(splits[split], batch_size), out_dir or files.path / f"inspect-{split}",
+        log=files.read_log() if files.log.is_file() else None,
         metrics=task_metrics(config.task, config.num_classes, preset,
                              splits[split].label_names),
         monitor=default_monitor(kind), method=method,

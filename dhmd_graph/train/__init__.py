@@ -1,17 +1,29 @@
 """The generic training loop; it knows a model only through ``training_step`` and
 ``validation_step``."""
 
-from dhmd_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from dhmd_graph.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import DistributedContext, setup_distributed
+from dhmd_graph.train.run_folder import (
+    RunExistsError,
+    RunFolder,
+    RunFolderError,
+    RunLockedError,
+    SeedFolder,
+)
 from dhmd_graph.train.runs import format_table, run_seeds, summarize
 from dhmd_graph.train.seeds import seed_everything
-from dhmd_graph.train.trainer import NonFiniteLossError, RunExistsError, Trainer, predict
+from dhmd_graph.train.trainer import NonFiniteLossError, Trainer, predict
 
 __all__ = [
+    "CheckpointError",
     "DistributedContext",
     "NonFiniteLossError",
     "RunExistsError",
+    "RunFolder",
+    "RunFolderError",
+    "RunLockedError",
+    "SeedFolder",
     "TrainConfig",
     "Trainer",
     "format_table",

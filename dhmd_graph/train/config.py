@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import torch
+
+from dhmd_graph.fields import check_field_types
 from dhmd_graph.metrics import metric_direction
 
-__all__ = ["TrainConfig"]
+__all__ = ["MAX_WORKERS", "TrainConfig"]
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 ACCUMULATIONS = ("averaged", "summed")
+
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+"""The most data-loading processes :attr:`TrainConfig.num_workers` may ask for: four per
+CPU core of this machine (more only compete for the same cores, and a typo such as
+``num_workers=100000`` would fork that many processes)."""
 
 
 @dataclass
@@ -67,9 +77,10 @@ class TrainConfig:
             (default: ``"auto"``)
         seeds (list[int], optional): One run per seed. (default: ``[1111, ..., 1115]``)
         device (str, optional): ``"auto"`` (CUDA when available, else CPU) or a
-            :class:`torch.device` string. (default: ``"auto"``)
+            :class:`torch.device` string; whether the device exists is checked when
+            training starts. (default: ``"auto"``)
         num_workers (int, optional): :class:`~torch.utils.data.DataLoader` worker
-            processes. (default: ``0``)
+            processes, at most :data:`MAX_WORKERS`. (default: ``0``)
         eval_batch_size (int, optional): Batch size for validation and test;
             :obj:`None` uses ``batch_size``. (default: :obj:`None`)
         deterministic (bool, optional): Ask PyTorch for deterministic algorithms, so
@@ -100,23 +111,31 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.seeds = [int(seed) for seed in self.seeds]
+        check_field_types(self)  # types first: no coercion, true is not 1, "0.1" not 0.1
         checks = [
-            ("lr", self.lr > 0, "a positive number"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "a positive number"),
             ("batch_size", self.batch_size >= 1, "an integer >= 1"),
             ("accumulation_steps", self.accumulation_steps >= 1, "an integer >= 1"),
             ("accumulation", self.accumulation in ACCUMULATIONS, f"one of {ACCUMULATIONS}"),
-            ("clip_value", self.clip_value is None or self.clip_value > 0,
+            ("clip_value", self.clip_value is None
+             or (math.isfinite(self.clip_value) and self.clip_value > 0),
              "a positive number or None"),
-            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             "a number >= 0"),
             ("lr_factor", 0 < self.lr_factor < 1, "a number in (0, 1)"),
             ("lr_patience", self.lr_patience >= 0, "an integer >= 0"),
             ("early_stop_patience", self.early_stop_patience >= 1, "an integer >= 1"),
             ("max_epochs", self.max_epochs >= 1, "an integer >= 1"),
+            ("monitor", bool(self.monitor.strip()), "the name of a validation metric"),
             ("monitor_mode", self.monitor_mode in ("auto", "min", "max"),
              "'auto', 'min' or 'max'"),
-            ("seeds", len(self.seeds) >= 1, "at least one seed"),
-            ("num_workers", self.num_workers >= 0, "an integer >= 0"),
+            ("seeds", len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds)
+             and all(0 <= seed < 2**63 for seed in self.seeds),
+             "a list of distinct integers in [0, 2**63), at least one"),
+            ("device", _is_device(self.device),
+             "'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:1'"),
+            ("num_workers", 0 <= self.num_workers <= MAX_WORKERS,
+             f"an integer in [0, {MAX_WORKERS}] (MAX_WORKERS: 4 per CPU core)"),
             ("eval_batch_size", self.eval_batch_size is None or self.eval_batch_size >= 1,
              "an integer >= 1 or None"),
         ]
@@ -138,6 +157,15 @@ class TrainConfig:
         """``"min"`` or ``"max"``: :attr:`monitor_mode`, with ``"auto"`` resolved from
         :attr:`monitor`."""
         return metric_direction(self.monitor) if self.monitor_mode == "auto" else self.monitor_mode
+
+    def check_monitor(self, reported: Collection[str]) -> None:
+        """Raise a :class:`ValueError` unless :attr:`monitor` is one of the ``reported``
+        validation metrics (call it before training, so that a typo fails at once)."""
+        if self.monitor not in reported:
+            raise ValueError(
+                f"TrainConfig.monitor: expected one of the metrics {sorted(reported)}, found "
+                f"{self.monitor!r}. Set train.monitor to one of them."
+            )
 
     @classmethod
     def preset(cls, name: str) -> TrainConfig:
@@ -164,7 +192,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """A config from (part of) :func:`dataclasses.asdict`'s output; missing keys keep
-        their defaults."""
+        their defaults, unknown keys and values of the wrong type are refused."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"TrainConfig: expected a mapping of settings, found "
+                             f"{type(data).__name__}.")
         known = {item.name for item in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -189,8 +220,19 @@ class TrainConfig:
         return TrainConfig(**values)
 
 
+def _is_device(name: str) -> bool:
+    if name == "auto":
+        return True
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
 def _parse(hint: Any, text: str, key: str) -> Any:
-    """``text`` as a value of type ``hint`` (bool, int, float, str, list[int], or optional)."""
+    """``text`` as a value of type ``hint`` (bool, int, float, str, list[int] as JSON, or
+    optional); a list is returned as parsed, for the config to check its items."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if type(None) in options and text.lower() in ("none", "null"):
         return None
@@ -201,7 +243,7 @@ def _parse(hint: Any, text: str, key: str) -> Any:
         if kind in (int, float, str):
             return kind(text)
         if typing.get_origin(kind) is list:
-            return [int(value) for value in json.loads(text)]
+            return json.loads(text)  # any JSON value: the config checks its type
     except (ValueError, TypeError):
         pass
     raise ValueError(f"TrainConfig.{key}: expected a value of type {kind}, found {text!r}.")

@@ -1,17 +1,18 @@
 """Multi-seed runs: one :class:`~dhmd_graph.train.Trainer` per seed, mean ± std over seeds.
 
-A run folder holds ``config.json`` (the train configuration and the caller's
-``meta``), one ``seed_<seed>/`` folder per seed (checkpoints, ``log.jsonl`` and
-``metrics.json`` with the selected epoch, its validation metrics and the test
-metrics) and ``results.json`` (every seed's record plus the mean and standard
-deviation of each test metric).
+A run folder (see :mod:`~dhmd_graph.train.run_folder` for its layout) holds
+``config.json`` (the train configuration and the caller's ``meta``), one
+``seed_<seed>/`` folder per seed (checkpoints, ``log.jsonl`` and ``metrics.json`` with
+the selected epoch, its validation metrics and the test metrics) and ``results.json``
+(every seed's record plus the mean and standard deviation of each test metric). A run
+holds the folder's writer lock from start to end.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,50 +20,45 @@ import numpy as np
 from torch import nn
 from torch.utils.data import Dataset
 
+from dhmd_graph.fields import first_difference
 from dhmd_graph.train.config import TrainConfig
-from dhmd_graph.train.distributed import DistributedContext, setup_distributed
+from dhmd_graph.train.distributed import DistributedContext, gather_objects, setup_distributed
+from dhmd_graph.train.run_folder import RunFolder, RunFolderError
 from dhmd_graph.train.seeds import seed_everything
-from dhmd_graph.train.trainer import Callback, Metrics, RunExistsError, Trainer
+from dhmd_graph.train.trainer import Callback, Metrics, Trainer
 
-__all__ = ["format_table", "prepare_run_dir", "run_seeds", "summarize"]
-
-
-def _write_json(data: object, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.replace(path)
+__all__ = ["format_table", "run_seeds", "summarize"]
 
 
-def prepare_run_dir(
-    out_dir: str | Path, context: DistributedContext, *, resume: bool = False,
-    overwrite: bool = False,
-) -> Path:
-    """Check that ``out_dir`` may receive a run, clearing an old one if ``overwrite``.
-
-    Raises:
-        RunExistsError: If ``out_dir`` holds a run (``results.json``, ``config.json`` or
-            a ``seed_*`` folder) and neither ``resume`` nor ``overwrite`` is set.
-        ValueError: If both ``resume`` and ``overwrite`` are set.
-    """
-    if resume and overwrite:
-        raise ValueError("choose one of resume (continue the run) and overwrite (replace it)")
-    out_dir = Path(out_dir)
-    old = [out_dir / "results.json", out_dir / "config.json", *sorted(out_dir.glob("seed_*"))]
-    old = [path for path in old if path.exists()]
-    if old and not resume:
-        if not overwrite:
-            raise RunExistsError(
-                f"'{out_dir}' already holds a run ({', '.join(p.name for p in old)}); "
-                "pass --resume to continue it, --overwrite to replace it, or choose another --out"
-            )
-        context.barrier()  # every process has looked before rank 0 deletes
+@contextmanager
+def _writing(run: RunFolder, context: DistributedContext, config: dict, *, resume: bool,
+             overwrite: bool) -> Iterator[None]:
+    """Rank 0 holds the run's lock for the block, prepares the folder and writes (or, on
+    ``resume``, checks) ``config.json``; every process learns whether that worked."""
+    with ExitStack() as stack:
+        error = None
         if context.is_main:
-            for path in old:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-    if context.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    context.barrier()
-    return out_dir
+            try:
+                stack.enter_context(run.lock())
+                run.prepare(resume=resume, overwrite=overwrite)
+                if resume:
+                    saved = run.read_config()
+                    difference = first_difference(saved, json.loads(json.dumps(config)),
+                                                  shared_only=True)
+                    if difference:
+                        raise RunFolderError(
+                            f"'{run.config_path}' was written with {difference[0]} = "
+                            f"{difference[1]!r}, and the run would continue with "
+                            f"{difference[2]!r}; resume with the saved configuration, or "
+                            "start a new run")
+                else:
+                    run.write_config(config)
+            except (ValueError, OSError) as caught:  # incl. RunFolderError, RunExistsError
+                error = caught
+        error = gather_objects(error, context)[0]
+        if error is not None:
+            raise error
+        yield
 
 
 def summarize(records: Sequence[Mapping], split: str = "test") -> dict:
@@ -119,6 +115,10 @@ def run_seeds(
     once on ``splits["test"]``. With ``resume``, finished seeds are read back from their
     ``metrics.json`` and an interrupted seed continues from its ``last.pt``.
 
+    The run holds the folder's writer lock (:meth:`RunFolder.lock`) throughout; the
+    folder is checked and ``config.json`` written (or, on ``resume``, compared with the
+    saved one) before any seed starts.
+
     Args:
         build_model (Callable[[], nn.Module]): Builds a fresh model (called after seeding).
         splits (Mapping[str, Dataset]): ``"train"``, ``"valid"`` and ``"test"``.
@@ -131,29 +131,35 @@ def run_seeds(
         overwrite (bool, optional): Replace a run in ``out_dir``. (default: :obj:`False`)
         callbacks (Sequence[Callback], optional): Passed to each :class:`Trainer`.
             (default: ``()``)
+
+    Raises:
+        RunExistsError: ``out_dir`` holds a run, and neither ``resume`` nor ``overwrite``.
+        RunLockedError: Another process is writing ``out_dir``.
+        RunFolderError: ``resume`` without the run's ``config.json``, or with settings
+            that differ from it.
     """
     context = setup_distributed(config.device)
-    out_dir = prepare_run_dir(out_dir, context, resume=resume, overwrite=overwrite)
-    meta = dict(meta or {})
-    if context.is_main:
-        _write_json({"train": asdict(config), **meta}, out_dir / "config.json")
-    records = []
-    for seed in config.seeds:
-        seed_dir = out_dir / f"seed_{seed}"
-        done = seed_dir / "metrics.json"
-        if resume and done.is_file():
-            records.append(json.loads(done.read_text()))
-            continue
-        seed_everything(seed, config.deterministic)
-        trainer = Trainer(
-            build_model(), config, splits["train"], splits["valid"], seed_dir, metrics=metrics,
-            seed=seed, callbacks=callbacks, meta=meta, context=context,
-        )
-        record = {"seed": seed, **trainer.fit(resume=resume), "test": trainer.test(splits["test"])}
+    run = RunFolder(out_dir)
+    with _writing(run, context, {"train": asdict(config), **dict(meta or {})}, resume=resume,
+                  overwrite=overwrite):
+        records = []
+        for seed in config.seeds:
+            folder = run.seed(seed)
+            if resume and folder.metrics.is_file():
+                records.append(folder.read_metrics())
+                continue
+            seed_everything(seed, config.deterministic)
+            trainer = Trainer(
+                build_model(), config, splits["train"], splits["valid"], folder.path,
+                metrics=metrics, seed=seed, callbacks=callbacks, meta=dict(meta or {}),
+                context=context,
+            )
+            record = {"seed": seed, **trainer.fit(resume=resume),
+                      "test": trainer.test(splits["test"])}
+            if context.is_main:
+                folder.write_metrics(record)
+            records.append(record)
+        results = summarize(records)
         if context.is_main:
-            _write_json(record, done)
-        records.append(record)
-    results = summarize(records)
-    if context.is_main:
-        _write_json(results, out_dir / "results.json")
+            run.write_results(results)
     return results

@@ -14,7 +14,6 @@ split only, and evaluates the test split once, with that checkpoint.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -31,7 +30,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from dhmd_graph.data.batch import collate
-from dhmd_graph.train.checkpoint import load_checkpoint, save_checkpoint
+from dhmd_graph.fields import first_difference
+from dhmd_graph.train.checkpoint import (
+    CheckpointError,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import (
     DistributedContext,
@@ -41,6 +46,7 @@ from dhmd_graph.train.distributed import (
     setup_distributed,
     wrap_for_training,
 )
+from dhmd_graph.train.run_folder import RunExistsError, SeedFolder
 from dhmd_graph.train.seeds import rng_state, set_rng_state
 
 __all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer", "predict"]
@@ -57,8 +63,8 @@ class NonFiniteLossError(RuntimeError):
     """A training term became NaN or infinite; training stopped before the update."""
 
 
-class RunExistsError(FileExistsError):
-    """The output folder already holds a run, and neither resuming nor overwriting it was asked."""
+_STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "best_value", "best_epoch",
+               "bad_epochs", "history", "rng")
 
 
 def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int,
@@ -144,6 +150,10 @@ class Trainer:
     ``seed`` and the epoch), gradients are averaged by DDP, metrics are computed on
     the predictions of all processes, and only rank 0 writes files.
 
+    The folder's files are those of a :class:`~dhmd_graph.train.run_folder.SeedFolder`;
+    a checkpoint read back (``resume``, :meth:`test`) is checked against the model's
+    weights and this configuration before anything is loaded.
+
     Args:
         model (nn.Module): Has ``training_step`` and ``validation_step`` (see above).
         config (TrainConfig): The optimisation settings.
@@ -157,15 +167,12 @@ class Trainer:
             checkpoints and log line are written; setting ``trainer.should_stop = True``
             ends training after that epoch. (default: ``()``)
         meta (Mapping, optional): Plain data stored in every checkpoint (e.g. the model
-            configuration as a dict). (default: :obj:`None`)
+            configuration as a dict); a checkpoint resumed from must agree with it.
+            (default: :obj:`None`)
         context (DistributedContext, optional): The processes of the run;
             :obj:`None` calls :func:`~dhmd_graph.train.distributed.setup_distributed`.
             (default: :obj:`None`)
     """
-
-    best_name = "best.pt"
-    last_name = "last.pt"
-    log_name = "log.jsonl"
 
     def __init__(
         self,
@@ -188,6 +195,7 @@ class Trainer:
         self.step_module = wrap_for_training(self.model, self.context)
         self.valid_set = valid_set
         self.out_dir = Path(out_dir)
+        self.files = SeedFolder(self.out_dir)
         self.metrics = metrics
         self.seed = seed
         self.callbacks = list(callbacks)
@@ -235,18 +243,21 @@ class Trainer:
 
         Raises:
             RunExistsError: If ``out_dir`` holds checkpoints and ``resume`` is false.
+            CheckpointError: If ``resume`` finds a ``last.pt`` that is not a checkpoint of
+                this model and configuration (nothing is loaded).
             NonFiniteLossError: If a training term is NaN or infinite, or the monitored
                 validation metric is NaN; the checkpoints of the last finished epoch stay
                 as they were.
         """
-        last = self.out_dir / self.last_name
+        last = self.files.last
         if last.exists() and not resume:
             raise RunExistsError(
                 f"'{self.out_dir}' already holds checkpoints; resume the run or choose "
                 "another folder"
             )
         if resume and last.exists():
-            self._load_state(load_checkpoint(last, map_location=self.device))
+            self._load_state(load_checkpoint(last, map_location=self.device, keys=_STATE_KEYS),
+                             last)
         if self.context.is_main:
             self._write_log()
         while not self.finished:
@@ -270,9 +281,7 @@ class Trainer:
         valid = self.evaluate(self.valid_set)
         record |= {f"valid/{name}": value for name, value in valid.items()}
 
-        if self.config.monitor not in valid:
-            raise ValueError(f"TrainConfig.monitor: expected one of the metrics {sorted(valid)}, "
-                             f"found {self.config.monitor!r}. Set train.monitor to one of them.")
+        self.config.check_monitor(valid)
         value = float(valid[self.config.monitor])
         if math.isnan(value):
             raise NonFiniteLossError(
@@ -295,10 +304,9 @@ class Trainer:
         if self.context.is_main:
             state = self._state()
             if improved:
-                save_checkpoint(state, self.out_dir / self.best_name)
-            save_checkpoint(state, self.out_dir / self.last_name)
-            with open(self.out_dir / self.log_name, "a") as log:
-                log.write(json.dumps(record) + "\n")
+                save_checkpoint(state, self.files.best)
+            save_checkpoint(state, self.files.last)
+            self.files.append_log(record)
         if self.context.is_main and self.config.progress:
             print(self.epoch_line(record), flush=True)
         for callback in self.callbacks:
@@ -397,9 +405,10 @@ class Trainer:
         if self._tested:
             raise RuntimeError("Trainer.test: the test split is evaluated once per run")
         self.context.barrier()
-        self.model.load_state_dict(
-            load_checkpoint(self.out_dir / self.best_name, map_location=self.device)["model"]
-        )
+        weights = load_checkpoint(self.files.best, map_location=self.device,
+                                  keys=("model",))["model"]
+        check_state_dict(self.model, weights, self.files.best)
+        self.model.load_state_dict(weights)
         self._tested = True
         return self.evaluate(dataset)
 
@@ -420,21 +429,47 @@ class Trainer:
             "meta": self.meta,
         }
 
-    def _load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.step = state["epoch"], state["step"]
+    def _load_state(self, state: dict, path: Path) -> None:
+        """Restore a :meth:`_state` read from ``path``, after checking that it belongs to
+        this model and configuration (nothing is loaded if it does not)."""
+        check_state_dict(self.model, state["model"], path)
+        difference = first_difference(state.get("meta"), self.meta, shared_only=True)
+        if difference:
+            key, found, expected = difference
+            raise CheckpointError(path, f"it was written for another configuration (meta "
+                                  f"{key}: {found!r} instead of {expected!r})")
+        epoch, history = state["epoch"], state["history"]
+        counters = [epoch, state["step"], state["best_epoch"], state["bad_epochs"]]
+        if not (all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counters)
+                and epoch <= self.config.max_epochs and state["best_epoch"] <= epoch
+                and isinstance(history, list) and len(history) == epoch
+                and all(_is_record(record) for record in history)
+                and (state["best_value"] is None or isinstance(state["best_value"], float))):
+            raise CheckpointError(path, f"its training state is inconsistent or not of this "
+                                  f"configuration (epoch {epoch!r} of at most "
+                                  f"{self.config.max_epochs}, a history of one record of "
+                                  "numbers per epoch)")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
+            raise CheckpointError(path, "its optimizer, scheduler or random state does not fit "
+                                  f"this run ({type(error).__name__}: {error})") from None
+        self.epoch, self.step = epoch, state["step"]
         self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
         self.bad_epochs = state["bad_epochs"]
-        self.history = list(state["history"])
-        set_rng_state(state["rng"])
+        self.history = list(history)
 
     def _write_log(self) -> None:
         """(Re)write ``log.jsonl`` from the history, atomically (a resumed run drops
         any line of an epoch whose checkpoint was never written)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / self.log_name
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
-        temporary.replace(path)
+        self.files.write_log(self.history)
+
+
+def _is_record(record: object) -> bool:
+    """Whether ``record`` is a log record: a dict of names to numbers, bools or None."""
+    return isinstance(record, dict) and all(
+        isinstance(key, str) and (value is None or isinstance(value, (bool, int, float)))
+        for key, value in record.items())

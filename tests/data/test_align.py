@@ -364,3 +364,20 @@ def test_bad_recipes(tmp_path, recipe, field):
     with pytest.raises(DatasetError) as info:
         load_dataset(path)
     assert info.value.field == field and str(path) in str(info.value)
+
+
+def test_alignment_reads_through_the_checked_reader(sdk, tmp_path):
+    """align_csd reads every .csd through CSDReader: another file's bytes (external
+    storage) and a declared size beyond the file are refused, naming the entry."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(44, dtype=np.float64).tobytes())
+    external = tmp_path / "external.csd"
+    with h5py.File(external, "w") as handle:
+        for video in ("vid_a", "vid_b", "vid_c"):
+            entry = handle.create_group(f"COVAREP/data/{video}")
+            entry.create_dataset("features", shape=(22, 2), dtype="f8",
+                                 external=[(str(secret), 0, 352)])
+            entry["intervals"] = frames(0.0, 2.2, 0.1, 2, seed=0)[1]
+    with pytest.raises(DatasetError, match="stored in other files") as info:
+        align_csd({"audio": external}, sdk["labels"], folds=FOLDS)
+    assert info.value.field == "COVAREP/data/vid_a/features"

@@ -155,3 +155,16 @@ def test_getitem_releases_pages_every_release_every_samples(tmp_path, monkeypatc
     for i in range(9):
         dataset[i % 3]
     assert len(calls) == 2
+
+
+def test_a_non_finite_feature_is_never_handed_out():
+    features = np.zeros((3, 4, 2), np.float32)
+    features[1, 2, 0] = np.nan  # within sample 1's length, as in an unverified cache
+    dataset = make_dataset(features={"audio": features}, lengths={"audio": [4, 3, 2]},
+                           labels=np.zeros(3), ids=["a", "b", "c"], unimodal_labels={},
+                           raw_text=None, source="cache/train")
+    with pytest.raises(DatasetError, match=r"NaN or infinite values.*sample 1 \('b'\)"):
+        dataset[1]
+    features[1, 3, 0] = np.inf  # a value past the true length (3) is padding: never read
+    features[1, 2, 0] = 0.0
+    assert np.isfinite(dataset[1]["features"]["audio"]).all()

@@ -196,3 +196,186 @@ def test_pickled_memmap_slice_travels_by_value(tmp_path):
     part = np.load(path, mmap_mode="r")[1:3]  # a memmap whose offset is its parent's
     dataset = MultimodalDataset({"audio": part}, {"audio": [3, 3]}, [0.0, 1.0], ["a", "b"])
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(dataset)).features["audio"], part)
+
+
+def _manifest(cache_dir):
+    return json.loads((cache_dir / "manifest.json").read_text())
+
+
+def test_manifest_records_the_label_range_checked_on_every_read(cache_dir):
+    assert _manifest(cache_dir)["label_range"] == [-1.0, 1.0]  # CH-SIMS, by its labels
+    path = cache_dir / "valid" / "unimodal.audio.npy"
+    np.save(path, np.full(np.load(path).shape, 1.5, np.float32))
+    with pytest.raises(DatasetError, match="label outside the label range") as info:
+        load_cache(cache_dir)
+    assert info.value.field == "unimodal.audio" and info.value.split == "valid"
+
+
+def test_write_cache_refuses_labels_out_of_range(tmp_path, pickle_path):
+    datasets = load_mmsa(pickle_path)
+    with pytest.raises(DatasetError, match="label outside"):
+        write_cache(datasets, tmp_path / "cache", label_range=(0.0, 0.5))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_verify_checks_values_and_token_ids(tmp_path, cache_dir):
+    path = cache_dir / "train" / "features.vision.npy"
+    array = np.load(path)
+    array[1, 2, 0] = np.inf
+    np.save(path, array)
+    entry = _manifest(cache_dir)
+    entry["splits"]["train"]["files"]["features.vision.npy"]["sha256"] = \
+        cache_module.sha256_file(path)  # a consistent manifest: only the values tell
+    (cache_dir / "manifest.json").write_text(json.dumps(entry))
+    train = load_cache(cache_dir)["train"]
+    with pytest.raises(DatasetError, match="NaN or infinite values.*sample 1"):
+        train[1]  # an unverified read still never hands out the value
+    with pytest.raises(DatasetError, match="NaN or infinite values") as info:
+        load_cache(cache_dir, verify=True)
+    assert info.value.file == str(path)
+
+    dataset = MultimodalDataset({"text": np.array([[2, 5, 0]]), "audio": np.zeros((1, 3, 2))},
+                                {"text": [2], "audio": [3]}, [0.0], ["a"], vocabulary=["a"] * 4)
+    tokens = load_cache(write_cache({"train": dataset}, tmp_path / "tokens"), verify=False)
+    assert tokens["train"].vocabulary == ["a"] * 4
+    with pytest.raises(DatasetError, match=r"token id outside the vocabulary.*\[0, 4\)"):
+        load_cache(tmp_path / "tokens", verify=True)
+
+
+@pytest.mark.parametrize("change, found", [
+    (lambda m: m["splits"].update({"../x": m["splits"]["test"]}), "bad split name"),
+    (lambda m: m["splits"]["test"]["files"].pop("labels.npy"), "expected the files"),
+    (lambda m: m["splits"]["test"].update(modalities="text"), "lists of names"),
+    (lambda m: m.update(label_range="wide"), "'label_range' two numbers"),
+])
+def test_manifest_layout_is_checked(cache_dir, change, found):
+    manifest = _manifest(cache_dir)
+    change(manifest)
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="incomplete cache manifest") as info:
+        load_cache(cache_dir)
+    assert found in str(info.value)
+
+
+@pytest.mark.parametrize("strings, found", [
+    ('{"ids": 5, "raw_text": null, "vocabulary": null}', "'ids' a list of strings"),
+    ("[1]", "list with keys -"),
+    ("\\xff", "cannot read a cache file"),
+])
+def test_strings_file_is_checked(cache_dir, strings, found):
+    (cache_dir / "train" / "strings.json").write_text(strings)
+    with pytest.raises(DatasetError, match="cannot read a cache file") as info:
+        load_cache(cache_dir)
+    assert found in str(info.value)
+
+
+def test_features_of_the_wrong_kind_are_refused(cache_dir):
+    path = cache_dir / "train" / "lengths.text.npy"
+    lengths = np.load(path).astype(np.float32)
+    np.save(path, lengths)
+    manifest = _manifest(cache_dir)
+    manifest["splits"]["train"]["files"]["lengths.text.npy"]["dtype"] = "<f4"
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="wrong kind of array.*a \\(N,\\) int64 array"):
+        load_cache(cache_dir)
+
+
+def test_splits_of_other_widths_are_refused(tmp_path, pickle_path):
+    datasets = load_mmsa(pickle_path)
+    valid = datasets["valid"]
+    narrow = MultimodalDataset({**valid.features, "audio": valid.features["audio"][..., :2]},
+                               valid.lengths, valid.labels, valid.ids, split="valid")
+    with pytest.raises(DatasetError, match="disagree on their modalities|feature widths"):
+        write_cache({"train": datasets["train"], "valid": narrow}, tmp_path / "cache")
+
+
+# Strict reads of every label kind and of extras (caches written by the same writer). ####
+
+def _kinds_splits(kind):
+    rng = np.random.default_rng(1)
+    splits = {}
+    for split, n in (("train", 6), ("valid", 3), ("test", 3)):
+        labels = (rng.integers(0, 4, n) if kind == "class"
+                  else rng.integers(0, 2, (n, 3)).astype(np.float32))
+        splits[split] = MultimodalDataset(
+            {"text": rng.normal(size=(n, 4, 2)).astype(np.float32)}, {"text": np.full(n, 4)},
+            labels, [f"{split}{i}" for i in range(n)], label_kind=kind,
+            num_classes=4 if kind == "class" else None,
+            extras={"modality_reliability": rng.random((n, 3)).astype(np.float32),
+                    "corrupted": rng.integers(0, 2, n).astype(bool)},
+            split=split)
+    return splits
+
+
+@pytest.mark.parametrize("kind", ["class", "multi_hot"])
+def test_label_kinds_and_extras_pass_the_strict_checks(tmp_path, kind):
+    splits = _kinds_splits(kind)
+    cache = write_cache(splits, tmp_path / "cache")
+    for verify in (False, True):
+        read = load_cache(cache, verify=verify)
+        for split, dataset in splits.items():
+            assert read[split].label_kind == kind
+            np.testing.assert_array_equal(read[split].labels, dataset.labels)
+            assert set(read[split].extras) == {"modality_reliability", "corrupted"}
+            np.testing.assert_array_equal(read[split].extras["corrupted"],
+                                          dataset.extras["corrupted"])
+    assert _manifest(cache)["splits"]["train"]["labels"]["kind"] == kind
+
+
+def test_labels_of_another_kind_than_the_manifest_are_refused(tmp_path):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    path = cache / "valid" / "labels.npy"
+    np.save(path, np.load(path).astype(np.float32))  # class indices turned into scores
+    manifest = _manifest(cache)
+    manifest["splits"]["valid"]["files"]["labels.npy"]["dtype"] = "<f4"
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="labels of another kind") as info:
+        load_cache(cache)
+    assert info.value.file == str(path)
+
+
+def test_a_class_index_out_of_range_is_refused_on_every_read(tmp_path):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    path = cache / "test" / "labels.npy"
+    labels = np.load(path)
+    labels[1] = 9
+    np.save(path, labels)  # same shape and dtype: only the values tell
+    with pytest.raises(DatasetError, match=r"class index out of range.*9 at sample 1"):
+        load_cache(cache)
+
+
+@pytest.mark.parametrize("change, found", [
+    (lambda split: split.update(extras=["other"]), "expected the files"),
+    (lambda split: split.update(extras="modality_reliability"), "'extras' must be a list"),
+    (lambda split: split["labels"].update(kind="ordinal"), "'labels' must be a mapping"),
+    (lambda split: split["labels"].update(num_classes=None), "'num_classes'"),
+])
+def test_manifest_entries_of_extras_and_labels_are_checked(tmp_path, change, found):
+    cache = write_cache(_kinds_splits("class"), tmp_path / "cache")
+    manifest = _manifest(cache)
+    change(manifest["splits"]["train"])
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="incomplete cache manifest") as info:
+        load_cache(cache)
+    assert found in str(info.value)
+
+
+def test_an_extra_of_strings_is_refused(tmp_path):
+    cache = write_cache(_kinds_splits("multi_hot"), tmp_path / "cache")
+    path = cache / "train" / "extra.corrupted.npy"
+    np.save(path, np.array(["yes"] * 6))
+    manifest = _manifest(cache)
+    manifest["splits"]["train"]["files"]["extra.corrupted.npy"]["dtype"] = np.load(path).dtype.str
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"wrong kind of array.*\(N, \.\.\.\) array of numbers"):
+        load_cache(cache)
+
+
+def test_a_plain_arrays_folder_converts_with_any_finite_score(tmp_path):
+    from dhmd_graph.data import write_arrays
+
+    splits = {split: MultimodalDataset(
+        {"text": np.ones((2, 3, 2), np.float32)}, {"text": [3, 3]}, [-10.0, 10.0],
+        [f"{split}0", f"{split}1"], split=split) for split in ("train", "valid", "test")}
+    folder = write_arrays(splits, tmp_path / "arrays")  # any finite score
+    assert _manifest(convert_to_cache(folder, tmp_path / "c1"))["label_range"] is None

@@ -94,7 +94,28 @@ def _nan_acoustic(split, samples):
     return samples
 
 
+def _words(value, sample=1):
+    def mutate(split, samples):
+        if split == "train":
+            (ids, visual, acoustic, _), label, segment = samples[sample]
+            samples[sample] = (ids, visual, acoustic, value), label, segment
+        return samples
+    return mutate
+
+
+def _segment(split, samples):
+    if split == "test":
+        inputs, label, _ = samples[1]
+        samples[1] = inputs, label, ["not", "an", "id"]
+    return samples
+
+
 @pytest.mark.parametrize("mutate, split, field, found", [
+    (_words(7), "train", "words of sample 1", "int 7 ('vidtrain[1]')"),
+    (_words("i hate this movie"), "train", "words of sample 1", "str 'i hate this movie'"),
+    (_words(["i", 3, "this", "movie"]), "train", "words of sample 1", "int 3"),
+    (_words([]), "train", "words of sample 1", "a non-empty list of strings"),
+    (_segment, "test", "segment id of sample 1", "list ['not', 'an', 'id']"),
     (_shorten_visual, "test", "visual of sample 0", "shape (4, 47) ('vidtest[0]')"),
     (_malformed, "train", "sample 3", "a tuple"),
     (_wide_label, "valid", "label", "4.0 at sample 0 ('viddev[0]')"),

@@ -168,3 +168,15 @@ def test_describe_counts_classes_and_labels(write_pickle):
     classes = describe(load_mult(write_pickle(mult_data(lambda n, rng: np.arange(n) % 3))))
     assert "labels   3 classes, one per sample" in classes
     assert "  0 | " in classes and "  2 | " in classes
+
+
+def test_classes_beyond_the_sentiment_range_convert_and_read_back(write_pickle, tmp_path):
+    import json
+
+    from dhmd_graph.data import convert_to_cache, load_cache
+
+    data = mult_data(lambda n, rng: np.arange(n) % 6)  # classes 0..5: outside [-3, 3]
+    cache = convert_to_cache(write_pickle(data), tmp_path / "cache")
+    assert json.loads((cache / "manifest.json").read_text())["label_range"] is None
+    train = load_cache(cache, verify=True)["train"]
+    assert train.label_kind == "class" and train.labels.tolist() == data["train"]["labels"].tolist()

@@ -84,3 +84,77 @@ def test_not_a_pickle(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DatasetError, match="no such file"):
         load_pickle(tmp_path / "absent.pkl")
+
+
+class _Calls:
+    """Unpickles to ``function(*args)``."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def _reconstruct():
+    from numpy._core.multiarray import _reconstruct as reconstruct
+
+    return reconstruct
+
+
+@pytest.mark.parametrize("bomb, what", [
+    (lambda: _Calls(_reconstruct(), np.ndarray, (10**12,), b"b"), "_reconstruct()"),
+    (lambda: _Calls(np.ndarray, (10**6, 10**6)), "an array"),
+    (lambda: _Calls(bytearray, 10**12), "bytearray()"),
+])
+def test_declared_allocations_beyond_the_files_size_are_refused(write_pickle, bomb, what):
+    path = write_pickle({"train": bomb()})
+    with pytest.raises(DatasetError, match="declares more data than it holds") as info:
+        load_pickle(path)
+    assert info.value.field == what and str(path) in str(info.value)
+
+
+class _SharedState:
+    """An array whose pickled state (and bytes) is one object shared by every copy."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return _reconstruct(), (np.ndarray, (0,), b"b"), self.state
+
+
+def test_arrays_rebuilt_from_shared_bytes_are_charged_every_time(write_pickle, monkeypatch):
+    from dhmd_graph.data import checks
+
+    monkeypatch.setattr(checks, "MIN_BUDGET", 1 << 20)
+    row = np.zeros(10_000, np.float64)  # 80 kB
+    honest = write_pickle([row + i for i in range(100)], "honest.pkl")  # 8 MB in the file
+    assert len(load_pickle(honest)) == 100
+    state = row.__reduce__()[2]  # (version, shape, dtype, fortran, bytes)
+    shared = write_pickle([_SharedState(state) for _ in range(100)], "shared.pkl")
+    assert shared.stat().st_size < 100_000  # 8 MB of arrays from 80 kB of bytes
+    with pytest.raises(DatasetError, match="declares more data than it holds"):
+        load_pickle(shared)
+
+
+def test_the_limit_can_be_raised(write_pickle, monkeypatch):
+    from dhmd_graph.data import checks
+
+    monkeypatch.setattr(checks, "MIN_BUDGET", 0)
+    path = write_pickle(np.zeros(1 << 16, np.float64))
+    monkeypatch.setenv("DHMD_EXPANSION_LIMIT", "0.5")
+    with pytest.raises(DatasetError, match="DHMD_EXPANSION_LIMIT"):
+        load_pickle(path)
+    monkeypatch.setenv("DHMD_EXPANSION_LIMIT", "4")
+    assert load_pickle(path).shape == (1 << 16,)
+    monkeypatch.setenv("DHMD_EXPANSION_LIMIT", "lots")
+    with pytest.raises(ValueError, match="DHMD_EXPANSION_LIMIT: expected a positive number"):
+        load_pickle(path)
+
+
+def test_loaded_arrays_are_plain_ndarrays(write_pickle):
+    data = {"a": np.arange(6).reshape(2, 3), "b": [np.array(["x", "y"], dtype=object)]}
+    loaded = load_pickle(write_pickle(data))
+    assert type(loaded["a"]) is np.ndarray and type(loaded["b"][0]) is np.ndarray
+    assert loaded["b"][0].tolist() == ["x", "y"]

@@ -1,13 +1,17 @@
 """Atomic checkpoints, readable with ``weights_only=True``, and the random state in them."""
 
+import io
+import os
 import random
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from boring import make_trainer, random_splits, tiny_config
 
-from dhmd_graph.train import load_checkpoint, save_checkpoint
+from dhmd_graph.train import CheckpointError, load_checkpoint, save_checkpoint
+from dhmd_graph.train.checkpoint import check_state_dict
 from dhmd_graph.train.seeds import rng_state, set_rng_state
 
 
@@ -60,3 +64,79 @@ def test_rng_state_restores_every_generator():
     draws = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _written(obj, path):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _zip_of(path, records, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in records.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("make, found", [
+    (lambda p, m: p.write_bytes(b""), "the file is empty"),
+    (lambda p, m: p.write_text("not a checkpoint"), "a text file"),
+    (lambda p, m: p.write_bytes(_written({"a": torch.ones(8)}, p).read_bytes()[:200]),
+     "not a zip archive (truncated"),
+    (lambda p, m: _written({"model": _Payload(m)}, p), "GLOBAL posix.system"),
+    (lambda p, m: _zip_of(p, {"m/constants.pkl": b"", "m/data.pkl": b""}), "TorchScript"),
+    (lambda p, m: _zip_of(p, {"m/data.pkl": b"\0" * 4096}, zipfile.ZIP_DEFLATED),
+     "compressed records"),
+    (lambda p, m: _zip_of(p, {"m/other": b""}), "without the data.pkl"),
+    (lambda p, m: _written([1, 2], p), "holds a list"),
+    (lambda p, m: _written({"model": {"w": 3}}, p), "not a state dict of named tensors"),
+])
+def test_untrusted_checkpoints_are_refused_naming_the_file(tmp_path, make, found):
+    path, marker = tmp_path / "best.pt", tmp_path / "marker"
+    make(path, marker)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert found in message and f"'{path}'" in message
+    assert "weights_only" not in message and not marker.exists()
+
+
+def test_required_entries_and_shapes(tmp_path):
+    path = save_checkpoint({"model": {"weight": torch.zeros(2, 3)}}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=r"lacks the entries \['meta'\]"):
+        load_checkpoint(path, keys=("model", "meta"))
+    model = torch.nn.Linear(3, 2, bias=False)
+    check_state_dict(model, load_checkpoint(path)["model"], path)
+    with pytest.raises(CheckpointError, match=r"weight 'weight' has shape \(3, 2\)"):
+        check_state_dict(model, {"weight": torch.zeros(3, 2)}, path)
+    with pytest.raises(CheckpointError, match=r"missing \['weight'\], unexpected \['w'\]"):
+        check_state_dict(model, {"w": torch.zeros(2, 3)}, path)
+    with torch.device("meta"):  # a skeleton allocates nothing and still compares
+        skeleton = torch.nn.Linear(3, 2, bias=False)
+    check_state_dict(skeleton, {"weight": torch.zeros(2, 3)}, path)
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    splits = random_splits()
+    make_trainer(tmp_path, tiny_config(max_epochs=1), splits, meta={"model": {"width": 8}}).fit()
+    other = make_trainer(tmp_path, tiny_config(max_epochs=2), splits,
+                         meta={"model": {"width": 16}})
+    with pytest.raises(CheckpointError, match=r"another configuration \(meta model.width: 8 "
+                                              r"instead of 16\)"):
+        other.fit(resume=True)
+    state = load_checkpoint(tmp_path / "last.pt")
+    save_checkpoint(dict(state, epoch=5), tmp_path / "last.pt")  # history has 1 record
+    again = make_trainer(tmp_path, tiny_config(max_epochs=6), splits,
+                         meta={"model": {"width": 8}})
+    with pytest.raises(CheckpointError, match="training state is inconsistent"):
+        again.fit(resume=True)

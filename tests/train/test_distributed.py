@@ -47,6 +47,15 @@ def test_single_process_context(monkeypatch):
     assert all_gather_rows(rows, context) is rows
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_gpu_on_a_machine_without_one_is_a_clear_error(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match="device: .*CUDA is not available"):
+            setup_distributed(device)
+
+
 def test_training_step_module_is_the_models_step():
     model = BoringModel(dropout=0.0)
     batch = collate([random_splits()["train"][i] for i in range(4)])
@@ -57,7 +66,8 @@ def test_training_step_module_is_the_models_step():
 
 
 def test_torchrun_two_processes_match_one(tmp_path):  # about 13 s: two processes start
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[1]))  # finds boring.py
+    here = Path(__file__).parents  # tests/ for boring.py, then the checkout's package
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{here[1]}{os.pathsep}{here[2]}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", __file__, str(tmp_path / "ddp"), "4"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -65,7 +75,7 @@ def test_torchrun_two_processes_match_one(tmp_path):  # about 13 s: two processe
 
     seed_dir = tmp_path / "ddp" / "seed_7"
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
-        "config.json", "results.json", "seed_7"]
+        ".dhmd.lock", "config.json", "results.json", "seed_7"]
     assert sorted(p.name for p in seed_dir.iterdir()) == [
         "best.pt", "last.pt", "log.jsonl", "metrics.json"]
     assert len((seed_dir / "log.jsonl").read_text().splitlines()) == 3  # one writer

@@ -1,6 +1,7 @@
 """The generic trainer, run on a tiny linear model over random multimodal data."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from dhmd_graph.train import (
     run_seeds,
     seed_everything,
 )
+from dhmd_graph.train.config import MAX_WORKERS
 
 
 def test_fit_logs_selects_on_validation_and_tests_once(tmp_path):
@@ -187,6 +189,36 @@ def test_train_config_checks_and_overrides():
         TrainConfig().with_overrides(["max_epochs=x"])
     with pytest.raises(ValueError, match="with a key of"):
         TrainConfig().with_overrides(["learning_rate=1"])
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_epochs": True}, "TrainConfig.max_epochs: expected an integer, found True"),
+    ({"lr": "0.1"}, "TrainConfig.lr: expected a number, found '0.1'"),
+    ({"seeds": "1111"}, "TrainConfig.seeds: expected a list of integers, found '1111'"),
+    ({"seeds": [1, 1]}, "TrainConfig.seeds: expected a list of distinct integers"),
+    ({"seeds": [-1]}, "TrainConfig.seeds: expected a list of distinct integers in [0"),
+    ({"progress": "false"}, "TrainConfig.progress: expected true or false"),
+    ({"num_workers": MAX_WORKERS + 1}, f"expected an integer in [0, {MAX_WORKERS}]"),
+    ({"device": "gpu0"}, "TrainConfig.device: expected 'auto' or a torch device"),
+    ({"clip_value": float("inf")}, "TrainConfig.clip_value: expected a positive number"),
+    ({"monitor": " "}, "TrainConfig.monitor: expected the name of a validation metric"),
+    ({"accumulation": 1}, "TrainConfig.accumulation: expected a string, found 1"),
+    ({"monitor_mode": None}, "TrainConfig.monitor_mode: expected a string"),
+])
+def test_train_config_is_strict(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.from_dict(settings)
+
+
+def test_train_config_overrides_are_checked_like_the_file():
+    with pytest.raises(ValueError, match="TrainConfig.seeds: expected a list of integers"):
+        TrainConfig().with_overrides(["seeds=1111"])
+    with pytest.raises(ValueError, match="TrainConfig.seeds: expected a list of integers"):
+        TrainConfig().with_overrides(["seeds=[1, 2.5]"])
+    TrainConfig(monitor="MAE").check_monitor({"MAE": 0.5, "Corr": 0.1})
+    with pytest.raises(ValueError, match=r"monitor: expected one of the metrics \['Corr', "
+                                         r"'MAE'\], found 'Foo'"):
+        TrainConfig(monitor="Foo", monitor_mode="min").check_monitor({"MAE": 0.5, "Corr": 0.1})
 
 
 # The `dhmd train` and `dhmd eval` commands, on a tiny DHMD and tiny synthetic data. ####
