@@ -189,6 +189,34 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
     _add_device(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
+    predict = commands.add_parser(
+        "predict", help="per-sample predictions of a trained run as a CSV file",
+        description="Write one CSV row per sample of a split: its id, the prediction, the "
+        "label, the per-modality logits of the homogeneous and heterogeneous spaces and the "
+        "distillation edge weights of both graphs (see dhmd_graph.inspect.predictions). The "
+        "run's model is checked against the data before anything is written.")
+    predict.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                         help="a run folder (its first seed, or --seed), a seed folder, or a "
+                         ".pt file")
+    predict.add_argument("--data", metavar="PATH",
+                         help="the dataset (default: the one the run was trained on)")
+    predict.add_argument("--out", metavar="CSV", default="predictions.csv",
+                         help="the CSV file to write; an existing one is kept unless "
+                         "--overwrite (default: predictions.csv)")
+    predict.add_argument("--split", default="test",
+                         help="the split to predict (default: test)")
+    predict.add_argument("--present", type=_names, metavar="NAMES",
+                         help="the observed modalities, e.g. text,audio (the others are "
+                         "treated as missing; default: all)")
+    predict.add_argument("--seed", type=int,
+                         help="the seed folder of a multi-seed run (default: the first)")
+    predict.add_argument("--last", action="store_true",
+                         help="use the last epoch's checkpoint instead of the best one")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace an existing CSV file at --out")
+    _add_device(predict)
+    predict.set_defaults(func=_cmd_predict)
+
 
 def _experiment(args: argparse.Namespace) -> dict:
     """The run's configuration from ``--config``, the preset, ``--set`` and ``--seeds``."""
@@ -354,7 +382,8 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
     """One paragraph before training: the data, the model's inputs, the schedule, the folder."""
     sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     inputs = ", ".join(
-        f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
+        f"{m.name} BERT tokens (bert_path={m.bert_path})" if m.bert_path is not None
+        else f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
         else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in model_config.modalities)
     seeds = train_config.seeds
     print(f"data: {data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
@@ -399,6 +428,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"\n{args.split} metrics by present modalities (mean over {len(subsets)} "
               "checkpoint(s)):")
         print(metrics_table(mean_table(subsets)))
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    """``--present text,audio`` as a list of names."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated modality names such as "
+                                         f"text,audio, found {text!r}")
+    return names
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from dhmd_graph.inspect.predictions import predict_run
+
+    out = predict_run(args.target, args.out, data=args.data, split=args.split,
+                      present=args.present, seed=args.seed,
+                      which="last" if args.last else "best", device=args.device,
+                      overwrite=args.overwrite)
+    print(f"predictions: {out}")
     return 0
 
 

@@ -127,6 +127,10 @@ def parse_edge(name: str) -> tuple[str, str]:
     return teacher, student
 
 
+INPUT_FIELDS = ("input_dim", "vocab_size")
+"""The fields of :class:`ModalityConfig` that :func:`fit_inputs` takes from the data."""
+
+
 @dataclass
 class ModalityConfig:
     r"""One input modality.
@@ -168,6 +172,18 @@ class ModalityConfig:
             The reference sets one rate per source modality (``attn_dropout`` for text
             and the memory encoders, ``attn_dropout_a``, ``attn_dropout_v``; SPEC §11
             #10). (default: :obj:`None`)
+        bert_path (str, optional): A local folder with a BERT model (``config.json``
+            and weights, see :class:`~dhmd_graph.nn.BertTextEncoder`). The modality's
+            input is then BERT token ids ``(B, T, 3)`` (ids, attention mask, segment
+            ids; MMSA's ``text_bert``, read with ``load_mmsa(..., text="bert")``), and
+            BERT's last hidden state enters the temporal projection, as in the reference
+            (its ``use_bert``). Needs the ``bert`` extra; ``input_dim`` and
+            ``vocab_size`` stay :obj:`None` (the width is BERT's hidden size). A model
+            restored from a checkpoint reads only ``config.json`` there.
+            (default: :obj:`None`, no BERT)
+        bert_finetune (bool, optional): With ``bert_path``, train BERT with the rest of
+            the model (the reference's ``use_finetune``); :obj:`False` freezes it.
+            (default: :obj:`True`)
     """
 
     name: str
@@ -179,13 +195,24 @@ class ModalityConfig:
     length_mask: bool = True
     input_dropout: float = 0.0
     attention_dropout: float | None = None
+    bert_path: str | None = None
+    bert_finetune: bool = True
 
     def __post_init__(self) -> None:
         check_field_types(self)
         if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
             raise _fail(self, "name", "a non-empty name without '->' or '.'", self.name,
                         "Use the modality's key in the batch, e.g. 'text'")
-        if self.input_dim is None:
+        if self.bert_path is not None:
+            if not self.bert_path:
+                raise _fail(self, "bert_path", "a local BERT folder or null", self.bert_path,
+                            "Name the folder of a saved BERT model, e.g. 'bert-base-uncased'")
+            for field in INPUT_FIELDS:
+                if getattr(self, field) is not None:
+                    raise _fail(self, field, "null with bert_path (BERT's hidden size is the "
+                                "input width)", getattr(self, field),
+                                f"Drop {field}, or drop bert_path to read features")
+        elif self.input_dim is None:
             if self.vocab_size is None or isinstance(self.vocab_size, bool) or self.vocab_size < 2:
                 raise _fail(self, "vocab_size", "an integer >= 2 for token-id input "
                             "(input_dim=None)", self.vocab_size,
@@ -1009,8 +1036,6 @@ def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
 
 # Inputs from the data #################################################################
 
-INPUT_FIELDS = ("input_dim", "vocab_size")
-"""The fields of :class:`ModalityConfig` that :func:`fit_inputs` takes from the data."""
 
 
 def _overridden_inputs(config: DHMDConfig, overrides: Iterable[str]) -> set[tuple[str, str]]:
@@ -1034,25 +1059,28 @@ def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | 
 
     A modality with float features of width :math:`d` gets ``input_dim=d`` (and no
     vocabulary); one with token ids gets ``input_dim=None`` and the ``vocab_size`` the
-    data needs. A field set by one of ``overrides`` (the ``apply_overrides`` strings
+    data needs; one with BERT token ids ``(N, T, 3)`` needs a configured ``bert_path``
+    and gets neither. A field set by one of ``overrides`` (the ``apply_overrides`` strings
     that built ``config``, e.g. ``"modalities.text.vocab_size=30000"``) is the user's
     choice: it is kept, and checked against the data. Everything else (widths, kernels,
     the embedding width) stays as configured.
 
     Args:
         config (DHMDConfig): The configuration, e.g. a :func:`preset`.
-        inputs (Mapping[str, tuple[int | None, int | None]]): Per modality of the data,
-            ``(input_dim, vocab_size)`` as from
+        inputs (Mapping[str, tuple]): Per modality of the data, ``(input_dim,
+            vocab_size)`` or ``(input_dim, vocab_size, bert_tokens)`` as from
             :func:`~dhmd_graph.data.loading.modality_inputs`: ``input_dim`` is
             :obj:`None` for token ids, ``vocab_size`` (the largest id + 1 at least) is
-            :obj:`None` for float features.
+            :obj:`None` for float features and BERT tokens, ``bert_tokens`` is
+            :obj:`True` for BERT token ids.
         overrides (Iterable[str], optional): Overrides whose input fields are kept.
             (default: ``()``)
 
     Raises:
         ValueError: If the data's modalities are not the configured ones, a kept
-            ``input_dim`` differs from the data, or a kept ``vocab_size`` is too small
-            for the data's token ids.
+            ``input_dim`` differs from the data, a kept ``vocab_size`` is too small
+            for the data's token ids, or BERT tokens meet a modality without
+            ``bert_path`` (or other input a modality with one).
     """
     names, found = config.modality_names, list(inputs)
     if sorted(names) != sorted(found):
@@ -1063,8 +1091,22 @@ def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | 
     modalities = []
     for modality in config.modalities:
         name = modality.name
-        input_dim, vocab_size = inputs[name]
+        input_dim, vocab_size, *kind = inputs[name]
         where = f"modalities.{name}"
+        bert_tokens = bool(kind and kind[0])
+        if bert_tokens != (modality.bert_path is not None):
+            data = ("BERT token ids (ids, mask, segments)" if bert_tokens
+                    else "token ids" if input_dim is None else f"features of width {input_dim}")
+            raise _fail(config, f"{where}.bert_path",
+                        f"{'a local BERT folder' if bert_tokens else 'null'} (the data's "
+                        f"'{name}' holds {data})", modality.bert_path,
+                        f"Set {where}.bert_path to a BERT folder, or read the features"
+                        if bert_tokens else
+                        "Read the BERT token ids (load_mmsa(..., text='bert')), or drop "
+                        f"{where}.bert_path")
+        if bert_tokens:
+            modalities.append(modality)
+            continue
         if (name, "input_dim") in kept and modality.input_dim != input_dim:
             data = "token ids" if input_dim is None else f"features of width {input_dim}"
             raise _fail(config, f"{where}.input_dim", f"{input_dim} (the data holds {data})",

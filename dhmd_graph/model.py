@@ -11,6 +11,7 @@ needs.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from dhmd_graph.config import DHMDConfig, edge_name
+from dhmd_graph.config import DHMDConfig, ModalityConfig, edge_name
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.losses import (
@@ -137,8 +138,15 @@ class DHMD(nn.Module):
     :math:`\mathbf{c}_{fus}`, and the cross-modal outputs they are the source of. So a
     sample's prediction does not depend on the features of its absent modalities.
 
+    A modality with ``bert_path`` reads BERT tokens ``(B, T, 3)`` through a
+    :class:`~dhmd_graph.nn.BertTextEncoder` inside its temporal projection, trained with
+    the model when ``bert_finetune`` (the reference's ``use_bert`` and ``use_finetune``).
+
     Args:
         config (DHMDConfig): The whole configuration.
+        pretrained (bool, optional): Load the weights of every ``bert_path`` folder;
+            :obj:`False` builds BERT from its ``config.json`` alone, for a checkpoint to
+            fill (what :func:`~dhmd_graph.runs.load_model` does). (default: :obj:`True`)
 
     Shapes:
         - **input:** a :class:`~dhmd_graph.data.MultimodalBatch` with the configured
@@ -146,7 +154,7 @@ class DHMD(nn.Module):
         - **output:** :class:`DHMDOutput`
     """
 
-    def __init__(self, config: DHMDConfig) -> None:
+    def __init__(self, config: DHMDConfig, *, pretrained: bool = True) -> None:
         super().__init__()
         self.config = config
         width, heads, encoder = config.width, config.num_heads, config.encoder
@@ -167,7 +175,8 @@ class DHMD(nn.Module):
         # 1-2. Projection, decoupling, and the homogeneous self-attention summary c_fus.
         self.projections = nn.ModuleList(
             TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim,
-                               dropout=m.input_dropout)
+                               dropout=m.input_dropout,
+                               text_encoder=self._text_encoder(m, pretrained))
             for m in config.modalities
         )
         self.decoupling = Decoupling(num_modalities, width)
@@ -234,6 +243,16 @@ class DHMD(nn.Module):
                         + num_modalities * width)
         self.fusion_head = ResidualHead(fusion_width, outputs, dropout=encoder.output_dropout)
 
+    @staticmethod
+    def _text_encoder(modality: ModalityConfig, pretrained: bool) -> nn.Module | None:
+        """The BERT encoder of a modality with ``bert_path`` (:obj:`None` without)."""
+        if modality.bert_path is None:
+            return None
+        from dhmd_graph.nn.text import BertTextEncoder  # needs the bert extra
+
+        return BertTextEncoder(modality.bert_path, finetune=modality.bert_finetune,
+                               pretrained=pretrained)
+
     def _space(self, space: str, channels: int, heads: list[nn.Module],
                readouts: list[nn.Module] | None, fusion: str) -> DecoupledSpace:
         """The :class:`DecoupledSpace` ``space`` on ``channels``-wide representations."""
@@ -255,6 +274,25 @@ class DHMD(nn.Module):
         return DecoupledSpace(heads, unit, shared, readouts=readouts,
                               edges=self.config.edge_pairs(space), propagate=graph.propagate,
                               fusion=fusion, readout_channels=channels)
+
+    @classmethod
+    def from_run(cls, target: str | os.PathLike, *, seed: int | None = None,
+                 which: str = "best", device: str | torch.device = "cpu") -> DHMD:
+        r"""The trained model of a ``dhmd train`` run, in evaluation mode
+        (:func:`~dhmd_graph.runs.load_run`, which checks the checkpoint first).
+
+        Args:
+            target (str or PathLike): A run folder, one of its ``seed_<s>`` folders, or
+                a ``.pt`` file.
+            seed (int, optional): The seed of a run folder; :obj:`None` takes the first.
+                (default: :obj:`None`)
+            which (str, optional): ``"best"`` or ``"last"``. (default: ``"best"``)
+            device (str or torch.device, optional): Where to put the model.
+                (default: ``"cpu"``)
+        """
+        from dhmd_graph.runs import load_run
+
+        return load_run(target, seed=seed, which=which, device=device).model
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -400,7 +438,10 @@ class DHMD(nn.Module):
                     found=f"{list(batch.features)}",
                     fix="Configure the model for the dataset's modalities")
             x = batch.features[name]
-            if modality.input_dim is None:
+            if modality.bert_path is not None:
+                good = x.dim() == 3 and not x.is_floating_point() and x.shape[-1] == 3
+                expected = "(B, T, 3) BERT tokens (ids, mask, segments; load_mmsa(text='bert'))"
+            elif modality.input_dim is None:
                 good, expected = x.dim() == 2 and not x.is_floating_point(), "(B, T) token ids"
             else:
                 good = x.dim() == 3 and x.is_floating_point() and x.shape[-1] == modality.input_dim

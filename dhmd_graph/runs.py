@@ -7,7 +7,9 @@ what needs the DHMD model:
 - :func:`read_experiment` reads a run's ``config.json`` (or a ``--config`` file) and
   checks every key and value before anything is built or written;
 - :func:`load_model` rebuilds the trained :class:`~dhmd_graph.DHMD` of a run, a seed
-  folder or a checkpoint file, treating the checkpoint as untrusted input.
+  folder or a checkpoint file, treating the checkpoint as untrusted input;
+  :func:`load_run` does the same and also says which checkpoint it read
+  (:meth:`DHMD.from_run <dhmd_graph.DHMD.from_run>` returns the model alone).
 
 Example (what ``dhmd eval`` and ``dhmd inspect`` do):
 
@@ -27,7 +29,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -44,7 +46,8 @@ from dhmd_graph.train.run_folder import (
 )
 
 __all__ = ["EXPERIMENT_KEYS", "RunExistsError", "RunFolder", "RunFolderError", "RunLockedError",
-           "SeedFolder", "find_checkpoints", "load_model", "read_experiment"]
+           "SeedFolder", "TrainedRun", "find_checkpoints", "load_model", "load_run",
+           "read_experiment"]
 
 EXPERIMENT_KEYS = {
     "preset": (str, "a preset name such as \"mosei\""),
@@ -148,12 +151,50 @@ def load_model(target: str | os.PathLike, *, seed: int | None = None, which: str
     except ValueError as error:
         raise CheckpointError(path, f"its model configuration is invalid: {error}") from None
     with torch.device("meta"):
-        skeleton = DHMD(config)
+        skeleton = DHMD(config, pretrained=False)
     check_state_dict(skeleton, state["model"], path)
-    model = DHMD(config)
+    model = DHMD(config, pretrained=False)  # a BERT's weights come from the checkpoint
     model.load_state_dict(state["model"])
     meta = dict(meta, epoch=state.get("epoch"), seed=state.get("seed"))
     return model.to(device).eval(), meta
+
+
+class TrainedRun(NamedTuple):
+    r"""A trained model of a run, as :func:`load_run` returns it.
+
+    Attributes:
+        model (nn.Module): The :class:`~dhmd_graph.DHMD`, in evaluation mode.
+        meta (dict): The checkpoint's meta (``preset``, ``aligned``, ``data``,
+            ``model``, ``epoch``, ``seed``), as from :func:`load_model`.
+        checkpoint (Path): The checkpoint file it was read from.
+    """
+
+    model: nn.Module
+    meta: dict
+    checkpoint: Path
+
+
+def load_run(target: str | os.PathLike, *, seed: int | None = None, which: str = "best",
+             device: str | torch.device = "cpu") -> TrainedRun:
+    r"""The trained model of a run (or seed folder, or ``.pt`` file), checked as by
+    :func:`load_model`, with its meta and the checkpoint it came from.
+
+    Args:
+        target (str or PathLike): A run folder, one of its ``seed_<s>`` folders, or a
+            ``.pt`` file.
+        seed (int, optional): The seed of a run folder; :obj:`None` takes the first.
+            (default: :obj:`None`)
+        which (str, optional): ``"best"`` or ``"last"``. (default: ``"best"``)
+        device (str or torch.device, optional): Where to put the model.
+            (default: ``"cpu"``)
+
+    Raises:
+        RunFolderError: There is no such checkpoint.
+        CheckpointError: The checkpoint is unreadable, unsafe, or not of this model.
+    """
+    checkpoint = find_checkpoints(target, seed, which)[0]
+    model, meta = load_model(checkpoint, device=device)
+    return TrainedRun(model, meta, checkpoint)
 
 
 def _check_against_run(path: Path, model: Mapping) -> None:

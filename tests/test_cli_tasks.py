@@ -59,6 +59,10 @@ def test_inspect_a_classification_run(tmp_path, capsys):
     assert "coloured by modality (left) and class (right)" in report
     assert "With all modalities the F1_weighted is" in report
     assert (run / "seed_3" / "inspect-valid" / "spaces.png").is_file()
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert "prediction_5" in header and "logit/homogeneous/text_5" in header  # 6 classes
 
 
 def mult_file(path, labels, rng):

@@ -258,11 +258,16 @@ class ModalityInput(NamedTuple):
             features; :obj:`None` for ``(N, T)`` token ids.
         vocab_size (int or None): For token ids, the number of ids an embedding must
             hold: the vocabulary's size, and at least the largest id in any split + 1;
-            :obj:`None` for float features.
+            :obj:`None` for float features and BERT tokens.
+        bert_tokens (bool): :obj:`True` for ``(N, T, 3)`` integer BERT tokens (ids,
+            attention mask, segment ids; ``load_mmsa(..., text="bert")``), which a
+            model reads with a BERT encoder (``bert_path``), not as 3-wide features.
+            (default: :obj:`False`)
     """
 
     input_dim: int | None
     vocab_size: int | None
+    bert_tokens: bool = False
 
 
 def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, ModalityInput]:
@@ -275,6 +280,9 @@ def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, Moda
     first = next(iter(datasets.values()))
     inputs = {}
     for name, array in first.features.items():
+        if array.ndim == 3 and array.dtype.kind in "iu" and array.shape[2] == 3:
+            inputs[name] = ModalityInput(None, None, bert_tokens=True)
+            continue
         if array.ndim == 3:
             inputs[name] = ModalityInput(int(array.shape[2]), None)
             continue
@@ -310,8 +318,9 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
                          f"{length.min()}..{length.max()} (mean {length.mean():.1f})")
         lines += _label_summary(dataset, width)
     lines.append("model inputs (taken from the data by 'dhmd train'):")
-    for name, (input_dim, vocab_size) in modality_inputs(datasets).items():
-        built = (f"input_dim={input_dim}" if input_dim is not None
+    for name, (input_dim, vocab_size, bert_tokens) in modality_inputs(datasets).items():
+        built = ("BERT token ids: bert_path=<a BERT folder>" if bert_tokens
+                 else f"input_dim={input_dim}" if input_dim is not None
                  else f"token ids: input_dim=None, vocab_size={vocab_size}")
         lines.append(f"  {name:<8} {built}")
     return "\n".join(lines)

@@ -17,6 +17,11 @@ a dict of arrays::
     modality_reliability (N, 3)       synthetic files: 1 reliable, 0 corrupted, per
                                       (text, audio, vision)          (optional)
 
+With ``text="bert"`` the ``text`` modality is ``text_bert`` instead, transposed to
+``(N, T_l, 3)`` int64 tokens (ids, attention mask, segment ids per step) for a model
+whose text goes through BERT (``ModalityConfig.bert_path``); ``text`` itself is then not
+needed.
+
 Shapes come from the arrays, never from a configuration. Features are cast to
 float32 field by field (the original is released as soon as it is cast), so
 reading needs little more than the unpickled file itself.
@@ -50,6 +55,9 @@ SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
 REQUIRED = ("id", "text", "audio", "vision")
 LABELS = ("regression", "classification")
+TEXT_INPUTS = ("features", "bert")
+"""What ``load_mmsa(..., text=...)`` reads as the ``text`` modality: the BERT features
+``text`` or the BERT tokens ``text_bert``."""
 UNIMODAL_LABELS = {"regression_labels_T": "text", "regression_labels_A": "audio",
                    "regression_labels_V": "vision"}
 RELIABILITY = "modality_reliability"
@@ -60,7 +68,8 @@ SIMS_RANGE = (-1.0, 1.0)  # CH-SIMS, recognised by its unimodal labels
 
 
 def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None = None,
-              labels: str = "regression") -> dict[str, MultimodalDataset]:
+              labels: str = "regression", text: str = "features"
+              ) -> dict[str, MultimodalDataset]:
     r"""Read an MMSA pickle into one :class:`MultimodalDataset` per split.
 
     The pickle is loaded with the restricted unpickler and every split is validated:
@@ -78,10 +87,14 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
             negative, 1 neutral, 2 positive, named as in
             :data:`~dhmd_graph.data.labels.SENTIMENT3_CLASSES`; the unimodal labels
             are then not read). (default: ``'regression'``)
+        text (str, optional): The ``text`` modality: ``'features'`` (the float
+            features ``text``) or ``'bert'`` (the tokens ``text_bert`` as ``(N, T_l, 3)``
+            int64, for a model with a BERT text encoder). (default: ``'features'``)
 
     Returns:
         dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``; modalities
-        ``'text'``, ``'audio'``, ``'vision'`` with float32 ``(N, T_m, d_m)`` features.
+        ``'text'``, ``'audio'``, ``'vision'`` with float32 ``(N, T_m, d_m)`` features
+        (text: ``(N, T_l, 3)`` int64 tokens with ``text='bert'``).
 
     Raises:
         DatasetError: For a missing, truncated or unsafe file or any invalid field,
@@ -90,17 +103,18 @@ def load_mmsa(path: str | PathLike, *, label_range: tuple[float, float] | None =
     A ``modality_reliability`` field (synthetic files) is kept as
     ``dataset.extras['modality_reliability']``, ``(N, 3)`` float32 in ``[0, 1]``.
     """
-    _check_option(labels)  # before reading a file of several GB
+    _check_option(labels, text)  # before reading a file of several GB
     path = Path(path)
-    return read_mmsa(load_pickle(path), path, label_range=label_range, labels=labels)
+    return read_mmsa(load_pickle(path), path, label_range=label_range, labels=labels,
+                     text=text)
 
 
 def read_mmsa(data: object, path: str | PathLike, *,
-              label_range: tuple[float, float] | None = None, labels: str = "regression"
-              ) -> dict[str, MultimodalDataset]:
+              label_range: tuple[float, float] | None = None, labels: str = "regression",
+              text: str = "features") -> dict[str, MultimodalDataset]:
     r"""The splits of an already unpickled MMSA dict (arguments as :func:`load_mmsa`;
     ``path`` is used in messages). Splits are popped from ``data`` as they are read."""
-    _check_option(labels)
+    _check_option(labels, text)
     if not isinstance(data, dict):
         raise DatasetError("not an MMSA pickle", file=path,
                            expected="a dict with keys 'train', 'valid', 'test'",
@@ -114,19 +128,21 @@ def read_mmsa(data: object, path: str | PathLike, *,
     # Pop each split so its raw arrays are released as soon as it is read.
     budget = Budget(path)
     datasets = {split: _read_split(data.pop(split), Location(path, split, budget), label_range,
-                                   labels)
+                                   labels, text)
                 for split in SPLITS}
     check_splits(datasets, path)
     return datasets
 
 
-def _check_option(labels: str) -> None:
+def _check_option(labels: str, text: str) -> None:
     if labels not in LABELS:
         raise ValueError(f"load_mmsa: labels must be one of {list(LABELS)}; found {labels!r}.")
+    if text not in TEXT_INPUTS:
+        raise ValueError(f"load_mmsa: text must be one of {list(TEXT_INPUTS)}; found {text!r}.")
 
 
-def _read_split(raw, where: Location, label_range: tuple[float, float] | None, labels: str
-                ) -> MultimodalDataset:
+def _read_split(raw, where: Location, label_range: tuple[float, float] | None, labels: str,
+                text: str) -> MultimodalDataset:
     if not isinstance(raw, dict):
         raise where.error("split is not a dict", "-", "a dict of arrays",
                           f"a {type(raw).__name__}", "Export each split as a dict of arrays")
@@ -134,6 +150,8 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None, l
     # released as soon as it is converted, unless another split still holds it.
     raw = dict(raw)
     required = (*REQUIRED, f"{labels}_labels")
+    if text == "bert":
+        required = tuple("text_bert" if key == "text" else key for key in required)
     for key in required:
         if key not in raw:
             raise where.error("missing field", key, f"fields {list(required)}",
@@ -142,14 +160,22 @@ def _read_split(raw, where: Location, label_range: tuple[float, float] | None, l
     ids = _strings(raw.pop("id"), where, "id")
 
     features: dict[str, np.ndarray] = {}
+    lengths: dict[str, np.ndarray] = {}
+    if text == "bert":
+        raw.pop("text", None)
+        features["text"] = _bert_tokens(raw.pop("text_bert"), where, ids)  # (N, T_l, 3)
+        lengths["text"] = features["text"][..., 1].sum(axis=1)  # attention mask
     for name in MODALITIES:
+        if name in features:
+            continue
         array = float_features(raw.pop(name), where, name)  # (N, T_m, d_m)
         if name == "audio":
             array = zero_negative_infinity(array)
         check_finite(array, where, name, ids)
         features[name] = array
 
-    lengths = {name: _lengths(raw, name, features[name], where) for name in MODALITIES}
+    lengths |= {name: _lengths(raw, name, features[name], where) for name in MODALITIES
+                if name not in lengths}
     raw_text = raw.pop("raw_text", None)
     if raw_text is not None:
         raw_text = _strings(raw_text, where, "raw_text")
@@ -199,6 +225,29 @@ def _lengths(raw: dict, name: str, features: np.ndarray, where: Location) -> np.
                           f"values such as {lengths[lengths != np.round(lengths)][0]}",
                           "Export lengths as integers")
     return lengths.astype(np.int64)
+
+
+def _bert_tokens(value, where: Location, ids: np.ndarray) -> np.ndarray:
+    """``text_bert`` ``(N, 3, T)`` as ``(N, T, 3)`` int64 tokens: whole, non-negative ids,
+    a 0/1 attention mask with at least one step, whole segment ids."""
+    tokens = as_array(value, where, "text_bert")
+    if tokens.ndim != 3 or tokens.shape[1] != 3 or tokens.shape[0] != len(ids) \
+            or tokens.dtype.kind not in "fiu":
+        raise where.error("wrong BERT tokens", "text_bert",
+                          f"a numeric array of shape (N, 3, T_l) with N={len(ids)}",
+                          f"shape {tokens.shape}, dtype {tokens.dtype}",
+                          "Export text_bert as (token ids, attention mask, segment ids)")
+    mask = tokens[:, 1]
+    bad = ~np.isfinite(tokens).all(axis=(1, 2)) | (tokens != np.round(tokens)).any(axis=(1, 2)) \
+        | (tokens < 0).any(axis=(1, 2)) | ~np.isin(mask, (0, 1)).all(axis=1) \
+        | (mask.sum(axis=1) < 1)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise where.error("bad BERT tokens", "text_bert",
+                          "whole non-negative ids and segment ids and a 0/1 attention mask "
+                          "with at least one step", f"sample {index} ('{ids[index]}')",
+                          "Export text_bert from a BERT tokenizer")
+    return np.ascontiguousarray(tokens.transpose(0, 2, 1)).astype(np.int64)
 
 
 def _strings(value, where: Location, field: str) -> np.ndarray:

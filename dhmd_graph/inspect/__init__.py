@@ -9,6 +9,8 @@ r"""Looking inside a trained DHMD model: figures and numbers from a model and a 
   modality reliability (did the graph learn something real?).
 - :mod:`~dhmd_graph.inspect.dictionary`: dictionary activations and atom usage.
 - :mod:`~dhmd_graph.inspect.missing`: the metrics of every subset of modalities.
+- :mod:`~dhmd_graph.inspect.predictions`: per sample the prediction, the per-modality
+  logits and the edge weights of a trained run, as a CSV file (``dhmd predict RUN_DIR``).
 - :mod:`~dhmd_graph.inspect.report`: all of it as PNG figures and a Markdown report
   (``dhmd inspect RUN_DIR``).
 
@@ -28,6 +30,7 @@ from dhmd_graph.inspect.edges import (
     read_log,
 )
 from dhmd_graph.inspect.missing import evaluate_subsets, modality_subsets, predict_subsets
+from dhmd_graph.inspect.predictions import predict_run, predict_table, write_predictions
 from dhmd_graph.inspect.reliability import TeacherReliability, edge_reliability, outgoing_weight
 from dhmd_graph.inspect.report import inspect_run, write_report
 from dhmd_graph.inspect.spaces import (
@@ -61,7 +64,10 @@ __all__ = [
     "plot_edge_evolution",
     "plot_edge_graphs",
     "plot_spaces",
+    "predict_run",
     "predict_subsets",
+    "predict_table",
     "read_log",
+    "write_predictions",
     "write_report",
 ]

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch
-from dhmd_graph.inspect.spaces import as_batches
+from dhmd_graph.inspect.spaces import as_batches, present_mask
 from dhmd_graph.metrics import regression_metrics
 
 __all__ = [
@@ -52,31 +52,6 @@ def modality_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
 def subset_name(subset: Iterable[str]) -> str:
     """The row name of a subset, its modalities joined by ``"+"`` (``"text+audio"``)."""
     return "+".join(subset)
-
-
-def present_mask(modalities: Sequence[str], subset: Iterable[str], batch_size: int,
-                 device: torch.device | str | None = None) -> Tensor:
-    r"""The model's ``present`` argument for a batch where only ``subset`` is observed.
-
-    Args:
-        modalities (Sequence[str]): The model's ``M`` modalities, in node order.
-        subset (Iterable[str]): The present ones.
-        batch_size (int): The number of samples ``B``.
-        device (torch.device or str, optional): Where to create the mask.
-            (default: :obj:`None`, the CPU)
-
-    Returns:
-        Tensor: ``(B, M)`` bool, :obj:`True` for the present modalities.
-    """
-    subset = set(subset)
-    unknown = subset - set(modalities)
-    if unknown or not subset:
-        raise ValueError(
-            f"present_mask: the subset must be a non-empty selection of {list(modalities)}, "
-            f"found {sorted(subset)}; check the modality names."
-        )
-    columns = torch.tensor([name in subset for name in modalities], device=device)  # (M,)
-    return columns.unsqueeze(0).expand(batch_size, -1)  # (B, M)
 
 
 @torch.no_grad()

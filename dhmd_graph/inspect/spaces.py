@@ -43,6 +43,7 @@ __all__ = [
     "modality_colors",
     "modality_separation",
     "plot_spaces",
+    "present_mask",
 ]
 
 SPACES = ("homogeneous", "heterogeneous")
@@ -57,6 +58,8 @@ class SpaceOutputs(NamedTuple):
     r"""What one decoupled space holds for the ``N`` samples of a split.
 
     Attributes:
+        logits (np.ndarray): ``(N, M)`` (or ``(N, M, C)``) the per-modality logits :math:`y_m`
+            (``output.<space>.logits``); ``nan`` for an absent modality.
         features (np.ndarray): ``(N, M, F)`` the representations of every modality,
             the GD-Unit's node features (``output.<space>.representation``).
         edge_weight (np.ndarray): ``(N, M, M)`` distillation weight ``w`` of the edge
@@ -70,6 +73,7 @@ class SpaceOutputs(NamedTuple):
         normalize (str): The graph's softmax groups, ``"graph"`` or ``"target"``.
     """
 
+    logits: np.ndarray
     features: np.ndarray
     edge_weight: np.ndarray
     edge_prior: np.ndarray | None
@@ -83,11 +87,13 @@ class SplitOutputs(NamedTuple):
     Attributes:
         modalities (tuple[str, ...]): The ``M`` modality names, in node order.
         labels (np.ndarray): ``(N,)`` scores or class indices, or ``(N, C)`` multi-hot
-            rows (float).
-        prediction (np.ndarray): ``(N,)`` or ``(N, C)`` the model's predictions.
+            rows (float), as in the batch.
+        prediction (np.ndarray): ``(N,)`` or ``(N, C)`` the model's predictions, as the
+            model returns them.
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
         extras (Mapping[str, np.ndarray]): The batches' per-sample extras, e.g. the
             synthetic data's ``modality_reliability`` ``(N, M)`` (empty if none).
+        ids (tuple[str, ...]): The ``N`` sample ids, in order (empty if not given).
     """
 
     modalities: tuple[str, ...]
@@ -95,6 +101,7 @@ class SplitOutputs(NamedTuple):
     prediction: np.ndarray
     spaces: dict[str, SpaceOutputs]
     extras: Mapping[str, np.ndarray] = MappingProxyType({})
+    ids: tuple[str, ...] = ()
     class_names: tuple[str, ...] | None = None
     """The classes or labels of a classification model (:obj:`None` for scores)."""
 
@@ -127,6 +134,34 @@ def dense_edge_weights(
     return dense
 
 
+def present_mask(modalities: Sequence[str], subset: Iterable[str], batch_size: int,
+                 device: torch.device | str | None = None) -> Tensor:
+    r"""The model's ``present`` argument for a batch where only ``subset`` is observed.
+
+    Args:
+        modalities (Sequence[str]): The model's ``M`` modalities, in node order.
+        subset (Iterable[str]): The present ones.
+        batch_size (int): The number of samples ``B``.
+        device (torch.device or str, optional): Where to create the mask.
+            (default: :obj:`None`, the CPU)
+
+    Returns:
+        Tensor: ``(B, M)`` bool, :obj:`True` for the present modalities.
+
+    Raises:
+        ValueError: ``subset`` is empty or names a modality not in ``modalities``.
+    """
+    subset = set(subset)
+    unknown = subset - set(modalities)
+    if unknown or not subset:
+        raise ValueError(
+            f"present_mask: the subset must be a non-empty selection of {list(modalities)}, "
+            f"found {sorted(subset)}; check the modality names."
+        )
+    columns = torch.tensor([name in subset for name in modalities], device=device)  # (M,)
+    return columns.unsqueeze(0).expand(batch_size, -1)  # (B, M)
+
+
 def as_batches(
     data: Dataset | Iterable[MultimodalBatch], batch_size: int = 64
 ) -> Iterable[MultimodalBatch]:
@@ -139,9 +174,11 @@ def as_batches(
 
 @torch.no_grad()
 def collect_outputs(
-    model: nn.Module, data: Dataset | Iterable[MultimodalBatch]
+    model: nn.Module, data: Dataset | Iterable[MultimodalBatch], *,
+    present: Iterable[str] | None = None,
 ) -> SplitOutputs:
-    r"""Runs a trained DHMD model over a split and keeps what the inspection reads.
+    r"""Runs a trained DHMD model over a split and keeps what the inspection (and
+    :func:`~dhmd_graph.inspect.predictions.predict_table`) reads.
 
     The model is put in evaluation mode for the pass (and restored afterwards) and
     receives every batch on the device of its parameters.
@@ -152,11 +189,16 @@ def collect_outputs(
         data (Dataset or Iterable[MultimodalBatch]): The split: a
             :class:`~dhmd_graph.data.MultimodalDataset` or batches of it (e.g. a
             :class:`~torch.utils.data.DataLoader` with ``collate_fn=collate``).
+        present (Iterable[str], optional): The observed modalities; the others are
+            passed to the model as absent (:func:`present_mask`), so they lose their
+            edges, and their logits are ``nan``. (default: :obj:`None`, all present)
     """
     modalities = tuple(model.modalities)
+    subset = None if present is None else tuple(present)
     num_modalities = len(modalities)
     device = next(model.parameters()).device
     columns: dict[str, list[Tensor]] = {}
+    ids: list[str] = []
 
     def keep(name: str, value: Tensor | None) -> None:
         if value is not None:
@@ -166,7 +208,9 @@ def collect_outputs(
     model.eval()
     for batch in as_batches(data):
         batch = batch.to(device)
-        output = model(batch)
+        mask = None if subset is None else present_mask(modalities, subset, len(batch), device)
+        output = model(batch, mask)
+        ids += batch.ids
         keep("labels", batch.labels)  # (B,) or (B, C)
         keep("prediction", output.prediction)  # (B,) or (B, C)
         for key, value in batch.extras.items():
@@ -174,6 +218,10 @@ def collect_outputs(
         for space, values in output.spaces.items():
             edges = values.edges
             weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
+            absent = ~output.present.view(*output.present.shape,
+                                          *[1] * (values.logits.dim() - 2))  # (B, M[, 1])
+            logits = values.logits.masked_fill(absent, float("nan"))
+            keep(f"{space}/logits", logits)  # (B, M) or (B, M, C)
             keep(f"{space}/features", values.representation)  # (B, M, F)
             keep(f"{space}/edge_weight", weight)  # (B, M, M)
             if edges.prior is not None:
@@ -189,6 +237,7 @@ def collect_outputs(
     arrays = {name: torch.cat(parts).numpy() for name, parts in columns.items()}
     spaces = {
         space: SpaceOutputs(
+            logits=arrays[f"{space}/logits"],
             features=arrays[f"{space}/features"],
             edge_weight=arrays[f"{space}/edge_weight"],
             edge_prior=arrays.get(f"{space}/edge_prior"),
@@ -206,7 +255,7 @@ def collect_outputs(
         names = getattr(getattr(data, "dataset", data), "label_names", None)  # a DataLoader's
         class_names = tuple(names or map(str, range(count)))
     return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras,
-                        class_names)
+                        tuple(ids), class_names)
 
 
 def modality_separation(features: np.ndarray, *, neighbors: int = 10,

@@ -28,7 +28,9 @@ class TemporalProjection(nn.Module):
         \tilde{\mathbf{X}}_m = \mathrm{Conv1d}_{k_m}(\mathbf{X}_m),\qquad
         T'_m = \max(T_m - k_m + 1, 1).
 
-    Token ids (:obj:`input_dim=None`) are embedded first (id 0 is padding). An
+    Token ids (:obj:`input_dim=None`) are embedded first (id 0 is padding); BERT
+    tokens go through a text encoder first (:obj:`text_encoder`, e.g.
+    :class:`~dhmd_graph.nn.BertTextEncoder`, whose hidden states are the features). An
     optional dropout acts on the features before the convolution (the DMD reference
     drops its text features there). Steps at or after each sample's true length
     :math:`L` are zeroed before the convolution, so valid outputs never see padding;
@@ -44,10 +46,13 @@ class TemporalProjection(nn.Module):
         embedding_dim (int, optional): Token embedding width. (default: :obj:`300`)
         dropout (float, optional): Dropout on the input features (or token
             embeddings). (default: :obj:`0.0`)
+        text_encoder (nn.Module, optional): A module mapping ``(B, T, 3)`` tokens to
+            ``(B, T, H)`` features, with a ``hidden_size`` :math:`H` (then
+            :obj:`input_dim` and :obj:`vocab_size` are :obj:`None`). (default: :obj:`None`)
 
     Shapes:
-        - **input:** features :math:`(B, T, d_m)` float or token ids :math:`(B, T)`
-          long, lengths :math:`(B)`
+        - **input:** features :math:`(B, T, d_m)` float, token ids :math:`(B, T)` long
+          or, with a text encoder, tokens :math:`(B, T, 3)` long; lengths :math:`(B)`
         - **output:** :math:`((B, T', d), (B))` projected sequence and its lengths
     """
 
@@ -59,20 +64,30 @@ class TemporalProjection(nn.Module):
         vocab_size: int | None = None,
         embedding_dim: int = 300,
         dropout: float = 0.0,
+        text_encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        if input_dim is None and vocab_size is None:
+        if text_encoder is not None:
+            if input_dim is not None or vocab_size is not None:
+                raise ValueError("TemporalProjection: with a text_encoder the input width is "
+                                 "its hidden_size; pass input_dim=None and vocab_size=None.")
+        elif input_dim is None and vocab_size is None:
             raise ValueError("TemporalProjection: token-id input (input_dim=None) needs a "
                              "vocab_size.")
         self.kernel_size = kernel_size
         self.dropout = dropout
+        self.text_encoder = text_encoder
         self.embedding = (
-            nn.Embedding(vocab_size, embedding_dim, padding_idx=0) if input_dim is None else None
+            nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+            if input_dim is None and text_encoder is None else None
         )
-        in_channels = embedding_dim if input_dim is None else input_dim
+        in_channels = (text_encoder.hidden_size if text_encoder is not None
+                       else embedding_dim if input_dim is None else input_dim)
         self.conv = nn.Conv1d(in_channels, width, kernel_size, bias=False)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        if self.text_encoder is not None:
+            x = self.text_encoder(x)  # (B, T, 3) tokens -> (B, T, H)
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, d_m)
         x = F.dropout(x, self.dropout, self.training)  # (B, T, d_m)
@@ -82,7 +97,8 @@ class TemporalProjection(nn.Module):
         return out, (lengths - self.kernel_size + 1).clamp_min(1)
 
     def __repr__(self) -> str:
-        source = ("tokens" if self.embedding is not None else self.conv.in_channels)
+        source = ("bert" if self.text_encoder is not None
+                  else "tokens" if self.embedding is not None else self.conv.in_channels)
         return (f"{type(self).__name__}({source}, {self.conv.out_channels}, "
                 f"kernel_size={self.kernel_size})")
 

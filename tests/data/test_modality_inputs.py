@@ -18,10 +18,10 @@ def _split(token_ids, vocabulary=None):
 def test_vocabulary_covers_every_split_and_the_largest_id():
     words = ["<pad>", "<unk>", "a", "b"]
     splits = {"train": _split([[2, 3]], words), "valid": _split([[1, 0]], words)}
-    assert modality_inputs(splits) == {"text": (None, 4), "audio": (3, None)}
+    assert modality_inputs(splits) == {"text": (None, 4, False), "audio": (3, None, False)}
     # Without a vocabulary (or with ids beyond it) the largest id of any split decides.
     splits = {"train": _split([[2, 3]]), "test": _split([[9, 1]])}
-    assert modality_inputs(splits)["text"] == (None, 10)
+    assert modality_inputs(splits)["text"] == (None, 10, False)
     assert modality_inputs({"train": _split([[9, 0]], words)})["text"].vocab_size == 10
 
 
@@ -32,3 +32,13 @@ def test_describe_says_what_the_model_is_built_with():
         "  text     token ids: input_dim=None, vocab_size=8",
         "  audio    input_dim=3",
     ]
+
+
+def test_integer_triples_are_bert_tokens_not_features():
+    tokens = np.ones((2, 4, 3), np.int64)  # (N, T, 3) ids, mask, segments
+    split = MultimodalDataset({"text": tokens, "audio": tokens.astype(np.float32)},
+                              {"text": np.full(2, 4), "audio": np.full(2, 4)}, np.zeros(2),
+                              ["a", "b"])
+    assert modality_inputs({"train": split}) == {"text": (None, None, True),
+                                                 "audio": (3, None, False)}
+    assert "  text     BERT token ids: bert_path=<a BERT folder>" in describe({"train": split})

@@ -17,7 +17,8 @@ NAN = np.nan
 
 def _space(weight, prior=None):
     n = len(weight)
-    return SpaceOutputs(features=np.zeros((n, 3, 2)), edge_weight=np.asarray(weight, float),
+    return SpaceOutputs(logits=np.zeros((n, 3)), features=np.zeros((n, 3, 2)),
+                        edge_weight=np.asarray(weight, float),
                         edge_prior=None if prior is None else np.asarray(prior, float),
                         atoms=None, normalize="graph")
 
