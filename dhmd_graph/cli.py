@@ -47,6 +47,10 @@ if TYPE_CHECKING:  # annotations only: the subcommands import torch when they ru
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+SENTIMENT_PRESETS = ("mosi", "mosei", "sims")
+TASK_PRESETS = ("iemocap4", "iemocap6", "mosei_emotions", "humour", "sarcasm")
+"""The classification presets, each also a synthetic task profile (written without torch
+loaded, so named here; ``dhmd_graph.config.PRESETS`` holds both)."""
 
 EXIT_TABLE = (
     # (module, exception class, errno values or None for any, exit status, label),
@@ -85,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     describe.set_defaults(func=_cmd_describe)
 
     synth = commands.add_parser(
-        "synth", help="write a synthetic MMSA pickle with planted structure",
-        description="Write a synthetic dataset in the MMSA pickle layout, with the feature "
-        "widths, lengths, split sizes and label distributions of a real dataset and a "
-        "documented planted structure (see dhmd_graph.data.synthetic).")
+        "synth", help="write a synthetic MMSA or MulT pickle with planted structure",
+        description="Write a synthetic dataset with the feature widths, lengths, split sizes "
+        "and label distributions of a real dataset and a documented planted structure: "
+        "sentiment scores in the MMSA pickle layout (mosi, mosei, sims; see "
+        "dhmd_graph.data.synthetic), emotion classes, emotion labels, humour or sarcasm in "
+        "MulT's layout (see dhmd_graph.data.synthetic_tasks).")
     synth.add_argument("out", metavar="OUT.pkl", help="the pickle to write")
-    synth.add_argument("--profile", choices=("mosi", "mosei", "sims"), default="mosei",
+    synth.add_argument("--profile", choices=SENTIMENT_PRESETS + TASK_PRESETS, default="mosei",
                        help="the dataset to imitate (default: mosei)")
     synth.add_argument("--unaligned", action="store_true",
                        help="unaligned layout (default: aligned; CH-SIMS is unaligned only)")
@@ -132,8 +138,10 @@ def _split_sizes(text: str) -> dict[str, int]:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from dhmd_graph.data.synthetic import write_synthetic
+    from dhmd_graph.data.synthetic_tasks import write_synthetic_task
 
-    path = write_synthetic(args.out, args.profile, not args.unaligned, args.sizes, args.seed)
+    write = write_synthetic_task if args.profile in TASK_PRESETS else write_synthetic
+    path = write(args.out, args.profile, not args.unaligned, args.sizes, args.seed)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
@@ -146,8 +154,10 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
         "torchrun (data-parallel).")
     train.add_argument("--data", metavar="PATH", help="an MMSA .pkl file, a cache folder or a "
                        "MISA folder (default: the embedded synthetic dataset of the preset)")
-    train.add_argument("--preset", choices=("mosi", "mosei", "sims"),
-                       help="model preset and metrics (default: the --config file's, or mosei)")
+    train.add_argument("--preset", choices=SENTIMENT_PRESETS + TASK_PRESETS,
+                       help="model preset and metrics (default: the --config file's, or "
+                       "mosei); the task (regression, multiclass, multilabel, binary) and "
+                       "the number of classes come from the data's labels")
     train.add_argument("--unaligned", action="store_true",
                        help="unaligned data (default: aligned; CH-SIMS is unaligned only)")
     train.add_argument("--config", metavar="FILE.json", help="a JSON file as a run's "
@@ -237,8 +247,10 @@ def _experiment(args: argparse.Namespace) -> dict:
             raise ValueError(f"--seeds: expected comma-separated integers such as 1111,1112, "
                              f"found {args.seeds!r}") from None
         train = dataclasses.replace(train, seeds=seeds)
+    monitor_chosen = "monitor" in file.get("train", {}) or any(
+        item.startswith("train.monitor=") for item in args.overrides)
     return {"preset": name, "aligned": aligned, "model": model, "train": train,
-            "data": args.data or file.get("data")}
+            "data": args.data or file.get("data"), "monitor_chosen": monitor_chosen}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -258,29 +270,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.config = str(run.config_path)
     experiment = _experiment(args)  # every field checked, naming the field or file
 
+    import dataclasses
+
     from dhmd_graph.config import config_to_dict
-    from dhmd_graph.data import load_dataset
-    from dhmd_graph.metrics import metrics_for
+    from dhmd_graph.data.loading import load_for_task
+    from dhmd_graph.metrics import default_monitor, task_metric_kind, task_metrics
     from dhmd_graph.model import DHMD
     from dhmd_graph.train import format_table, run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     data = experiment["data"] or _default_data(experiment, main_process)
-    splits = load_dataset(data)
+    splits = load_for_task(data, experiment["model"].task)
     # nothing is written before the model is known to fit the data and train.monitor is
     # one of the metrics reported (a ValueError here exits with status 2)
     model_config = _fit_model(experiment["model"], splits, data, args)
-    metrics = metrics_for(experiment["preset"])
+    task = (model_config.task, model_config.num_classes, experiment["preset"])
+    metrics = task_metrics(*task, label_names=splits["train"].label_names)
+    train_config = experiment["train"]
+    if not experiment["monitor_chosen"]:  # select on the task's metric
+        train_config = dataclasses.replace(train_config,
+                                           monitor=default_monitor(task_metric_kind(*task)))
     valid_labels = splits["valid"].labels  # the metrics reported, to check train.monitor
-    experiment["train"].check_monitor(metrics(valid_labels, valid_labels))
+    train_config.check_monitor(metrics(valid_labels, valid_labels))
     if main_process:
-        _say_what_runs(data, splits, model_config, experiment["train"], out)
+        _say_what_runs(data, splits, model_config, train_config, out)
     meta = {"preset": experiment["preset"], "aligned": experiment["aligned"],
             "data": str(data), "model": config_to_dict(model_config)}
     try:
         results = run_seeds(
-            lambda: DHMD(model_config), splits, experiment["train"], out, metrics=metrics,
+            lambda: DHMD(model_config), splits, train_config, out, metrics=metrics,
             meta=meta, resume=args.resume, overwrite=args.overwrite,
         )
     finally:
@@ -294,6 +313,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _default_data(experiment: dict, main_process: bool) -> Path:
     """Without ``--data``: the preset's synthetic profile at the example's size, said first."""
     from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
+    from dhmd_graph.data.synthetic_tasks import default_task_dataset_path
 
     if main_process:
         print(f"dhmd train: no --data given: using synthetic {experiment['preset']}-profile "
@@ -301,24 +321,32 @@ def _default_data(experiment: dict, main_process: bool) -> Path:
               "(generated once; see README 'Synthetic data'). Pass --data PATH for your "
               f"own data, or write the full-size synthetic set with 'dhmd synth OUT.pkl "
               f"--profile {experiment['preset']}' and pass it.", flush=True)
-    return default_dataset_path(experiment["preset"], experiment["aligned"], sizes=DEMO_SIZES)
+    default = (default_task_dataset_path if experiment["preset"] in TASK_PRESETS
+               else default_dataset_path)
+    return default(experiment["preset"], experiment["aligned"], sizes=DEMO_SIZES)
 
 
 def _fit_model(config: DHMDConfig, splits: dict, data: str | Path,
                args: argparse.Namespace) -> DHMDConfig:
-    """The model configuration with every input width and vocabulary size from the data
-    (:func:`~dhmd_graph.config.fit_inputs`), checked by one training step on two samples.
+    """The model configuration with every input width and vocabulary size
+    (:func:`~dhmd_graph.config.fit_inputs`) and the task
+    (:func:`~dhmd_graph.config.fit_task`) from the data, checked by one training step on
+    two samples.
 
-    ``--set model.modalities.NAME.input_dim/vocab_size`` values are kept and checked; a
-    resumed run keeps (and checks) the inputs its checkpoints were built with.
+    ``--set model.modalities.NAME.input_dim/vocab_size`` and ``model.task`` /
+    ``model.num_classes`` values are kept and checked; a resumed run, or a ``--config``
+    file with a model, keeps (and checks) what its model was built with.
 
     Raises:
         ValueError: If the model does not fit the data (a :class:`DatasetError` naming
             the file when the model fails on the batch).
     """
+    import json
+    from pathlib import Path
+
     import torch
 
-    from dhmd_graph.config import INPUT_FIELDS, fit_inputs
+    from dhmd_graph.config import INPUT_FIELDS, TASK_FIELDS, fit_inputs, fit_task
     from dhmd_graph.data import DatasetError, collate
     from dhmd_graph.data.loading import modality_inputs
     from dhmd_graph.model import DHMD
@@ -331,6 +359,9 @@ def _fit_model(config: DHMDConfig, splits: dict, data: str | Path,
                 if item.startswith("model.")]
     config = fit_inputs(config, modality_inputs(splits), kept)
     train = splits["train"]
+    if args.resume or (args.config and "model" in json.loads(Path(args.config).read_text())):
+        kept = list(TASK_FIELDS)
+    config = fit_task(config, train.label_kind, train.num_classes, kept)
     batch = collate([train[i] for i in range(min(2, len(train)))])
     try:
         with torch.no_grad():
@@ -363,8 +394,8 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from dhmd_graph.data import load_dataset
-    from dhmd_graph.metrics import metrics_for
+    from dhmd_graph.data.loading import load_for_task
+    from dhmd_graph.metrics import task_metrics
     from dhmd_graph.runs import find_checkpoints, load_model
     from dhmd_graph.train import format_table, predict, summarize
     from dhmd_graph.train.distributed import setup_distributed
@@ -379,16 +410,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if data is None:
             raise ValueError(f"'{path}' does not name the dataset it was trained on; pass --data")
         if data not in datasets:
-            datasets[data] = load_dataset(data)
-        prediction, label = predict(model.to(context.device), datasets[data][args.split],
-                                    context)
-        records.append({"seed": meta["seed"],
-                        args.split: metrics_for(meta["preset"])(prediction, label)})
+            datasets[data] = load_for_task(data, model.config.task)
+        split = datasets[data][args.split]
+        metrics = task_metrics(model.config.task, model.config.num_classes, meta["preset"],
+                               split.label_names)
+        prediction, label = predict(model.to(context.device), split, context)
+        records.append({"seed": meta["seed"], args.split: metrics(prediction, label)})
         if args.subsets:  # every non-empty subset of modalities, the others missing
             from dhmd_graph.inspect.missing import evaluate_subsets
 
-            subsets.append(evaluate_subsets(model, datasets[data][args.split],
-                                            metrics=metrics_for(meta["preset"])))
+            subsets.append(evaluate_subsets(model, split, metrics=metrics))
     print(format_table(summarize(records, args.split)))
     if args.subsets:
         from dhmd_graph.inspect.missing import mean_table

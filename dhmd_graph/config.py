@@ -38,7 +38,9 @@ from typing import Any
 from dhmd_graph.fields import check_field_types
 
 __all__ = [
+    "PRESETS",
     "REFERENCES",
+    "TASKS",
     "DHMDConfig",
     "DictionaryConfig",
     "EncoderConfig",
@@ -50,6 +52,8 @@ __all__ = [
     "config_to_dict",
     "edge_name",
     "fit_inputs",
+    "fit_task",
+    "task_of_labels",
     "parse_edge",
     "preset",
 ]
@@ -66,6 +70,8 @@ MARGIN_REDUCTIONS = ("triplet", "anchor")
 REPR_REDUCTIONS = ("per_sample", "batch_means")
 ACTIVATIONS = ("softmax", "sparsemax")
 FUSIONS = ("dhmd", "dmd")
+TASKS = ("regression", "multiclass", "multilabel", "binary")
+LOGIT_METRICS = (*METRICS, "kl")
 
 
 def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> ValueError:
@@ -347,7 +353,18 @@ class GraphConfig:
         regularizer_weight (float, optional): Weight of the prior regulariser inside
             the graph's loss. (default: :obj:`10.0`)
         logit_metric (str, optional): Distance on logits, one of
-            ``'l1' | 'l2' | 'cosine' | 'positive_cosine'``. (default: :obj:`"l1"`)
+            ``'l1' | 'l2' | 'cosine' | 'positive_cosine' | 'kl'``. ``'l1'`` is the
+            reference's for its one output, and stays our default for every task: with
+            :math:`C > 1` outputs it is the mean absolute difference of the logit
+            vectors. ``'kl'`` (classification tasks only, ours) compares softened class
+            distributions instead, :math:`\tau^2 \mathrm{KL}(p_{teacher} \Vert
+            p_{student})` with :math:`p = \mathrm{softmax}(\mathbf{y} / \tau)` for
+            ``multiclass`` and per-label Bernoulli :math:`\sigma(y / \tau)` for
+            ``multilabel`` and ``binary`` (Hinton et al.'s knowledge distillation; see
+            :func:`~dhmd_graph.losses.softened_kl`): it ignores a shift shared by all
+            logits, which L1 penalises. (default: :obj:`"l1"`)
+        logit_temperature (float, optional): Temperature :math:`\tau` of ``'kl'``.
+            (default: :obj:`1.0`)
         repr_metric (str, optional): Distance on representations. ``'positive_cosine'``
             (:math:`\max(0, \cos)`) is the reference's heterogeneous quirk.
             (default: :obj:`"cosine"`)
@@ -396,6 +413,7 @@ class GraphConfig:
     prior_temperature: float = 0.25
     regularizer_weight: float = 10.0
     logit_metric: str = "l1"
+    logit_temperature: float = 1.0
     repr_metric: str = "cosine"
     use_repr_term: bool = True
     logit_weight: float = 1.0
@@ -418,7 +436,8 @@ class GraphConfig:
         _check_positive(self, "temperature")
         _check_positive(self, "prior_temperature")
         _check_choice(self, "normalize", NORMALIZATIONS)
-        _check_choice(self, "logit_metric", METRICS)
+        _check_choice(self, "logit_metric", LOGIT_METRICS)
+        _check_positive(self, "logit_temperature")
         _check_choice(self, "repr_metric", METRICS)
         _check_choice(self, "repr_reduction", REPR_REDUCTIONS)
         _check_weight(self, "regularizer_weight")
@@ -502,7 +521,8 @@ class LossConfig:
     r"""Weights of the non-graph terms of the objective.
 
     Args:
-        task (float, optional): Weight of the L1 task loss. (default: :obj:`1.0`)
+        task (float, optional): Weight of the task loss (L1, cross-entropy or BCE, as
+            ``DHMDConfig.task``). (default: :obj:`1.0`)
         reconstruction (float, optional): Weight of :math:`\mathcal{L}_{rec}`.
             (default: :obj:`0.1`)
         cycle (float, optional): Weight of :math:`\mathcal{L}_{cyc}`. (default: :obj:`0.1`)
@@ -583,6 +603,26 @@ class DHMDConfig:
             and dictionary reconstructions are then not fused (a dictionary with
             ``atoms > 0`` still trains through its contrastive loss).
             (default: :obj:`"dhmd"`)
+        task (str, optional): What the model predicts, and so the width of the final
+            head, of :math:`y_c`, of every per-modality head of both spaces (the GD-Unit
+            nodes' logits) and the form of every task term of the objective:
+            ``"regression"`` (one score, L1; DMD's and DHMD's sentiment task),
+            ``"multiclass"`` (:obj:`num_classes` logits, softmax cross-entropy; e.g.
+            IEMOCAP-6, MMSA's 3-class sentiment), ``"multilabel"`` (:obj:`num_classes`
+            logits, one sigmoid each, binary cross-entropy; e.g. CMU-MOSEI's six
+            emotions, IEMOCAP's four binary emotions) or ``"binary"`` (one logit,
+            binary cross-entropy; humour, sarcasm). :func:`fit_task` takes it from the
+            data's labels. (default: :obj:`"regression"`)
+        num_classes (int, optional): :math:`C`, the classes (``multiclass``, at least 2)
+            or labels (``multilabel``, at least 1); :obj:`None` for ``regression`` and
+            ``binary``, which have one output. (default: :obj:`None`)
+        class_weights (list[float], optional): Weights of the classification task
+            terms: ``multiclass``, the weight of each of the :math:`C` classes in the
+            cross-entropy; ``multilabel``, the weight of the *positive* of each of the
+            :math:`C` labels (``pos_weight`` of the BCE); ``binary``, one positive
+            weight. Each sample's term is weighted, then averaged over the batch (not
+            divided by the sum of the weights). :obj:`None` weighs all alike; not
+            allowed with ``regression``. (default: :obj:`None`)
     """
 
     modalities: list[ModalityConfig]
@@ -599,6 +639,9 @@ class DHMDConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     modality_dropout: float = 0.0
     fusion: str = "dhmd"
+    task: str = "regression"
+    num_classes: int | None = None
+    class_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -626,6 +669,7 @@ class DHMDConfig:
                         f"{' and '.join(bound)}; these have none", unbound,
                         "Set modalities.NAME.sequence_length to the data's padded length, "
                         "or use the 'pooled' variant, which works with any length")
+        self._check_task()
         if self.encoder.positional_encoding == "fairseq" and self.width < 4:
             raise _fail(self, "width", "at least 4 with encoder.positional_encoding='fairseq'",
                         self.width, "Its frequencies divide by C/2 - 1; use a wider model")
@@ -638,6 +682,44 @@ class DHMDConfig:
                         raise _fail(self, f"{space}.{key}",
                                     f"edges between two different modalities of {names}",
                                     name, "Fix the edge name or the modality names")
+
+    def _check_task(self) -> None:
+        _check_choice(self, "task", TASKS)
+        classes = self.num_classes
+        if self.task in ("regression", "binary"):
+            if classes is not None:
+                raise _fail(self, "num_classes", f"None for task={self.task!r} (one output)",
+                            classes, "Drop num_classes, or use task='multiclass' / "
+                            "'multilabel' for several outputs")
+        else:
+            least = 2 if self.task == "multiclass" else 1
+            if not isinstance(classes, int) or isinstance(classes, bool) or classes < least:
+                raise _fail(self, "num_classes", f"an integer >= {least} for task="
+                            f"{self.task!r}", classes, "Set num_classes to the number of "
+                            "classes or labels of the data (fit_task takes it from the data)")
+        if self.class_weights is not None:
+            if self.task == "regression":
+                raise _fail(self, "class_weights", "None for task='regression'",
+                            self.class_weights, "Class weights apply to classification tasks")
+            weights = self.class_weights
+            if (not isinstance(weights, list) or len(weights) != self.output_channels
+                    or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                               and math.isfinite(w) and w > 0 for w in weights)):
+                raise _fail(self, "class_weights", f"a list of {self.output_channels} finite "
+                            f"numbers > 0 (one per output of task={self.task!r})", weights,
+                            "Give one positive weight per class (multiclass), per label's "
+                            "positive (multilabel), or one positive weight (binary)")
+        for space in ("homogeneous_graph", "heterogeneous_graph"):
+            if getattr(self, space).logit_metric == "kl" and self.task == "regression":
+                raise _fail(self, f"{space}.logit_metric", "a distance other than 'kl' "
+                            "for task='regression' (a score has no class distribution)",
+                            "kl", "Use 'l1' (the reference's) for regression")
+
+    @property
+    def output_channels(self) -> int:
+        """The width of every logit: :obj:`num_classes`, or 1 (``regression``,
+        ``binary``)."""
+        return self.num_classes if self.task in ("multiclass", "multilabel") else 1
 
     @property
     def modality_names(self) -> list[str]:
@@ -682,6 +764,19 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # Ours (no reference setting): MOSI's width for a dataset of MOSI's size, and
     # kernel 3 everywhere since the CH-SIMS text and vision sequences are short.
     "sims": {"width": 50, "num_heads": 10, "kernels": (3, 3, 3), "dims": (768, 33, 709)},
+    # The emotion, humour and sarcasm tasks (ours, no DMD setting): MOSEI's width and heads;
+    # kernel 1 on IEMOCAP's 20 aligned steps (as MulT), MOSEI's kernels on 50 steps. The
+    # task and C are those of the benchmark's protocol; fit_task takes them from the data.
+    "iemocap4": {"width": 30, "num_heads": 6, "kernels": (1, 1, 1), "dims": (300, 74, 35),
+                 "task": ("multilabel", 4)},
+    "iemocap6": {"width": 30, "num_heads": 6, "kernels": (1, 1, 1), "dims": (300, 74, 35),
+                 "task": ("multiclass", 6)},
+    "mosei_emotions": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3),
+                       "dims": (300, 74, 35), "task": ("multilabel", 6)},
+    "humour": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75),
+               "task": ("binary", None)},
+    "sarcasm": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75),
+                "task": ("binary", None)},
 }
 _REFERENCE_PRIORS = {
     "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
@@ -698,6 +793,8 @@ _DMD: dict[str, dict[str, Any]] = {
               "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 500, 500)}},
 }
 REFERENCES = ("dmd",)
+PRESETS = tuple(_PRESETS)
+"""The names :func:`preset` knows."""
 
 
 def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHMDConfig:
@@ -724,8 +821,17 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
     modality). Train it with :meth:`TrainConfig.preset("dmd")
     <dhmd_graph.train.TrainConfig.preset>`.
 
+    The classification presets (ours) ``"iemocap4"`` (multi-label, 4 emotions),
+    ``"iemocap6"`` (6 classes), ``"mosei_emotions"`` (multi-label, 6 emotions),
+    ``"humour"`` and ``"sarcasm"`` (binary) set :attr:`DHMDConfig.task` and
+    :attr:`DHMDConfig.num_classes` of the benchmark's protocol, with MOSEI's width and
+    heads and the input widths of the MulT (IEMOCAP, MOSEI: 300 / 74 / 35) and HKT
+    (UR-FUNNY, MUStARD: 300 / 81 / 75) features; kernel 1 on IEMOCAP's 20 steps, MOSEI's
+    L5 A1 V3 on 50. They exist aligned and unaligned alike.
+
     Args:
-        name (str): ``"mosi"``, ``"mosei"`` or ``"sims"``.
+        name (str): ``"mosi"``, ``"mosei"``, ``"sims"``, ``"iemocap4"``, ``"iemocap6"``,
+            ``"mosei_emotions"``, ``"humour"`` or ``"sarcasm"``.
         aligned (bool, optional): Whether the data is word-aligned.
             (default: :obj:`True`)
         reference (str, optional): :obj:`None` for our defaults, ``"dmd"`` for the DMD
@@ -742,6 +848,7 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
         raise ValueError(f"preset: reference must be None or one of {REFERENCES} (for "
                          f"{sorted(_DMD)}), found reference={reference!r} for {name!r}.")
     settings = _PRESETS[key]
+    task, num_classes = settings.get("task", ("regression", None))
     modalities = [
         ModalityConfig(name, input_dim=dim, kernel_size=kernel)
         for name, dim, kernel in zip(("text", "audio", "vision"), settings["dims"],
@@ -755,6 +862,8 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
                                       prior=dict(_REFERENCE_PRIORS["homogeneous"])),
         heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
                                         prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
+        task=task,
+        num_classes=num_classes,
     )
     return config if reference is None else _dmd(config, key, aligned)
 
@@ -1015,3 +1124,77 @@ def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | 
         modalities.append(dataclasses.replace(modality, input_dim=input_dim,
                                               vocab_size=vocab_size))
     return dataclasses.replace(config, modalities=modalities)
+
+
+# The task from the data ################################################################
+
+TASK_FIELDS = ("task", "num_classes")
+"""The fields of :class:`DHMDConfig` that :func:`fit_task` takes from the data."""
+
+_TASK_LABELS = {
+    "regression": ("score",), "binary": ("class",), "multiclass": ("class",),
+    "multilabel": ("multi_hot",),
+}
+
+
+def task_of_labels(label_kind: str, num_classes: int | None) -> tuple[str, int | None]:
+    """The task and :math:`C` that fit labels of ``label_kind`` (a
+    :class:`~dhmd_graph.data.MultimodalDataset`'s): scores are ``regression``, two
+    classes ``binary``, more ``multiclass``, multi-hot rows ``multilabel``."""
+    if label_kind == "score":
+        return "regression", None
+    if label_kind == "multi_hot":
+        return "multilabel", num_classes
+    if label_kind == "class":
+        return ("binary", None) if num_classes == 2 else ("multiclass", num_classes)
+    raise ValueError(f"fit_task: label_kind must be 'score', 'class' or 'multi_hot', found "
+                     f"{label_kind!r}.")
+
+
+def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
+             overrides: Iterable[str] = ()) -> DHMDConfig:
+    r"""A copy of ``config`` whose task fits the data's labels.
+
+    :attr:`DHMDConfig.task` and :attr:`DHMDConfig.num_classes` are taken from the labels
+    (:func:`task_of_labels`), except a field named by one of ``overrides`` (the
+    :func:`apply_overrides` strings that built ``config``, e.g. ``"num_classes=6"``, or
+    just the key): that one is the user's choice, kept and checked against the data. A
+    two-class dataset fits ``binary`` (one logit) and ``multiclass`` with ``C = 2``.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        label_kind (str): The data's ``'score'``, ``'class'`` or ``'multi_hot'``.
+        num_classes (int, optional): The data's classes or labels (:obj:`None` for
+            scores).
+        overrides (Iterable[str], optional): Overrides whose task fields are kept.
+            (default: ``()``)
+
+    Raises:
+        ValueError: Naming ``DHMDConfig.task`` or ``DHMDConfig.num_classes``, when a kept
+            field does not fit the data (e.g. a 6-class model on 4-class data).
+    """
+    kept = {item.partition("=")[0].strip() for item in overrides} & set(TASK_FIELDS)
+    task, classes = task_of_labels(label_kind, num_classes)
+    found = (f"{num_classes} classes" if label_kind == "class" else
+             f"{num_classes} labels (multi-hot)" if label_kind == "multi_hot" else "scores")
+    if "task" in kept:
+        task = config.task
+        if label_kind not in _TASK_LABELS[task] or (task == "binary" and num_classes != 2):
+            raise _fail(config, "task", f"a task for the data's labels ({found}): "
+                        f"{task_of_labels(label_kind, num_classes)[0]!r}", task,
+                        "Drop the task override to take it from the data, or use data "
+                        "with labels of this task")
+        classes = None if task == "binary" else num_classes
+    if "num_classes" in kept and config.num_classes is not None:
+        if label_kind == "score" or config.num_classes != num_classes:
+            raise _fail(config, "num_classes", f"{num_classes} (the data has {found})",
+                        config.num_classes, "Drop the num_classes override to take it from "
+                        "the data, or train on data with that many classes")
+        if "task" not in kept and task == "binary":  # C = 2 chosen: two softmax logits
+            task, classes = "multiclass", num_classes
+    weights = config.class_weights
+    if weights is not None and len(weights) != (classes or 1):
+        raise _fail(config, "class_weights", f"{classes or 1} weights for the data's "
+                    f"{found} (task {task!r})", weights, "Give one weight per output, or "
+                    "drop class_weights")
+    return dataclasses.replace(config, task=task, num_classes=classes)

@@ -25,6 +25,7 @@ __all__ = [
     "orthogonality_loss",
     "prior_regularization",
     "self_regression_loss",
+    "softened_kl",
     "task_loss",
 ]
 
@@ -48,17 +49,65 @@ def _positive_cosine(student: Tensor, teacher: Tensor) -> Tensor:
     return F.cosine_similarity(student, teacher, dim=-1).clamp_min(0.0)
 
 
+ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def softened_kl(student: Tensor, teacher: Tensor, temperature: float = 1.0,
+                activation: str = "softmax") -> Tensor:
+    r"""The distillation distance between softened class distributions (Hinton et al.,
+    2015), per row:
+
+    .. math::
+        d(\mathbf{s}, \mathbf{t}) = \tau^2\, \mathrm{KL}\big(p(\mathbf{t}/\tau)
+        \,\Vert\, p(\mathbf{s}/\tau)\big),
+
+    with :math:`p = \mathrm{softmax}` over the :math:`C` classes
+    (``activation="softmax"``, single-label tasks), or, for ``activation="sigmoid"``
+    (multi-label and binary tasks), the mean over the :math:`C` labels of the KL between
+    the Bernoulli distributions :math:`\sigma(t_c/\tau)` and :math:`\sigma(s_c/\tau)`.
+    The factor :math:`\tau^2` keeps the gradient's scale independent of :math:`\tau`.
+    Zero iff the distributions agree: unlike L1 on logits, a shift shared by all
+    logits of a softmax costs nothing.
+
+    Args:
+        student (Tensor): ``(E, C)`` student logits.
+        teacher (Tensor): ``(E, C)`` teacher logits (the caller detaches them).
+        temperature (float, optional): :math:`\tau > 0`. (default: ``1.0``)
+        activation (str, optional): ``"softmax"`` or ``"sigmoid"``.
+            (default: ``"softmax"``)
+
+    Returns:
+        Tensor: ``(E,)`` the distance of every row.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"softened_kl: activation must be one of {ACTIVATIONS}, found "
+                         f"{activation!r}.")
+    if temperature <= 0:
+        raise ValueError(f"softened_kl: temperature must be positive, found {temperature}.")
+    s, t = student / temperature, teacher / temperature
+    if activation == "softmax":
+        log_s, log_t = s.log_softmax(dim=-1), t.log_softmax(dim=-1)
+        kl = (log_t.exp() * (log_t - log_s)).sum(dim=-1)  # (E,)
+    else:  # Bernoulli per label: log sigma(x) and log(1 - sigma(x)) = log sigma(-x)
+        log_s1, log_s0 = F.logsigmoid(s), F.logsigmoid(-s)
+        log_t1, log_t0 = F.logsigmoid(t), F.logsigmoid(-t)
+        kl = (log_t1.exp() * (log_t1 - log_s1) + log_t0.exp() * (log_t0 - log_s0)).mean(dim=-1)
+    return temperature**2 * kl
+
+
 DISTANCES = {
     "l1": _l1,
     "l2": _l2,
     "cosine": _cosine,
     "positive_cosine": _positive_cosine,
+    "kl": softened_kl,
 }
 r"""The per-edge distances of :func:`graph_distillation_loss`, each mapping
 ``(E, D)`` student and teacher values to ``(E,)``: ``'l1'`` mean absolute
-difference, ``'l2'`` mean squared difference, ``'cosine'`` :math:`1 - \cos`, and
+difference, ``'l2'`` mean squared difference, ``'cosine'`` :math:`1 - \cos`,
 ``'positive_cosine'`` :math:`\max(0, \cos)` (the DMD reference's heterogeneous
-representation term, which pushes student and teacher apart)."""
+representation term, which pushes student and teacher apart), and ``'kl'``
+(:func:`softened_kl`, for class logits)."""
 
 
 def graph_distillation_loss(
@@ -71,6 +120,8 @@ def graph_distillation_loss(
     num_graphs: int | None = None,
     reduction: str = "per_sample",
     modality: Tensor | None = None,
+    temperature: float = 1.0,
+    activation: str = "softmax",
 ) -> Tensor:
     r"""The graph distillation loss of a GD-Unit.
 
@@ -105,7 +156,7 @@ def graph_distillation_loss(
         edge_weight (Tensor): ``(E,)`` distillation weight of every edge.
         batch (Tensor): ``(N,)`` long, the graph (sample) of every node.
         metric (str, optional): One of :data:`DISTANCES`: ``'l1'``, ``'l2'``,
-            ``'cosine'``, ``'positive_cosine'``. (default: ``'l1'``)
+            ``'cosine'``, ``'positive_cosine'``, ``'kl'``. (default: ``'l1'``)
         num_graphs (int, optional): The number of graphs ``B`` to average over;
             :obj:`None` infers ``batch.max() + 1`` (one device sync).
             (default: :obj:`None`)
@@ -113,6 +164,10 @@ def graph_distillation_loss(
             (default: ``"per_sample"``)
         modality (Tensor, optional): ``(N,)`` long, the modality of every node; needed
             by ``"batch_means"``. (default: :obj:`None`)
+        temperature (float, optional): :math:`\tau` of ``metric='kl'``.
+            (default: ``1.0``)
+        activation (str, optional): ``"softmax"`` or ``"sigmoid"`` distributions of
+            ``metric='kl'`` (:func:`softened_kl`). (default: ``"softmax"``)
 
     Returns:
         Tensor: The scalar loss.
@@ -131,7 +186,9 @@ def graph_distillation_loss(
     if num_graphs is None:
         num_graphs = int(batch.max()) + 1 if batch.numel() > 0 else 1
     teacher, student = edge_index
-    distance = DISTANCES[metric](student_values[student], student_values[teacher].detach())
+    options = {"temperature": temperature, "activation": activation} if metric == "kl" else {}
+    distance = DISTANCES[metric](student_values[student], student_values[teacher].detach(),
+                                 **options)  # (E,)
     if reduction == "batch_means":
         edge_type, num_types = _edge_types(edge_index, modality)  # (E,)
         weight_mean = scatter(edge_weight, edge_type, dim=0, dim_size=num_types,
@@ -196,27 +253,72 @@ def _edge_types(edge_index: Tensor, modality: Tensor) -> tuple[Tensor, int]:
 # Task, self-regression and decoupling ##################################################
 
 
-def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None) -> Tensor:
-    r"""The L1 task loss, summed over modalities and averaged over the batch.
+TASKS = ("regression", "multiclass", "multilabel", "binary")
 
-    For one prediction per sample ``(B,)`` it is :math:`\frac{1}{B}\sum_b |\hat{y}_b -
-    y_b|`; for one per modality ``(B, M)`` it is :math:`\frac{1}{B}\sum_{b, m}
-    [m \text{ present in } b]\,|\hat{y}_{b,m} - y_b|` (the reference's sum of the
-    per-modality L1 losses when all modalities are present).
+
+def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None,
+              task: str = "regression", class_weights: Tensor | None = None) -> Tensor:
+    r"""The task loss, summed over modalities and averaged over the batch.
+
+    With one prediction per sample it is :math:`\frac{1}{B}\sum_b \ell(\hat{y}_b,
+    y_b)`; with one per modality it is :math:`\frac{1}{B}\sum_{b, m}
+    [m \text{ present in } b]\,\ell(\hat{y}_{b,m}, y_b)` (the reference's sum of the
+    per-modality losses when all modalities are present). The per-sample loss
+    :math:`\ell` follows the task:
+
+    * ``"regression"``: :math:`|\hat{y} - y|` (L1, the reference's);
+    * ``"multiclass"``: the cross-entropy :math:`-w_y \log \mathrm{softmax}(
+      \hat{\mathbf{y}})_y` of the :math:`C` logits, :math:`w` the class weights;
+    * ``"multilabel"``: the mean over the :math:`C` labels of the binary
+      cross-entropy with logits, :math:`-\big(w_c\, y_c \log\sigma(\hat{y}_c) +
+      (1 - y_c)\log(1 - \sigma(\hat{y}_c))\big)`, :math:`w` the positive weights;
+    * ``"binary"``: the same for one logit.
+
+    Weighted terms are averaged over the batch, not divided by the sum of the weights.
 
     Args:
-        prediction (Tensor): ``(B,)`` or ``(B, M)`` predictions.
-        labels (Tensor): ``(B,)`` regression labels.
+        prediction (Tensor): ``(B,)`` or ``(B, M)`` scores or logits (``regression``,
+            ``binary``); ``(B, C)`` or ``(B, M, C)`` logits (``multiclass``,
+            ``multilabel``).
+        labels (Tensor): ``(B,)`` scores (``regression``), ``(B,)`` class indices
+            (``multiclass``; 0 or 1 for ``binary``) or ``(B, C)`` multi-hot rows
+            (``multilabel``).
         present (Tensor, optional): ``(B, M)`` bool, which modalities count.
             (default: :obj:`None`, all)
+        task (str, optional): One of ``"regression"``, ``"multiclass"``,
+            ``"multilabel"``, ``"binary"``. (default: ``"regression"``)
+        class_weights (Tensor, optional): ``(C,)`` class weights (``multiclass``) or
+            positive weights (``multilabel``; ``(1,)`` for ``binary``).
+            (default: :obj:`None`)
 
     Returns:
         Tensor: The scalar loss.
     """
-    error = (prediction - labels.view(-1, *([1] * (prediction.dim() - 1)))).abs()  # (B, ...)
+    if task not in TASKS:
+        raise ValueError(f"task_loss: task must be one of {TASKS}, found {task!r}.")
+    batch_size = prediction.shape[0]
+    if task == "multiclass":  # (B, [M,] C) logits, (B,) classes
+        logits = prediction.reshape(batch_size, -1, prediction.shape[-1])  # (B, M', C)
+        target = labels.long().view(-1, 1).expand(-1, logits.shape[1])  # (B, M')
+        error = F.cross_entropy(logits.transpose(1, 2), target, weight=class_weights,
+                                reduction="none")  # (B, M')
+    elif task == "multilabel":  # (B, [M,] C) logits, (B, C) multi-hot
+        logits = prediction.reshape(batch_size, -1, prediction.shape[-1])  # (B, M', C)
+        target = labels.to(logits.dtype).unsqueeze(1).expand_as(logits)
+        error = F.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=class_weights, reduction="none").mean(dim=-1)
+    else:  # one output: (B,) or (B, M)
+        target = labels.to(prediction.dtype).view(-1, *([1] * (prediction.dim() - 1)))
+        if task == "binary":
+            error = F.binary_cross_entropy_with_logits(
+                prediction, target.expand_as(prediction), pos_weight=class_weights,
+                reduction="none")
+        else:
+            error = (prediction - target).abs()
+        error = error.reshape(batch_size, -1)  # (B, M')
     if present is not None:
         error = error * present.to(error.dtype)
-    return error.sum() / prediction.shape[0]
+    return error.sum() / batch_size
 
 
 def _step_weight(lengths: Tensor, steps: int, present: Tensor | None) -> Tensor:
@@ -321,9 +423,13 @@ def margin_loss(
 
     Zero when the batch has no triplet.
 
+    Labels may be vectors ``(B, L)``: then :math:`|y_i - y_k|` is their L1 distance
+    and positives carry the same vector. Classification passes one-hot class vectors
+    (two classes are 2 apart) or multi-hot rows (the number of labels that differ).
+
     Args:
         embeddings (Tensor): ``(B, M, d)`` homogeneous embeddings.
-        labels (Tensor): ``(B,)`` regression labels.
+        labels (Tensor): ``(B,)`` regression labels or ``(B, L)`` label vectors.
         present (Tensor, optional): ``(B, M)`` bool, which vectors take part.
             (default: :obj:`None`, all)
         scale (float, optional): Margin :math:`s` per unit of label difference.
@@ -339,17 +445,20 @@ def margin_loss(
                          f"{reduction!r}.")
     num_modalities = embeddings.shape[1]
     vectors = F.normalize(embeddings.flatten(0, 1), dim=-1)  # (N, d)
-    label = labels.repeat_interleave(num_modalities)  # (N,)
+    label = labels.reshape(len(labels), -1).to(vectors.dtype).repeat_interleave(
+        num_modalities, dim=0)  # (N, L)
     valid = (
-        torch.ones_like(label, dtype=torch.bool) if present is None else present.reshape(-1)
+        torch.ones(len(label), dtype=torch.bool, device=label.device) if present is None
+        else present.reshape(-1)
     )  # (N,)
     cosine = vectors @ vectors.t()  # (N, N)
     pair = valid.unsqueeze(0) & valid.unsqueeze(1)  # (N, N)
-    same = label.unsqueeze(0) == label.unsqueeze(1)  # (N, N)
+    difference = (label.unsqueeze(1) - label.unsqueeze(0)).abs().sum(dim=-1)  # (N, N)
+    same = difference == 0  # (N, N)
     eye = torch.eye(len(label), dtype=torch.bool, device=label.device)
     positive = pair & same & ~eye  # (N, N) [anchor, positive]
     negative = pair & ~same  # (N, N) [anchor, negative]
-    margin = scale * (label.unsqueeze(1) - label.unsqueeze(0)).abs()  # (N, N) [anchor, negative]
+    margin = scale * difference  # (N, N) [anchor, negative]
     hinge = (margin.unsqueeze(1) - cosine.unsqueeze(2) + cosine.unsqueeze(1)).clamp_min(0.0)
     triplet = (positive.unsqueeze(2) & negative.unsqueeze(1)).to(hinge.dtype)  # (N, N, N)
     if reduction == "triplet":

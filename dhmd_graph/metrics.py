@@ -78,7 +78,8 @@ __all__ = [
     "SIMS_KEYS", "binary_metrics", "classification_metrics", "confusion_matrix",
     "default_monitor", "emotion_binary_metrics", "format_table", "metric_direction",
     "metrics_for", "multilabel_metrics", "per_class_metrics", "regression_metrics",
-    "sentiment3_metrics", "sims_metrics", "weighted_accuracy",
+    "sentiment3_metrics", "sims_metrics", "task_metric_kind", "task_metrics",
+    "weighted_accuracy",
 ]
 
 Metrics = dict[str, float]
@@ -662,6 +663,50 @@ def metrics_for(kind: str, **options: Any) -> Callable[..., Metrics]:
 def default_monitor(kind: str) -> str:
     """The validation metric to select checkpoints on for ``kind`` (see :func:`metrics_for`)."""
     return _kind(kind)[1]
+
+
+_TASK_KINDS = {  # the kinds whose metric reads a task's predictions, and C where it is fixed
+    "regression": {"regression": None, "mosi": None, "mosei": None, "sims": None},
+    "multiclass": {"multiclass": None, "iemocap6": None, "sentiment3": 3},
+    "binary": {"binary": None, "humour": None, "sarcasm": None},
+    "multilabel": {"multilabel": None, "mosei_emotions": len(MOSEI_EMOTIONS),
+                   "iemocap4": len(IEMOCAP4_EMOTIONS)},
+}
+
+
+def task_metric_kind(task: str, num_classes: int | None = None, preset: str | None = None
+                     ) -> str:
+    """The :func:`metrics_for` kind of a model's task: the preset's own kind (e.g.
+    ``'iemocap4'``, ``'humour'``, ``'mosei'``) where it reads this task's predictions
+    with this many classes, MMSA's ``'sentiment3'`` for 3 classes with a sentiment
+    preset (``mosi``, ``mosei``, ``sims``), else the task's generic kind
+    (``'regression'``, ``'multiclass'``, ``'multilabel'``, ``'binary'``).
+
+    Args:
+        task (str): ``DHMDConfig.task``.
+        num_classes (int, optional): ``DHMDConfig.num_classes``. (default: :obj:`None`)
+        preset (str, optional): The run's preset or protocol name. (default: :obj:`None`)
+    """
+    if task not in _TASK_KINDS:
+        raise ValueError(f"task_metric_kind: task must be one of {list(_TASK_KINDS)}, found "
+                         f"{task!r}.")
+    kinds = _TASK_KINDS[task]
+    key = (preset or "").lower()
+    if key in kinds and kinds[key] in (None, num_classes):
+        return key
+    if task == "multiclass" and num_classes == 3 and key in ("mosi", "mosei", "sims"):
+        return "sentiment3"
+    return task
+
+
+def task_metrics(task: str, num_classes: int | None = None, preset: str | None = None,
+                 label_names: Sequence[str] | None = None) -> Callable[..., Metrics]:
+    """:func:`metrics_for` of :func:`task_metric_kind`, with the data's ``label_names``
+    in the keys of a generic ``multilabel`` task (e.g. ``joy_F1``)."""
+    kind = task_metric_kind(task, num_classes, preset)
+    if kind == "multilabel" and label_names is not None:
+        return metrics_for(kind, label_names=list(label_names))
+    return metrics_for(kind)
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]], *, decimals: int = 4) -> str:

@@ -54,15 +54,17 @@ class DHMDOutput(NamedTuple):
     r"""Everything :meth:`DHMD.forward` computes that a loss or an inspection needs.
 
     Attributes:
-        prediction (Tensor): ``(B,)`` the fused prediction :math:`\hat{y}`.
+        prediction (Tensor): ``(B,)`` the fused prediction :math:`\hat{y}` (a score, or
+            the logit of ``task="binary"``), or ``(B, C)`` the class or label logits
+            (``task="multiclass"`` / ``"multilabel"``).
         homogeneous (SpaceOutput): The homogeneous space: logits :math:`y^{hom}_m`,
             representations :math:`\mathbf{r}_m` ``(B, M, d)``, GD outputs
             :math:`\hat{\mathbf{x}}^{com}_m`, edges, dictionary output, fusion blocks.
         heterogeneous (SpaceOutput): The heterogeneous space: :math:`y^{het}_m`,
             :math:`\mathbf{z}_m` ``(B, M, (M-1) d)``, GD outputs
             :math:`\hat{\mathbf{z}}^{prt}_m`, and the rest as above.
-        shared_logit (Tensor): ``(B,)`` :math:`y_c` from the self-attended
-            homogeneous features of all modalities.
+        shared_logit (Tensor): ``(B,)`` or ``(B, C)``, as :attr:`prediction`,
+            :math:`y_c` from the self-attended homogeneous features of all modalities.
         margin_embedding (Tensor or None): ``(B, M, d)`` the vectors the margin loss
             compares: :math:`r_m` (``loss.margin_embedding="pooled"``) or the
             flattened-:math:`c_m` embeddings of the reference (``"flatten"``);
@@ -88,9 +90,14 @@ class DHMDOutput(NamedTuple):
 
 class DHMD(nn.Module):
     r"""Decoupled Hierarchical Multimodal Distillation (DHMD) for multimodal
-    sentiment / emotion regression, for any :math:`M \ge 2` named modalities, as in
+    sentiment and emotion recognition, for any :math:`M \ge 2` named modalities, as in
     the published framework figure (SPEC §5; *[pub]*), with our choices where the
     paper is silent (*[open]*, each a config field).
+
+    Every logit (:math:`\hat{y}`, :math:`y_c`, and the per-modality logits of both
+    spaces, the GD-Unit nodes') has the width of ``config.task``: one for
+    ``regression`` and ``binary``, :math:`C` for ``multiclass`` and ``multilabel``
+    (*[ours]*: the paper regresses sentiment only).
 
     1. **Temporal projection**: per modality a bias-free convolution to width
        :math:`d` (:class:`~dhmd_graph.nn.TemporalProjection`).
@@ -185,7 +192,9 @@ class DHMD(nn.Module):
         self.shared_pools = nn.ModuleList(
             MaskedPooling(width, encoder.pooling) for _ in config.modalities
         )
-        self.shared_head = ResidualHead(num_modalities * width, dropout=encoder.output_dropout)
+        outputs = config.output_channels  # C logits, or 1 (regression, binary)
+        self.shared_head = ResidualHead(num_modalities * width, outputs,
+                                        dropout=encoder.output_dropout)
 
         # 4. The heterogeneous transformers: pair (target, source) for every ordered pair.
         self.pairs = [
@@ -206,12 +215,12 @@ class DHMD(nn.Module):
         if encoder.homogeneous_head == "pooled":
             homogeneous_readouts = [MaskedPooling(width, encoder.pooling)
                                     for _ in config.modalities]
-            homogeneous_heads = [ResidualHead(width, dropout=encoder.output_dropout)
+            homogeneous_heads = [ResidualHead(width, outputs, dropout=encoder.output_dropout)
                                  for _ in config.modalities]
         else:  # the reference's length-bound head reads the whole sequence
             homogeneous_readouts = None
             homogeneous_heads = [
-                FlattenHead(m.projected_length, width, dropout=encoder.output_dropout,
+                FlattenHead(m.projected_length, width, outputs, dropout=encoder.output_dropout,
                             name=f"homogeneous head of '{m.name}'")
                 for m in config.modalities
             ]
@@ -222,7 +231,7 @@ class DHMD(nn.Module):
                 fusion="none" if dmd_fusion else "features"),
             "heterogeneous": self._space(
                 "heterogeneous", heterogeneous_width,
-                [ResidualHead(heterogeneous_width, dropout=encoder.output_dropout)
+                [ResidualHead(heterogeneous_width, outputs, dropout=encoder.output_dropout)
                  for _ in config.modalities],
                 [MaskedPooling(heterogeneous_width, encoder.pooling) for _ in config.modalities],
                 fusion="readout" if dmd_fusion else "features"),
@@ -232,7 +241,7 @@ class DHMD(nn.Module):
         self.fusion_shared = nn.Linear(num_modalities * width, num_modalities * width)
         fusion_width = (sum(space.fusion_channels for space in self.spaces.values())
                         + num_modalities * width)
-        self.fusion_head = ResidualHead(fusion_width, dropout=encoder.output_dropout)
+        self.fusion_head = ResidualHead(fusion_width, outputs, dropout=encoder.output_dropout)
 
     @staticmethod
     def _text_encoder(modality: ModalityConfig, pretrained: bool) -> nn.Module | None:
@@ -250,7 +259,7 @@ class DHMD(nn.Module):
         graph, dictionary = self.config.graphs[space], self.config.dictionary
         out_channels = graph.out_channels if graph.propagate else None
         unit = DynamicGraphDistill(
-            1, channels, graph.hidden_channels,
+            self.config.output_channels, channels, graph.hidden_channels,
             temperature=graph.temperature, normalize=graph.normalize,
             prior=self.config.prior_matrix(space), prior_temperature=graph.prior_temperature,
             out_channels=out_channels, root_weight=graph.root_weight,
@@ -327,7 +336,7 @@ class DHMD(nn.Module):
             for m, (h, mask, pool) in enumerate(zip(shared_encoded, masks, self.shared_pools,
                                                     strict=True))
         ], dim=-1)  # (B, M*d)
-        shared_logit = self.shared_head(shared_fusion)[1].squeeze(-1)  # (B,)
+        shared_logit = self._logits(self.shared_head(shared_fusion)[1])  # (B,) or (B, C)
 
         # 4. Heterogeneous space, on the cross-modal transformers' memory.
         targets, sources = zip(*self.pairs, strict=True)
@@ -346,7 +355,7 @@ class DHMD(nn.Module):
         fusion = [space.fusion for space in (homogeneous, heterogeneous)
                   if space.fusion is not None]
         fusion.append(torch.sigmoid(self.fusion_shared(shared_fusion)))  # (B, M*d)
-        prediction = self.fusion_head(torch.cat(fusion, dim=-1))[1].squeeze(-1)  # (B,)
+        prediction = self._logits(self.fusion_head(torch.cat(fusion, dim=-1))[1])  # (B[, C])
 
         return DHMDOutput(
             prediction=prediction,
@@ -357,6 +366,10 @@ class DHMD(nn.Module):
             decoupled=decoupled,
             present=present,
         )
+
+    def _logits(self, y: Tensor) -> Tensor:
+        """``(B,)`` for one output (``regression``, ``binary``), else ``(B, C)``."""
+        return y.squeeze(-1) if self.config.output_channels == 1 else y
 
     def _margin_embedding(self, homogeneous: SpaceOutput,
                           decoupled: DecoupledFeatures) -> Tensor | None:
@@ -415,6 +428,7 @@ class DHMD(nn.Module):
         return present
 
     def _check_batch(self, batch: MultimodalBatch) -> None:
+        self._check_labels(batch.labels)
         for modality in self.config.modalities:
             name = modality.name
             if name not in batch.features:
@@ -437,6 +451,29 @@ class DHMD(nn.Module):
                     "batch features do not match the model's configuration", field=name,
                     expected=expected, found=f"{x.dtype} of shape {tuple(x.shape)}",
                     fix=f"Set modalities.{name}.input_dim to the data's feature width")
+
+    def _check_labels(self, labels: Tensor) -> None:
+        """The batch's labels must be those of the configured task (a :class:`DatasetError`
+        naming ``labels`` otherwise)."""
+        task, classes = self.config.task, self.config.num_classes
+        if task == "regression":
+            good, expected = labels.dim() == 1 and labels.is_floating_point(), "(B,) float scores"
+        elif task == "multilabel":
+            good = labels.dim() == 2 and labels.shape[1] == classes
+            expected = f"(B, {classes}) multi-hot rows"
+        else:
+            top = 2 if task == "binary" else classes
+            good = (labels.dim() == 1 and not labels.is_floating_point()
+                    and bool(((labels >= 0) & (labels < top)).all()))
+            expected = f"(B,) class indices in [0, {top - 1}]"
+        if not good:
+            values = labels.unique()[:6].tolist() if labels.numel() else []
+            raise DatasetError(
+                f"labels do not fit the model's task {task!r}", field="labels",
+                expected=expected,
+                found=f"{labels.dtype} of shape {tuple(labels.shape)}, values such as {values}",
+                fix="Take the task from the data (fit_task, or drop the task/num_classes "
+                    "overrides), or train on data with labels of this task")
 
     def edge_weight_means(self, output: DHMDOutput) -> dict[str, Tensor]:
         r"""Detached batch means of the learned edge weight :math:`E` (prior part
@@ -470,13 +507,18 @@ class DHMD(nn.Module):
 
     @torch.no_grad()
     def validation_step(self, batch: MultimodalBatch) -> Tensor:
-        """``(B,)`` predictions (no gradient; the caller sets eval mode)."""
+        """The fused predictions (no gradient; the caller sets eval mode), as the metrics
+        of :mod:`dhmd_graph.metrics` read them: ``(B,)`` scores (``regression``) or logits
+        (``binary``, positive when > 0), ``(B, C)`` logits (``multiclass``: argmax;
+        ``multilabel``: positive when > 0)."""
         return self(batch).prediction
 
     def __repr__(self) -> str:
+        classes = self.config.num_classes
         return (f"{type(self).__name__}(modalities={list(self.modalities)}, "
                 f"width={self.config.width}, atoms={self.config.dictionary.atoms}, "
-                f"fusion={self.config.fusion!r})")
+                f"fusion={self.config.fusion!r}, task={self.config.task!r}"
+                f"{'' if classes is None else f', num_classes={classes}'})")
 
 
 def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfig) -> dict[str, Tensor]:
@@ -491,8 +533,13 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
         + w_{rec}\mathcal{L}_{rec} + w_{cyc}\mathcal{L}_{cyc}
         + w_{mar}\mathcal{L}_{mar} + w_{ort}\mathcal{L}_{ort}.
 
-    :math:`\mathcal{L}_{task}` is the L1 loss on :math:`\hat{y}`, :math:`y_c` and every
-    present :math:`y^{hom}_m`, :math:`y^{het}_m`. :math:`\mathcal{L}^s_{repr}` enters
+    :math:`\mathcal{L}_{task}` is the task's loss (:func:`~dhmd_graph.losses.task_loss`:
+    L1 for ``regression``, cross-entropy for ``multiclass``, binary cross-entropy with
+    logits for ``multilabel`` and ``binary``, with ``config.class_weights``) on
+    :math:`\hat{y}`, :math:`y_c` and every present :math:`y^{hom}_m`, :math:`y^{het}_m`.
+    The GD logit terms compare the C-wide logits by ``logit_metric`` (``'kl'``: softened
+    softmax distributions for ``multiclass``, Bernoulli ones otherwise); the margin
+    loss compares class labels as one-hot vectors and multi-label rows as they are. :math:`\mathcal{L}^s_{repr}` enters
     only with ``use_repr_term``, :math:`\mathcal{L}^s_{reg}` only with a prior (the GD
     losses detach the teacher), the contrastive term :math:`\mathcal{L}^s_{ctr}`
     (InfoNCE on the dictionary reconstructions, *[pub]* in the figure, its form
@@ -507,10 +554,14 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     labels, present = batch.labels, output.present
     batch_size, num_modalities = present.shape
     weights, decoupled = config.loss, output.decoupled
+    task = {"task": config.task, "class_weights": None if config.class_weights is None else
+            torch.tensor(config.class_weights, dtype=output.prediction.dtype,
+                         device=labels.device)}
     terms = {
-        "task": task_loss(output.prediction, labels) + task_loss(output.shared_logit, labels)
-        + task_loss(output.homogeneous.logits, labels, present)
-        + task_loss(output.heterogeneous.logits, labels, present),
+        "task": task_loss(output.prediction, labels, **task)
+        + task_loss(output.shared_logit, labels, **task)
+        + task_loss(output.homogeneous.logits, labels, present, **task)
+        + task_loss(output.heterogeneous.logits, labels, present, **task),
         "reconstruction": self_regression_loss(
             decoupled.reconstructed, decoupled.projected, decoupled.lengths, present),
         "cycle": self_regression_loss(
@@ -521,7 +572,9 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     total = (weights.task * terms["task"] + weights.reconstruction * terms["reconstruction"]
              + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"])
     if output.margin_embedding is not None:
-        terms["margin"] = margin_loss(output.margin_embedding, labels, present,
+        margin_labels = (F.one_hot(labels, config.num_classes) if config.task == "multiclass"
+                         else labels)  # (B,) or (B, C)
+        terms["margin"] = margin_loss(output.margin_embedding, margin_labels, present,
                                       weights.margin_scale, weights.margin_reduction)
         total = total + weights.margin * terms["margin"]
 
@@ -529,11 +582,13 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     dictionary_config = config.dictionary
     for space, values in output.spaces.items():
         graph_config, edges = config.graphs[space], values.edges
-        logits = values.logits.reshape(-1, 1)  # (N, 1)
+        logits = values.logits.reshape(batch_size * num_modalities, -1)  # (N, C)
         distill = {"edge_index": edges.edge_index, "edge_weight": edges.weight,
                    "batch": graph.batch, "num_graphs": batch_size}
         terms[f"gd/{space}/logit"] = graph_distillation_loss(
-            logits, metric=graph_config.logit_metric, **distill)
+            logits, metric=graph_config.logit_metric, **distill,
+            temperature=graph_config.logit_temperature,
+            activation="softmax" if config.task == "multiclass" else "sigmoid")
         gd = graph_config.logit_weight * terms[f"gd/{space}/logit"]
         if graph_config.use_repr_term:
             reprs = values.representation.flatten(0, 1)  # (N, F)

@@ -80,8 +80,8 @@ def test_graph_distillation_loss_averages_over_all_graphs():
 
 
 def test_graph_distillation_loss_rejects_unknown_metric():
-    with pytest.raises(ValueError, match="graph_distillation_loss.*'kl'"):
-        graph_distillation_loss(GD_VALUES, GD_EDGE_INDEX, GD_EDGE_WEIGHT, GD_BATCH, "kl")
+    with pytest.raises(ValueError, match="graph_distillation_loss.*'js'"):
+        graph_distillation_loss(GD_VALUES, GD_EDGE_INDEX, GD_EDGE_WEIGHT, GD_BATCH, "js")
 
 
 def test_prior_regularization_matches_dense_reference():

@@ -48,7 +48,7 @@ from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 
 __all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "load_dataset",
-           "modality_inputs", "pickle_format"]
+           "load_for_task", "modality_inputs", "pickle_format"]
 
 FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
@@ -127,6 +127,27 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
                        fix="Point to one of these (.csd files are aligned through a recipe, "
                        "see dhmd_graph.data.align)"
                        + ("" if format is None else f", or drop format={format!r}"))
+
+
+def load_for_task(path: str | PathLike, task: str = "regression"
+                  ) -> dict[str, MultimodalDataset]:
+    r""":func:`load_dataset` for a model of ``task`` (``DHMDConfig.task``).
+
+    An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
+    ``classification_labels`` (MMSA's 3-class sentiment), every other task its
+    ``regression_labels``. Every other format has one kind of label, read as it is.
+
+    Raises:
+        DatasetError: As :func:`load_dataset`; for a ``multiclass`` task also an MMSA
+            pickle without ``classification_labels``.
+    """
+    path = Path(path)
+    if task == "multiclass" and path.is_file() and path.suffix == ".pkl":
+        data = load_pickle(path)
+        if pickle_format(data) == "mmsa":
+            return read_mmsa(data, path, labels="classification")
+        return read_mult(data, path)
+    return load_dataset(path)
 
 
 def pickle_format(data: object) -> str:

@@ -76,7 +76,7 @@ def predict_subsets(
 
     Returns:
         tuple[dict[str, np.ndarray], np.ndarray]: Per :func:`subset_name` the ``(N,)``
-        predictions, and the ``(N,)`` labels.
+        (or ``(N, C)``) predictions, and the ``(N,)`` (or ``(N, C)``) labels.
     """
     modalities = list(model.modalities)
     subsets = modality_subsets(modalities) if subsets is None else [tuple(s) for s in subsets]
@@ -90,7 +90,7 @@ def predict_subsets(
         labels.append(batch.labels.float().cpu())
         for subset in subsets:
             present = present_mask(modalities, subset, len(batch), device)  # (B, M)
-            prediction = model(batch, present=present).prediction.reshape(-1)  # (B,)
+            prediction = model(batch, present=present).prediction  # (B,) or (B, C)
             predictions[subset_name(subset)].append(prediction.float().cpu())
     model.train(was_training)
     if not labels:

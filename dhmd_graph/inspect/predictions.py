@@ -19,6 +19,7 @@ column                              value
 ``label``                           the data's label (``label_<class>`` for multi-hot rows)
 ``logit/<space>/<modality>``        the per-modality logit :math:`y^{hom}_m` or
                                     :math:`y^{het}_m`; empty for an absent modality
+                                    (``_<class>`` columns for ``C`` logits)
 ``edge/<space>/<teacher>->          the distillation edge weight :math:`w` of the sample's
 <student>``                         graph (the weight the GD losses use); empty where the
                                     edge is absent (an absent modality, a pruned edge)
@@ -126,7 +127,8 @@ def predict_table(model: nn.Module, data: Dataset, *, present: Iterable[str] | N
     table |= _columns("label", outputs.labels, names)
     for space in SPACES:
         for m, name in enumerate(modalities):
-            table[f"logit/{space}/{name}"] = outputs.spaces[space].logits[:, m]
+            table |= _columns(f"logit/{space}/{name}", outputs.spaces[space].logits[:, m],
+                              names)
     for space in SPACES:
         values = outputs.spaces[space]
         pairs = _edge_pairs(model.config, space)
@@ -262,7 +264,7 @@ def predict_run(target: str | os.PathLike, out: str | os.PathLike, *,
         ValueError: A bad device, checkpoint, split, ``present``, or data that does
             not fit the model (:class:`~dhmd_graph.data.DatasetError`).
     """
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.runs import load_run
     from dhmd_graph.train.distributed import resolve_device
 
@@ -274,7 +276,7 @@ def predict_run(target: str | os.PathLike, out: str | os.PathLike, *,
     if source is None:
         raise ValueError(f"'{run.checkpoint}' does not name the dataset it was trained on; "
                          "pass --data")
-    splits = load_dataset(source)
+    splits = load_for_task(source, run.model.config.task)
     if split not in splits:
         raise ValueError(f"split {split!r}: the dataset '{source}' has the splits "
                          f"{sorted(splits)}; choose one of them with --split")

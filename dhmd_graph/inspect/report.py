@@ -47,7 +47,13 @@ from dhmd_graph.inspect.spaces import (
     modality_separation,
     plot_spaces,
 )
-from dhmd_graph.metrics import metrics_for, regression_metrics
+from dhmd_graph.metrics import (
+    default_monitor,
+    metric_direction,
+    regression_metrics,
+    task_metric_kind,
+    task_metrics,
+)
 from dhmd_graph.runs import SeedFolder, find_checkpoints, load_model
 
 __all__ = ["FIGURE_DPI", "inspect_run", "markdown_table", "write_report"]
@@ -179,10 +185,12 @@ def _space_section(outputs: SplitOutputs, out_dir: Path, dpi: int, method: str,
                    "decoupling intends, but are still mostly grouped by modality")
     return [
         "## Homogeneous and heterogeneous features", "",
-        *_figure(plot_spaces(embeddings, outputs.modalities), out_dir / "spaces.png", dpi,
-                 "feature spaces"),
+        *_figure(plot_spaces(embeddings, outputs.modalities, outputs.class_names),
+                 out_dir / "spaces.png", dpi, "feature spaces"),
         f"{used} of the pooled features of up to 500 samples, every modality of a sample one "
-        "point, coloured by modality (left) and label sign (right). The modality separation "
+        "point, coloured by modality (left) and "
+        f"{'label sign' if outputs.class_names is None else 'class'} (right). "
+        "The modality separation "
         "below is scored on up to 3000 points with the cosine distance (10 nearest "
         "neighbours); separation = (purity − chance) / (1 − chance), 0 mixed, 1 separated.",
         "",
@@ -226,25 +234,30 @@ def _dictionary_section(outputs: SplitOutputs, out_dir: Path, dpi: int) -> list[
 
 
 def _subset_section(table: Mapping[str, Mapping[str, float]],
-                    modalities: Sequence[str]) -> list[str]:
+                    modalities: Sequence[str], monitor: str = "MAE") -> list[str]:
     keys = list(next(iter(table.values())))
     rows = [[name.replace("+", " + "), *(metrics[key] for key in keys)]
             for name, metrics in table.items()]
     full = table["+".join(modalities)]
+    sign = 1.0 if metric_direction(monitor) == "min" else -1.0  # smaller is better after it
+
+    def cost(metrics: Mapping[str, float]) -> float:
+        return sign * metrics[monitor]
+
     singles = {name: table[name] for name in modalities}
-    best = min(singles, key=lambda name: singles[name]["MAE"])
+    best = min(singles, key=lambda name: cost(singles[name]))
     leave_one_out = {name: table["+".join(m for m in modalities if m != name)]
                      for name in modalities}
-    costly = max(leave_one_out, key=lambda name: leave_one_out[name]["MAE"])
+    costly = max(leave_one_out, key=lambda name: cost(leave_one_out[name]))
     return [
         "## Missing modalities", "",
         "The metrics of this split when only some modalities are present (the absent ones "
         "removed from both graphs and masked from the fusion).", "",
         markdown_table(["present modalities", *keys], rows),
         "",
-        f"With all modalities the MAE is {full['MAE']:.4f}. The best single modality is "
-        f"{best} (MAE {singles[best]['MAE']:.4f}); leaving out {costly} costs most (MAE "
-        f"{leave_one_out[costly]['MAE']:.4f} without it).",
+        f"With all modalities the {monitor} is {full[monitor]:.4f}. The best single modality "
+        f"is {best} ({monitor} {singles[best][monitor]:.4f}); leaving out {costly} costs most "
+        f"({monitor} {leave_one_out[costly][monitor]:.4f} without it).",
         "",
     ]
 
@@ -256,6 +269,7 @@ def write_report(
     *,
     log: Iterable[Mapping] | None = None,
     metrics: Metrics = regression_metrics,
+    monitor: str = "MAE",
     method: str = "tsne",
     title: str = "DHMD inspection",
     dpi: int = FIGURE_DPI,
@@ -274,6 +288,9 @@ def write_report(
             evolution. (default: :obj:`None`)
         metrics (Callable, optional): The dataset's metrics.
             (default: :func:`~dhmd_graph.metrics.regression_metrics`)
+        monitor (str, optional): The metric the missing-modality summary ranks by (its
+            direction from :func:`~dhmd_graph.metrics.metric_direction`).
+            (default: ``"MAE"``)
         method (str, optional): ``"tsne"`` or ``"pca"`` for the feature spaces.
             (default: ``"tsne"``)
         title (str, optional): The report's heading. (default: ``"DHMD inspection"``)
@@ -296,7 +313,7 @@ def write_report(
              *_space_section(outputs, out_dir, dpi, method, seed),
              *_dictionary_section(outputs, out_dir, dpi),
              *_subset_section(evaluate_subsets(model, data, metrics=metrics),
-                              outputs.modalities)]
+                              outputs.modalities, monitor)]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     return report
@@ -340,21 +357,25 @@ def inspect_run(
     Raises:
         ValueError: If ``device`` is no device of this machine, or for a bad ``split``.
     """
-    from dhmd_graph.data import load_dataset
+    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.train.distributed import resolve_device
 
     torch_device = resolve_device(device)
     checkpoint = find_checkpoints(run_dir, seed)[0]
     model, meta = load_model(checkpoint)
     model = model.to(torch_device)
-    splits = load_dataset(data or meta["data"])
+    splits = load_for_task(data or meta["data"], model.config.task)
     if split not in splits:
         raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
                          f"{sorted(splits)}.")
     files = SeedFolder(checkpoint.parent)
+    config, preset = model.config, meta.get("preset", "mosei")
+    kind = task_metric_kind(config.task, config.num_classes, preset)
     return write_report(
         model, as_batches(splits[split], batch_size), out_dir or files.path / f"inspect-{split}",
         log=files.read_log() if files.log.is_file() else None,
-        metrics=metrics_for(meta.get("preset", "mosei")), method=method,
+        metrics=task_metrics(config.task, config.num_classes, preset,
+                             splits[split].label_names),
+        monitor=default_monitor(kind), method=method,
         title=f"DHMD inspection: {checkpoint} (epoch {meta['epoch']}), {split} split",
     )

@@ -58,7 +58,7 @@ class SpaceOutputs(NamedTuple):
     r"""What one decoupled space holds for the ``N`` samples of a split.
 
     Attributes:
-        logits (np.ndarray): ``(N, M)`` the per-modality logits :math:`y_m`
+        logits (np.ndarray): ``(N, M)`` (or ``(N, M, C)``) the per-modality logits :math:`y_m`
             (``output.<space>.logits``); ``nan`` for an absent modality.
         features (np.ndarray): ``(N, M, F)`` the representations of every modality,
             the GD-Unit's node features (``output.<space>.representation``).
@@ -86,9 +86,10 @@ class SplitOutputs(NamedTuple):
 
     Attributes:
         modalities (tuple[str, ...]): The ``M`` modality names, in node order.
-        labels (np.ndarray): ``(N,)`` regression labels (``(N, *L)`` as in the batch).
-        prediction (np.ndarray): ``(N,)`` the model's predictions (``(N, *P)`` as the
-            model returns them, e.g. ``(N, C)`` class scores).
+        labels (np.ndarray): ``(N,)`` scores or class indices, or ``(N, C)`` multi-hot
+            rows (float), as in the batch.
+        prediction (np.ndarray): ``(N,)`` or ``(N, C)`` the model's predictions, as the
+            model returns them.
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
         extras (Mapping[str, np.ndarray]): The batches' per-sample extras, e.g. the
             synthetic data's ``modality_reliability`` ``(N, M)`` (empty if none).
@@ -101,6 +102,8 @@ class SplitOutputs(NamedTuple):
     spaces: dict[str, SpaceOutputs]
     extras: Mapping[str, np.ndarray] = MappingProxyType({})
     ids: tuple[str, ...] = ()
+    class_names: tuple[str, ...] | None = None
+    """The classes or labels of a classification model (:obj:`None` for scores)."""
 
 
 def dense_edge_weights(
@@ -208,15 +211,17 @@ def collect_outputs(
         mask = None if subset is None else present_mask(modalities, subset, len(batch), device)
         output = model(batch, mask)
         ids += batch.ids
-        keep("labels", batch.labels)  # (B, *L)
-        keep("prediction", output.prediction)  # (B, *P)
+        keep("labels", batch.labels)  # (B,) or (B, C)
+        keep("prediction", output.prediction)  # (B,) or (B, C)
         for key, value in batch.extras.items():
             keep(f"extra/{key}", value)  # (B, ...)
         for space, values in output.spaces.items():
             edges = values.edges
             weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
-            logits = values.logits.masked_fill(~output.present, float("nan"))
-            keep(f"{space}/logits", logits)  # (B, M)
+            absent = ~output.present.view(*output.present.shape,
+                                          *[1] * (values.logits.dim() - 2))  # (B, M[, 1])
+            logits = values.logits.masked_fill(absent, float("nan"))
+            keep(f"{space}/logits", logits)  # (B, M) or (B, M, C)
             keep(f"{space}/features", values.representation)  # (B, M, F)
             keep(f"{space}/edge_weight", weight)  # (B, M, M)
             if edges.prior is not None:
@@ -243,8 +248,14 @@ def collect_outputs(
     }
     extras = {name.removeprefix("extra/"): value for name, value in arrays.items()
               if name.startswith("extra/")}
+    config = model.config
+    class_names = None
+    if config.task != "regression":
+        count = 2 if config.task == "binary" else config.num_classes
+        names = getattr(getattr(data, "dataset", data), "label_names", None)  # a DataLoader's
+        class_names = tuple(names or map(str, range(count)))
     return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras,
-                        tuple(ids))
+                        tuple(ids), class_names)
 
 
 def modality_separation(features: np.ndarray, *, neighbors: int = 10,
@@ -304,13 +315,31 @@ def label_sign(labels: np.ndarray) -> np.ndarray:
     return (np.sign(labels) + 1).astype(np.int64)
 
 
+def label_groups(labels: np.ndarray, class_names: Sequence[str] | None = None
+                 ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The group of every sample that the feature-space plots colour by, and the names.
+
+    Scores (``class_names`` :obj:`None`): the label sign (:func:`label_sign`). Class
+    indices ``(N,)``: the class. Multi-hot rows ``(N, C)``: the one label present,
+    ``"none"`` or ``"several"``.
+    """
+    if class_names is None:
+        return label_sign(labels), LABEL_SIGNS
+    if labels.ndim == 1:
+        return labels.astype(np.int64), tuple(class_names)
+    count = labels.sum(axis=1)
+    group = np.where(count == 1, labels.argmax(axis=1),
+                     np.where(count == 0, len(class_names), len(class_names) + 1))
+    return group.astype(np.int64), (*class_names, "none", "several")
+
+
 class Embedding(NamedTuple):
     r"""A 2-D view of one space's features.
 
     Attributes:
         points (np.ndarray): ``(P, 2)`` coordinates, one per ``(sample, modality)``.
         modality (np.ndarray): ``(P,)`` int, the modality index of each point.
-        label (np.ndarray): ``(P,)`` the sample's regression label.
+        label (np.ndarray): ``(P,)`` or ``(P, C)`` the sample's label.
         method (str): ``"tsne"`` or ``"pca"``, the method actually used.
     """
 
@@ -345,7 +374,7 @@ def embed_spaces(outputs: SplitOutputs, *, method: str = "tsne", max_samples: in
         keep = np.sort(np.random.default_rng(seed).choice(num_samples, max_samples, replace=False))
     num_modalities = len(outputs.modalities)
     modality = np.tile(np.arange(num_modalities), len(keep))  # (P,)
-    label = np.repeat(outputs.labels[keep], num_modalities)  # (P,)
+    label = np.repeat(outputs.labels[keep], num_modalities, axis=0)  # (P,) or (P, C)
     used = "pca" if method == "pca" or len(modality) < MIN_TSNE_POINTS else "tsne"
     embeddings = {}
     for space, values in outputs.spaces.items():
@@ -368,35 +397,46 @@ def modality_colors(num_modalities: int) -> list:
     return [palette(i % 10) for i in range(num_modalities)]
 
 
-def plot_spaces(embeddings: Mapping[str, Embedding], modalities: tuple[str, ...]) -> Figure:
-    r"""Draws each space's 2-D embedding twice: coloured by modality and by label sign.
+def plot_spaces(embeddings: Mapping[str, Embedding], modalities: tuple[str, ...],
+                class_names: Sequence[str] | None = None) -> Figure:
+    r"""Draws each space's 2-D embedding twice: coloured by modality and by label
+    sign (scores) or class (:func:`label_groups`).
 
     One row per space. In a well-decoupled model the homogeneous points of the
     modalities overlap (left), the heterogeneous ones form one cluster per modality,
-    and the label sign (right) shows whether a space orders the samples by sentiment.
+    and the label sign or class (right) shows whether a space orders the samples by
+    sentiment or emotion.
 
     Args:
         embeddings (Mapping[str, Embedding]): From :func:`embed_spaces`.
         modalities (tuple[str, ...]): The modality names, in node order.
+        class_names (Sequence[str], optional): The classes or labels of a
+            classification model; :obj:`None` for scores. (default: :obj:`None`)
     """
+    from matplotlib import colormaps
+
     colors = modality_colors(len(modalities))
-    sign_colors = ("tab:red", "0.6", "tab:blue")
+    groups = "label sign" if class_names is None else "class"
     figure = Figure(figsize=(9.0, 4.2 * len(embeddings)), layout="constrained")
     axes = figure.subplots(len(embeddings), 2, squeeze=False)
     for row, (space, embedding) in enumerate(embeddings.items()):
         by_modality, by_sign = axes[row]
-        sign = label_sign(embedding.label)
+        sign, names = label_groups(embedding.label, class_names)
+        sign_colors = (("tab:red", "0.6", "tab:blue") if class_names is None
+                       else [colormaps["tab10"](i % 10) for i in range(len(names))])
         for index, name in enumerate(modalities):
             chosen = embedding.modality == index
             by_modality.scatter(*embedding.points[chosen].T, s=6, alpha=0.6,
                                 color=colors[index], label=name)
-        for index, name in enumerate(LABEL_SIGNS):
+        for index, name in enumerate(names):
             chosen = sign == index
+            if not chosen.any():
+                continue
             by_sign.scatter(*embedding.points[chosen].T, s=6, alpha=0.6,
                             color=sign_colors[index], label=name)
         method = "t-SNE" if embedding.method == "tsne" else "PCA"
         by_modality.set_title(f"{space} features ({method}) by modality")
-        by_sign.set_title(f"{space} features ({method}) by label sign")
+        by_sign.set_title(f"{space} features ({method}) by {groups}")
         for axis in (by_modality, by_sign):
             axis.set_xticks([])
             axis.set_yticks([])

@@ -28,7 +28,8 @@ class SpaceOutput(NamedTuple):
     r"""What one :class:`DecoupledSpace` computes for ``B`` samples and ``M`` modalities.
 
     Attributes:
-        logits (Tensor): ``(B, M)`` the per-modality logits :math:`y_m`.
+        logits (Tensor): ``(B, M)`` the per-modality logits :math:`y_m` (one output),
+            or ``(B, M, C)`` for a GD-Unit of ``C > 1`` logit channels (classification).
         representation (Tensor): ``(B, M, F)`` the per-modality representations
             :math:`\mathbf{r}_m` (the GD-Unit's node features).
         features (Tensor): ``(B, M, F')`` the GD outputs :math:`\hat{\mathbf{x}}_m`
@@ -83,9 +84,9 @@ class DecoupledSpace(nn.Module):
 
     Args:
         heads (Sequence[nn.Module]): Per modality a module mapping its (read out) input
-            to ``(representation (B, F), logit (B, 1))``.
-        graph (DynamicGraphDistill): The GD-Unit, for 1-wide logits and F-wide
-            representations.
+            to ``(representation (B, F), logit (B, C))``.
+        graph (DynamicGraphDistill): The GD-Unit, for C-wide logits
+            (:obj:`logit_channels`) and F-wide representations.
         dictionary (ModalitySharedDictionary, optional): The space's dictionary over the
             GD outputs. (default: :obj:`None`)
         readouts (Sequence[nn.Module], optional): Per modality a module
@@ -178,14 +179,16 @@ class DecoupledSpace(nn.Module):
                        zip(sequences, masks, self.readouts, strict=True)]  # M x (B, C)
         heads = [head(x) for x, head in zip(readout, self.heads, strict=True)]
         representation = torch.stack([r for r, _ in heads], dim=1)  # (B, M, F)
-        logits = torch.cat([y for _, y in heads], dim=-1)  # (B, M)
+        logits = torch.stack([y for _, y in heads], dim=1)  # (B, M, C)
 
         # 2. GD-Unit over the present modalities of each sample.
         batch_size = logits.shape[0]
         graph = modality_graph(self.num_modalities, batch_size, self.edges, device=logits.device)
         edge_index = restrict_to_present(graph.edge_index, present)
-        distilled = self.graph(logits.reshape(-1, 1), representation.flatten(0, 1), edge_index,
+        distilled = self.graph(logits.flatten(0, 1), representation.flatten(0, 1), edge_index,
                                graph.batch, graph.modality, return_parts=True)
+        if self.graph.logit_channels == 1:
+            logits = logits.squeeze(-1)  # (B, M): one output
         features = (distilled.x.view(batch_size, self.num_modalities, -1) if self.propagate
                     else representation)  # (B, M, F')
         features = features * keep  # an absent node's output is its own root term
