@@ -126,3 +126,43 @@ def test_mmsa_classification_labels_train_three_class_sentiment(tmp_path, capsys
     assert "Has0_acc_2" in capsys.readouterr().out
     # The same file trains regression on its regression labels by default.
     assert train(data, tmp_path / "regression", "--preset", "mosi") == 0
+
+
+def test_mosei_emotions_from_computational_sequences(tmp_path, capsys):
+    """CMU-MOSEI's 7-column labels sequence, aligned through a recipe with
+    ``label_column='mosei_emotions'``: six multi-hot emotions, trained from the CLI."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    videos = {"train": ["vid_a", "vid_b"], "valid": ["vid_c"], "test": ["vid_d"]}
+    segments = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 3.0], [3.0, 4.0]])
+    frames = np.stack([np.arange(0, 4.0, 0.25), np.arange(0.25, 4.01, 0.25)], axis=1)
+    rows = {}
+    for video in sum(videos.values(), []):
+        intensities = rng.choice([0.0, 0.0, 0.33, 1.0, 3.0], size=(4, 6))
+        rows[video] = np.column_stack([rng.uniform(-3, 3, 4), intensities])
+    sequences = {"labels": {v: (r, segments) for v, r in rows.items()}}
+    for name, width in {"text": 5, "audio": 4, "vision": 3}.items():
+        sequences[name] = {v: (rng.normal(size=(len(frames), width)), frames) for v in rows}
+    for name, entries in sequences.items():
+        with h5py.File(tmp_path / f"{name}.csd", "w") as handle:
+            for video, (features, intervals) in entries.items():
+                handle[f"{name}/data/{video}/features"] = features
+                handle[f"{name}/data/{video}/intervals"] = intervals
+            handle[name].create_group("metadata")
+    (tmp_path / "folds.json").write_text(json.dumps(videos))
+    recipe = tmp_path / "emotions.json"
+    recipe.write_text(json.dumps({
+        "labels": "labels.csd", "folds": "folds.json", "label_column": "mosei_emotions",
+        "features": {name: f"{name}.csd" for name in ("text", "audio", "vision")}}))
+
+    from dhmd_graph.data import load_dataset
+    train_split = load_dataset(recipe)["train"]
+    assert (train_split.label_kind, train_split.num_classes) == ("multi_hot", 6)
+    expected = np.concatenate([rows["vid_a"][:, 1:], rows["vid_b"][:, 1:]]) > 0
+    np.testing.assert_array_equal(train_split.labels, expected.astype(np.float32))
+
+    run = tmp_path / "run"
+    assert train(recipe, run, "--preset", "mosei_emotions") == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["model"]["task"], config["model"]["num_classes"]) == ("multilabel", 6)
+    assert "Avg_WAcc" in json.loads((run / "seed_3" / "metrics.json").read_text())["test"]

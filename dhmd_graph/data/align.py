@@ -46,7 +46,9 @@ files; NaN or ``+inf`` is an error.
 **Labels.** The labels' columns are kept: ``label_column`` picks one (0, the
 sentiment, by default; CMU-MOSEI's seven columns are sentiment, happiness, sadness,
 anger, surprise, disgust, fear) or is a function of the ``(N, C)`` matrix of all
-columns that returns the labels.
+columns that returns the labels; ``label_column='mosei_emotions'`` turns those seven
+columns into CMU-MOSEI's six-emotion multi-hot labels (present when the intensity is
+> 0, :func:`~dhmd_graph.data.labels.mosei_emotion_presence`).
 
 **Recipes.** :func:`load_alignment` reads the same arguments from a JSON recipe, so that
 ``load_dataset``, ``dhmd describe`` and ``dhmd convert`` accept a recipe as a dataset::
@@ -79,6 +81,7 @@ from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import Location, check_labels
 from dhmd_graph.data.csd import ComputationalSequence, CSDReader
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.labels import MOSEI_EMOTIONS, mosei_emotion_presence
 
 __all__ = [
     "BUILTIN_FOLDS",
@@ -288,7 +291,7 @@ def align_csd(
     reference: str | None = None,
     reduction: str | Callable[[np.ndarray], np.ndarray] = "mean",
     max_steps: int | Mapping[str, int] | None = None,
-    label_column: int | Callable[[np.ndarray], np.ndarray] = 0,
+    label_column: int | str | Callable[[np.ndarray], np.ndarray] = 0,
     label_range: tuple[float, float] | None = None,
     missing: str = "error",
 ) -> dict[str, MultimodalDataset]:
@@ -313,9 +316,10 @@ def align_csd(
             returning ``(n,)``. (default: ``'mean'``, as the SDK)
         max_steps (int or Mapping[str, int], optional): Keep at most this many steps per
             segment (the first ones), for all or per modality. (default: :obj:`None`)
-        label_column (int or Callable, optional): The labels' column to use, or a
-            function of the ``(N, C)`` matrix of all columns returning the labels.
-            (default: :obj:`0`, the sentiment)
+        label_column (int, str or Callable, optional): The labels' column to use,
+            ``'mosei_emotions'`` for CMU-MOSEI's six emotions as multi-hot labels (from
+            its seven columns), or a function of the ``(N, C)`` matrix of all columns
+            returning the labels. (default: :obj:`0`, the sentiment)
         label_range (tuple[float, float], optional): Inclusive range a label column must
             lie in; :obj:`None` means ``(-3, 3)`` for a column and no check for a
             function. (default: :obj:`None`)
@@ -512,6 +516,11 @@ def _dataset(samples: list[tuple], names: list[str], limits: dict[str, int | Non
         features[name] = array
     matrix = np.stack([label for *_, label in samples]).astype(np.float32)  # (N, C)
     ids = [segment for segment, *_ in samples]
+    if label_column == "mosei_emotions":
+        return MultimodalDataset(
+            features, lengths, mosei_emotion_presence(matrix, file=source, field="labels"),
+            ids, label_kind="multi_hot", num_classes=len(MOSEI_EMOTIONS),
+            label_names=MOSEI_EMOTIONS, source=source, split=split)
     if callable(label_column):
         labels = label_column(matrix)
     else:
@@ -611,6 +620,7 @@ def _read_recipe(recipe: Path) -> dict[str, Any]:
             raise fail("malformed recipe key", "label_range", "[low, high]", repr(label_range))
         options["label_range"] = tuple(label_range)
     column = data.get("label_column", 0)
-    if not isinstance(column, int) or isinstance(column, bool):
-        raise fail("malformed recipe key", "label_column", "a column index", repr(column))
+    if column != "mosei_emotions" and (not isinstance(column, int) or isinstance(column, bool)):
+        raise fail("malformed recipe key", "label_column",
+                   "a column index or 'mosei_emotions'", repr(column))
     return options
