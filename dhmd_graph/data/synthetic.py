@@ -619,12 +619,18 @@ def write_synthetic(path: str | PathLike, profile: str = "mosei", aligned: bool 
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         data = {split: _write_split(world, split, n, seed, Path(scratch))
                 for split, n in split_sizes.items()}
-        partial = Path(scratch) / "partial.pkl"
-        with naming_file(path), partial.open("wb") as file:
-            pickle.dump(data, file, protocol=5)
+        _publish(data, Path(scratch), path)
         del data  # release the memory maps before their files are removed
-        os.replace(partial, path)
     return path
+
+
+def _publish(data: dict, scratch: Path, path: Path) -> None:
+    """Pickles ``data`` (protocol 5 streams memory-mapped arrays from their files) into
+    ``scratch``, then moves it to ``path`` in one step, so ``path`` is never half written."""
+    partial = scratch / "partial.pkl"
+    with naming_file(path), partial.open("wb") as file:
+        pickle.dump(data, file, protocol=5)
+    os.replace(partial, path)
 
 
 def default_dataset_path(profile: str = "mosei", aligned: bool = True,

@@ -104,7 +104,6 @@ memory-mapped scratch files that the pickle streams from, as in
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -119,12 +118,12 @@ from dhmd_graph.data.synthetic import (  # the shared machinery of the planted g
     PlantedStructure,
     _apportion,
     _lengths,
+    _publish,
     _scratch_array,
     _video_ids,
     _window,
     planted_features,
 )
-from dhmd_graph.files import naming_file
 
 __all__ = [
     "MOSEI_CORRELATION", "MOSEI_PRESENCE", "PROFILES", "TaskProfile", "default_task_dataset_path",
@@ -410,11 +409,8 @@ def write_synthetic_task(path: str | PathLike, profile: str = "iemocap4", aligne
             # Plain ndarray views of the memory maps: protocol 5 streams them from the file.
             data[split] = {**{name: features[name].view(np.ndarray) for name in MODALITIES},
                            "labels": labels, "id": ids}
-        partial = Path(scratch) / "partial.pkl"
-        with naming_file(path), partial.open("wb") as file:
-            pickle.dump(data, file, protocol=5)
+        _publish(data, Path(scratch), path)
         del data  # release the memory maps before their files are removed
-        os.replace(partial, path)
     return path
 
 
