@@ -160,6 +160,10 @@ def _add_train_and_eval(commands: argparse._SubParsersAction) -> None:
                        "the number of classes come from the data's labels")
     train.add_argument("--unaligned", action="store_true",
                        help="unaligned data (default: aligned; CH-SIMS is unaligned only)")
+    train.add_argument("--reference", choices=("dmd",),
+                       help="train the DMD reference mode instead of DHMD: the preset's "
+                       "preset(..., reference='dmd') and the schedule TrainConfig.preset('dmd') "
+                       "(mosi and mosei; README 'DMD, exactly')")
     train.add_argument("--config", metavar="FILE.json", help="a JSON file as a run's "
                        "config.json: optional keys preset, aligned, data, model, train")
     train.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+",
@@ -229,8 +233,14 @@ def _experiment(args: argparse.Namespace) -> dict:
     file = read_experiment(args.config) if args.config else {}
     name = args.preset or file.get("preset", "mosei")
     aligned = False if args.unaligned else file.get("aligned", True)
-    model = config_from_dict(file["model"]) if "model" in file else preset(name, aligned)
-    train = TrainConfig.from_dict(file.get("train", {}))
+    if args.reference and "model" in file:
+        raise ValueError(f"--reference {args.reference} builds the model from the preset, but "
+                         f"{args.config} has a 'model' section: drop one of the two.")
+    model = (config_from_dict(file["model"]) if "model" in file
+             else preset(name, aligned, reference=args.reference))
+    train = TrainConfig.from_dict(file.get("train", {}))  # refuses unknown keys, bad values
+    if args.reference:  # the reference's schedule, with the file's train keys on top
+        train = dataclasses.replace(TrainConfig.preset(args.reference), **file.get("train", {}))
     overrides: dict[str, list[str]] = {"model": [], "train": []}
     for item in args.overrides:
         section, _, rest = item.partition(".")
@@ -257,10 +267,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.resume and (args.config or args.overrides or args.seeds or args.preset
-                        or args.unaligned):
+                        or args.unaligned or args.reference):
         raise ValueError("--resume continues a run with the configuration saved in "
-                         "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/--unaligned.")
+                         "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/--unaligned/"
+                         "--reference.")
     out = Path(args.out or f"runs/{args.preset or 'mosei'}-"
+               f"{args.reference + '-' if args.reference else ''}"
                f"{'unaligned' if args.unaligned else 'aligned'}")
     if args.resume:
         from dhmd_graph.runs import RunFolder

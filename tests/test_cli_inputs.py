@@ -106,3 +106,40 @@ def test_train_on_a_device_the_machine_lacks_writes_nothing(misa, tmp_path, caps
                  f"train.device={missing}"]) == EXIT_BAD_INPUT
     assert "a GPU of this machine" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_train_the_dmd_reference_mode(tmp_path, capsys, monkeypatch):
+    from dhmd_graph.config import preset
+    from dhmd_graph.data import synthetic
+
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synthetic, "DEMO_SIZES", {"train": 12, "valid": 4, "test": 4})
+    monkeypatch.chdir(tmp_path)
+    small = ["model.width=8", "model.num_heads=2", "model.encoder.num_layers=1",
+             "model.encoder.memory_layers=1", "train.max_epochs=1", "train.batch_size=4"]
+    assert main(["train", "--preset", "mosi", "--reference", "dmd", "--seeds", "3",
+                 "--set", *small]) == 0
+    config = json.loads((tmp_path / "runs" / "mosi-dmd-aligned" / "config.json").read_text())
+    reference = preset("mosi", aligned=True, reference="dmd")
+    assert config["model"]["encoder"]["positional_encoding"] == "fairseq"
+    assert config["model"]["encoder"]["attention_dropout"] == reference.encoder.attention_dropout
+    assert config["model"]["modalities"][0]["input_dropout"] == 0.5  # the reference's text
+    assert config["train"]["accumulation"] == "summed" and config["train"]["weight_decay"] == 0.0
+    assert config["train"]["batch_size"] == 4  # --set on top of the reference's schedule
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "sims", "--unaligned"], "reference"),
+    (["--config", "{config}"], "has a 'model' section: drop one of the two"),
+])
+def test_the_dmd_reference_mode_refuses_what_it_cannot_build(options, message, tmp_path,
+                                                             capsys):
+    from dhmd_graph.config import config_to_dict, preset
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"model": config_to_dict(preset("mosi"))}))
+    options = [option.format(config=config) for option in options]
+    assert main(["train", "--reference", "dmd", "--out", str(tmp_path / "run"), *options]) \
+        == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -295,3 +295,14 @@ def test_example_usage_was_found():
 @pytest.mark.parametrize("step", new_example_usage())
 def test_example_usage_runs(step, workdir, capsys):
     run_step(step, capsys)
+
+
+def test_the_docs_hold_no_merge_conflict_markers():
+    # A merge once left "<<<<<<< HEAD" ... ">>>>>>> main" in the CHANGELOG.
+    documents = [ROOT / "README.md", ROOT / "CHANGELOG.md", *ROOT.glob("*/README.md"),
+                 *ROOT.glob("docs/*.md")]
+    markers = [f"{path.relative_to(ROOT)}:{number}"
+               for path in documents
+               for number, line in enumerate(path.read_text().splitlines(), start=1)
+               if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "======="]
+    assert markers == []

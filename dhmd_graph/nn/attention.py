@@ -599,7 +599,7 @@ class StackedTransformerLayer(nn.Module):
         attended = attended.transpose(1, 2).reshape(x.shape)  # (G', B, T, C)
         x = x + inverted_dropout(self.out_projection(attended, members), self.dropout,
                                  self.training)
-        h = self.feedforward_in(self.norm_feedforward(x, members), members).relu_()
+        h = self.feedforward_in(self.norm_feedforward(x, members), members).relu()
         h = self.feedforward_out(inverted_dropout(h, self.dropout, self.training), members)
         return x + inverted_dropout(h, self.dropout, self.training)  # (G', B, T, C)
 

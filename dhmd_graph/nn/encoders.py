@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dhmd_graph.nn.attention import length_mask
+from dhmd_graph.nn.attention import inverted_dropout, length_mask
 
 __all__ = ["DecoupledFeatures", "Decoupling", "FlattenHead", "ResidualHead", "TemporalProjection"]
 
@@ -90,7 +90,7 @@ class TemporalProjection(nn.Module):
             x = self.text_encoder(x)  # (B, T, 3) tokens -> (B, T, H)
         if self.embedding is not None:
             x = self.embedding(x)  # (B, T, d_m)
-        x = F.dropout(x, self.dropout, self.training)  # (B, T, d_m)
+        x = inverted_dropout(x, self.dropout, self.training)  # (B, T, d_m)
         x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, d_m)
         x = F.pad(x, (0, 0, 0, max(self.kernel_size - x.shape[1], 0)))  # (B, max(T, k), d_m)
         out = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T', d)
