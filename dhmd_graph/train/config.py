@@ -55,7 +55,10 @@ class TrainConfig:
             the logged loss but never stepped, so an epoch of fewer batches than
             ``accumulation_steps`` learns nothing; SPEC §11 #11). Under ``torchrun``
             each process clips its own running sum, and DDP averages the sums over
-            the processes at the step. (default: ``"averaged"``)
+            the processes at the step. ``"averaged"`` stays the default although the
+            switch ablation measured a test MAE 0.013 lower with ``"summed"`` (3 seeds,
+            about one standard deviation; README "DMD, exactly"): it removes a
+            limitation, the batches the reference drops. (default: ``"averaged"``)
         clip_value (float, optional): Gradients are clamped to ``[-clip_value,
             clip_value]`` (before each step, or after each backward with
             ``accumulation="summed"``); :obj:`None` disables. (default: ``0.6``)

@@ -160,8 +160,8 @@ def test_dmd_ablation_switches_cover_the_reference(load):
 
 def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
     monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
-    rows = load("dmd_ablation").main(["--quick", "--switches", "accumulation",
-                                      "--output-dir", str(tmp_path)])
+    ablation = load("dmd_ablation")
+    rows = ablation.main(["--quick", "--switches", "accumulation", "--output-dir", str(tmp_path)])
     # The switch has a schedule of its own: ours on it, then the reference behaviour.
     assert [(row["switch"], row["behaviour"]) for row in rows] == [
         ("accumulation", "ours"), ("accumulation", "reference")]
@@ -171,7 +171,10 @@ def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
     assert rows[1]["delta_vs_ours"]["MAE"] == pytest.approx(
         rows[1]["mean"]["MAE"] - rows[0]["mean"]["MAE"])
     assert all(set(row["mean"]) >= {"MAE", "Corr", "Non0_acc_2", "Mult_acc_7"} for row in rows)
-    assert _written(tmp_path, "dmd_ablation_quick")["settings"]["switches"] == ["accumulation"]
+    settings = _written(tmp_path, "dmd_ablation_quick")["settings"]
+    assert settings["switches"] == ["accumulation"]
+    base = list(ablation.BASE_OVERRIDES)
+    assert settings["base"].startswith(f"preset('mosei', aligned=True) + {base}")
     with pytest.raises(SystemExit):
         load("dmd_ablation").main(["--quick", "--switches", "nonsense"])
 
