@@ -123,6 +123,33 @@ def _cell(results: dict, metric: str) -> str:
     return f"{results['mean'][metric]:.4f} ± {results['std'][metric]:.4f}"
 
 
+def example_setup(quick: bool) -> tuple[dict, TrainConfig, Path, dict]:
+    """The example's sizes and schedule (3 seeds, or its quick ones), the path of its
+    synthetic data and the loaded splits: what every arm of an ablation trains on."""
+    example = _example()
+    sizes, schedule = ((example.QUICK_SIZES, example.QUICK) if quick
+                       else (example.DEMO_SIZES, dataclasses.replace(example.DEMO, seeds=SEEDS)))
+    schedule = dataclasses.replace(schedule, progress=False)
+    data = default_dataset_path("mosei", aligned=True, sizes=sizes, seed=0)
+    return sizes, schedule, data, load_dataset(data)
+
+
+def result_row(results: dict, **fields) -> dict:
+    """A row of an ablation table: ``fields``, each metric as ``mean ± std`` over the
+    seeds of :func:`~dhmd_graph.train.run_seeds`' ``results``, and the raw numbers."""
+    return {**fields, **{metric: _cell(results, metric) for metric in METRICS},
+            "mean": results["mean"], "std": results["std"],
+            "seeds": [record["seed"] for record in results["seeds"]]}
+
+
+def add_delta(row: dict, baseline: dict, key: str) -> None:
+    """Adds to ``row`` the difference of its means from the ``baseline`` means, as
+    ``key`` and as the printed ``ΔMAE`` and ``ΔNon0_acc_2`` columns."""
+    row[key] = {m: row["mean"][m] - baseline[m] for m in METRICS}
+    row["ΔMAE"] = f"{row[key]['MAE']:+.4f}"
+    row["ΔNon0_acc_2"] = f"{row[key]['Non0_acc_2']:+.4f}"
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -140,12 +167,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown switch(es) {unknown}; choose from {', '.join(SWITCHES)}")
 
-    example = _example()
-    sizes, schedule = ((example.QUICK_SIZES, example.QUICK) if args.quick
-                       else (example.DEMO_SIZES, dataclasses.replace(example.DEMO, seeds=SEEDS)))
-    schedule = dataclasses.replace(schedule, progress=False)
-    data = default_dataset_path("mosei", aligned=True, sizes=sizes, seed=0)
-    splits = load_dataset(data)
+    sizes, schedule, data, splits = example_setup(args.quick)
     base: DHMDConfig = apply_overrides(preset("mosei", aligned=True), args.base)
     if args.quick:
         base = apply_overrides(base, QUICK_OVERRIDES)
@@ -161,19 +183,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                                 root / f"{index:02d}_{switch}_{behaviour}",
                                 metrics=regression_metrics, overwrite=True,
                                 meta={"switch": switch, "behaviour": behaviour})
-            row = {"switch": switch, "behaviour": behaviour,
-                   **{metric: _cell(results, metric) for metric in METRICS},
-                   "mean": results["mean"], "std": results["std"],
-                   "seeds": [record["seed"] for record in results["seeds"]],
-                   "overrides": overrides, "train": train}
+            row = result_row(results, switch=switch, behaviour=behaviour,
+                             overrides=overrides, train=train)
             key = tuple(sorted(shared.items()))  # arms on one schedule share one baseline
             if behaviour == "ours":
                 baselines[key] = results["mean"]
             else:
-                row["delta_vs_ours"] = {m: results["mean"][m] - baselines[key][m]
-                                        for m in METRICS}
-                row["ΔMAE"] = f"{row['delta_vs_ours']['MAE']:+.4f}"
-                row["ΔNon0_acc_2"] = f"{row['delta_vs_ours']['Non0_acc_2']:+.4f}"
+                add_delta(row, baselines[key], "delta_vs_ours")
             rows.append(row)
             print(f"[{index + 1}] {switch} {behaviour}: MAE {row['MAE']}", flush=True)
 

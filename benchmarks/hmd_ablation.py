@@ -42,16 +42,14 @@ from pathlib import Path
 
 import torch
 from common import QUICK_OVERRIDES, format_table, write_results
-from dmd_ablation import METRICS, SEEDS, _cell, _example
+from dmd_ablation import METRICS, add_delta, example_setup, result_row
 from torch import Tensor
 
 from dhmd_graph.config import DHMDConfig, apply_overrides, preset
-from dhmd_graph.data import load_dataset
 from dhmd_graph.data.batch import MultimodalBatch
-from dhmd_graph.data.synthetic import default_dataset_path
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD, DHMDOutput
-from dhmd_graph.train import TrainConfig, run_seeds
+from dhmd_graph.train import run_seeds
 
 LOSS_ONLY = ("homogeneous_graph.propagate=false", "heterogeneous_graph.propagate=false")
 """The GD-Units as losses only: each space passes its representations on."""
@@ -99,12 +97,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if unknown or not names:
         parser.error(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
 
-    example = _example()
-    sizes, schedule = ((example.QUICK_SIZES, example.QUICK) if args.quick
-                       else (example.DEMO_SIZES, dataclasses.replace(example.DEMO, seeds=SEEDS)))
-    schedule: TrainConfig = dataclasses.replace(schedule, progress=False)
-    data = default_dataset_path("mosei", aligned=True, sizes=sizes, seed=0)
-    splits = load_dataset(data)
+    sizes, schedule, data, splits = example_setup(args.quick)
     base: DHMDConfig = preset("mosei", aligned=True)
     if args.quick:
         base = apply_overrides(base, QUICK_OVERRIDES)
@@ -118,16 +111,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             results = run_seeds(lambda arm=arm, config=config: build(arm, config), splits,
                                 schedule, root / f"{index:02d}_{arm}",
                                 metrics=regression_metrics, overwrite=True, meta={"arm": arm})
-            row = {"arm": arm, **{metric: _cell(results, metric) for metric in METRICS},
-                   "mean": results["mean"], "std": results["std"],
-                   "seeds": [record["seed"] for record in results["seeds"]],
-                   "overrides": overrides}
+            row = result_row(results, arm=arm, overrides=overrides)
             if arm == "full":
                 full = results["mean"]
             elif full is not None:
-                row["delta_vs_full"] = {m: results["mean"][m] - full[m] for m in METRICS}
-                row["ΔMAE"] = f"{row['delta_vs_full']['MAE']:+.4f}"
-                row["ΔNon0_acc_2"] = f"{row['delta_vs_full']['Non0_acc_2']:+.4f}"
+                add_delta(row, full, "delta_vs_full")
             rows.append(row)
             print(f"[{index + 1}/{len(names)}] {arm}: MAE {row['MAE']}", flush=True)
 

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from tiny_bert import save_tiny_bert
 
 from dhmd_graph.config import (
     DHMDConfig,
@@ -29,14 +30,7 @@ STEPS = 6
 
 @pytest.fixture
 def bert_folder(tmp_path):
-    """A tiny randomly initialised BERT, saved as a user saves bert-base-uncased."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=120, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32,
-                                     max_position_embeddings=32)
-    folder = tmp_path / "tiny-bert"
-    transformers.BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path / "tiny-bert", vocab_size=120)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_bert import save_tiny_bert
 
 from dhmd_graph.cli import _experiment, build_parser, main
 
@@ -224,11 +225,9 @@ def test_readme_torchrun_commands_run(workdir):
                          ids=lambda code: code.splitlines()[0][:40])
 def test_readme_python_block_runs(code, tmp_path, monkeypatch):
     if "BertTextEncoder(" in code:  # a tiny random BERT under the name the README loads
-        transformers = pytest.importorskip("transformers")
-        config = transformers.BertConfig(vocab_size=8000, hidden_size=16, num_hidden_layers=1,
-                                         num_attention_heads=2, intermediate_size=32,
-                                         max_position_embeddings=64)
-        transformers.BertModel(config).save_pretrained(tmp_path / "bert-base-uncased")
+        pytest.importorskip("transformers")
+        save_tiny_bert(tmp_path / "bert-base-uncased", vocab_size=8000,
+                       max_position_embeddings=64)
         monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {})
 

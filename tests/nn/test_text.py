@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from tiny_bert import save_tiny_bert
 
 from dhmd_graph.nn.encoders import TemporalProjection
 from dhmd_graph.nn.text import BertTextEncoder
@@ -14,14 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture
 def bert_folder(tmp_path):
-    """A tiny randomly initialised BERT saved as a user would save bert-base-uncased."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=32,
-                                     max_position_embeddings=32)
-    folder = tmp_path / "tiny-bert"
-    transformers.BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path / "tiny-bert", vocab_size=40, num_hidden_layers=2)
 
 
 def tokens(lengths, steps=7, seed=0):
