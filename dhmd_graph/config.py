@@ -855,7 +855,9 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
                          "aligned=False).")
     if reference is not None and (reference not in REFERENCES or key not in _DMD):
         raise ValueError(f"preset: reference must be None or one of {REFERENCES} (for "
-                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}.")
+                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}; the "
+                         "DMD reference code has settings for MOSI and MOSEI only, so use one "
+                         "of those presets or drop the reference.")
     settings = _PRESETS[key]
     task, num_classes = settings.get("task", ("regression", None))
     modalities = [
