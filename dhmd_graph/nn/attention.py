@@ -599,6 +599,8 @@ class StackedTransformerLayer(nn.Module):
         attended = attended.transpose(1, 2).reshape(x.shape)  # (G', B, T, C)
         x = x + inverted_dropout(self.out_projection(attended, members), self.dropout,
                                  self.training)
+        # Out of place: relu_() on this view of the product made autograd copy and
+        # zero-fill the whole hidden activation in every backward.
         h = self.feedforward_in(self.norm_feedforward(x, members), members).relu()
         h = self.feedforward_out(inverted_dropout(h, self.dropout, self.training), members)
         return x + inverted_dropout(h, self.dropout, self.training)  # (G', B, T, C)
