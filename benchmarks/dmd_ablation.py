@@ -6,8 +6,8 @@ Question: for every switch where our default differs from the DMD reference code
 Each arm trains the synthetic default of ``examples/mosei_dhmd.py``: the same data (the
 embedded synthetic MOSEI-profile dataset at the example's sizes, aligned), the same
 schedule (the example's ``DEMO`` :class:`~dhmd_graph.train.TrainConfig`) and the ``mosei``
-preset with :data:`BASE_OVERRIDES`, on 3 seeds (1111-1113), and the test split is evaluated once per seed
-with the checkpoint selected on validation. The arm ``ours`` is that baseline; every other
+preset with :data:`BASE_OVERRIDES` (or ``--base``), on 3 seeds (1111-1113), and the test
+split is evaluated once per seed with the checkpoint selected on validation. The arm ``ours`` is that baseline; every other
 arm changes **one** switch to the reference's behaviour (its MOSEI values where the
 reference has per-dataset values) and keeps everything else ours. The flatten head and the
 flatten margin embedding need the padded lengths (50 steps per modality in this file).

@@ -129,7 +129,7 @@ def test_train_the_dmd_reference_mode(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--preset", "sims", "--unaligned"], "reference"),
+    (["--preset", "sims", "--unaligned"], "settings for MOSI and MOSEI only"),
     (["--config", "{config}"], "has a 'model' section: drop one of the two"),
 ])
 def test_the_dmd_reference_mode_refuses_what_it_cannot_build(options, message, tmp_path,
