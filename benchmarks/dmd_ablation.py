@@ -39,11 +39,12 @@ from pathlib import Path
 
 from common import QUICK_OVERRIDES, format_table, write_results
 
-from dhmd_graph.config import DHMDConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data import load_dataset
 from dhmd_graph.data.synthetic import default_dataset_path
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD
+from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig, run_seeds
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mosei_dhmd.py"

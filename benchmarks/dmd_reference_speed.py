@@ -54,9 +54,10 @@ from common import format_table, time_pair, write_results
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
-from dhmd_graph.config import DHMDConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.model import DHMD, dhmd_objective
+from dhmd_graph.presets import preset
 
 REFERENCE_ORDER = ("text", "vision", "audio")
 """The reference's modality order (l, v, a) in its concatenations and graphs."""

@@ -45,10 +45,11 @@ from common import QUICK_OVERRIDES, format_table, write_results
 from dmd_ablation import METRICS, add_delta, example_setup, result_row
 from torch import Tensor
 
-from dhmd_graph.config import DHMDConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD, DHMDOutput
+from dhmd_graph.presets import preset
 from dhmd_graph.train import run_seeds
 
 LOSS_ONLY = ("homogeneous_graph.propagate=false", "heterogeneous_graph.propagate=false")

@@ -110,9 +110,10 @@ def run_epoch(cache_dir: str, *, max_steps: int | None, threads: int,
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from dhmd_graph.config import apply_overrides, preset
+    from dhmd_graph.config import apply_overrides
     from dhmd_graph.data import collate, load_cache
     from dhmd_graph.model import DHMD
+    from dhmd_graph.presets import preset
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -27,8 +27,9 @@ import torch
 from common import QUICK_OVERRIDES, format_table, time_function, write_results
 from train_step import TrainingStep, random_batch
 
-from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides
 from dhmd_graph.model import DHMD
+from dhmd_graph.presets import preset
 
 BATCH_SIZES = (1, 4, 16, 64)
 SEQUENCE_LENGTHS = (50, 100, 200, 500)

@@ -31,9 +31,10 @@ from common import QUICK_OVERRIDES, Timing, format_table, time_function, write_r
 from torch import nn
 from torch.autograd.profiler import record_function
 
-from dhmd_graph.config import DHMDConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.model import DHMD, dhmd_objective
+from dhmd_graph.presets import preset
 
 LENGTHS = {
     ("mosi", True): (50, 50, 50),

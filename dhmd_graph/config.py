@@ -3,43 +3,37 @@ r"""Typed configuration of DHMD: one dataclass per component, composed into
 
 Every width, head count, kernel, prior, loss weight and switch of the method lives
 here, never inline in a module. Configs validate themselves on construction (and
-therefore after every :func:`apply_overrides`) and raise a :class:`ValueError` that
-names the class, the field, what was expected and what was found.
+therefore after every :func:`apply_overrides`) and raise a
+:class:`~dhmd_graph.errors.ConfigError` that names the class, the field, what was
+expected and what was found.
 
-* :func:`preset` gives the reference settings for CMU-MOSI, CMU-MOSEI and CH-SIMS;
-  ``preset(name, aligned, reference="dmd")`` the DMD reference mode, in which every
-  difference from the DMD reference code (each a documented switch of these configs) is
-  set to the reference's behaviour.
 * :func:`config_to_dict` / :func:`config_from_dict` round-trip a config through plain
   JSON-able data (for checkpoints loaded with ``weights_only=True``).
 * :func:`apply_overrides` applies dotted command-line overrides such as
-  ``"width=40"`` or ``"homogeneous_graph.temperature=4"``.
-* :func:`fit_inputs` takes every modality's input width or vocabulary size from the
-  data, except where an override chose it.
+  ``"width=40"`` or ``"homogeneous_graph.temperature=4"``
+  (:func:`dhmd_graph.fields.apply_overrides` also returns the keys set).
+* The settings per benchmark are in :mod:`dhmd_graph.presets`; fitting a config to a
+  dataset (input widths, vocabularies, the task) in :mod:`dhmd_graph.experiment`.
 
 Example:
-    >>> cfg = preset("mosi")
-    >>> cfg = apply_overrides(cfg, ["encoder.num_layers=2", "dictionary.atoms=0"])
+    >>> from dhmd_graph.presets import preset
+    >>> cfg = apply_overrides(preset("mosi"), ["encoder.num_layers=2", "dictionary.atoms=0"])
     >>> config_from_dict(config_to_dict(cfg)) == cfg
     True
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import types
-import typing
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dhmd_graph.fields import check_field_types
+from dhmd_graph import fields
+from dhmd_graph.errors import ConfigError
+from dhmd_graph.fields import check_field_types, from_dict, to_dict
+from dhmd_graph.tasks import TASKS, task_spec
 
 __all__ = [
-    "PRESETS",
-    "REFERENCES",
     "TASKS",
     "DHMDConfig",
     "DictionaryConfig",
@@ -51,11 +45,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "edge_name",
-    "fit_inputs",
-    "fit_task",
-    "task_of_labels",
+    "field_error",
     "parse_edge",
-    "preset",
 ]
 
 POOLINGS = ("mean", "attention", "last")
@@ -70,12 +61,13 @@ MARGIN_REDUCTIONS = ("triplet", "anchor")
 REPR_REDUCTIONS = ("per_sample", "batch_means")
 ACTIVATIONS = ("softmax", "sparsemax")
 FUSIONS = ("dhmd", "dmd")
-TASKS = ("regression", "multiclass", "multilabel", "binary")
 LOGIT_METRICS = (*METRICS, "kl")
 
 
-def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> ValueError:
-    return ValueError(
+def field_error(owner: object, name: str, expected: str, found: object, fix: str) -> ConfigError:
+    """The :class:`~dhmd_graph.errors.ConfigError` of a bad field: ``Class.field``, what
+    was expected, what was found, and the fix."""
+    return ConfigError(
         f"{type(owner).__name__}.{name}: expected {expected}, found {found!r}. {fix}."
     )
 
@@ -83,33 +75,33 @@ def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> V
 def _check_positive(owner: object, name: str, integer: bool = False) -> None:
     value = getattr(owner, name)
     if integer and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise _fail(owner, name, "an integer >= 1", value, f"Set {name} to a positive integer")
+        raise field_error(owner, name, "an integer >= 1", value, f"Set {name} to a positive integer")
     if not integer and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise _fail(owner, name, "a finite number > 0", value, f"Set {name} to a positive number")
+        raise field_error(owner, name, "a finite number > 0", value, f"Set {name} to a positive number")
 
 
 def _check_weight(owner: object, name: str) -> None:
     value = getattr(owner, name)
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise _fail(owner, name, "a finite number >= 0", value, "Loss weights cannot be negative")
+        raise field_error(owner, name, "a finite number >= 0", value, "Loss weights cannot be negative")
 
 
 def _check_dropout(owner: object, name: str) -> None:
     value = getattr(owner, name)
     if not (isinstance(value, (int, float)) and 0 <= value < 1):
-        raise _fail(owner, name, "a probability in [0, 1)", value, "Use 0 to disable dropout")
+        raise field_error(owner, name, "a probability in [0, 1)", value, "Use 0 to disable dropout")
 
 
 def _check_bool(owner: object, name: str) -> None:
     value = getattr(owner, name)
     if not isinstance(value, bool):
-        raise _fail(owner, name, "true or false", value, f"Set {name} to a boolean")
+        raise field_error(owner, name, "true or false", value, f"Set {name} to a boolean")
 
 
 def _check_choice(owner: object, name: str, choices: tuple[str, ...]) -> None:
     value = getattr(owner, name)
     if value not in choices:
-        raise _fail(owner, name, f"one of {choices}", value, "Pick one of the listed values")
+        raise field_error(owner, name, f"one of {choices}", value, "Pick one of the listed values")
 
 
 def edge_name(teacher: str, student: str) -> str:
@@ -121,14 +113,15 @@ def parse_edge(name: str) -> tuple[str, str]:
     """Splits ``"teacher->student"`` into ``(teacher, student)``."""
     teacher, arrow, student = name.partition("->")
     if not arrow or not teacher or not student or "->" in student:
-        raise ValueError(
+        raise ConfigError(
             f"edge name: expected 'teacher->student' (e.g. 'text->audio'), found {name!r}."
         )
     return teacher, student
 
 
 INPUT_FIELDS = ("input_dim", "vocab_size")
-"""The fields of :class:`ModalityConfig` that :func:`fit_inputs` takes from the data."""
+"""The fields of :class:`ModalityConfig` taken from the data
+(:func:`dhmd_graph.experiment.fit_inputs`)."""
 
 
 @dataclass
@@ -201,20 +194,20 @@ class ModalityConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
-            raise _fail(self, "name", "a non-empty name without '->' or '.'", self.name,
+            raise field_error(self, "name", "a non-empty name without '->' or '.'", self.name,
                         "Use the modality's key in the batch, e.g. 'text'")
         if self.bert_path is not None:
             if not self.bert_path:
-                raise _fail(self, "bert_path", "a local BERT folder or null", self.bert_path,
+                raise field_error(self, "bert_path", "a local BERT folder or null", self.bert_path,
                             "Name the folder of a saved BERT model, e.g. 'bert-base-uncased'")
             for field in INPUT_FIELDS:
                 if getattr(self, field) is not None:
-                    raise _fail(self, field, "null with bert_path (BERT's hidden size is the "
+                    raise field_error(self, field, "null with bert_path (BERT's hidden size is the "
                                 "input width)", getattr(self, field),
                                 f"Drop {field}, or drop bert_path to read features")
         elif self.input_dim is None:
             if self.vocab_size is None or isinstance(self.vocab_size, bool) or self.vocab_size < 2:
-                raise _fail(self, "vocab_size", "an integer >= 2 for token-id input "
+                raise field_error(self, "vocab_size", "an integer >= 2 for token-id input "
                             "(input_dim=None)", self.vocab_size,
                             f"Give modality '{self.name}' a vocab_size or a feature input_dim")
         else:
@@ -224,10 +217,10 @@ class ModalityConfig:
         if self.sequence_length is not None:
             _check_positive(self, "sequence_length", integer=True)
             if self.sequence_length < self.kernel_size:
-                raise _fail(self, "sequence_length", f"at least kernel_size={self.kernel_size}",
+                raise field_error(self, "sequence_length", f"at least kernel_size={self.kernel_size}",
                             self.sequence_length, "Use the data's padded length")
         if not isinstance(self.length_mask, bool):
-            raise _fail(self, "length_mask", "true or false", self.length_mask,
+            raise field_error(self, "length_mask", "true or false", self.length_mask,
                         "Set length_mask to a boolean")
         _check_dropout(self, "input_dropout")
         if self.attention_dropout is not None:
@@ -453,21 +446,21 @@ class GraphConfig:
         _check_weight(self, "weight")
         if self.prior is not None:
             if not isinstance(self.prior, dict):
-                raise _fail(self, "prior", "a dict {'teacher->student': logit} or None",
+                raise field_error(self, "prior", "a dict {'teacher->student': logit} or None",
                             self.prior, "Write the prior as edge names mapped to logits")
             for name, logit in self.prior.items():
                 parse_edge(name)
                 if not isinstance(logit, (int, float)) or not math.isfinite(logit):
-                    raise _fail(self, "prior", "finite logits", f"{name}: {logit!r}",
+                    raise field_error(self, "prior", "finite logits", f"{name}: {logit!r}",
                                 "Give every prior edge a finite number")
         if self.edges is not None:
             if not isinstance(self.edges, list) or not self.edges:
-                raise _fail(self, "edges", "a non-empty list of 'teacher->student' or None",
+                raise field_error(self, "edges", "a non-empty list of 'teacher->student' or None",
                             self.edges, "Use None for all edges")
             for name in self.edges:
                 parse_edge(name)
             if len(set(self.edges)) != len(self.edges):
-                raise _fail(self, "edges", "each edge once", self.edges, "Remove duplicates")
+                raise field_error(self, "edges", "each edge once", self.edges, "Remove duplicates")
 
 
 @dataclass
@@ -513,7 +506,7 @@ class DictionaryConfig:
     def __post_init__(self) -> None:
         check_field_types(self)
         if not isinstance(self.atoms, int) or isinstance(self.atoms, bool) or self.atoms < 0:
-            raise _fail(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
+            raise field_error(self, "atoms", "an integer >= 0", self.atoms, "Use 0 to disable")
         if self.atom_channels is not None:
             _check_positive(self, "atom_channels", integer=True)
         _check_positive(self, "temperature")
@@ -657,15 +650,15 @@ class DHMDConfig:
         if not isinstance(self.modalities, list) or len(self.modalities) < 2 or not all(
             isinstance(m, ModalityConfig) for m in self.modalities
         ):
-            raise _fail(self, "modalities", "a list of at least 2 ModalityConfig",
+            raise field_error(self, "modalities", "a list of at least 2 ModalityConfig",
                         self.modalities, "Distillation needs two or more modalities")
         names = self.modality_names
         if len(set(names)) != len(names):
-            raise _fail(self, "modalities", "unique names", names, "Rename the duplicates")
+            raise field_error(self, "modalities", "unique names", names, "Rename the duplicates")
         _check_positive(self, "width", integer=True)
         _check_positive(self, "num_heads", integer=True)
         if self.width % self.num_heads:
-            raise _fail(self, "num_heads", f"a divisor of width={self.width}", self.num_heads,
+            raise field_error(self, "num_heads", f"a divisor of width={self.width}", self.num_heads,
                         "Change num_heads or width so that width % num_heads == 0")
         _check_dropout(self, "modality_dropout")
         _check_choice(self, "fusion", FUSIONS)
@@ -674,13 +667,13 @@ class DHMDConfig:
             ("loss", "margin_embedding", self.loss.margin_embedding)) if value == "flatten"]
         unbound = [m.name for m in self.modalities if m.sequence_length is None]
         if bound and unbound:
-            raise _fail(self, "modalities", f"a sequence_length for every modality with "
+            raise field_error(self, "modalities", f"a sequence_length for every modality with "
                         f"{' and '.join(bound)}; these have none", unbound,
                         "Set modalities.NAME.sequence_length to the data's padded length, "
                         "or use the 'pooled' variant, which works with any length")
         self._check_task()
         if self.encoder.positional_encoding == "fairseq" and self.width < 4:
-            raise _fail(self, "width", "at least 4 with encoder.positional_encoding='fairseq'",
+            raise field_error(self, "width", "at least 4 with encoder.positional_encoding='fairseq'",
                         self.width, "Its frequencies divide by C/2 - 1; use a wider model")
         for space in ("homogeneous_graph", "heterogeneous_graph"):
             graph = getattr(self, space)
@@ -688,39 +681,40 @@ class DHMDConfig:
                 for name in names_used:
                     teacher, student = parse_edge(name)
                     if teacher not in names or student not in names or teacher == student:
-                        raise _fail(self, f"{space}.{key}",
+                        raise field_error(self, f"{space}.{key}",
                                     f"edges between two different modalities of {names}",
                                     name, "Fix the edge name or the modality names")
 
     def _check_task(self) -> None:
         _check_choice(self, "task", TASKS)
-        classes = self.num_classes
-        if self.task in ("regression", "binary"):
+        spec, classes = task_spec(self.task), self.num_classes
+        if not spec.per_class:
             if classes is not None:
-                raise _fail(self, "num_classes", f"None for task={self.task!r} (one output)",
+                raise field_error(self, "num_classes", f"None for task={self.task!r} (one output)",
                             classes, "Drop num_classes, or use task='multiclass' / "
                             "'multilabel' for several outputs")
         else:
-            least = 2 if self.task == "multiclass" else 1
+            least = spec.min_classes
             if not isinstance(classes, int) or isinstance(classes, bool) or classes < least:
-                raise _fail(self, "num_classes", f"an integer >= {least} for task="
+                raise field_error(self, "num_classes", f"an integer >= {least} for task="
                             f"{self.task!r}", classes, "Set num_classes to the number of "
-                            "classes or labels of the data (fit_task takes it from the data)")
+                            "classes or labels of the data (it is taken from the data by "
+                            "default)")
         if self.class_weights is not None:
             if self.task == "regression":
-                raise _fail(self, "class_weights", "None for task='regression'",
+                raise field_error(self, "class_weights", "None for task='regression'",
                             self.class_weights, "Class weights apply to classification tasks")
             weights = self.class_weights
             if (not isinstance(weights, list) or len(weights) != self.output_channels
                     or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
                                and math.isfinite(w) and w > 0 for w in weights)):
-                raise _fail(self, "class_weights", f"a list of {self.output_channels} finite "
+                raise field_error(self, "class_weights", f"a list of {self.output_channels} finite "
                             f"numbers > 0 (one per output of task={self.task!r})", weights,
                             "Give one positive weight per class (multiclass), per label's "
                             "positive (multilabel), or one positive weight (binary)")
         for space in ("homogeneous_graph", "heterogeneous_graph"):
             if getattr(self, space).logit_metric == "kl" and self.task == "regression":
-                raise _fail(self, f"{space}.logit_metric", "a distance other than 'kl' "
+                raise field_error(self, f"{space}.logit_metric", "a distance other than 'kl' "
                             "for task='regression' (a score has no class distribution)",
                             "kl", "Use 'l1' (the reference's) for regression")
 
@@ -728,7 +722,7 @@ class DHMDConfig:
     def output_channels(self) -> int:
         """The width of every logit: :obj:`num_classes`, or 1 (``regression``,
         ``binary``)."""
-        return self.num_classes if self.task in ("multiclass", "multilabel") else 1
+        return task_spec(self.task).output_channels(self.num_classes)
 
     @property
     def modality_names(self) -> list[str]:
@@ -764,263 +758,22 @@ class DHMDConfig:
         return matrix
 
 
-# Presets ##############################################################################
-
-_PRESETS: dict[str, dict[str, Any]] = {
-    # Reference DMD settings: width, heads, kernels (text, audio, vision), input dims.
-    "mosi": {"width": 50, "num_heads": 10, "kernels": (5, 5, 5), "dims": (768, 5, 20)},
-    "mosei": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (768, 74, 35)},
-    # Ours (no reference setting): MOSI's width for a dataset of MOSI's size, and
-    # kernel 3 everywhere since the CH-SIMS text and vision sequences are short.
-    "sims": {"width": 50, "num_heads": 10, "kernels": (3, 3, 3), "dims": (768, 33, 709)},
-    # The emotion, humour and sarcasm tasks (ours, no DMD setting): MOSEI's width and heads;
-    # kernel 1 on IEMOCAP's 20 aligned steps (as MulT), MOSEI's kernels on 50 steps. The
-    # task and C are those of the benchmark's protocol; fit_task takes them from the data.
-    "iemocap4": {"width": 30, "num_heads": 6, "kernels": (1, 1, 1), "dims": (300, 74, 35),
-                 "task": ("multilabel", 4)},
-    "iemocap6": {"width": 30, "num_heads": 6, "kernels": (1, 1, 1), "dims": (300, 74, 35),
-                 "task": ("multiclass", 6)},
-    "mosei_emotions": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3),
-                       "dims": (300, 74, 35), "task": ("multilabel", 6)},
-    "humour": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75),
-               "task": ("binary", None)},
-    "sarcasm": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75),
-                "task": ("binary", None)},
-}
-_REFERENCE_PRIORS = {
-    "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
-    "heterogeneous": {"text->vision": 1.0, "text->audio": 1.0, "vision->audio": 1.0},
-}
-_DMD: dict[str, dict[str, Any]] = {
-    # The DMD reference's config/config.json: dropouts (attn_dropout is text's and the
-    # memory encoders'; relu_dropout = res_dropout = 0 in both) and the padded lengths
-    # (text, audio, vision) its length-bound heads are built for (trains/singleTask/
-    # model/dmd.py:18-27).
-    "mosi": {"text_dropout": 0.5, "attention": (0.3, 0.2, 0.0), "embed_dropout": 0.2,
-             "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 375, 500)}},
-    "mosei": {"text_dropout": 0.3, "attention": (0.4, 0.0, 0.0), "embed_dropout": 0.0,
-              "output_dropout": 0.5, "lengths": {True: (50, 50, 50), False: (50, 500, 500)}},
-}
-REFERENCES = ("dmd",)
-PRESETS = tuple(_PRESETS)
-"""The names :func:`preset` knows."""
-
-
-def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHMDConfig:
-    r"""The configuration for a dataset: ours, or the DMD reference mode.
-
-    MOSI: ``d = 50``, 10 heads, kernels 5/5/5; MOSEI: ``d = 30``, 6 heads, kernels
-    L5 A1 V3 (both the DMD reference); CH-SIMS (unaligned only): ``d = 50``, 10 heads,
-    kernels 3/3/3 (our choice). All: modalities ``text`` (768-d BERT features),
-    ``audio``, ``vision``; 4 layers; the reference priors (homogeneous: 1 on
-    text->vision and text->audio; heterogeneous: also vision->audio).
-
-    Without :obj:`reference` this is DHMD as published (SPEC §5: GD-Units that output
-    features, a modality-shared dictionary per space with its contrastive loss, fusion
-    of GD outputs and dictionary reconstructions) with our defaults where the paper is
-    silent, the same architecture for aligned and unaligned data (:obj:`aligned` only
-    rejects combinations that do not exist). With ``reference="dmd"`` (MOSI and MOSEI
-    only) it is the DMD reference code, switch by switch (SPEC §11): DMD's structure
-    (``fusion="dmd"``, GD-Units as losses only, no dictionary), the fairseq position table,
-    last-step readout, the length-bound flatten head and margin embedding (so the
-    padded lengths of the aligned or unaligned files are part of the config), one
-    LayerNorm for query and key/value, the shifted causal mask, no length masks,
-    ``mean_b(w) mean_b(d)`` representation reduction, per-anchor margin averaging, and
-    the reference's dropouts (text input dropout, attention dropout per source
-    modality). Train it with :meth:`TrainConfig.preset("dmd")
-    <dhmd_graph.train.TrainConfig.preset>`.
-
-    The classification presets (ours) ``"iemocap4"`` (multi-label, 4 emotions),
-    ``"iemocap6"`` (6 classes), ``"mosei_emotions"`` (multi-label, 6 emotions),
-    ``"humour"`` and ``"sarcasm"`` (binary) set :attr:`DHMDConfig.task` and
-    :attr:`DHMDConfig.num_classes` of the benchmark's protocol, with MOSEI's width and
-    heads and the input widths of the MulT (IEMOCAP, MOSEI: 300 / 74 / 35) and HKT
-    (UR-FUNNY, MUStARD: 300 / 81 / 75) features; kernel 1 on IEMOCAP's 20 steps, MOSEI's
-    L5 A1 V3 on 50. They exist aligned and unaligned alike.
-
-    Args:
-        name (str): ``"mosi"``, ``"mosei"``, ``"sims"``, ``"iemocap4"``, ``"iemocap6"``,
-            ``"mosei_emotions"``, ``"humour"`` or ``"sarcasm"``.
-        aligned (bool, optional): Whether the data is word-aligned.
-            (default: :obj:`True`)
-        reference (str, optional): :obj:`None` for our defaults, ``"dmd"`` for the DMD
-            reference mode. (default: :obj:`None`)
-    """
-    key = name.lower()
-    if key not in _PRESETS:
-        raise ValueError(f"preset: expected one of {sorted(_PRESETS)}, found {name!r}. "
-                         "Build a DHMDConfig directly for other datasets.")
-    if key == "sims" and aligned:
-        raise ValueError("preset: CH-SIMS exists only unaligned; call preset('sims', "
-                         "aligned=False).")
-    if reference is not None and (reference not in REFERENCES or key not in _DMD):
-        raise ValueError(f"preset: reference must be None or one of {REFERENCES} (for "
-                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}; the "
-                         "DMD reference code has settings for MOSI and MOSEI only, so use one "
-                         "of those presets or drop the reference.")
-    settings = _PRESETS[key]
-    task, num_classes = settings.get("task", ("regression", None))
-    modalities = [
-        ModalityConfig(name, input_dim=dim, kernel_size=kernel)
-        for name, dim, kernel in zip(("text", "audio", "vision"), settings["dims"],
-                                     settings["kernels"], strict=True)
-    ]
-    config = DHMDConfig(
-        modalities=modalities,
-        width=settings["width"],
-        num_heads=settings["num_heads"],
-        homogeneous_graph=GraphConfig(hidden_channels=64, use_repr_term=False,
-                                      prior=dict(_REFERENCE_PRIORS["homogeneous"])),
-        heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
-                                        prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
-        task=task,
-        num_classes=num_classes,
-    )
-    return config if reference is None else _dmd(config, key, aligned)
-
-
-def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
-    """``config`` with every switch set to the DMD reference code (SPEC §11)."""
-    settings = _DMD[key]
-    text_rate, *key_rates = settings["attention"]
-    modalities = [
-        dataclasses.replace(
-            modality, sequence_length=length, length_mask=False,
-            input_dropout=settings["text_dropout"] if modality.name == "text" else 0.0,
-            attention_dropout=None if modality.name == "text" else rate)
-        for modality, length, rate in zip(config.modalities, settings["lengths"][aligned],
-                                          (text_rate, *key_rates), strict=True)
-    ]
-    encoder = EncoderConfig(
-        num_layers=4, memory_layers=4, attention_dropout=text_rate, dropout=0.0,
-        embed_dropout=settings["embed_dropout"], output_dropout=settings["output_dropout"],
-        pooling="last", positional_encoding="fairseq", homogeneous_head="flatten",
-        cross_modal_norm="shared", causal_alignment="shifted")
-    return dataclasses.replace(
-        config, modalities=modalities, encoder=encoder,
-        homogeneous_graph=dataclasses.replace(config.homogeneous_graph, propagate=False),
-        heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph, propagate=False,
-                                                repr_reduction="batch_means"),
-        dictionary=DictionaryConfig(atoms=0),
-        loss=LossConfig(use_margin=True, margin_embedding="flatten", margin_reduction="anchor"),
-        fusion="dmd",
-    )
-
-
-# Serialisation and overrides ##########################################################
+# Plain data and overrides #############################################################
 
 
 def config_to_dict(config: DHMDConfig) -> dict[str, Any]:
     """The config as plain JSON-able data (dicts, lists, numbers, strings, None)."""
-    return dataclasses.asdict(config)
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ValueError(f"config_from_dict: {path or cls.__name__} must be a mapping, "
-                         f"found {type(data).__name__}.")
-    hints = _hints(cls)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise ValueError(f"config_from_dict: unknown key(s) {unknown} in "
-                         f"{path or cls.__name__}; valid keys: {sorted(hints)}.")
-    values = {key: _convert(hints[key], value, f"{path}.{key}" if path else key)
-              for key, value in data.items()}
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    missing = [name for name in required if name not in values]
-    if missing:
-        raise ValueError(f"config_from_dict: {path or cls.__name__} lacks the required "
-                         f"key(s) {missing}.")
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, path: str) -> Any:
-    """Nested dicts become their dataclasses; everything else is kept as it is, for the
-    dataclass to check its type (no coercion: ``"8"`` stays a string and is refused)."""
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
-    if typing.get_origin(hint) is list and isinstance(value, list):
-        (item,) = typing.get_args(hint)
-        if dataclasses.is_dataclass(item):
-            return [_build(item, v, f"{path}.{i}") for i, v in enumerate(value)]
-    return value
+    return to_dict(config)
 
 
 def config_from_dict(data: dict[str, Any]) -> DHMDConfig:
     """Rebuilds a :class:`DHMDConfig` from :func:`config_to_dict` output (validated)."""
-    return _build(DHMDConfig, data, "")
-
-
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
-
-
-def _parse(hint: Any, text: str, key: str) -> Any:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null"):
-            return None
-        (hint,) = [option for option in typing.get_args(hint) if option is not type(None)]
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-    elif hint in (int, float, str):
-        try:
-            return hint(text)
-        except ValueError:
-            pass
-    elif origin in (list, dict):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if isinstance(value, origin):
-            return value  # converted and validated by config_from_dict
-    else:
-        raise ValueError(f"apply_overrides: {key!r} cannot be set from text; edit the "
-                         "config in Python instead.")
-    expected = getattr(origin or hint, "__name__", str(hint))
-    raise ValueError(f"apply_overrides: {key!r} expects a value of type {expected}"
-                     f"{' (as JSON)' if origin else ''}, found {text!r}.")
-
-
-def _override(data: Any, cls: type, path: list[str], text: str, key: str) -> None:
-    """Sets ``text`` at ``path`` in ``data`` (a dict of dataclass ``cls``), in place."""
-    head, rest = path[0], path[1:]
-    hints = _hints(cls)
-    if head not in hints:
-        raise ValueError(f"apply_overrides: unknown key {key!r}: {cls.__name__} has "
-                         f"no field {head!r}; valid keys: {sorted(hints)}.")
-    hint = hints[head]
-    if not rest:
-        data[head] = _parse(hint, text, key)
-        return
-    if dataclasses.is_dataclass(hint):
-        _override(data[head], hint, rest, text, key)
-        return
-    (item,) = typing.get_args(hint) if typing.get_origin(hint) is list else (None,)
-    if not dataclasses.is_dataclass(item):
-        raise ValueError(f"apply_overrides: {key!r}: {head!r} has no sub-keys.")
-    entries = data[head]
-    names = [entry.get("name", str(i)) for i, entry in enumerate(entries)]
-    index = names.index(rest[0]) if rest[0] in names else (
-        int(rest[0]) if rest[0].isdigit() and int(rest[0]) < len(entries) else None)
-    if index is None:
-        raise ValueError(f"apply_overrides: {key!r}: {rest[0]!r} is not an entry of "
-                         f"{head!r}; use an index 0..{len(entries) - 1} or a name of {names}.")
-    if len(rest) < 2:
-        raise ValueError(f"apply_overrides: {key!r} names a whole entry; add a field, "
-                         f"e.g. '{key}.kernel_size=3'.")
-    _override(entries[index], item, rest[1:], text, key)
+    return from_dict(DHMDConfig, data)
 
 
 def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
-    r"""A copy of ``config`` with dotted ``key=value`` overrides applied.
+    r"""A copy of ``config`` with dotted ``key=value`` overrides applied: the model half
+    of :func:`dhmd_graph.fields.apply_overrides` (which also returns the keys set).
 
     Values are converted to the field's type (``true``/``false`` for booleans,
     ``none`` for optional fields, JSON for dicts and lists). List entries of
@@ -1028,184 +781,7 @@ def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
     ``"modalities.audio.kernel_size=3"``. The result is validated once, after all
     overrides, so related fields can change together (``width=40 num_heads=8``).
 
-    Args:
-        config (DHMDConfig): The config to start from (not modified).
-        overrides (list[str]): E.g. ``["width=40", "homogeneous_graph.temperature=4",
-            'heterogeneous_graph.prior={"text->audio": 1}']``.
-
     Raises:
-        ValueError: Naming the bad key and the valid keys, or the expected type.
+        ConfigError: Naming the bad key and the valid keys, or the expected type.
     """
-    data = config_to_dict(config)
-    for item in overrides:
-        key, equals, text = item.partition("=")
-        key = key.strip()
-        if not equals or not key:
-            raise ValueError(f"apply_overrides: expected 'key=value', found {item!r}.")
-        _override(data, DHMDConfig, key.split("."), text.strip(), key)
-    return config_from_dict(data)
-
-
-# Inputs from the data #################################################################
-
-
-
-def _overridden_inputs(config: DHMDConfig, overrides: Iterable[str]) -> set[tuple[str, str]]:
-    """``(modality, field)`` of every ``modalities.<name|index>.<input field>=...`` override."""
-    names = config.modality_names
-    chosen = set()
-    for item in overrides:
-        parts = item.partition("=")[0].strip().split(".")
-        if len(parts) != 3 or parts[0] != "modalities" or parts[2] not in INPUT_FIELDS:
-            continue
-        entry = parts[1]
-        if entry.isdigit() and entry not in names and int(entry) < len(names):
-            entry = names[int(entry)]
-        chosen.add((entry, parts[2]))
-    return chosen
-
-
-def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
-               overrides: Iterable[str] = ()) -> DHMDConfig:
-    r"""A copy of ``config`` whose modalities take their input from the data.
-
-    A modality with float features of width :math:`d` gets ``input_dim=d`` (and no
-    vocabulary); one with token ids gets ``input_dim=None`` and the ``vocab_size`` the
-    data needs; one with BERT token ids ``(N, T, 3)`` needs a configured ``bert_path``
-    and gets neither. A field set by one of ``overrides`` (the ``apply_overrides`` strings
-    that built ``config``, e.g. ``"modalities.text.vocab_size=30000"``) is the user's
-    choice: it is kept, and checked against the data. Everything else (widths, kernels,
-    the embedding width) stays as configured.
-
-    Args:
-        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
-        inputs (Mapping[str, tuple]): Per modality of the data, ``(input_dim,
-            vocab_size)`` or ``(input_dim, vocab_size, bert_tokens)`` as from
-            :func:`~dhmd_graph.data.loading.modality_inputs`: ``input_dim`` is
-            :obj:`None` for token ids, ``vocab_size`` (the largest id + 1 at least) is
-            :obj:`None` for float features and BERT tokens, ``bert_tokens`` is
-            :obj:`True` for BERT token ids.
-        overrides (Iterable[str], optional): Overrides whose input fields are kept.
-            (default: ``()``)
-
-    Raises:
-        ValueError: If the data's modalities are not the configured ones, a kept
-            ``input_dim`` differs from the data, a kept ``vocab_size`` is too small
-            for the data's token ids, or BERT tokens meet a modality without
-            ``bert_path`` (or other input a modality with one).
-    """
-    names, found = config.modality_names, list(inputs)
-    if sorted(names) != sorted(found):
-        raise _fail(config, "modalities", f"the data's modalities {found}", names,
-                    "Choose the dataset's preset, or configure a modality for each of the "
-                    "data's")
-    kept = _overridden_inputs(config, overrides)
-    modalities = []
-    for modality in config.modalities:
-        name = modality.name
-        input_dim, vocab_size, *kind = inputs[name]
-        where = f"modalities.{name}"
-        bert_tokens = bool(kind and kind[0])
-        if bert_tokens != (modality.bert_path is not None):
-            data = ("BERT token ids (ids, mask, segments)" if bert_tokens
-                    else "token ids" if input_dim is None else f"features of width {input_dim}")
-            raise _fail(config, f"{where}.bert_path",
-                        f"{'a local BERT folder' if bert_tokens else 'null'} (the data's "
-                        f"'{name}' holds {data})", modality.bert_path,
-                        f"Set {where}.bert_path to a BERT folder, or read the features"
-                        if bert_tokens else
-                        "Read the BERT token ids (load_mmsa(..., text='bert')), or drop "
-                        f"{where}.bert_path")
-        if bert_tokens:
-            modalities.append(modality)
-            continue
-        if (name, "input_dim") in kept and modality.input_dim != input_dim:
-            data = "token ids" if input_dim is None else f"features of width {input_dim}"
-            raise _fail(config, f"{where}.input_dim", f"{input_dim} (the data holds {data})",
-                        modality.input_dim, f"Drop the override of {where}.input_dim; it is "
-                        "taken from the data")
-        if (name, "vocab_size") in kept and input_dim is None:
-            if modality.vocab_size is None or modality.vocab_size < vocab_size:
-                raise _fail(config, f"{where}.vocab_size",
-                            f"at least {vocab_size} (the data's vocabulary: token ids up to "
-                            f"{vocab_size - 1})", modality.vocab_size,
-                            f"Raise it, or drop the override of {where}.vocab_size to take "
-                            "it from the data")
-            vocab_size = modality.vocab_size
-        modalities.append(dataclasses.replace(modality, input_dim=input_dim,
-                                              vocab_size=vocab_size))
-    return dataclasses.replace(config, modalities=modalities)
-
-
-# The task from the data ################################################################
-
-TASK_FIELDS = ("task", "num_classes")
-"""The fields of :class:`DHMDConfig` that :func:`fit_task` takes from the data."""
-
-_TASK_LABELS = {
-    "regression": ("score",), "binary": ("class",), "multiclass": ("class",),
-    "multilabel": ("multi_hot",),
-}
-
-
-def task_of_labels(label_kind: str, num_classes: int | None) -> tuple[str, int | None]:
-    """The task and :math:`C` that fit labels of ``label_kind`` (a
-    :class:`~dhmd_graph.data.MultimodalDataset`'s): scores are ``regression``, two
-    classes ``binary``, more ``multiclass``, multi-hot rows ``multilabel``."""
-    if label_kind == "score":
-        return "regression", None
-    if label_kind == "multi_hot":
-        return "multilabel", num_classes
-    if label_kind == "class":
-        return ("binary", None) if num_classes == 2 else ("multiclass", num_classes)
-    raise ValueError(f"fit_task: label_kind must be 'score', 'class' or 'multi_hot', found "
-                     f"{label_kind!r}.")
-
-
-def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
-             overrides: Iterable[str] = ()) -> DHMDConfig:
-    r"""A copy of ``config`` whose task fits the data's labels.
-
-    :attr:`DHMDConfig.task` and :attr:`DHMDConfig.num_classes` are taken from the labels
-    (:func:`task_of_labels`), except a field named by one of ``overrides`` (the
-    :func:`apply_overrides` strings that built ``config``, e.g. ``"num_classes=6"``, or
-    just the key): that one is the user's choice, kept and checked against the data. A
-    two-class dataset fits ``binary`` (one logit) and ``multiclass`` with ``C = 2``.
-
-    Args:
-        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
-        label_kind (str): The data's ``'score'``, ``'class'`` or ``'multi_hot'``.
-        num_classes (int, optional): The data's classes or labels (:obj:`None` for
-            scores).
-        overrides (Iterable[str], optional): Overrides whose task fields are kept.
-            (default: ``()``)
-
-    Raises:
-        ValueError: Naming ``DHMDConfig.task`` or ``DHMDConfig.num_classes``, when a kept
-            field does not fit the data (e.g. a 6-class model on 4-class data).
-    """
-    kept = {item.partition("=")[0].strip() for item in overrides} & set(TASK_FIELDS)
-    task, classes = task_of_labels(label_kind, num_classes)
-    found = (f"{num_classes} classes" if label_kind == "class" else
-             f"{num_classes} labels (multi-hot)" if label_kind == "multi_hot" else "scores")
-    if "task" in kept:
-        task = config.task
-        if label_kind not in _TASK_LABELS[task] or (task == "binary" and num_classes != 2):
-            raise _fail(config, "task", f"a task for the data's labels ({found}): "
-                        f"{task_of_labels(label_kind, num_classes)[0]!r}", task,
-                        "Drop the task override to take it from the data, or use data "
-                        "with labels of this task")
-        classes = None if task == "binary" else num_classes
-    if "num_classes" in kept and config.num_classes is not None:
-        if label_kind == "score" or config.num_classes != num_classes:
-            raise _fail(config, "num_classes", f"{num_classes} (the data has {found})",
-                        config.num_classes, "Drop the num_classes override to take it from "
-                        "the data, or train on data with that many classes")
-        if "task" not in kept and task == "binary":  # C = 2 chosen: two softmax logits
-            task, classes = "multiclass", num_classes
-    weights = config.class_weights
-    if weights is not None and len(weights) != (classes or 1):
-        raise _fail(config, "class_weights", f"{classes or 1} weights for the data's "
-                    f"{found} (task {task!r})", weights, "Give one weight per output, or "
-                    "drop class_weights")
-    return dataclasses.replace(config, task=task, num_classes=classes)
+    return fields.apply_overrides(config, overrides)[0]

@@ -14,7 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from dhmd_graph.nn.dictionary import LOG_EPS
+from dhmd_graph.tasks import task_spec
+
+LOG_EPS = 1e-6
+"""Added before taking logs of dictionary activations (sparsemax gives exact zeros)."""
 
 __all__ = [
     "DISTANCES",
@@ -253,9 +256,6 @@ def _edge_types(edge_index: Tensor, modality: Tensor) -> tuple[Tensor, int]:
 # Task, self-regression and decoupling ##################################################
 
 
-TASKS = ("regression", "multiclass", "multilabel", "binary")
-
-
 def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None,
               task: str = "regression", class_weights: Tensor | None = None) -> Tensor:
     r"""The task loss, summed over modalities and averaged over the batch.
@@ -294,22 +294,21 @@ def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None,
     Returns:
         Tensor: The scalar loss.
     """
-    if task not in TASKS:
-        raise ValueError(f"task_loss: task must be one of {TASKS}, found {task!r}.")
+    loss = task_spec(task).loss
     batch_size = prediction.shape[0]
-    if task == "multiclass":  # (B, [M,] C) logits, (B,) classes
+    if loss == "cross_entropy":  # (B, [M,] C) logits, (B,) classes
         logits = prediction.reshape(batch_size, -1, prediction.shape[-1])  # (B, M', C)
         target = labels.long().view(-1, 1).expand(-1, logits.shape[1])  # (B, M')
         error = F.cross_entropy(logits.transpose(1, 2), target, weight=class_weights,
                                 reduction="none")  # (B, M')
-    elif task == "multilabel":  # (B, [M,] C) logits, (B, C) multi-hot
+    elif task_spec(task).per_class:  # (B, [M,] C) logits, (B, C) multi-hot
         logits = prediction.reshape(batch_size, -1, prediction.shape[-1])  # (B, M', C)
         target = labels.to(logits.dtype).unsqueeze(1).expand_as(logits)
         error = F.binary_cross_entropy_with_logits(
             logits, target, pos_weight=class_weights, reduction="none").mean(dim=-1)
     else:  # one output: (B,) or (B, M)
         target = labels.to(prediction.dtype).view(-1, *([1] * (prediction.dim() - 1)))
-        if task == "binary":
+        if loss == "binary_cross_entropy":
             error = F.binary_cross_entropy_with_logits(
                 prediction, target.expand_as(prediction), pos_weight=class_weights,
                 reduction="none")

@@ -71,7 +71,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, MOSEI_EMOTIONS
+from dhmd_graph.errors import ConfigError
+from dhmd_graph.protocols import PROTOCOLS, metric_kind
 
 __all__ = [
     "BINARY_KEYS", "CLASSIFICATION_KEYS", "METRIC_KINDS", "REGRESSION_KEYS", "SENTIMENT3_KEYS",
@@ -590,41 +591,43 @@ def metric_direction(name: str) -> str:
     parts = set(name.rsplit("/", 1)[-1].split("_"))
     lower, higher = bool(parts & _LOWER_IS_BETTER), bool(parts & _HIGHER_IS_BETTER)
     if lower == higher:
-        raise ValueError(
+        raise ConfigError(
             f"metric_direction: cannot tell whether a larger or a smaller {name!r} is better; "
             f"known parts are {sorted(_LOWER_IS_BETTER)} (smaller) and "
             f"{sorted(_HIGHER_IS_BETTER)} (larger). Set train.monitor_mode=min or max.")
     return "min" if lower else "max"
 
 
-_KINDS: dict[str, tuple[Callable[..., Metrics], str]] = {
-    "regression": (regression_metrics, "MAE"),
-    "mosi": (regression_metrics, "MAE"),
-    "mosei": (regression_metrics, "MAE"),
-    "sims": (sims_metrics, "MAE"),
-    "sentiment3": (sentiment3_metrics, "F1_score_3"),
-    "multiclass": (classification_metrics, "F1_weighted"),
-    "iemocap6": (classification_metrics, "F1_weighted"),
-    "binary": (binary_metrics, "F1_weighted"),
-    "humour": (binary_metrics, "Acc"),
-    "sarcasm": (binary_metrics, "F1_weighted"),
-    "multilabel": (multilabel_metrics, "Avg_F1"),
-    "mosei_emotions": (partial(multilabel_metrics, label_names=MOSEI_EMOTIONS), "Avg_WAcc"),
-    "iemocap4": (partial(emotion_binary_metrics, label_names=IEMOCAP4_EMOTIONS), "Avg_F1"),
+_FUNCTIONS: dict[str, Callable[..., Metrics]] = {
+    "regression": regression_metrics,
+    "sims": sims_metrics,
+    "sentiment3": sentiment3_metrics,
+    "multiclass": classification_metrics,
+    "binary": binary_metrics,
+    "multilabel": multilabel_metrics,
+    "emotion": emotion_binary_metrics,
 }
+_MONITORS = {"regression": "MAE", "sims": "MAE", "sentiment3": "F1_score_3",
+             "multiclass": "F1_weighted", "binary": "F1_weighted", "multilabel": "Avg_F1"}
 
-METRIC_KINDS = tuple(_KINDS)
-"""The kinds :func:`metrics_for` knows."""
+METRIC_KINDS = (*_MONITORS, *PROTOCOLS)
+"""The kinds :func:`metrics_for` knows: the generic ones and every benchmark protocol
+(:data:`dhmd_graph.protocols.PROTOCOLS`)."""
 
 
 def _kind(kind: str) -> tuple[Callable[..., Metrics], str]:
-    try:
-        return _KINDS[kind.lower()]
-    except KeyError:
-        raise ValueError(
-            f"metrics_for: unknown dataset kind {kind!r}; expected one of {list(METRIC_KINDS)}. "
-            "Pick the kind whose labels and protocol match your data."
-        ) from None
+    key = kind.lower()
+    if key in PROTOCOLS:
+        found = PROTOCOLS[key]
+        function = _FUNCTIONS[found.metrics]
+        if found.label_names is not None and found.task == "multilabel":
+            function = partial(function, label_names=found.label_names)
+        return function, found.monitor
+    if key in _MONITORS:
+        return _FUNCTIONS[key], _MONITORS[key]
+    raise ConfigError(
+        f"metrics_for: unknown dataset kind {kind!r}; expected one of {list(METRIC_KINDS)}. "
+        "Pick the kind whose labels and protocol match your data.")
 
 
 def metrics_for(kind: str, **options: Any) -> Callable[..., Metrics]:
@@ -648,8 +651,8 @@ def metrics_for(kind: str, **options: Any) -> Callable[..., Metrics]:
                         neutral, happy, sad, angry
     ==================  ===================================  ==================  =========
 
-    The selection metric is :func:`default_monitor`; its direction is
-    :func:`metric_direction`.
+    The protocol rows come from :data:`dhmd_graph.protocols.PROTOCOLS`. The selection
+    metric is :func:`default_monitor`; its direction is :func:`metric_direction`.
 
     Args:
         kind (str): One of the kinds above.
@@ -665,38 +668,21 @@ def default_monitor(kind: str) -> str:
     return _kind(kind)[1]
 
 
-_TASK_KINDS = {  # the kinds whose metric reads a task's predictions, and C where it is fixed
-    "regression": {"regression": None, "mosi": None, "mosei": None, "sims": None},
-    "multiclass": {"multiclass": None, "iemocap6": None, "sentiment3": 3},
-    "binary": {"binary": None, "humour": None, "sarcasm": None},
-    "multilabel": {"multilabel": None, "mosei_emotions": len(MOSEI_EMOTIONS),
-                   "iemocap4": len(IEMOCAP4_EMOTIONS)},
-}
-
-
 def task_metric_kind(task: str, num_classes: int | None = None, preset: str | None = None
                      ) -> str:
-    """The :func:`metrics_for` kind of a model's task: the preset's own kind (e.g.
+    """The :func:`metrics_for` kind of a model's task: the protocol's own kind (e.g.
     ``'iemocap4'``, ``'humour'``, ``'mosei'``) where it reads this task's predictions
     with this many classes, MMSA's ``'sentiment3'`` for 3 classes with a sentiment
-    preset (``mosi``, ``mosei``, ``sims``), else the task's generic kind
-    (``'regression'``, ``'multiclass'``, ``'multilabel'``, ``'binary'``).
+    protocol (``mosi``, ``mosei``, ``sims``), else the task's generic kind
+    (``'regression'``, ``'multiclass'``, ``'multilabel'``, ``'binary'``); see
+    :func:`dhmd_graph.protocols.metric_kind`.
 
     Args:
         task (str): ``DHMDConfig.task``.
         num_classes (int, optional): ``DHMDConfig.num_classes``. (default: :obj:`None`)
         preset (str, optional): The run's preset or protocol name. (default: :obj:`None`)
     """
-    if task not in _TASK_KINDS:
-        raise ValueError(f"task_metric_kind: task must be one of {list(_TASK_KINDS)}, found "
-                         f"{task!r}.")
-    kinds = _TASK_KINDS[task]
-    key = (preset or "").lower()
-    if key in kinds and kinds[key] in (None, num_classes):
-        return key
-    if task == "multiclass" and num_classes == 3 and key in ("mosi", "mosei", "sims"):
-        return "sentiment3"
-    return task
+    return metric_kind(task, num_classes, preset)
 
 
 def task_metrics(task: str, num_classes: int | None = None, preset: str | None = None,

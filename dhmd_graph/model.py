@@ -12,6 +12,7 @@ needs.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -19,9 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from dhmd_graph.config import DHMDConfig, ModalityConfig, edge_name
+from dhmd_graph.checkpoint import check_state_dict, load_checkpoint
+from dhmd_graph.config import DHMDConfig, ModalityConfig, config_from_dict, edge_name
 from dhmd_graph.data.batch import MultimodalBatch
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import CheckpointError, ConfigError, DatasetError
+from dhmd_graph.fields import first_difference
 from dhmd_graph.losses import (
     dictionary_contrastive_loss,
     dictionary_usage_loss,
@@ -44,6 +47,7 @@ from dhmd_graph.nn.encoders import (
 )
 from dhmd_graph.nn.graph import modality_graph
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
+from dhmd_graph.tasks import task_spec
 
 __all__ = ["DHMD", "DHMDOutput", "dhmd_objective"]
 
@@ -146,7 +150,7 @@ class DHMD(nn.Module):
         config (DHMDConfig): The whole configuration.
         pretrained (bool, optional): Load the weights of every ``bert_path`` folder;
             :obj:`False` builds BERT from its ``config.json`` alone, for a checkpoint to
-            fill (what :func:`~dhmd_graph.runs.load_model` does). (default: :obj:`True`)
+            fill (what :meth:`from_checkpoint` does). (default: :obj:`True`)
 
     Shapes:
         - **input:** a :class:`~dhmd_graph.data.MultimodalBatch` with the configured
@@ -276,23 +280,58 @@ class DHMD(nn.Module):
                               fusion=fusion, readout_channels=channels)
 
     @classmethod
-    def from_run(cls, target: str | os.PathLike, *, seed: int | None = None,
-                 which: str = "best", device: str | torch.device = "cpu") -> DHMD:
-        r"""The trained model of a ``dhmd train`` run, in evaluation mode
-        (:func:`~dhmd_graph.runs.load_run`, which checks the checkpoint first).
+    def from_checkpoint(cls, path: str | os.PathLike, *, expected: Mapping | None = None
+                        ) -> tuple[DHMD, dict]:
+        r"""The model of a checkpoint written by ``dhmd train``, in evaluation mode on the
+        CPU, and the checkpoint's meta.
+
+        The checkpoint is untrusted input: it is read by
+        :func:`~dhmd_graph.checkpoint.load_checkpoint` (``weights_only``, no TorchScript,
+        no zip bomb); its model configuration must be valid; and its tensors must have
+        the shapes of that configuration, compared on a model built on the ``meta``
+        device (which allocates nothing), before the real model is built. So a
+        checkpoint that declares a huge model is refused without allocating it. A whole
+        run (every seed, checked against its ``config.json``) is
+        :class:`~dhmd_graph.trained.TrainedRun`.
 
         Args:
-            target (str or PathLike): A run folder, one of its ``seed_<s>`` folders, or
-                a ``.pt`` file.
-            seed (int, optional): The seed of a run folder; :obj:`None` takes the first.
-                (default: :obj:`None`)
-            which (str, optional): ``"best"`` or ``"last"``. (default: ``"best"``)
-            device (str or torch.device, optional): Where to put the model.
-                (default: ``"cpu"``)
-        """
-        from dhmd_graph.runs import load_run
+            path (str or PathLike): A ``best.pt`` or ``last.pt`` file.
+            expected (Mapping, optional): The model configuration (as plain data) the
+                checkpoint must declare, e.g. its run's ``config.json`` model.
+                (default: :obj:`None`, any)
 
-        return load_run(target, seed=seed, which=which, device=device).model
+        Returns:
+            tuple[DHMD, dict]: The model, and the checkpoint's ``meta`` (``preset``,
+            ``aligned``, ``data``, ``model``) with its ``epoch`` and ``seed`` added.
+
+        Raises:
+            CheckpointError: The checkpoint is unreadable, unsafe, not of this model, or
+                declares another model than ``expected``.
+        """
+        state = load_checkpoint(path, keys=("model", "meta"))
+        meta = state["meta"]
+        if not (isinstance(meta, dict) and isinstance(meta.get("model"), dict)):
+            raise CheckpointError(path, "it was not written by 'dhmd train': its meta has no "
+                                  "model configuration, so the model cannot be rebuilt")
+        for key in ("preset", "data"):
+            if not isinstance(meta.get(key), (str, type(None))):
+                raise CheckpointError(path, f"its meta '{key}' is {meta[key]!r}, not a string")
+        difference = None if expected is None else first_difference(dict(expected),
+                                                                    meta["model"])
+        if difference:
+            key, wanted, found = difference
+            raise CheckpointError(path, f"it declares a model other than the run's config.json "
+                                  f"({key}: {found!r} instead of {wanted!r})")
+        try:
+            config = config_from_dict(meta["model"])
+        except ConfigError as error:
+            raise CheckpointError(path, f"its model configuration is invalid: {error}") from None
+        with torch.device("meta"):
+            skeleton = cls(config, pretrained=False)
+        check_state_dict(skeleton, state["model"], path)
+        model = cls(config, pretrained=False)  # a BERT's weights come from the checkpoint
+        model.load_state_dict(state["model"])
+        return model.eval(), dict(meta, epoch=state.get("epoch"), seed=state.get("seed"))
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -456,13 +495,14 @@ class DHMD(nn.Module):
         """The batch's labels must be those of the configured task (a :class:`DatasetError`
         naming ``labels`` otherwise)."""
         task, classes = self.config.task, self.config.num_classes
-        if task == "regression":
+        kind = task_spec(task).label_kind
+        if kind == "score":
             good, expected = labels.dim() == 1 and labels.is_floating_point(), "(B,) float scores"
-        elif task == "multilabel":
+        elif kind == "multi_hot":
             good = labels.dim() == 2 and labels.shape[1] == classes
             expected = f"(B, {classes}) multi-hot rows"
         else:
-            top = 2 if task == "binary" else classes
+            top = task_spec(task).label_classes(classes)
             good = (labels.dim() == 1 and not labels.is_floating_point()
                     and bool(((labels >= 0) & (labels < top)).all()))
             expected = f"(B,) class indices in [0, {top - 1}]"
@@ -472,8 +512,8 @@ class DHMD(nn.Module):
                 f"labels do not fit the model's task {task!r}", field="labels",
                 expected=expected,
                 found=f"{labels.dtype} of shape {tuple(labels.shape)}, values such as {values}",
-                fix="Take the task from the data (fit_task, or drop the task/num_classes "
-                    "overrides), or train on data with labels of this task")
+                fix="Take the task from the data (drop the task/num_classes overrides), or "
+                    "train on data with labels of this task")
 
     def edge_weight_means(self, output: DHMDOutput) -> dict[str, Tensor]:
         r"""Detached batch means of the learned edge weight :math:`E` (prior part
@@ -572,7 +612,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     total = (weights.task * terms["task"] + weights.reconstruction * terms["reconstruction"]
              + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"])
     if output.margin_embedding is not None:
-        margin_labels = (F.one_hot(labels, config.num_classes) if config.task == "multiclass"
+        margin_labels = (F.one_hot(labels, config.num_classes)
+                         if task_spec(config.task).loss == "cross_entropy"
                          else labels)  # (B,) or (B, C)
         terms["margin"] = margin_loss(output.margin_embedding, margin_labels, present,
                                       weights.margin_scale, weights.margin_reduction)
@@ -588,7 +629,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
         terms[f"gd/{space}/logit"] = graph_distillation_loss(
             logits, metric=graph_config.logit_metric, **distill,
             temperature=graph_config.logit_temperature,
-            activation="softmax" if config.task == "multiclass" else "sigmoid")
+            activation="softmax" if task_spec(config.task).activation == "softmax"
+            else "sigmoid")
         gd = graph_config.logit_weight * terms[f"gd/{space}/logit"]
         if graph_config.use_repr_term:
             reprs = values.representation.flatten(0, 1)  # (N, F)

@@ -68,12 +68,14 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph import MultimodalDataset
-from dhmd_graph.config import DHMDConfig, config_to_dict, fit_inputs, fit_task, preset
-from dhmd_graph.data.loading import load_for_task, modality_inputs
+from dhmd_graph.config import DHMDConfig, config_to_dict
+from dhmd_graph.data.loading import modality_inputs
 from dhmd_graph.data.synthetic import DEMO_SIZES as IEMOCAP_SIZES  # 1,500 / 300 / 600
 from dhmd_graph.data.synthetic_tasks import PROFILES, default_task_dataset_path
+from dhmd_graph.experiment import fit_inputs, fit_task, load_splits
 from dhmd_graph.metrics import default_monitor, format_table, task_metric_kind, task_metrics
 from dhmd_graph.model import DHMD
+from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig, run_seeds
 from dhmd_graph.train import format_table as seeds_table
 
@@ -142,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         data = default_task_dataset_path(args.task, aligned=True, sizes=sizes, seed=0)
     model_config = preset(args.task)
-    splits = load_for_task(data, model_config.task)
+    splits = load_splits(data, model_config)
     train = splits["train"]
     # The task's preset; input widths, the task and the number of classes from the data.
     model_config = fit_task(fit_inputs(model_config, modality_inputs(splits)),

@@ -52,12 +52,14 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph import MultimodalDataset
-from dhmd_graph.config import config_to_dict, fit_inputs, preset
+from dhmd_graph.config import config_to_dict
 from dhmd_graph.data import load_dataset
 from dhmd_graph.data.loading import modality_inputs
 from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
+from dhmd_graph.experiment import fit_inputs
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD
+from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig, format_table, run_seeds
 
 # The default run on synthetic data: sizes (DEMO_SIZES, 1,500 / 300 / 600) and schedule

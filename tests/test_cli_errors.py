@@ -103,7 +103,7 @@ def test_resume_refuses_a_missing_folder_or_config(tmp_path, capsys, monkeypatch
 # 2. One writer per run folder ########################################################
 
 def test_a_second_writer_is_refused(tiny_data, tmp_path, capsys):
-    from dhmd_graph.runs import RunFolder
+    from dhmd_graph.train.run_folder import RunFolder
 
     run = tmp_path / "run"
     with RunFolder(run).lock():  # another writer holds the run

@@ -109,8 +109,8 @@ def test_train_on_a_device_the_machine_lacks_writes_nothing(misa, tmp_path, caps
 
 
 def test_train_the_dmd_reference_mode(tmp_path, capsys, monkeypatch):
-    from dhmd_graph.config import preset
     from dhmd_graph.data import synthetic
+    from dhmd_graph.presets import preset
 
     monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(synthetic, "DEMO_SIZES", {"train": 12, "valid": 4, "test": 4})
@@ -134,7 +134,8 @@ def test_train_the_dmd_reference_mode(tmp_path, capsys, monkeypatch):
 ])
 def test_the_dmd_reference_mode_refuses_what_it_cannot_build(options, message, tmp_path,
                                                              capsys):
-    from dhmd_graph.config import config_to_dict, preset
+    from dhmd_graph.config import config_to_dict
+    from dhmd_graph.presets import preset
 
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"model": config_to_dict(preset("mosi"))}))

@@ -7,8 +7,11 @@ import pickle
 import numpy as np
 import pytest
 
-from dhmd_graph.cli import EXIT_BAD_INPUT, TASK_PRESETS, main
-from dhmd_graph.config import PRESETS
+from dhmd_graph.cli import EXIT_BAD_INPUT, main
+from dhmd_graph.presets import PRESETS
+from dhmd_graph.protocols import PROTOCOLS
+
+TASK_PRESETS = tuple(name for name, p in PROTOCOLS.items() if p.synthetic == "task")
 
 TINY = ["model.width=8", "model.num_heads=2", "model.encoder.num_layers=1",
         "model.encoder.memory_layers=1", "model.dictionary.atoms=4", "train.max_epochs=1",
@@ -22,8 +25,8 @@ EXPECTED = {  # preset: task, num_classes, the selection metric
 }
 
 
-def test_the_cli_knows_every_preset():
-    assert set(PRESETS) == {"mosi", "mosei", "sims", *TASK_PRESETS}
+def test_every_protocol_has_a_preset():
+    assert set(PRESETS) == set(PROTOCOLS) == {"mosi", "mosei", "sims", *TASK_PRESETS}
 
 
 def train(data, run, *options):

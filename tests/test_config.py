@@ -15,8 +15,8 @@ from dhmd_graph.config import (
     config_from_dict,
     config_to_dict,
     parse_edge,
-    preset,
 )
+from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig
 
 
@@ -129,9 +129,9 @@ def test_overrides_convert_types():
 @pytest.mark.parametrize(("override", "message"), [
     ("widht=3", r"unknown key 'widht'.*valid keys: \['class_weights', 'dictionary', 'encoder'"),
     ("encoder.depth=3", r"EncoderConfig has no field 'depth'.*'num_layers'"),
-    ("width=abc", "'width' expects a value of type int, found 'abc'"),
-    ("encoder.causal=maybe", "'encoder.causal' expects a value of type bool"),
-    ("homogeneous_graph.prior=[1]", r"expects a value of type dict \(as JSON\)"),
+    ("width=abc", "DHMDConfig.width: expected a value of type int, found 'abc'"),
+    ("encoder.causal=maybe", "DHMDConfig.encoder.causal: expected a value of type bool"),
+    ("homogeneous_graph.prior=[1]", r"expected a value of type dict \(as JSON\)"),
     ("modalities.speech.kernel_size=3", r"'speech' is not an entry.*\['words', 'audio'"),
     ("modalities.audio=3", "add a field"),
     ("width.x=1", "has no sub-keys"),

@@ -2,7 +2,9 @@
 
 import pytest
 
-from dhmd_graph.config import apply_overrides, fit_inputs, preset
+from dhmd_graph.config import apply_overrides
+from dhmd_graph.experiment import fit_inputs
+from dhmd_graph.presets import preset
 
 MISA = {"text": (None, 120), "audio": (74, None), "vision": (47, None)}
 

@@ -2,14 +2,10 @@
 
 import pytest
 
-from dhmd_graph.config import (
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    fit_task,
-    preset,
-    task_of_labels,
-)
+from dhmd_graph.config import apply_overrides, config_from_dict, config_to_dict
+from dhmd_graph.experiment import fit_task
+from dhmd_graph.presets import preset
+from dhmd_graph.tasks import task_of_labels
 
 
 @pytest.mark.parametrize("overrides, match", [

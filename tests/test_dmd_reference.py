@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dhmd_graph.config import apply_overrides, preset
+from dhmd_graph.config import apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.model import DHMD, dhmd_objective
+from dhmd_graph.presets import preset
 
 PRESETS = {  # width, input dims, kernels, padded lengths; all (text, audio, vision)
     ("mosi", True): (50, (768, 5, 20), (5, 5, 5), (50, 50, 50)),

@@ -75,8 +75,8 @@ def test_emotion_example_quick_mode(emotion_example, task, monitor, tmp_path, mo
 
 
 def test_emotion_example_weights_and_baselines(emotion_example):
-    from dhmd_graph.config import preset
     from dhmd_graph.metrics import metrics_for
+    from dhmd_graph.presets import preset
 
     def split(labels, **kind):
         n = len(labels)

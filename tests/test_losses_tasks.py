@@ -76,5 +76,5 @@ def test_margin_loss_on_label_vectors():
     assert margin_loss(embeddings, one_hot).item() == pytest.approx(0.0)
     same_place = torch.ones(3, 1, 2)
     assert margin_loss(same_place, one_hot).item() == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="task: expected one of"):
         task_loss(torch.zeros(2), torch.zeros(2), task="ordinal")

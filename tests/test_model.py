@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides, preset
+from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.model import DHMD, dhmd_objective
+from dhmd_graph.presets import preset
 
 SMALL = ["width=8", "num_heads=2", "encoder.num_layers=1", "encoder.memory_layers=1",
          "dictionary.atoms=4", "homogeneous_graph.hidden_channels=4",

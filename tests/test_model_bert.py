@@ -9,18 +9,11 @@ import pytest
 import torch
 from tiny_bert import save_tiny_bert
 
-from dhmd_graph.config import (
-    DHMDConfig,
-    EncoderConfig,
-    GraphConfig,
-    ModalityConfig,
-    config_to_dict,
-    fit_inputs,
-)
+from dhmd_graph.config import DHMDConfig, EncoderConfig, GraphConfig, ModalityConfig, config_to_dict
 from dhmd_graph.data import DatasetError, collate, load_dataset, load_mmsa
 from dhmd_graph.data.loading import modality_inputs
+from dhmd_graph.experiment import fit_inputs
 from dhmd_graph.model import DHMD
-from dhmd_graph.runs import load_model
 from dhmd_graph.train import save_checkpoint
 
 transformers = pytest.importorskip("transformers")
@@ -153,8 +146,8 @@ def test_checkpoint_round_trip_reads_only_bert_config(mmsa, bert_folder, tmp_pat
     path = save_checkpoint({"model": model.state_dict(), "meta": meta, "epoch": 1, "seed": 1},
                            tmp_path / "best.pt")
     for weights in bert_folder.glob("*.safetensors"):
-        weights.unlink()  # only config.json is left: load_model must not need the weights
-    loaded, _ = load_model(path)
+        weights.unlink()  # only config.json is left: DHMD.from_checkpoint must not need the weights
+    loaded, _ = DHMD.from_checkpoint(path)
     batch = collate([splits["test"][i] for i in range(4)])
     with torch.no_grad():
         expected = model.eval()(batch).prediction

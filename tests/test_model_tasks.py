@@ -4,11 +4,11 @@ import pytest
 import torch
 from test_model import make_batch, tiny_config
 
-from dhmd_graph.config import preset
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.losses import task_loss
 from dhmd_graph.metrics import metrics_for
 from dhmd_graph.model import DHMD, dhmd_objective
+from dhmd_graph.presets import preset
 
 LENGTHS = {"text": [5, 4, 3, 5], "audio": [3, 3, 2, 1], "vision": [4, 2, 4, 3]}
 TASKS = {  # overrides, labels of a batch of 4, metric kind

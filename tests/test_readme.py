@@ -38,7 +38,8 @@ from pathlib import Path
 import pytest
 from tiny_bert import save_tiny_bert
 
-from dhmd_graph.cli import _experiment, build_parser, main
+from dhmd_graph.cli import build_parser, main
+from dhmd_graph.experiment import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -236,7 +237,8 @@ def test_readme_inline_overrides_apply():
     overrides = inline_overrides(README.read_text())
     assert any("train.device=cuda:1" in items for items in overrides)
     for items in overrides:
-        _experiment(build_parser().parse_args(["train", "--set", *items]))
+        args = build_parser().parse_args(["train", "--set", *items])
+        Experiment.assemble(overrides=args.overrides)
 
 
 def help_examples() -> list[list[str]]:
@@ -260,7 +262,7 @@ def help_examples() -> list[list[str]]:
 def test_help_examples_parse(argv):
     args = build_parser().parse_args(argv)  # a bad example exits here
     if args.command == "train":
-        _experiment(args)  # the overrides build a valid configuration
+        Experiment.assemble(overrides=args.overrides)  # they build a valid configuration
 
 
 def test_help_examples_were_found():

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import ConfigError
 
 __all__ = ["EXPANSION_LIMIT", "MIN_BUDGET", "Budget", "Location", "as_array", "check_finite",
            "check_labels", "check_splits", "float_features", "zero_negative_infinity"]
@@ -81,7 +82,7 @@ def expansion_limit() -> float:
     except ValueError:
         value = float("nan")
     if not value > 0:
-        raise ValueError(f"DHMD_EXPANSION_LIMIT: expected a positive number, found {text!r}. "
+        raise ConfigError(f"DHMD_EXPANSION_LIMIT: expected a positive number, found {text!r}. "
                          "Unset it or give a factor such as 64.")
     return value
 

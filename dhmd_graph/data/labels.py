@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
+from dhmd_graph.protocols import (  # the label vocabularies belong to the protocols
+    IEMOCAP4_EMOTIONS,
+    IEMOCAP6_EMOTIONS,
+    MOSEI_EMOTIONS,
+    SENTIMENT3_CLASSES,
+)
+from dhmd_graph.tasks import LABEL_KINDS
 
 __all__ = [
     "IEMOCAP4_EMOTIONS",
@@ -36,20 +43,6 @@ __all__ = [
     "SENTIMENT3_CLASSES",
     "mosei_emotion_presence",
 ]
-
-LABEL_KINDS = ("score", "class", "multi_hot")
-
-IEMOCAP4_EMOTIONS = ("neutral", "happy", "sad", "angry")
-"""The four IEMOCAP emotions of the MulT protocol, in the order of its ``(N, 4, 2)`` labels."""
-
-IEMOCAP6_EMOTIONS = ("happy", "sad", "neutral", "angry", "excited", "frustrated")
-"""The six IEMOCAP classes of the utterance-level protocol, in their usual index order."""
-
-MOSEI_EMOTIONS = ("happiness", "sadness", "anger", "surprise", "disgust", "fear")
-"""CMU-MOSEI's six emotions, in the order of columns 1–6 of its labels sequence."""
-
-SENTIMENT3_CLASSES = ("negative", "neutral", "positive")
-"""MMSA's ``classification_labels``: 0 negative, 1 neutral, 2 positive."""
 
 MOSEI_INTENSITY_RANGE = (0.0, 3.0)
 

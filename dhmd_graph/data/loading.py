@@ -46,9 +46,10 @@ from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import SENTIMENT_RANGE, SIMS_RANGE, read_mmsa
 from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
+from dhmd_graph.errors import ConfigError
 
 __all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "load_dataset",
-           "load_for_task", "modality_inputs", "pickle_format"]
+           "modality_inputs", "pickle_format"]
 
 FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
@@ -61,7 +62,8 @@ _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
 
 def load_dataset(path: str | PathLike, *, format: str | None = None,
                  label_range: tuple[float, float] | None = None, verify: bool = False,
-                 **options: Any) -> dict[str, MultimodalDataset]:
+                 mmsa_labels: str = "regression", **options: Any
+                 ) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Whatever the reader, the result has the splits ``train``, ``valid`` and ``test``
@@ -81,6 +83,10 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
         verify (bool, optional): For a cache, also check the checksums and every value
             (see :func:`~dhmd_graph.data.load_cache`); the other readers always check
             every value. (default: :obj:`False`)
+        mmsa_labels (str, optional): Which of an MMSA pickle's two label arrays to read:
+            ``'regression'`` (scores) or ``'classification'`` (MMSA's 3-class sentiment);
+            every other format has one kind of label and ignores it.
+            (default: ``'regression'``)
         **options: Passed to the pickle reader: ``labels='classification'`` for
             :func:`~dhmd_graph.data.load_mmsa`; ``label_kind``, ``label_names`` for
             :func:`~dhmd_graph.data.load_mult`.
@@ -93,20 +99,21 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
         ValueError: An unknown ``format``, or ``options`` for a folder format.
     """
     if format is not None and format not in FORMATS:
-        raise ValueError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
+        raise ConfigError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
                          f"found {format!r}.")
     path = Path(path)
-    datasets = _read(path, format, label_range, verify, options)
+    datasets = _read(path, format, label_range, verify, mmsa_labels, options)
     check_splits(datasets, path)
     return datasets
 
 
 def _read(path: Path, format: str | None, label_range: tuple[float, float] | None,
-          verify: bool, options: dict[str, Any]) -> dict[str, MultimodalDataset]:
+          verify: bool, mmsa_labels: str, options: dict[str, Any]
+          ) -> dict[str, MultimodalDataset]:
     """The splits from the reader that ``path`` and ``format`` select."""
     range_option = {} if label_range is None else {"label_range": label_range}
     if (path.is_dir() or path.suffix == ".json") and options:
-        raise ValueError(f"load_dataset: options {sorted(options)} apply to pickle files "
+        raise ConfigError(f"load_dataset: options {sorted(options)} apply to pickle files "
                          f"only; '{path}' is not one.")
     if path.is_dir() and format in (None, "arrays", "cache", "misa"):
         if format in (None, "cache") and (path / MANIFEST).is_file():
@@ -118,8 +125,10 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
             return load_arrays(path, **range_option)
     elif path.is_file() and path.suffix == ".pkl" and format in (None, "mmsa", "mult"):
         data = load_pickle(path)
-        return _PICKLE_READERS[format or pickle_format(data)](data, path, **range_option,
-                                                              **options)
+        kind = format or pickle_format(data)
+        if kind == "mmsa" and mmsa_labels != "regression":
+            options = {"labels": mmsa_labels, **options}
+        return _PICKLE_READERS[kind](data, path, **range_option, **options)
     elif path.is_file() and path.suffix == ".json" and format in (None, "csd"):
         return load_alignment(path, **range_option)
     raise DatasetError("unrecognised dataset path", file=path, expected=_KNOWN,
@@ -127,27 +136,6 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
                        fix="Point to one of these (.csd files are aligned through a recipe, "
                        "see dhmd_graph.data.align)"
                        + ("" if format is None else f", or drop format={format!r}"))
-
-
-def load_for_task(path: str | PathLike, task: str = "regression"
-                  ) -> dict[str, MultimodalDataset]:
-    r""":func:`load_dataset` for a model of ``task`` (``DHMDConfig.task``).
-
-    An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
-    ``classification_labels`` (MMSA's 3-class sentiment), every other task its
-    ``regression_labels``. Every other format has one kind of label, read as it is.
-
-    Raises:
-        DatasetError: As :func:`load_dataset`; for a ``multiclass`` task also an MMSA
-            pickle without ``classification_labels``.
-    """
-    path = Path(path)
-    if task == "multiclass" and path.is_file() and path.suffix == ".pkl":
-        data = load_pickle(path)
-        if pickle_format(data) == "mmsa":
-            return read_mmsa(data, path, labels="classification")
-        return read_mult(data, path)
-    return load_dataset(path)
 
 
 def pickle_format(data: object) -> str:

@@ -48,6 +48,7 @@ from dhmd_graph.data.checks import (
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import SENTIMENT3_CLASSES
 from dhmd_graph.data.safe_pickle import load_pickle
+from dhmd_graph.errors import ConfigError
 
 __all__ = ["MODALITIES", "RELIABILITY", "SPLITS", "load_mmsa", "read_mmsa"]
 
@@ -136,9 +137,9 @@ def read_mmsa(data: object, path: str | PathLike, *,
 
 def _check_option(labels: str, text: str) -> None:
     if labels not in LABELS:
-        raise ValueError(f"load_mmsa: labels must be one of {list(LABELS)}; found {labels!r}.")
+        raise ConfigError(f"load_mmsa: labels must be one of {list(LABELS)}; found {labels!r}.")
     if text not in TEXT_INPUTS:
-        raise ValueError(f"load_mmsa: text must be one of {list(TEXT_INPUTS)}; found {text!r}.")
+        raise ConfigError(f"load_mmsa: text must be one of {list(TEXT_INPUTS)}; found {text!r}.")
 
 
 def _read_split(raw, where: Location, label_range: tuple[float, float] | None, labels: str,

@@ -54,6 +54,7 @@ from dhmd_graph.data.checks import (
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, LABEL_KINDS
 from dhmd_graph.data.safe_pickle import load_pickle
+from dhmd_graph.errors import ConfigError
 
 __all__ = ["MODALITIES", "SPLITS", "load_mult", "read_mult"]
 
@@ -101,7 +102,7 @@ def read_mult(data: object, path: str | PathLike, *, label_kind: str | None = No
     r"""The splits of an already unpickled MulT-format dict (arguments as :func:`load_mult`;
     ``path`` is used in messages)."""
     if label_kind is not None and label_kind not in LABEL_KINDS:
-        raise ValueError(f"load_mult: label_kind must be one of {list(LABEL_KINDS)} or None; "
+        raise ConfigError(f"load_mult: label_kind must be one of {list(LABEL_KINDS)} or None; "
                          f"found {label_kind!r}.")
     if not isinstance(data, dict):
         raise DatasetError("not a MulT pickle", file=path,

@@ -103,6 +103,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dhmd_graph.errors import ConfigError
 from dhmd_graph.files import naming_file
 
 __all__ = [
@@ -281,13 +282,13 @@ class PlantedStructure:
     def __post_init__(self) -> None:
         q = self.corruption_probability
         if len(q) != len(MODALITIES) or min(q) < 0 or sum(q) > 1 + 1e-9:
-            raise ValueError(
+            raise ConfigError(
                 f"PlantedStructure.corruption_probability: expected one probability per "
                 f"modality {MODALITIES}, each >= 0 and summing to at most 1 (a sample has "
                 f"at most one corrupted modality); found {q}."
             )
         if self.corruption_noise_scale < 0:
-            raise ValueError(f"PlantedStructure.corruption_noise_scale: expected >= 0, found "
+            raise ConfigError(f"PlantedStructure.corruption_noise_scale: expected >= 0, found "
                              f"{self.corruption_noise_scale}.")
 
 
@@ -305,7 +306,7 @@ def _profile(name: str) -> SyntheticProfile:
     try:
         return PROFILES[name.lower()]
     except KeyError:
-        raise ValueError(f"write_synthetic: unknown profile {name!r}; expected one of "
+        raise ConfigError(f"write_synthetic: unknown profile {name!r}; expected one of "
                          f"{sorted(PROFILES)}.") from None
 
 
@@ -313,7 +314,7 @@ def _steps(profile: SyntheticProfile, aligned: bool) -> dict[str, int]:
     if not aligned:
         return profile.unaligned_steps
     if profile.aligned_steps is None:
-        raise ValueError(f"write_synthetic: profile {profile.name!r} has no aligned version "
+        raise ConfigError(f"write_synthetic: profile {profile.name!r} has no aligned version "
                          "(the real dataset ships unaligned features only); pass aligned=False.")
     return profile.aligned_steps
 
@@ -322,7 +323,7 @@ def _split_sizes(sizes: Mapping[str, int] | None, profile: SyntheticProfile) -> 
     if sizes is None:
         return dict(profile.sizes)
     if set(sizes) != set(SPLITS) or any(int(n) != n or n < 1 for n in sizes.values()):
-        raise ValueError(f"write_synthetic: sizes must give a positive integer for each of "
+        raise ConfigError(f"write_synthetic: sizes must give a positive integer for each of "
                          f"{list(SPLITS)}; found {dict(sizes)}. Example: "
                          "{'train': 200, 'valid': 50, 'test': 50}.")
     return {split: int(sizes[split]) for split in SPLITS}

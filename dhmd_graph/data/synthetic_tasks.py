@@ -124,6 +124,7 @@ from dhmd_graph.data.synthetic import (  # the shared machinery of the planted g
     _window,
     planted_features,
 )
+from dhmd_graph.errors import ConfigError
 
 __all__ = [
     "MOSEI_CORRELATION", "MOSEI_PRESENCE", "PROFILES", "TaskProfile", "default_task_dataset_path",
@@ -304,7 +305,7 @@ def _profile(name: str) -> TaskProfile:
     try:
         return PROFILES[name.lower()]
     except KeyError:
-        raise ValueError(f"write_synthetic_task: unknown profile {name!r}; expected one of "
+        raise ConfigError(f"write_synthetic_task: unknown profile {name!r}; expected one of "
                          f"{sorted(PROFILES)}.") from None
 
 
@@ -312,7 +313,7 @@ def _split_sizes(sizes: Mapping[str, int] | None, profile: TaskProfile) -> dict[
     if sizes is None:
         return dict(profile.sizes)
     if set(sizes) != set(SPLITS) or any(int(n) != n or n < 2 for n in sizes.values()):
-        raise ValueError(f"write_synthetic_task: sizes must give an integer >= 2 for each of "
+        raise ConfigError(f"write_synthetic_task: sizes must give an integer >= 2 for each of "
                          f"{list(SPLITS)}; found {dict(sizes)}. Example: "
                          "{'train': 400, 'valid': 100, 'test': 100}.")
     return {split: int(sizes[split]) for split in SPLITS}

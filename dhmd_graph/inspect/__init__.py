@@ -27,7 +27,6 @@ from dhmd_graph.inspect.edges import (
     edge_history,
     plot_edge_evolution,
     plot_edge_graphs,
-    read_log,
 )
 from dhmd_graph.inspect.missing import evaluate_subsets, modality_subsets, predict_subsets
 from dhmd_graph.inspect.predictions import predict_run, predict_table, write_predictions
@@ -67,7 +66,6 @@ __all__ = [
     "predict_run",
     "predict_subsets",
     "predict_table",
-    "read_log",
     "write_predictions",
     "write_report",
 ]

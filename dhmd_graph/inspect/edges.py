@@ -7,7 +7,7 @@ per decoupled space whose nodes are the modalities and whose edges
 samples; :func:`plot_edge_graphs` draws the learned weights of both spaces side by side
 and, below them, their fixed priors. :func:`edge_history` reads the mean edge weights
 that training logged every epoch (``log.jsonl``, read by
-:func:`~dhmd_graph.train.run_folder.read_log`) and :func:`plot_edge_evolution` draws
+:meth:`TrainedRun.log <dhmd_graph.trained.TrainedRun.log>`) and :func:`plot_edge_evolution` draws
 them.
 """
 
@@ -24,7 +24,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_colors
-from dhmd_graph.train.run_folder import read_log  # re-exported: the log's one reader
 
 __all__ = [
     "EDGE_KEY",
@@ -34,7 +33,6 @@ __all__ = [
     "edge_history",
     "plot_edge_evolution",
     "plot_edge_graphs",
-    "read_log",
 ]
 
 EDGE_KEY = re.compile(r"^(?:train/)?edge/(?P<space>[^/]+)/(?P<edge>[^/]+->[^/]+)$")
@@ -198,7 +196,7 @@ def edge_history(records: Iterable[Mapping]) -> EdgeHistory:
     r"""Collects the ``train/edge/<space>/<teacher>-><student>`` values of a log.
 
     Args:
-        records (Iterable[Mapping]): Epoch records, e.g. :func:`read_log`'s.
+        records (Iterable[Mapping]): Epoch records, e.g. :meth:`TrainedRun.log <dhmd_graph.trained.TrainedRun.log>`'s.
     """
     records = list(records)
     spaces: dict[str, dict[str, np.ndarray]] = {}

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.errors import UserError
 from dhmd_graph.inspect.spaces import as_batches, present_mask
 from dhmd_graph.metrics import regression_metrics
 
@@ -94,7 +95,7 @@ def predict_subsets(
             predictions[subset_name(subset)].append(prediction.float().cpu())
     model.train(was_training)
     if not labels:
-        raise ValueError("predict_subsets: the data gave no batch; pass a non-empty split.")
+        raise UserError("predict_subsets: the data gave no batch; pass a non-empty split.")
     return (
         {name: torch.cat(parts).numpy() for name, parts in predictions.items()},
         torch.cat(labels).numpy(),

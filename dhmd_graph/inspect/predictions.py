@@ -1,7 +1,7 @@
 r"""Predictions of a trained run for a dataset: one CSV row per sample.
 
 :func:`predict_run` is what ``dhmd predict`` does: it loads the selected checkpoint of a
-run (:func:`~dhmd_graph.runs.load_run`), checks that the data fits the trained model
+run (:class:`~dhmd_graph.trained.TrainedRun`), checks that the data fits the trained model
 (:func:`check_data`), runs one split through it once
 (:func:`~dhmd_graph.inspect.spaces.collect_outputs`, the pass the inspection uses) and
 writes :func:`predict_table`'s columns with :func:`write_predictions`. Every check runs
@@ -34,12 +34,11 @@ Example (what ``dhmd predict runs/mosei --data my_data --out predictions.csv`` d
 
 .. code-block:: python
 
-    from dhmd_graph.data import load_dataset
     from dhmd_graph.inspect.predictions import predict_table, write_predictions
-    from dhmd_graph.runs import load_run
+    from dhmd_graph.trained import TrainedRun
 
-    run = load_run("runs/mosei")                     # the first seed's best.pt, checked
-    test = load_dataset("my_data")["test"]
+    run = TrainedRun.load("runs/mosei")              # the first seed's best.pt, checked
+    test = run.split("test", "my_data")              # checked against the model
     table = predict_table(run.model, test, present=["text", "audio"])
     write_predictions(table, "predictions.csv")
 """
@@ -58,12 +57,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dhmd_graph.config import DHMDConfig, edge_name
-from dhmd_graph.data.batch import MultimodalDataset
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import UserError
 from dhmd_graph.files import atomic_write
 from dhmd_graph.inspect.spaces import SPACES, as_batches, collect_outputs
 
-__all__ = ["check_data", "predict_run", "predict_table", "write_predictions"]
+__all__ = ["predict_run", "predict_table", "write_predictions"]
 
 
 def _columns(name: str, values: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
@@ -89,7 +87,7 @@ def _check_present(modalities: Sequence[str], present: Iterable[str] | None) -> 
     present = tuple(present)
     unknown = [name for name in present if name not in modalities]
     if unknown or not present:
-        raise ValueError(f"present: expected a non-empty list of the run's modalities "
+        raise UserError(f"present: expected a non-empty list of the run's modalities "
                          f"{list(modalities)}, found {list(present)}; name the observed "
                          "ones, e.g. --present " + ",".join(modalities[:2]))
     return present
@@ -179,52 +177,6 @@ def _check_out(path: Path, overwrite: bool) -> None:
                                 "exist; create it first")
 
 
-def check_data(config: DHMDConfig, dataset: MultimodalDataset,
-               source: str | os.PathLike = "") -> None:
-    r"""Checks that a trained model's inputs fit a dataset: every configured modality is
-    in the data, with features of the configured width (or token ids within the
-    vocabulary, for a modality of token ids).
-
-    Raises:
-        DatasetError: Naming the file, split and modality, the width the run was trained
-            with and the data's.
-    """
-    for modality in config.modalities:
-        name = modality.name
-        fail = {"file": source, "split": dataset.split, "field": name}
-        if name not in dataset.features:
-            raise DatasetError(
-                "the data lacks a modality of the trained model", **fail,
-                expected=f"the run's modalities {config.modality_names}",
-                found=f"{list(dataset.features)}",
-                fix="Give data with every modality of the run (zeros for one you do not "
-                    "have, with --present naming the others)")
-        array = dataset.features[name]
-        if modality.bert_path is not None:
-            if array.ndim == 3 and array.dtype.kind in "iu" and array.shape[2] == 3:
-                continue
-            found = f"{array.dtype} of shape {tuple(array.shape)}"
-            expected = (f"(N, T, 3) BERT tokens (the run's modalities.{name}.bert_path is set; "
-                        "read them with load_mmsa(..., text='bert'))")
-        elif modality.input_dim is not None:
-            if array.ndim == 3 and array.shape[2] == modality.input_dim:
-                continue
-            found = (f"features of width {array.shape[2]}" if array.ndim == 3
-                     else f"token ids of shape {tuple(array.shape)}")
-            expected = (f"(N, T, {modality.input_dim}) features (the run's "
-                        f"modalities.{name}.input_dim={modality.input_dim})")
-        else:
-            if array.ndim == 2 and (array.size == 0 or int(array.max()) < modality.vocab_size):
-                continue
-            found = (f"features of width {array.shape[2]}" if array.ndim == 3
-                     else f"token ids up to {int(array.max())}")
-            expected = (f"(N, T) token ids below the run's modalities.{name}.vocab_size="
-                        f"{modality.vocab_size}")
-        raise DatasetError("the data does not fit the trained model", **fail, expected=expected,
-                           found=found, fix="Predict on data with the features the run was "
-                           "trained on ('dhmd describe' shows the data's widths)")
-
-
 def predict_run(target: str | os.PathLike, out: str | os.PathLike, *,
                 data: str | os.PathLike | None = None, split: str = "test",
                 present: Iterable[str] | None = None, seed: int | None = None,
@@ -235,8 +187,8 @@ def predict_run(target: str | os.PathLike, out: str | os.PathLike, *,
 
     Everything is checked before anything is written: the output (not an existing file
     unless ``overwrite``), the device, the checkpoint
-    (:func:`~dhmd_graph.runs.load_run`), the data against the model
-    (:func:`check_data`) and ``present``.
+    (:class:`~dhmd_graph.trained.TrainedRun`), the data against the model
+    (:func:`~dhmd_graph.trained.check_data`) and ``present``.
 
     Args:
         target (str or PathLike): A run folder, one of its ``seed_<s>`` folders, or a
@@ -264,23 +216,13 @@ def predict_run(target: str | os.PathLike, out: str | os.PathLike, *,
         ValueError: A bad device, checkpoint, split, ``present``, or data that does
             not fit the model (:class:`~dhmd_graph.data.DatasetError`).
     """
-    from dhmd_graph.data.loading import load_for_task
-    from dhmd_graph.runs import load_run
     from dhmd_graph.train.distributed import resolve_device
+    from dhmd_graph.trained import TrainedRun
 
     out = Path(out)
     _check_out(out, overwrite)
-    torch_device = resolve_device(device)
-    run = load_run(target, seed=seed, which=which, device=torch_device)
-    source = data or run.meta["data"]
-    if source is None:
-        raise ValueError(f"'{run.checkpoint}' does not name the dataset it was trained on; "
-                         "pass --data")
-    splits = load_for_task(source, run.model.config.task)
-    if split not in splits:
-        raise ValueError(f"split {split!r}: the dataset '{source}' has the splits "
-                         f"{sorted(splits)}; choose one of them with --split")
-    check_data(run.model.config, splits[split], source)
+    run = TrainedRun.load(target, seed=seed, which=which, device=resolve_device(device))
+    dataset = run.split(split, data)  # checked against the model's inputs
     present = _check_present(run.model.modalities, present)
-    table = predict_table(run.model, splits[split], present=present, batch_size=batch_size)
+    table = predict_table(run.model, dataset, present=present, batch_size=batch_size)
     return write_predictions(table, out, overwrite=overwrite)

@@ -48,13 +48,9 @@ from dhmd_graph.inspect.spaces import (
     plot_spaces,
 )
 from dhmd_graph.metrics import (
-    default_monitor,
     metric_direction,
     regression_metrics,
-    task_metric_kind,
-    task_metrics,
 )
-from dhmd_graph.runs import SeedFolder, find_checkpoints, load_model
 
 __all__ = ["FIGURE_DPI", "inspect_run", "markdown_table", "write_report"]
 
@@ -284,7 +280,7 @@ def write_report(
             twice: once for the outputs, once for the subsets of modalities).
         out_dir (str or PathLike): The folder to write (created if needed).
         log (Iterable[Mapping], optional): The training log's epoch records
-            (:func:`~dhmd_graph.inspect.edges.read_log`); :obj:`None` leaves out the edge
+            (:meth:`TrainedRun.log <dhmd_graph.trained.TrainedRun.log>`); :obj:`None` leaves out the edge
             evolution. (default: :obj:`None`)
         metrics (Callable, optional): The dataset's metrics.
             (default: :func:`~dhmd_graph.metrics.regression_metrics`)
@@ -332,7 +328,7 @@ def inspect_run(
 ) -> Path:
     r"""Inspects the selected checkpoint of a ``dhmd train`` run on one split.
 
-    Reads ``best.pt`` (with :func:`~dhmd_graph.runs.load_model`, which checks it) and the
+    Reads ``best.pt`` (a :class:`~dhmd_graph.trained.TrainedRun`, which checks it) and the
     ``log.jsonl`` beside it, and writes :func:`write_report`'s figures and ``report.md``.
 
     Args:
@@ -357,25 +353,14 @@ def inspect_run(
     Raises:
         ValueError: If ``device`` is no device of this machine, or for a bad ``split``.
     """
-    from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.train.distributed import resolve_device
+    from dhmd_graph.trained import TrainedRun
 
-    torch_device = resolve_device(device)
-    checkpoint = find_checkpoints(run_dir, seed)[0]
-    model, meta = load_model(checkpoint)
-    model = model.to(torch_device)
-    splits = load_for_task(data or meta["data"], model.config.task)
-    if split not in splits:
-        raise ValueError(f"inspect_run: the dataset has no split {split!r}; choose one of "
-                         f"{sorted(splits)}.")
-    files = SeedFolder(checkpoint.parent)
-    config, preset = model.config, meta.get("preset", "mosei")
-    kind = task_metric_kind(config.task, config.num_classes, preset)
+    run = TrainedRun.load(run_dir, seed=seed, device=resolve_device(device))
+    dataset = run.split(split, data)
     return write_report(
-        model, as_batches(splits[split], batch_size), out_dir or files.path / f"inspect-{split}",
-        log=files.read_log() if files.log.is_file() else None,
-        metrics=task_metrics(config.task, config.num_classes, preset,
-                             splits[split].label_names),
-        monitor=default_monitor(kind), method=method,
-        title=f"DHMD inspection: {checkpoint} (epoch {meta['epoch']}), {split} split",
+        run.model, as_batches(dataset, batch_size),
+        out_dir or run.checkpoint.parent / f"inspect-{split}", log=run.log(),
+        metrics=run.metric_function(dataset), monitor=run.monitor(), method=method,
+        title=f"DHMD inspection: {run.checkpoint} (epoch {run.epoch}), {split} split",
     )

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch, collate
+from dhmd_graph.errors import UserError
 
 __all__ = [
     "SPACES",
@@ -232,7 +233,7 @@ def collect_outputs(
                 keep(f"{space}/atoms", values.dictionary.activation)  # (B, M, K)
     model.train(was_training)
     if not columns:
-        raise ValueError("collect_outputs: the data gave no batch; pass a non-empty split.")
+        raise UserError("collect_outputs: the data gave no batch; pass a non-empty split.")
 
     arrays = {name: torch.cat(parts).numpy() for name, parts in columns.items()}
     spaces = {

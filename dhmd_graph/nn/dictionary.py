@@ -25,8 +25,6 @@ __all__ = [
     "sparsemax",
 ]
 
-LOG_EPS = 1e-6
-"""Added before taking logs of activations (sparsemax gives exact zeros)."""
 ACTIVATIONS = ("softmax", "sparsemax")
 """The activations over the atoms a dictionary offers."""
 

@@ -1,7 +1,7 @@
 """The generic training loop; it knows a model only through ``training_step`` and
 ``validation_step``."""
 
-from dhmd_graph.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dhmd_graph.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import DistributedContext, setup_distributed
 from dhmd_graph.train.run_folder import (

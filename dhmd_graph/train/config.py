@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import types
-import typing
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from dhmd_graph.fields import check_field_types
+from dhmd_graph.errors import ConfigError
+from dhmd_graph.fields import apply_overrides, check_field_types, from_dict
 from dhmd_graph.metrics import metric_direction
 
 __all__ = ["MAX_WORKERS", "TrainConfig"]
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 ACCUMULATIONS = ("averaged", "summed")
 
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
@@ -144,7 +141,7 @@ class TrainConfig:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ValueError(
+                raise ConfigError(
                     f"TrainConfig.{name}: expected {expected}, found {getattr(self, name)!r}. "
                     f"Set it with --set train.{name}=VALUE."
                 )
@@ -152,7 +149,7 @@ class TrainConfig:
             try:
                 metric_direction(self.monitor)
             except ValueError as error:
-                raise ValueError(f"TrainConfig.monitor_mode: 'auto' needs a known metric name; "
+                raise ConfigError(f"TrainConfig.monitor_mode: 'auto' needs a known metric name; "
                                  f"{error}") from None
 
     @property
@@ -162,10 +159,10 @@ class TrainConfig:
         return metric_direction(self.monitor) if self.monitor_mode == "auto" else self.monitor_mode
 
     def check_monitor(self, reported: Collection[str]) -> None:
-        """Raise a :class:`ValueError` unless :attr:`monitor` is one of the ``reported``
+        """Raise a :class:`~dhmd_graph.errors.ConfigError` unless :attr:`monitor` is one of the ``reported``
         validation metrics (call it before training, so that a typo fails at once)."""
         if self.monitor not in reported:
-            raise ValueError(
+            raise ConfigError(
                 f"TrainConfig.monitor: expected one of the metrics {sorted(reported)}, found "
                 f"{self.monitor!r}. Set train.monitor to one of them."
             )
@@ -188,39 +185,26 @@ class TrainConfig:
         """
         schedules = {"default": {}, "dmd": {"accumulation": "summed", "weight_decay": 0.0}}
         if name not in schedules:
-            raise ValueError(f"TrainConfig.preset: expected one of {sorted(schedules)}, "
+            raise ConfigError(f"TrainConfig.preset: expected one of {sorted(schedules)}, "
                              f"found {name!r}.")
         return cls(**schedules[name])
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """A config from (part of) :func:`dataclasses.asdict`'s output; missing keys keep
-        their defaults, unknown keys and values of the wrong type are refused."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"TrainConfig: expected a mapping of settings, found "
-                             f"{type(data).__name__}.")
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown key(s) {unknown}; valid keys: {sorted(known)}.")
-        return cls(**data)
+        their defaults, unknown keys and values of the wrong type are refused
+        (:func:`dhmd_graph.fields.from_dict`)."""
+        return from_dict(cls, dict(data) if isinstance(data, Mapping) else data)
 
     def with_overrides(self, overrides: Sequence[str]) -> TrainConfig:
         """A copy with ``key=value`` overrides applied (e.g. ``["lr=3e-4",
-        "seeds=[1111,1112]", "clip_value=none"]``), each value parsed as its field's type.
+        "seeds=[1111,1112]", "clip_value=none"]``), each value parsed as its field's type
+        (:func:`dhmd_graph.fields.apply_overrides`, which also returns the keys set).
 
         Raises:
-            ValueError: Naming the unknown key (and the valid ones) or the bad value.
+            ConfigError: Naming the unknown key (and the valid ones) or the bad value.
         """
-        hints = typing.get_type_hints(TrainConfig)
-        values = asdict(self)
-        for item in overrides:
-            key, equals, text = (part.strip() for part in item.partition("="))
-            if not equals or key not in hints:
-                raise ValueError(f"TrainConfig: expected 'key=value' with a key of "
-                                 f"{sorted(hints)}, found {item!r}.")
-            values[key] = _parse(hints[key], text, key)
-        return TrainConfig(**values)
+        return apply_overrides(self, overrides)[0]
 
 
 def _is_device(name: str) -> bool:
@@ -231,22 +215,3 @@ def _is_device(name: str) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
-
-
-def _parse(hint: Any, text: str, key: str) -> Any:
-    """``text`` as a value of type ``hint`` (bool, int, float, str, list[int] as JSON, or
-    optional); a list is returned as parsed, for the config to check its items."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if type(None) in options and text.lower() in ("none", "null"):
-        return None
-    (kind,) = [option for option in options if option is not type(None)]
-    try:
-        if kind is bool and text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        if kind in (int, float, str):
-            return kind(text)
-        if typing.get_origin(kind) is list:
-            return json.loads(text)  # any JSON value: the config checks its type
-    except (ValueError, TypeError):
-        pass
-    raise ValueError(f"TrainConfig.{key}: expected a value of type {kind}, found {text!r}.")

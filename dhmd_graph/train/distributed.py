@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from dhmd_graph.errors import ConfigError
+
 __all__ = [
     "DistributedContext",
     "TrainingStep",
@@ -81,18 +83,18 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}. "
+        raise ConfigError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}. "
                          "Set it with --device or --set train.device=...") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"device: expected 'cpu' or a GPU of this machine (CUDA is not "
+            raise ConfigError(f"device: expected 'cpu' or a GPU of this machine (CUDA is not "
                              f"available here), found {name!r}. Use 'auto' or 'cpu' (--device, "
                              "or --set train.device=...).")
         if device.index is None:  # one GPU per local process
             device = torch.device("cuda", local_rank % count)
         elif device.index >= count:
-            raise ValueError(f"device: expected 'cpu' or a GPU of this machine (it has {count} "
+            raise ConfigError(f"device: expected 'cpu' or a GPU of this machine (it has {count} "
                              f"CUDA device(s): cuda:0..cuda:{count - 1}), found {name!r}. "
                              "Pick an existing GPU, 'auto' or 'cpu'.")
     return device

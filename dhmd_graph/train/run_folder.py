@@ -24,7 +24,7 @@ removed by :meth:`RunFolder.prepare` when the run is resumed or overwritten.
 **Reading** never needs the lock: :meth:`RunFolder.read_config`,
 :meth:`RunFolder.checkpoints` and :meth:`SeedFolder.read_log` raise a
 :class:`RunFolderError` naming the file when it is missing or not what it should be.
-To rebuild the trained model from a run, see :func:`dhmd_graph.runs.load_model`.
+To rebuild the trained model from a run, see :class:`dhmd_graph.trained.TrainedRun`.
 
 Example:
     >>> run = RunFolder("runs/mosei")                          # doctest: +SKIP
@@ -45,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dhmd_graph.errors import RunExistsError, RunFolderError, RunLockedError, UserError
 from dhmd_graph.files import atomic_write, naming_file, remove_leftovers
 
 try:
@@ -56,18 +57,6 @@ __all__ = ["RunExistsError", "RunFolder", "RunFolderError", "RunLockedError", "S
            "find_checkpoints", "read_log"]
 
 _SEED_FOLDER = re.compile(r"seed_(\d+)")
-
-
-class RunFolderError(ValueError):
-    """A run folder (or one of its files) is missing or not what it should be."""
-
-
-class RunLockedError(RunFolderError):
-    """Another process is writing the run folder."""
-
-
-class RunExistsError(FileExistsError):
-    """The output folder already holds a run, and neither resuming nor overwriting it was asked."""
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -154,7 +143,7 @@ class SeedFolder:
     def checkpoint(self, which: str = "best") -> Path:
         """The path of the ``"best"`` or ``"last"`` checkpoint (it may not exist yet)."""
         if which not in ("best", "last"):
-            raise ValueError(f"SeedFolder.checkpoint: expected 'best' or 'last', found {which!r}.")
+            raise UserError(f"SeedFolder.checkpoint: expected 'best' or 'last', found {which!r}.")
         return self.best if which == "best" else self.last
 
     def read_metrics(self) -> dict:
@@ -305,7 +294,7 @@ class RunFolder:
             ValueError: Both ``resume`` and ``overwrite``.
         """
         if resume and overwrite:
-            raise ValueError("choose one of resume (continue the run) and overwrite (replace it)")
+            raise UserError("choose one of resume (continue the run) and overwrite (replace it)")
         old = self.run_files()
         if resume:
             self.read_config()

@@ -29,14 +29,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from dhmd_graph.data.batch import collate
-from dhmd_graph.fields import first_difference
-from dhmd_graph.train.checkpoint import (
+from dhmd_graph.checkpoint import (
     CheckpointError,
     check_state_dict,
     load_checkpoint,
     save_checkpoint,
 )
+from dhmd_graph.data.batch import collate
+from dhmd_graph.errors import NonFiniteLossError
+from dhmd_graph.fields import first_difference
 from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import (
     DistributedContext,
@@ -57,10 +58,6 @@ Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 
 Callback = Callable[["Trainer", dict], None]
 """``callback(trainer, record)``, called after every epoch with its log record."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """A training term became NaN or infinite; training stopped before the update."""
 
 
 _STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "best_value", "best_epoch",
@@ -138,7 +135,7 @@ class Trainer:
     ``config.direction`` says) drives
     :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
-    :mod:`~dhmd_graph.train.checkpoint`) and ``log.jsonl``, one JSON object per epoch
+    :mod:`~dhmd_graph.checkpoint`) and ``log.jsonl``, one JSON object per epoch
     with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
     of everything ``training_step`` returned and the validation metrics ``valid/<name>``;
     with ``config.progress`` the first process also prints :meth:`epoch_line` of it (and

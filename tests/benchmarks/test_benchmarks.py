@@ -132,7 +132,8 @@ def test_scale_quick(load, tmp_path):
 def test_dmd_ablation_switches_cover_the_reference(load):
     # Every switch set to the reference's behaviour gives the dmd preset's switches (its
     # dropouts are MOSEI's); none of the reference arms is a no-op.
-    from dhmd_graph.config import apply_overrides, preset
+    from dhmd_graph.config import apply_overrides
+    from dhmd_graph.presets import preset
 
     ablation = load("dmd_ablation")
     ours = apply_overrides(preset("mosei", aligned=True), list(ablation.BASE_OVERRIDES))
@@ -180,7 +181,8 @@ def test_dmd_ablation_quick(load, tmp_path, monkeypatch):
 
 
 def test_hmd_ablation_arms_change_what_they_name(load):
-    from dhmd_graph.config import apply_overrides, preset
+    from dhmd_graph.config import apply_overrides
+    from dhmd_graph.presets import preset
 
     ablation = load("hmd_ablation")
     base = preset("mosei", aligned=True)

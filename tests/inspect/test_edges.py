@@ -9,9 +9,9 @@ from dhmd_graph.inspect.edges import (
     edge_history,
     plot_edge_evolution,
     plot_edge_graphs,
-    read_log,
 )
 from dhmd_graph.inspect.spaces import collect_outputs
+from dhmd_graph.train.run_folder import read_log
 
 MODALITIES = ["text", "audio", "vision"]
 ALL_EDGES = {(t, s) for t in MODALITIES for s in MODALITIES if t != s}

@@ -10,12 +10,12 @@ import torch
 from dhmd_graph.cli import EXIT_BAD_INPUT, main
 from dhmd_graph.data import DatasetError, collate, load_dataset
 from dhmd_graph.inspect.missing import present_mask
-from dhmd_graph.inspect.predictions import check_data, predict_table
+from dhmd_graph.inspect.predictions import predict_table
 from dhmd_graph.inspect.spaces import dense_edge_weights
 from dhmd_graph.model import DHMD
-from dhmd_graph.runs import load_model, load_run
 from dhmd_graph.train import predict
 from dhmd_graph.train.distributed import setup_distributed
+from dhmd_graph.trained import TrainedRun, check_data
 
 MODALITIES = ("text", "audio", "vision")
 EDGES = [(t, s) for t in range(3) for s in range(3) if t != s]
@@ -49,7 +49,7 @@ def predicted(tiny_run, tmp_path_factory):
 
 def test_every_column_matches_the_model_and_eval(tiny_run, predicted):
     header, table = predicted
-    model, _ = load_model(tiny_run["run_dir"])
+    model = TrainedRun.load(tiny_run["run_dir"]).model
     test = load_dataset(tiny_run["data"])["test"]
     spaces = ("homogeneous", "heterogeneous")
     assert header == (
@@ -81,7 +81,7 @@ def test_missing_modalities(tiny_run, tmp_path):
     assert main(["predict", str(tiny_run["run_dir"]), "--out", str(out), "--present",
                  "text,audio", "--device", "cpu"]) == 0  # the run's own data by default
     _, table = read_csv(out)
-    model = DHMD.from_run(tiny_run["run_dir"])
+    model = TrainedRun.load(tiny_run["run_dir"]).model
     _, full = forward(model, load_dataset(tiny_run["data"])["test"])
     batch, output = forward(model, load_dataset(tiny_run["data"])["test"], ("text", "audio"))
     np.testing.assert_allclose(table["prediction"], output.prediction.numpy(), rtol=1e-5,
@@ -99,8 +99,8 @@ def test_missing_modalities(tiny_run, tmp_path):
                                    + table[f"edge/{space}/text->audio"], 1.0, rtol=1e-5)
 
 
-def test_load_run_and_predict_table(tiny_run):
-    run = load_run(tiny_run["seed_dir"])
+def test_trained_run_and_predict_table(tiny_run):
+    run = TrainedRun.load(tiny_run["seed_dir"])
     assert run.checkpoint == tiny_run["seed_dir"] / "best.pt" and run.meta["seed"] == 7
     table = predict_table(run.model, load_dataset(tiny_run["data"])["valid"], present=["text"])
     assert len(table["id"]) == 24 and np.isnan(table["logit/homogeneous/audio"]).all()
@@ -111,7 +111,7 @@ def test_load_run_and_predict_table(tiny_run):
 
 def test_class_scores_become_one_column_per_class(tiny_run, monkeypatch):
     """A (B, C) prediction (a classification task) gives prediction_<class> columns."""
-    run = load_run(tiny_run["run_dir"])
+    run = TrainedRun.load(tiny_run["run_dir"])
     forward_of = DHMD.forward
 
     def three_scores(self, batch, present=None):
@@ -142,7 +142,7 @@ def test_data_that_does_not_fit_exits_2_and_writes_nothing(tiny_run, tmp_path, c
     assert str(wider) in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [wider]
     with pytest.raises(DatasetError, match="lacks a modality"):
-        config = load_run(tiny_run["run_dir"]).model.config
+        config = TrainedRun.load(tiny_run["run_dir"]).model.config
         test = load_dataset(tiny_run["data"])["test"]
         del test.features["vision"]
         check_data(config, test, tiny_run["data"])

@@ -6,10 +6,10 @@ from torch.utils.data import DataLoader
 from dhmd_graph.cli import main
 from dhmd_graph.data import collate, load_dataset
 from dhmd_graph.inspect import report as report_module
-from dhmd_graph.inspect.edges import read_log
 from dhmd_graph.inspect.missing import evaluate_subsets
 from dhmd_graph.inspect.report import inspect_run, markdown_table, write_report
-from dhmd_graph.runs import find_checkpoints, load_model
+from dhmd_graph.model import DHMD
+from dhmd_graph.train.run_folder import find_checkpoints, read_log
 
 FIGURES = {"edges.png", "edge_evolution.png", "spaces.png", "atoms.png"}
 
@@ -36,7 +36,7 @@ def test_inspect_run_writes_every_figure_and_a_report_that_links_them(tiny_run, 
 def test_full_set_row_is_the_trainers_validation_of_the_selected_checkpoint(tiny_run):
     (checkpoint,) = find_checkpoints(tiny_run["run_dir"])
     assert checkpoint == tiny_run["seed_dir"] / "best.pt"
-    model, meta = load_model(checkpoint)
+    model, meta = DHMD.from_checkpoint(checkpoint)
     valid = load_dataset(tiny_run["data"])["valid"]
     table = evaluate_subsets(model, DataLoader(valid, batch_size=7, collate_fn=collate))
     assert len(table) == 7

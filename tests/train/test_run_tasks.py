@@ -1,4 +1,4 @@
-"""Every task trains end to end from Python on tiny files: load_for_task -> fit_inputs ->
+"""Every task trains end to end from Python on tiny files: load_splits -> fit_inputs ->
 fit_task -> run_seeds with the task's metrics and selection metric."""
 
 import json
@@ -7,11 +7,13 @@ import pickle
 import numpy as np
 import pytest
 
-from dhmd_graph.config import apply_overrides, fit_inputs, fit_task, preset
-from dhmd_graph.data.loading import load_for_task, modality_inputs
+from dhmd_graph.config import apply_overrides
+from dhmd_graph.data.loading import load_dataset, modality_inputs
 from dhmd_graph.data.synthetic_tasks import write_synthetic_task
+from dhmd_graph.experiment import fit_inputs, fit_task, load_splits
 from dhmd_graph.metrics import default_monitor, task_metric_kind, task_metrics
 from dhmd_graph.model import DHMD
+from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig, run_seeds
 
 SMALL = ["width=8", "num_heads=2", "encoder.num_layers=1", "encoder.memory_layers=1",
@@ -47,7 +49,7 @@ def test_each_task_trains_from_python(source, preset_name, task, monitor, tmp_pa
     config = apply_overrides(preset(preset_name), SMALL)
     if task == "multiclass" and source == "mmsa":  # MMSA's 3-class labels, chosen by the task
         config = apply_overrides(config, ["task=multiclass", "num_classes=3"])
-    splits = load_for_task(data, config.task)
+    splits = load_splits(data, config)
     train = splits["train"]
     config = fit_task(fit_inputs(config, modality_inputs(splits)), train.label_kind,
                       train.num_classes)
@@ -69,7 +71,7 @@ def test_a_six_class_model_on_four_class_data_is_refused_before_training(tmp_pat
     split["labels"] = np.arange(8, dtype=np.int64) % 4
     data = tmp_path / "four.pkl"
     data.write_bytes(pickle.dumps({"train": split, "valid": split, "test": split}))
-    train = load_for_task(data, "multiclass")["train"]
+    train = load_dataset(data)["train"]
     with pytest.raises(ValueError, match=r"DHMDConfig.num_classes: expected 4 \(the data has "
                        r"4 classes\), found 6"):
         fit_task(preset("iemocap6"), train.label_kind, train.num_classes, ["num_classes"])

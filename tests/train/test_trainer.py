@@ -187,7 +187,7 @@ def test_train_config_checks_and_overrides():
     assert (config.progress, config.max_epochs) == (False, 3)
     with pytest.raises(ValueError, match="TrainConfig.max_epochs: expected .*int.*'x'"):
         TrainConfig().with_overrides(["max_epochs=x"])
-    with pytest.raises(ValueError, match="with a key of"):
+    with pytest.raises(ValueError, match="unknown key 'learning_rate'"):
         TrainConfig().with_overrides(["learning_rate=1"])
 
 
@@ -296,9 +296,10 @@ def test_cli_train_bad_data_exits_2(tiny_mosei, tmp_path, capsys):
 
 def test_dhmd_resume_matches_uninterrupted_run(tiny_mosei, tmp_path):
     # The real model draws dropout and modality-dropout masks from the global generator.
-    from dhmd_graph.config import apply_overrides, preset
+    from dhmd_graph.config import apply_overrides
     from dhmd_graph.data import load_dataset
     from dhmd_graph.model import DHMD
+    from dhmd_graph.presets import preset
 
     model_config = apply_overrides(
         preset("mosei"), [item.removeprefix("model.") for item in TINY_MODEL]

@@ -10,8 +10,8 @@ import pytest
 import torch
 from boring import make_trainer, random_splits, tiny_config
 
+from dhmd_graph.checkpoint import check_state_dict
 from dhmd_graph.train import CheckpointError, load_checkpoint, save_checkpoint
-from dhmd_graph.train.checkpoint import check_state_dict
 from dhmd_graph.train.seeds import rng_state, set_rng_state
 
 

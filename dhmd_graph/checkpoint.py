@@ -26,19 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dhmd_graph.errors import CheckpointError
 from dhmd_graph.files import atomic_write
 
 __all__ = ["CheckpointError", "check_state_dict", "load_checkpoint", "save_checkpoint"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used: unreadable, unsafe, or not of this model."""
-
-    def __init__(self, path: str | os.PathLike, problem: str, fix: str | None = None) -> None:
-        self.path = Path(path)
-        fix = fix or ("Use a best.pt or last.pt written by 'dhmd train' (or delete a damaged "
-                      "last.pt to restart that seed)")
-        super().__init__(f"checkpoint '{path}': {problem}. {fix.rstrip('.')}.")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:

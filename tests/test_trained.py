@@ -1,14 +1,18 @@
-"""Runs as files: the checked run configuration and the trained model of a checkpoint."""
+"""Runs as files: the checked run configuration (Experiment) and the trained model of a
+checkpoint (TrainedRun)."""
 
 import json
 
 import pytest
 import torch
 
-from dhmd_graph.config import apply_overrides, config_to_dict, preset
+from dhmd_graph.config import apply_overrides, config_to_dict
+from dhmd_graph.experiment import Experiment
 from dhmd_graph.model import DHMD
-from dhmd_graph.runs import RunFolder, load_model, read_experiment
+from dhmd_graph.presets import preset
 from dhmd_graph.train import CheckpointError, RunFolderError, save_checkpoint
+from dhmd_graph.train.run_folder import RunFolder
+from dhmd_graph.trained import TrainedRun
 
 TINY = ["width=8", "num_heads=2", "encoder.num_layers=1", "encoder.memory_layers=1",
         "dictionary.atoms=4"]
@@ -19,6 +23,11 @@ def tiny():
     config = apply_overrides(preset("mosei"), TINY)
     torch.manual_seed(0)
     return config, DHMD(config)
+
+
+def load_model(target):
+    run = TrainedRun.load(target)
+    return run.model, run.meta
 
 
 def _run(path, config, model, meta=()):
@@ -74,12 +83,12 @@ def test_bad_meta(tiny, tmp_path, meta, message):
     ({"model": {"width": 8}}, "lacks the required key"),
     ([1], "expected a JSON object"),
 ])
-def test_read_experiment_names_the_file_and_key(tmp_path, content, message):
+def test_an_experiment_file_names_the_file_and_key(tmp_path, content, message):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=message) as info:
-        read_experiment(path)
+        Experiment.assemble(file=path)
     assert str(path) in str(info.value)
     path.write_bytes(b"\xff")
     with pytest.raises(ValueError, match="not a JSON file"):
-        read_experiment(path)
+        Experiment.assemble(file=path)

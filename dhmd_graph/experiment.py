@@ -1,0 +1,532 @@
+r"""The experiment: what one ``dhmd train`` call trains, on what, and how — one typed object.
+
+An :class:`Experiment` is the protocol (a name of :data:`dhmd_graph.protocols.PROTOCOLS`,
+also the model preset), the alignment, the data path, the model configuration, the train
+configuration, and the keys the user set explicitly. It is what a run's ``config.json``
+and every checkpoint's meta hold, assembled once from the command line
+(:meth:`Experiment.assemble`) or read back (:meth:`Experiment.load`), then fitted to the
+data (:meth:`Experiment.fit`): each modality's input width or vocabulary
+(:func:`fit_inputs`), the task from the labels (:func:`fit_task`), and the monitor of the
+protocol — except where the user chose a value, which is kept and checked.
+
+Data paths are stored resolved (absolute, symlinks followed), so a run resumes,
+evaluates and predicts from any directory, and two spellings of one file are one file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dhmd_graph import fields
+from dhmd_graph.config import INPUT_FIELDS, DHMDConfig, field_error
+from dhmd_graph.errors import ConfigError, DatasetError
+from dhmd_graph.presets import preset
+from dhmd_graph.protocols import metric_kind
+from dhmd_graph.tasks import task_of_labels, task_spec
+from dhmd_graph.train.config import TrainConfig
+
+__all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "fit_inputs",
+           "fit_task", "load_splits", "resolve_data"]
+
+TASK_FIELDS = ("task", "num_classes")
+"""The fields of :class:`~dhmd_graph.config.DHMDConfig` that :func:`fit_task` takes from
+the data."""
+
+EXPERIMENT_KEYS = {
+    "preset": (str, "a preset name such as \"mosei\""),
+    "aligned": (bool, "true or false"),
+    "data": ((str, type(None)), "a dataset path or null"),
+    "model": (dict, "an object of model settings (DHMDConfig)"),
+    "train": (dict, "an object of training settings (TrainConfig)"),
+}
+"""The keys of a run's ``config.json``: type and description of each (all optional)."""
+
+
+def _keys(config: DHMDConfig, overrides: Iterable[str]) -> set[str]:
+    """The canonical dotted keys of ``overrides`` (``key=value`` strings or keys; list
+    entries by name: ``modalities.0.vocab_size`` is ``modalities.text.vocab_size``)."""
+    names = config.modality_names
+    keys = set()
+    for item in overrides:
+        parts = item.partition("=")[0].strip().split(".")
+        if len(parts) > 1 and parts[0] == "modalities" and parts[1].isdigit() \
+                and parts[1] not in names and int(parts[1]) < len(names):
+            parts[1] = names[int(parts[1])]
+        keys.add(".".join(parts))
+    return keys
+
+
+def resolve_data(path: str | os.PathLike | None) -> str | None:
+    """A data path as stored in an experiment: absolute, with symlinks followed."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def load_splits(path: str | os.PathLike, model: DHMDConfig) -> dict:
+    """The splits of the dataset at ``path`` with the labels the model's task trains on.
+
+    An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
+    ``classification_labels`` (MMSA's 3-class sentiment), every other task its
+    ``regression_labels``; every other format has one kind of label, read as it is.
+    The choice is the experiment's, not the reader's.
+    """
+    from dhmd_graph.data.loading import load_dataset
+
+    labels = "classification" if model.task == "multiclass" else "regression"
+    return load_dataset(path, mmsa_labels=labels)
+
+
+def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
+               overrides: Iterable[str] = ()) -> DHMDConfig:
+    r"""A copy of ``config`` whose modalities take their input from the data.
+
+    A modality with float features of width :math:`d` gets ``input_dim=d`` (and no
+    vocabulary); one with token ids gets ``input_dim=None`` and the ``vocab_size`` the
+    data needs; one with BERT token ids ``(N, T, 3)`` needs a configured ``bert_path``
+    and gets neither. A field set by one of ``overrides`` (the ``apply_overrides`` strings
+    that built ``config``, e.g. ``"modalities.text.vocab_size=30000"``) is the user's
+    choice: it is kept, and checked against the data. Everything else (widths, kernels,
+    the embedding width) stays as configured.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        inputs (Mapping[str, tuple]): Per modality of the data, ``(input_dim,
+            vocab_size)`` or ``(input_dim, vocab_size, bert_tokens)`` as from
+            :func:`~dhmd_graph.data.loading.modality_inputs`: ``input_dim`` is
+            :obj:`None` for token ids, ``vocab_size`` (the largest id + 1 at least) is
+            :obj:`None` for float features and BERT tokens, ``bert_tokens`` is
+            :obj:`True` for BERT token ids.
+        overrides (Iterable[str], optional): The keys the user set (as
+            :func:`~dhmd_graph.fields.apply_overrides` returns them, or the override
+            strings themselves); their input fields are kept. (default: ``()``)
+
+    Raises:
+        ConfigError: If the data's modalities are not the configured ones, a kept
+            ``input_dim`` differs from the data, a kept ``vocab_size`` is too small
+            for the data's token ids, or BERT tokens meet a modality without
+            ``bert_path`` (or other input a modality with one).
+    """
+    names, found = config.modality_names, list(inputs)
+    if sorted(names) != sorted(found):
+        raise field_error(config, "modalities", f"the data's modalities {found}", names,
+                    "Choose the dataset's preset, or configure a modality for each of the "
+                    "data's")
+    kept = {tuple(key.split('.')[1:]) for key in _keys(config, overrides)
+            if key.startswith('modalities.') and key.count('.') == 2}
+    modalities = []
+    for modality in config.modalities:
+        name = modality.name
+        input_dim, vocab_size, *kind = inputs[name]
+        where = f"modalities.{name}"
+        bert_tokens = bool(kind and kind[0])
+        if bert_tokens != (modality.bert_path is not None):
+            data = ("BERT token ids (ids, mask, segments)" if bert_tokens
+                    else "token ids" if input_dim is None else f"features of width {input_dim}")
+            raise field_error(config, f"{where}.bert_path",
+                        f"{'a local BERT folder' if bert_tokens else 'null'} (the data's "
+                        f"'{name}' holds {data})", modality.bert_path,
+                        f"Set {where}.bert_path to a BERT folder, or read the features"
+                        if bert_tokens else
+                        "Read the BERT token ids (load_mmsa(..., text='bert')), or drop "
+                        f"{where}.bert_path")
+        if bert_tokens:
+            modalities.append(modality)
+            continue
+        if (name, "input_dim") in kept and modality.input_dim != input_dim:
+            data = "token ids" if input_dim is None else f"features of width {input_dim}"
+            raise field_error(config, f"{where}.input_dim", f"{input_dim} (the data holds {data})",
+                        modality.input_dim, f"Drop the override of {where}.input_dim; it is "
+                        "taken from the data")
+        if (name, "vocab_size") in kept and input_dim is None:
+            if modality.vocab_size is None or modality.vocab_size < vocab_size:
+                raise field_error(config, f"{where}.vocab_size",
+                            f"at least {vocab_size} (the data's vocabulary: token ids up to "
+                            f"{vocab_size - 1})", modality.vocab_size,
+                            f"Raise it, or drop the override of {where}.vocab_size to take "
+                            "it from the data")
+            vocab_size = modality.vocab_size
+        modalities.append(dataclasses.replace(modality, input_dim=input_dim,
+                                              vocab_size=vocab_size))
+    return dataclasses.replace(config, modalities=modalities)
+
+
+def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
+             overrides: Iterable[str] = ()) -> DHMDConfig:
+    r"""A copy of ``config`` whose task fits the data's labels.
+
+    :attr:`DHMDConfig.task` and :attr:`DHMDConfig.num_classes` are taken from the labels
+    (:func:`task_of_labels`), except a field named by one of ``overrides`` (the
+    :func:`~dhmd_graph.fields.apply_overrides` strings that built ``config``, e.g.
+    ``"num_classes=6"``, or just the key): that one is the user's choice, kept and checked against the data. A
+    two-class dataset fits ``binary`` (one logit) and ``multiclass`` with ``C = 2``.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        label_kind (str): The data's ``'score'``, ``'class'`` or ``'multi_hot'``.
+        num_classes (int, optional): The data's classes or labels (:obj:`None` for
+            scores).
+        overrides (Iterable[str], optional): The keys the user set; their task fields
+            are kept.
+            (default: ``()``)
+
+    Raises:
+        ConfigError: Naming ``DHMDConfig.task`` or ``DHMDConfig.num_classes``, when a kept
+            field does not fit the data (e.g. a 6-class model on 4-class data).
+    """
+    kept = _keys(config, overrides) & set(TASK_FIELDS)
+    task, classes = task_of_labels(label_kind, num_classes)
+    found = (f"{num_classes} classes" if label_kind == "class" else
+             f"{num_classes} labels (multi-hot)" if label_kind == "multi_hot" else "scores")
+    if "task" in kept:
+        task = config.task
+        if task_spec(task).label_kind != label_kind or (task == "binary" and num_classes != 2):
+            raise field_error(config, "task", f"a task for the data's labels ({found}): "
+                        f"{task_of_labels(label_kind, num_classes)[0]!r}", task,
+                        "Drop the task override to take it from the data, or use data "
+                        "with labels of this task")
+        classes = None if task == "binary" else num_classes
+    if "num_classes" in kept and config.num_classes is not None:
+        if label_kind == "score" or config.num_classes != num_classes:
+            raise field_error(config, "num_classes", f"{num_classes} (the data has {found})",
+                        config.num_classes, "Drop the num_classes override to take it from "
+                        "the data, or train on data with that many classes")
+        if "task" not in kept and task == "binary":  # C = 2 chosen: two softmax logits
+            task, classes = "multiclass", num_classes
+    weights = config.class_weights
+    if weights is not None and len(weights) != (classes or 1):
+        raise field_error(config, "class_weights", f"{classes or 1} weights for the data's "
+                    f"{found} (task {task!r})", weights, "Give one weight per output, or "
+                    "drop class_weights")
+    return dataclasses.replace(config, task=task, num_classes=classes)
+
+
+@dataclass
+class Experiment:
+    r"""One experiment: protocol, alignment, data, model, training, and the user's choices.
+
+    Args:
+        preset (str): The benchmark protocol and model preset, e.g. ``"mosei"`` (see
+            :data:`dhmd_graph.protocols.PROTOCOLS`); it decides the metrics reported.
+        aligned (bool): Whether the data is word-aligned.
+        data (str, optional): The dataset, as a resolved path (:func:`resolve_data`);
+            :obj:`None` until it is chosen.
+        model (DHMDConfig): The model configuration.
+        train (TrainConfig): The training configuration.
+        explicit (frozenset[str]): The dotted keys the user set (``"model.width"``,
+            ``"train.monitor"``, ``"model.modalities.text.vocab_size"``, or ``"model"``
+            for a whole model given in a file). Fitting to the data keeps these and
+            checks them; everything else may be taken from the data.
+    """
+
+    preset: str
+    aligned: bool
+    data: str | None
+    model: DHMDConfig
+    train: TrainConfig
+    explicit: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        self.data = resolve_data(self.data)
+
+    # Building ----------------------------------------------------------------------
+
+    @classmethod
+    def assemble(cls, *, preset_name: str | None = None, aligned: bool | None = None,
+                 reference: str | None = None, file: str | os.PathLike | None = None,
+                 overrides: Sequence[str] = (), seeds: Sequence[int] | None = None,
+                 data: str | os.PathLike | None = None) -> Experiment:
+        r"""The experiment of a ``dhmd train`` call: a ``--config`` file, the preset (or
+        its DMD reference mode), ``--set`` overrides and ``--seeds``, checked together.
+
+        Args:
+            preset_name (str, optional): The preset; :obj:`None` takes the file's, or
+                ``"mosei"``.
+            aligned (bool, optional): :obj:`None` takes the file's, or :obj:`True`.
+            reference (str, optional): ``"dmd"`` for the DMD reference mode (model and
+                schedule). (default: :obj:`None`)
+            file (str or PathLike, optional): A JSON file with the keys of
+                :data:`EXPERIMENT_KEYS` (all optional).
+            overrides (Sequence[str], optional): ``model.KEY=VALUE`` and
+                ``train.KEY=VALUE`` strings.
+            seeds (Sequence[int], optional): Replace ``train.seeds``.
+            data (str or PathLike, optional): The dataset; :obj:`None` takes the file's.
+
+        Raises:
+            ConfigError: Naming the file, key or override that is not valid.
+        """
+        saved = _read(file) if file is not None else {}
+        name = preset_name or saved.get("preset", "mosei")
+        aligned = saved.get("aligned", True) if aligned is None else aligned
+        if reference and "model" in saved:
+            raise ConfigError(f"--reference {reference} builds the model from the preset, "
+                              f"but {file} has a 'model' section: drop one of the two.")
+        explicit = {f"train.{key}" for key in saved.get("train", {})}
+        if "model" in saved:
+            model = fields.from_dict(DHMDConfig, saved["model"])
+            explicit.add("model")
+        else:
+            model = preset(name, aligned, reference=reference)
+        train_settings = saved.get("train", {})
+        train = (dataclasses.replace(TrainConfig.preset(reference), **train_settings)
+                 if reference else fields.from_dict(TrainConfig, train_settings))
+        split: dict[str, list[str]] = {"model": [], "train": []}
+        for item in overrides:
+            section, _, rest = item.partition(".")
+            if section not in split or not rest:
+                raise ConfigError(f"--set {item!r}: keys start with 'model.' or 'train.', "
+                                  "e.g. --set model.width=48 train.lr=3e-4")
+            split[section].append(rest)
+        model, model_keys = fields.apply_overrides(model, split["model"])
+        train, train_keys = fields.apply_overrides(train, split["train"])
+        explicit |= {f"model.{key}" for key in model_keys}
+        explicit |= {f"train.{key}" for key in train_keys}
+        if seeds is not None:
+            train = dataclasses.replace(train, seeds=list(seeds))
+            explicit.add("train.seeds")
+        return cls(name, aligned, data if data is not None else saved.get("data"), model,
+                   train, frozenset(explicit))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Experiment:
+        """The experiment of a run's ``config.json``, as it was trained. The explicit keys
+        are not saved: a saved model and schedule are complete, so every field counts as
+        chosen (a resumed run keeps its inputs, task and monitor, checked against the
+        data).
+
+        Raises:
+            ConfigError: The file is not JSON, or a key or value is not valid, naming
+                the file and the key.
+        """
+        saved = _read(path)
+        if "model" not in saved or "train" not in saved:
+            raise ConfigError(f"'{path}': a run's configuration needs the keys 'model' and "
+                              f"'train', found {sorted(saved)}; restore the file or start "
+                              "a new run.")
+        experiment = cls.assemble(file=path)
+        fitted = {f"model.modalities.{name}.{item}" for name in experiment.model.modality_names
+                  for item in INPUT_FIELDS} | {f"model.{item}" for item in TASK_FIELDS}
+        return dataclasses.replace(experiment, explicit=experiment.explicit | fitted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment as a run's ``config.json`` and every checkpoint's meta hold it,
+        without ``train`` (which the trainer writes beside it): preset, aligned, data,
+        model."""
+        return {"preset": self.preset, "aligned": self.aligned, "data": self.data,
+                "model": fields.to_dict(self.model)}
+
+    def chose(self, key: str) -> bool:
+        """Whether the user set ``key`` (a dotted key such as ``"train.monitor"``)."""
+        return key in self.explicit
+
+    # Fitting to the data --------------------------------------------------------------
+
+    def fit(self, splits: Mapping[str, Any]) -> Experiment:
+        r"""The experiment fitted to the data, checked by one training step on two samples.
+
+        Every modality takes its input width or vocabulary size from the data
+        (:func:`fit_inputs`), the task and :math:`C` come from the labels
+        (:func:`fit_task`), and the protocol's monitor selects checkpoints — except where
+        :attr:`explicit` names the field (a whole model from a file keeps its task).
+        Nothing is written: a mismatch raises first.
+
+        Raises:
+            ConfigError: A chosen value does not fit the data, or ``train.monitor`` is
+                not one of the metrics reported.
+            DatasetError: The model fails on the data's first batch, naming the file.
+        """
+        from dhmd_graph.metrics import default_monitor, task_metrics
+
+        model_keys = {key.removeprefix("model.") for key in self.explicit
+                      if key.startswith("model.")}
+        if self.chose("model"):
+            model_keys |= set(TASK_FIELDS)
+        from dhmd_graph.data.loading import modality_inputs
+
+        model = fit_inputs(self.model, modality_inputs(splits), model_keys)
+        train_split = splits["train"]
+        model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys)
+        train = self.train
+        kind = metric_kind(model.task, model.num_classes, self.preset)
+        if not self.chose("train.monitor"):
+            train = dataclasses.replace(train, monitor=default_monitor(kind))
+        metrics = task_metrics(model.task, model.num_classes, self.preset,
+                               train_split.label_names)
+        valid = splits["valid"].labels
+        train.check_monitor(metrics(valid, valid))
+        _check_runs(model, train_split, self.data)
+        return dataclasses.replace(self, model=model, train=train)
+
+    def summary(self, splits: Mapping[str, Any], out: str | os.PathLike) -> str:
+        """One paragraph before training: the data, the model's inputs, the schedule, the
+        run folder."""
+        sizes = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
+        inputs = ", ".join(
+            f"{m.name} BERT tokens (bert_path={m.bert_path})" if m.bert_path is not None
+            else f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
+            else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in self.model.modalities)
+        train, seeds = self.train, self.train.seeds
+        return (f"data: {self.data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
+                f"schedule: up to {train.max_epochs} epochs (early stop after "
+                f"{train.early_stop_patience} without improvement) for each of {len(seeds)} "
+                f"seed(s) {', '.join(map(str, seeds))}, device {train.device}\n"
+                f"run folder: {out}")
+
+    def metrics(self, label_names: Sequence[str] | None = None):
+        """The metric function of this experiment's protocol and task."""
+        from dhmd_graph.metrics import task_metrics
+
+        return task_metrics(self.model.task, self.model.num_classes, self.preset, label_names)
+
+
+def _check_runs(model: DHMDConfig, train: Any, data: str | None) -> None:
+    """One training step of ``model`` on the first two samples of ``train``, or a
+    :class:`DatasetError` naming the data (a shape or index error deep inside the model
+    means the configuration does not fit the data; a :class:`ValueError` that is not a
+    :class:`~dhmd_graph.errors.DHMDError` is a bug and propagates)."""
+    import torch
+
+    from dhmd_graph.data import collate
+    from dhmd_graph.model import DHMD
+
+    batch = collate([train[i] for i in range(min(2, len(train)))])
+    try:
+        with torch.no_grad():
+            DHMD(model).eval().training_step(batch)
+    except ValueError:
+        raise
+    except (RuntimeError, IndexError, TypeError) as error:  # shapes, token ids, dtypes
+        raise DatasetError(
+            "the model cannot run on the data", file=data, split="train",
+            expected="a model configuration that fits the data (dhmd describe shows its "
+            "modalities, widths and token ids)", found=f"{type(error).__name__}: {error}",
+            fix="Check the --set model.* overrides against the data") from error
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
+    """A ``config.json`` or ``--config`` file as checked plain data: a JSON object with
+    only :data:`EXPERIMENT_KEYS` of the right types, and valid model and train settings;
+    every error names the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"'{path}': no such file; check the path (a run folder holds "
+                          "config.json).") from None
+    except ValueError as error:  # JSON or UTF-8
+        raise ConfigError(f"'{path}': not a JSON file ({error}).") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{path}': expected a JSON object with the keys "
+                          f"{list(EXPERIMENT_KEYS)}, found a {type(data).__name__}.")
+    unknown = sorted(set(data) - set(EXPERIMENT_KEYS), key=str)
+    if unknown:
+        raise ConfigError(f"'{path}': unknown key(s) {unknown}; valid keys: "
+                          f"{list(EXPERIMENT_KEYS)}.")
+    for key, value in data.items():
+        kind, expected = EXPERIMENT_KEYS[key]
+        if not isinstance(value, kind):
+            raise ConfigError(f"'{path}': key '{key}': expected {expected}, found {value!r} "
+                              f"({type(value).__name__}).")
+    try:
+        if "model" in data:
+            fields.from_dict(DHMDConfig, data["model"])
+        fields.from_dict(TrainConfig, data.get("train", {}))
+    except ConfigError as error:
+        raise ConfigError(f"'{path}': {error}") from None
+    return data
+
+
+def default_out(preset_name: str | None, reference: str | None, aligned: bool) -> Path:
+    """``runs/<preset>-[<reference>-]<aligned|unaligned>``, the run folder by default."""
+    return Path(f"runs/{preset_name or 'mosei'}-{reference + '-' if reference else ''}"
+                f"{'aligned' if aligned else 'unaligned'}")
+
+
+def default_data(name: str, aligned: bool, say: bool) -> Path:
+    """Without ``--data``: the protocol's embedded synthetic data at the example's size,
+    generated once (said first when ``say``)."""
+    from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
+    from dhmd_graph.data.synthetic_tasks import default_task_dataset_path
+    from dhmd_graph.protocols import protocol
+
+    if say:
+        print(f"dhmd train: no --data given: using synthetic {name}-profile data of "
+              f"{'/'.join(map(str, DEMO_SIZES.values()))} train/valid/test samples (generated "
+              "once; see README 'Synthetic data'). Pass --data PATH for your own data, or "
+              f"write the full-size synthetic set with 'dhmd synth OUT.pkl --profile {name}' "
+              "and pass it.", flush=True)
+    family = protocol(name).synthetic
+    default = default_dataset_path if family == "sentiment" else default_task_dataset_path
+    return default(name, aligned, sizes=DEMO_SIZES)
+
+
+def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
+                     reference: str | None = None, config: str | os.PathLike | None = None,
+                     overrides: Sequence[str] = (), seeds: str | None = None,
+                     data: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+                     resume: bool = False, overwrite: bool = False) -> tuple[dict | None, Path]:
+    r"""What ``dhmd train`` does: assemble (or, with ``resume``, load) the experiment, read
+    and fit the data, say what runs, and train one run per seed
+    (:func:`~dhmd_graph.train.run_seeds`). Nothing is written before the experiment is
+    known to fit the data.
+
+    Args:
+        seeds (str, optional): Comma-separated seeds, as typed.
+        Others: As the options of ``dhmd train``.
+
+    Returns:
+        tuple: The results (:func:`~dhmd_graph.train.summarize`; :obj:`None` in every
+        process but the main one of a distributed run) and the run folder.
+
+    Raises:
+        UserError: For every bad option, file, value or dataset, before anything is written.
+    """
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train import run_seeds
+    from dhmd_graph.train.distributed import teardown_distributed
+    from dhmd_graph.train.run_folder import RunFolder
+
+    if resume and (config or overrides or seeds or preset_name or unaligned or reference):
+        raise ConfigError("--resume continues a run with the configuration saved in "
+                          "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/"
+                          "--unaligned/--reference.")
+    out = Path(out) if out is not None else default_out(preset_name, reference, not unaligned)
+    if resume:
+        run = RunFolder(out)
+        run.read_config()  # refuses a missing folder or config.json before anything is written
+        experiment = Experiment.load(run.config_path)
+        if data is not None:  # the same file under any spelling; another file is refused
+            experiment = dataclasses.replace(experiment, data=data)
+    else:
+        experiment = Experiment.assemble(
+            preset_name=preset_name, aligned=False if unaligned else None, reference=reference,
+            file=config, overrides=overrides, seeds=_parse_seeds(seeds), data=data)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if experiment.data is None:
+        experiment = dataclasses.replace(
+            experiment, data=default_data(experiment.preset, experiment.aligned, main_process))
+    splits = load_splits(experiment.data, experiment.model)
+    experiment = experiment.fit(splits)
+    if main_process:
+        print(experiment.summary(splits, out), flush=True)
+    try:
+        results = run_seeds(lambda: DHMD(experiment.model), splits, experiment.train, out,
+                            metrics=experiment.metrics(splits["train"].label_names),
+                            meta=experiment.to_dict(), resume=resume, overwrite=overwrite)
+    finally:
+        teardown_distributed()
+    return (results if main_process else None), out
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers such as 1111,1112, "
+                          f"found {text!r}") from None
