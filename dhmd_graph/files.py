@@ -44,6 +44,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 import warnings
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_TEXT_BYTES",
+    "SAFE_NAME",
     "TEMPORARY_SUFFIX",
     "Key",
     "OutsideFolderWarning",
@@ -66,6 +68,7 @@ __all__ = [
     "check_object",
     "check_user_file",
     "decode_text",
+    "is_safe_name",
     "naming_file",
     "open_user_file",
     "parse_json",
@@ -82,6 +85,10 @@ MAX_JSON_DEPTH = 32
 """The default nesting limit of a JSON file (``[[1]]`` is nested 2 deep)."""
 MAX_TEXT_BYTES = 1 << 30
 """The default budget of a text table (a ``.csv``): 1 GiB."""
+SAFE_NAME = ("a name of letters, digits, '_', '-' and '.' (at most 100, not starting with "
+             "'.' or '-')")
+"""What :func:`is_safe_name` admits, in words, for messages."""
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 TEMPORARY_SUFFIX = ".tmp"
 """Suffix of the temporary files of :func:`atomic_write` (their prefix is ``.<target>.``)."""
@@ -167,6 +174,13 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def is_safe_name(name: object) -> bool:
+    """Whether a name read from a user's file (a modality, an extra) may become part of a
+    file name the library writes (``features.<name>.npy``): see :data:`SAFE_NAME`; never a
+    path such as ``../../evil``."""
+    return isinstance(name, str) and _SAFE_NAME.fullmatch(name) is not None
 
 
 # -- guarded reads of user files ---------------------------------------------------------

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import LABEL_KINDS
+from dhmd_graph.files import SAFE_NAME, is_safe_name
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
 
@@ -245,6 +246,11 @@ class MultimodalDataset(torch.utils.data.Dataset):
             raise self._error("label names do not match the labels", "label_names", expected,
                               f"{len(self.label_names)} names {list(self.label_names)}",
                               "Give one name per class, or none")
+        unsafe = next((name for name in (*self.features, *self.unimodal_labels, *self.extras)
+                       if not is_safe_name(name)), None)
+        if unsafe is not None:  # names become file names in a cache (features.<name>.npy)
+            raise self._error("not a modality or field name", repr(unsafe), SAFE_NAME,
+                              repr(unsafe), "Rename it")
         if set(self.features) != set(self.lengths):
             raise self._error("features and lengths name different modalities", "lengths",
                               f"{sorted(self.features)}", f"{sorted(self.lengths)}",
