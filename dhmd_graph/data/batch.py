@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from dhmd_graph.data.errors import DatasetError
-from dhmd_graph.data.labels import LABEL_KINDS
+from dhmd_graph.data.labels import LABEL_KINDS, MAX_CLASSES
 from dhmd_graph.files import SAFE_NAME, is_safe_name
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
@@ -205,6 +205,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
                                     f"Give {_LABEL_HELP[kind]}")
         if kind == "score":
             return array.astype(np.float32, copy=False), None
+        count = array.shape[1] if kind == "multi_hot" else num_classes
+        if isinstance(count, int) and count > MAX_CLASSES:  # before any per-class array
+            raise self._error("too many classes", field, f"at most {MAX_CLASSES} classes or "
+                              "labels", f"{count}", "Check the class indices (0, 1, ...)")
         if kind == "multi_hot":
             if num_classes is not None and num_classes != array.shape[1]:
                 raise self._error("multi-hot labels of another width", field,

@@ -32,12 +32,18 @@ __all__ = [
     "IEMOCAP4_EMOTIONS",
     "IEMOCAP6_EMOTIONS",
     "LABEL_KINDS",
+    "MAX_CLASSES",
     "MOSEI_EMOTIONS",
     "SENTIMENT3_CLASSES",
     "mosei_emotion_presence",
 ]
 
 LABEL_KINDS = ("score", "class", "multi_hot")
+
+MAX_CLASSES = 10_000
+"""The most classes (or multi-hot labels) a dataset may have: a bound checked before any
+per-class array is allocated, so that a stray class id such as ``2_000_000_000`` is an error
+naming the label, not an attempt to allocate gigabytes."""
 
 IEMOCAP4_EMOTIONS = ("neutral", "happy", "sad", "angry")
 """The four IEMOCAP emotions of the MulT protocol, in the order of its ``(N, 4, 2)`` labels."""
