@@ -436,7 +436,8 @@ class Key:
 
 
 def check_object(data: Any, keys: Mapping[str, Key], file: str | os.PathLike, *,
-                 field: str | None = None, fix: str | None = None) -> dict[str, Any]:
+                 field: str | None = None, fix: str | None = None,
+                 others: bool = False) -> dict[str, Any]:
     """Check that ``data`` is a JSON object with the ``keys`` (see :class:`Key`).
 
     Args:
@@ -446,6 +447,9 @@ def check_object(data: Any, keys: Mapping[str, Key], file: str | os.PathLike, *,
         field (str, optional): Where the object is in the file (e.g. ``"features"``); keys
             are named ``field.key``. (default: :obj:`None`, the whole file)
         fix (str, optional): What to do, for the message. (default: :obj:`None`)
+        others (bool, optional): Let keys outside ``keys`` through unchecked, for a format
+            that another library owns (a BERT ``config.json``). (default: :obj:`False`,
+            unknown keys are refused)
 
     Returns:
         dict[str, Any]: ``data``.
@@ -468,6 +472,8 @@ def check_object(data: Any, keys: Mapping[str, Key], file: str | os.PathLike, *,
                                expected=keys[key].expected, found=f"keys {sorted(data)}",
                                fix=fix)
     for key, value in data.items():
+        if key not in keys and others:
+            continue
         if key not in keys:
             raise DatasetError(f"unknown key '{key}'", file=file, field=name(key),
                                expected=f"keys among {list(keys)}", found=f"keys {sorted(data)}",
