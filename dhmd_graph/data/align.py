@@ -82,6 +82,14 @@ from dhmd_graph.data.checks import Location, check_labels
 from dhmd_graph.data.csd import ComputationalSequence, CSDReader
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import MOSEI_EMOTIONS, mosei_emotion_presence
+from dhmd_graph.files import (
+    SAFE_NAME,
+    Key,
+    check_object,
+    check_user_file,
+    is_safe_name,
+    read_user_json,
+)
 
 __all__ = [
     "BUILTIN_FOLDS",
@@ -113,8 +121,6 @@ REDUCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 SENTIMENT_RANGE = (-3.0, 3.0)
 _MISSING = ("error", "drop")
 _SEGMENT_ID = re.compile(r"^(.*)\[(\d+)\]$")
-_RECIPE_KEYS = ("labels", "features", "folds", "reference", "reduction", "max_steps",
-                "label_column", "label_range", "missing")
 
 Source = str | PathLike | ComputationalSequence
 
@@ -141,8 +147,8 @@ def load_folds(folds: str | PathLike | Mapping[str, Sequence[str]]) -> dict[str,
         return _check_folds(json.loads(text), f"the built-in '{folds}' folds")
     path = Path(folds)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        data = read_user_json(path, what="a folds JSON file")
+    except OSError as error:
         raise DatasetError("cannot read the folds", file=path,
                            expected=f"one of {sorted(BUILTIN_FOLDS)} or a JSON file "
                            '{"train": [...], "valid": [...], "test": [...]}',
@@ -575,37 +581,49 @@ def recipe_label_range(recipe: str | PathLike) -> tuple[float, float]:
     return _read_recipe(Path(recipe)).get("label_range", SENTIMENT_RANGE)
 
 
-def _read_recipe(recipe: Path) -> dict[str, Any]:
-    def fail(problem: str, field: str | None, expected: str, found: str) -> DatasetError:
-        return DatasetError(problem, file=recipe, field=field, expected=expected, found=found,
-                            fix="See dhmd_graph.data.align for the recipe's keys")
+_NULL = type(None)
+_RECIPE_FIX = "See dhmd_graph.data.align for the recipe's keys"
+_RECIPE = {
+    "labels": Key(str, "the labels .csd file (relative to the recipe)", required=True),
+    "features": Key(dict, "an object {modality: file.csd}", required=True),
+    "folds": Key((str, dict), f"one of {sorted(BUILTIN_FOLDS)}, a folds .json file or an "
+                 'object {"train": [video ids], "valid": [...], "test": [...]}', required=True),
+    "reference": Key((str, _NULL), "a modality name, or null for the unaligned layout"),
+    "reduction": Key((str, _NULL), f"one of {sorted(REDUCTIONS)} (null only without a "
+                     "reference)"),
+    "max_steps": Key((int, dict, _NULL), "a positive integer, an object {modality: positive "
+                     "integer}, or null"),
+    "label_column": Key((int, str), "a column index or 'mosei_emotions'"),
+    "label_range": Key((list, _NULL), "[low, high], two numbers, or null"),
+    "missing": Key(str, f"one of {list(_MISSING)}"),
+}
+"""The keys of a recipe, their JSON types and meaning (see the module docstring)."""
 
-    try:
-        data = json.loads(recipe.read_text())
-    except (OSError, ValueError) as error:
-        raise fail("cannot read the alignment recipe", None, "a JSON object",
-                   f"{type(error).__name__}: {error}") from error
-    if not isinstance(data, dict):
-        raise fail("not an alignment recipe", None, "a JSON object", type(data).__name__)
-    for key in ("labels", "features", "folds"):
-        if key not in data:
-            raise fail("missing recipe key", key, f"keys {list(_RECIPE_KEYS[:3])} and optional "
-                       f"{list(_RECIPE_KEYS[3:])}", f"keys {sorted(data)}")
-    unknown = sorted(set(data) - set(_RECIPE_KEYS))
-    if unknown:
-        raise fail("unknown recipe key", unknown[0], f"keys among {list(_RECIPE_KEYS)}",
-                   f"keys {sorted(data)}")
+
+def _read_recipe(recipe: Path) -> dict[str, Any]:
+    def fail(problem: str, field: str, expected: str, found: Any) -> DatasetError:
+        return DatasetError(problem, file=recipe, field=field, expected=expected,
+                            found=json.dumps(found)[:80], fix=_RECIPE_FIX)
+
+    data = check_object(read_user_json(recipe, what="an alignment recipe (a JSON object)"),
+                        _RECIPE, recipe, fix=_RECIPE_FIX)
     here = recipe.parent
 
     def path(value: Any, field: str) -> Path:
         if not isinstance(value, str) or not value:
-            raise fail("not a file name", field, "a path (relative to the recipe)", repr(value))
-        return here / value
+            raise fail("not a file name", field, "a path (relative to the recipe)", value)
+        file = here / value
+        if file.exists():  # a missing file is named by its reader
+            check_user_file(file, root=here, what=f"the file of '{field}'")
+        return file
 
     features = data["features"]
-    if not isinstance(features, dict) or not features:
+    if not features:
         raise fail("malformed recipe key", "features", "an object {modality: file.csd}",
-                   repr(features))
+                   features)
+    for name in features:
+        if not is_safe_name(name):
+            raise fail("not a modality name", f"features.{name}", SAFE_NAME, name)
     options = dict(data)
     options["labels"] = path(data["labels"], "labels")
     options["features"] = {name: path(value, f"features.{name}")
@@ -613,14 +631,40 @@ def _read_recipe(recipe: Path) -> dict[str, Any]:
     folds = data["folds"]
     if isinstance(folds, str) and folds not in BUILTIN_FOLDS:
         options["folds"] = path(folds, "folds")
+    elif isinstance(folds, dict):
+        options["folds"] = _check_folds(folds, recipe)
+    reference = data.get("reference")
+    if reference is not None and reference not in features:
+        raise fail("malformed recipe key", "reference",
+                   f"one of the modalities {list(features)}, or null", reference)
+    reduction = data.get("reduction", "mean")
+    if reduction is None and reference is None:
+        options.pop("reduction")  # the unaligned layout reduces nothing
+    elif reduction not in REDUCTIONS:
+        raise fail("malformed recipe key", "reduction", _RECIPE["reduction"].expected,
+                   reduction)
+    max_steps = data.get("max_steps")
+    limits = max_steps if isinstance(max_steps, dict) else {"max_steps": max_steps}
+    for name, limit in limits.items():
+        field = "max_steps" if name == "max_steps" else f"max_steps.{name}"
+        if isinstance(max_steps, dict) and name not in features:
+            raise fail("malformed recipe key", field, f"a modality among {list(features)}",
+                       name)
+        if limit is not None and not (type(limit) is int and limit >= 1):
+            raise fail("malformed recipe key", field, "a positive integer", limit)
+    if data.get("missing", "error") not in _MISSING:
+        raise fail("malformed recipe key", "missing", f"one of {list(_MISSING)}",
+                   data["missing"])
     label_range = data.get("label_range")
     if label_range is not None:
-        if not (isinstance(label_range, list) and len(label_range) == 2 and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in label_range)):
-            raise fail("malformed recipe key", "label_range", "[low, high]", repr(label_range))
+        if not (len(label_range) == 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in label_range)
+                and label_range[0] <= label_range[1]):
+            raise fail("malformed recipe key", "label_range", "[low, high], low <= high",
+                       label_range)
         options["label_range"] = tuple(label_range)
     column = data.get("label_column", 0)
-    if column != "mosei_emotions" and (not isinstance(column, int) or isinstance(column, bool)):
+    if column != "mosei_emotions" and (type(column) is not int or column < 0):
         raise fail("malformed recipe key", "label_column",
-                   "a column index or 'mosei_emotions'", repr(column))
+                   "a column index (0, 1, ...) or 'mosei_emotions'", column)
     return options

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from dhmd_graph.data.errors import DatasetError
-from dhmd_graph.data.labels import LABEL_KINDS
+from dhmd_graph.data.labels import LABEL_KINDS, MAX_CLASSES
+from dhmd_graph.files import SAFE_NAME, is_safe_name
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]
 
@@ -204,6 +205,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
                                     f"Give {_LABEL_HELP[kind]}")
         if kind == "score":
             return array.astype(np.float32, copy=False), None
+        count = array.shape[1] if kind == "multi_hot" else num_classes
+        if isinstance(count, int) and count > MAX_CLASSES:  # before any per-class array
+            raise self._error("too many classes", field, f"at most {MAX_CLASSES} classes or "
+                              "labels", f"{count}", "Check the class indices (0, 1, ...)")
         if kind == "multi_hot":
             if num_classes is not None and num_classes != array.shape[1]:
                 raise self._error("multi-hot labels of another width", field,
@@ -245,6 +250,11 @@ class MultimodalDataset(torch.utils.data.Dataset):
             raise self._error("label names do not match the labels", "label_names", expected,
                               f"{len(self.label_names)} names {list(self.label_names)}",
                               "Give one name per class, or none")
+        unsafe = next((name for name in (*self.features, *self.unimodal_labels, *self.extras)
+                       if not is_safe_name(name)), None)
+        if unsafe is not None:  # names become file names in a cache (features.<name>.npy)
+            raise self._error("not a modality or field name", repr(unsafe), SAFE_NAME,
+                              repr(unsafe), "Rename it")
         if set(self.features) != set(self.lengths):
             raise self._error("features and lengths name different modalities", "lengths",
                               f"{sorted(self.features)}", f"{sorted(self.lengths)}",

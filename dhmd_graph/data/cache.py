@@ -26,16 +26,30 @@ split. What costs a pass
 over the features (the sha256 of every file, finite features, token ids within the
 vocabulary) is checked when the cache is converted and on request:
 ``load_cache(..., verify=True)`` or ``dhmd describe --verify``.
+
+**Killed conversions.** A cache is written into a hidden folder ``.<cache>.<random>``
+beside it, renamed into place when complete (the previous cache, with ``overwrite``, is
+moved aside into ``.<cache>.old.<random>`` for that moment). The writer holds an exclusive
+:func:`fcntl.flock` on each such folder while it works, and marks it with a ``.writer``
+file, so a conversion killed with ``SIGKILL`` leaves an unlocked, marked folder behind:
+the next conversion into the same cache folder (:func:`write_cache`, ``dhmd convert``)
+removes it, after moving a previous cache found aside back into place if none has replaced
+it. A folder still locked belongs to a conversion that is running, and is left alone; so
+is any folder of another name, or without the marker (unless empty and a minute old).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 
@@ -46,7 +60,13 @@ from dhmd_graph.data.checks import Location, check_finite, check_labels, check_s
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.files import naming_file
 
-__all__ = ["CACHE_FORMAT", "MANIFEST", "load_cache", "source_digest", "write_cache"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so leftovers are never judged stale
+    fcntl = None
+
+__all__ = ["CACHE_FORMAT", "MANIFEST", "load_cache", "remove_stale_work", "source_digest",
+           "write_cache"]
 
 CACHE_FORMAT = "dhmd_graph.cache/1"
 MANIFEST = "manifest.json"
@@ -57,6 +77,12 @@ _DTYPES = {"features": ("<f4", "<i8"), "lengths": ("<i8",), "labels": ("<f4", "<
 _LABEL_ARRAYS = {"score": ("<f4", 1), "class": ("<i8", 1), "multi_hot": ("<f4", 2)}
 """Per label kind, the dtype and rank of ``labels.npy``."""
 _SCORES = {"kind": "score", "num_classes": None, "names": None, "field": "labels"}
+_WRITER = ".writer"
+"""A marker in a work folder: a writer locked it. An unlocked folder without one is
+removed only when empty and older than :data:`_YOUNG` seconds (a writer killed before it
+wrote the marker); a younger one may be a writer's that it has not yet locked."""
+_YOUNG = 60.0
+_WORK_NAME = re.compile(r"(old\.)?[a-z0-9_]{8}")  # after ".<cache>.": tempfile.mkdtemp's names
 
 
 def sha256_file(path: Path) -> str:
@@ -133,8 +159,8 @@ def write_cache(datasets: Mapping[str, MultimodalDataset], cache_dir: str | Path
     for split, dataset in datasets.items():
         _check_labels(dataset, label_range, Location(dataset.source or cache_dir, split))
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
-    try:
+    remove_stale_work(cache_dir)
+    with _work_folder(cache_dir, "") as work:
         manifest = {"format": CACHE_FORMAT, "source": source,
                     "checksum": "sha256 of each file's bytes",
                     "label_range": None if label_range is None else list(label_range),
@@ -144,10 +170,64 @@ def write_cache(datasets: Mapping[str, MultimodalDataset], cache_dir: str | Path
         with naming_file(work / MANIFEST):
             (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _replace(work, cache_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        (cache_dir / _WRITER).unlink(missing_ok=True)  # the marker came along
     return cache_dir
+
+
+@contextmanager
+def _work_folder(cache_dir: Path, kind: str) -> Iterator[Path]:
+    """A new hidden folder ``.<cache>.<kind><random>`` beside ``cache_dir``, locked (with a
+    :data:`_WRITER` marker) while in the block and removed at its end if still there."""
+    work = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.{kind}", dir=cache_dir.parent))
+    handle = None
+    try:
+        if fcntl is not None:
+            handle = os.open(work, os.O_RDONLY)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        (work / _WRITER).write_text(f"{os.getpid()}\n")
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # renamed into place: nothing is there
+        if handle is not None:
+            os.close(handle)  # releases the lock
+
+
+def remove_stale_work(cache_dir: str | PathLike) -> list[Path]:
+    """Remove the hidden work folders that killed conversions into ``cache_dir`` left
+    beside it (see the module docstring); a previous cache moved aside is put back first
+    when nothing took its place.
+
+    Returns:
+        list[Path]: The folders removed.
+    """
+    cache_dir = Path(cache_dir)
+    if fcntl is None or not cache_dir.parent.is_dir():
+        return []
+    removed = []
+    for work in sorted(cache_dir.parent.glob(f".{glob.escape(cache_dir.name)}.*")):
+        if work.is_symlink() or not work.is_dir() or not _WORK_NAME.fullmatch(
+                work.name.removeprefix(f".{cache_dir.name}.")):
+            continue
+        try:
+            handle = os.open(work, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a conversion that is running
+            os.close(handle)
+            continue
+        try:
+            if (work / _WRITER).exists() or (not any(work.iterdir())
+                                             and time.time() - work.stat().st_mtime > _YOUNG):
+                if (work / "cache").is_dir() and not cache_dir.exists():
+                    os.replace(work / "cache", cache_dir)  # killed between the two renames
+                shutil.rmtree(work, ignore_errors=True)
+                removed.append(work)
+        finally:
+            os.close(handle)
+    return removed
+
 
 
 def _check_replaceable(cache_dir: Path, overwrite: bool) -> None:
@@ -169,15 +249,13 @@ def _replace(work: Path, cache_dir: Path) -> None:
     if not cache_dir.exists():
         os.replace(work, cache_dir)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.old.", dir=cache_dir.parent))
-    os.replace(cache_dir, old / "cache")
-    try:
-        os.replace(work, cache_dir)
-    except OSError:
-        os.replace(old / "cache", cache_dir)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    with _work_folder(cache_dir, "old.") as old:
+        os.replace(cache_dir, old / "cache")
+        try:
+            os.replace(work, cache_dir)
+        except OSError:
+            os.replace(old / "cache", cache_dir)
+            raise
 
 
 def _source_path(manifest: dict) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from dhmd_graph.data.checks import Budget
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.files import check_user_file
 
 __all__ = ["CSDEntry", "CSDReader", "ComputationalSequence", "read_csd"]
 
@@ -121,6 +122,8 @@ class CSDReader:
     def __init__(self, path: str | PathLike) -> None:
         self._h5py = _import_h5py()
         self.path = Path(path)
+        if self.path.exists():  # a FIFO or device is refused, never read (a missing file below)
+            check_user_file(self.path, what="an HDF5 .csd file")
         try:
             self._handle = self._h5py.File(self.path, "r")
         except (OSError, ValueError) as error:

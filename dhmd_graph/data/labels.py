@@ -39,10 +39,16 @@ __all__ = [
     "IEMOCAP4_EMOTIONS",
     "IEMOCAP6_EMOTIONS",
     "LABEL_KINDS",
+    "MAX_CLASSES",
     "MOSEI_EMOTIONS",
     "SENTIMENT3_CLASSES",
     "mosei_emotion_presence",
 ]
+
+MAX_CLASSES = 10_000
+"""The most classes (or multi-hot labels) a dataset may have: a bound checked before any
+per-class array is allocated, so that a stray class id such as ``2_000_000_000`` is an error
+naming the label, not an attempt to allocate gigabytes."""
 
 MOSEI_INTENSITY_RANGE = (0.0, 3.0)
 

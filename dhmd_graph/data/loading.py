@@ -36,6 +36,7 @@ from dhmd_graph.data.cache import (
     MANIFEST,
     load_cache,
     read_manifest,
+    remove_stale_work,
     sha256_file,
     source_digest,
     write_cache,
@@ -186,6 +187,7 @@ def convert_to_cache(pickle_path: str | PathLike, cache_dir: str | PathLike, *,
             damaged, or ``cache_dir`` holds something else and ``overwrite`` is :obj:`False`.
     """
     cache_dir = Path(cache_dir)
+    remove_stale_work(cache_dir)  # what killed conversions left (cache module docstring)
     digest = _source_digest(Path(pickle_path)) if Path(pickle_path).exists() else None
     reader = {"format": format, **options} if format or options else None
     if digest is not None and reader is not None:

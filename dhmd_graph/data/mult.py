@@ -52,7 +52,7 @@ from dhmd_graph.data.checks import (
     zero_negative_infinity,
 )
 from dhmd_graph.data.errors import DatasetError
-from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, LABEL_KINDS
+from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, LABEL_KINDS, MAX_CLASSES
 from dhmd_graph.data.safe_pickle import load_pickle
 from dhmd_graph.errors import ConfigError
 
@@ -126,7 +126,7 @@ def read_mult(data: object, path: str | PathLike, *, label_kind: str | None = No
                            fix="Export the labels of every split alike")
     (kind,) = kinds
     labels = {split: values for split, (_, values) in layouts.items()}
-    num_classes = _num_classes(kind, labels, label_names)
+    num_classes = _num_classes(kind, labels, label_names, path)
     one_hot_pairs = np.ndim(raw["train"]["labels"]) == 3
     if label_names is None and one_hot_pairs and num_classes == len(IEMOCAP4_EMOTIONS):
         label_names = IEMOCAP4_EMOTIONS  # MulT's IEMOCAP layout
@@ -184,11 +184,20 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_LAYOUTS = ("(N, C, 2) one-hot pairs, (N, 1, 1), (N, 1) or (N,) scores or class indices, "
+            "or (N, C) 0/1 labels, with C >= 1")
+
+
 def _layout(labels: np.ndarray, where: Location, kind: str | None) -> tuple[str, np.ndarray]:
-    """The label kind and the labels in the dataset's layout (see the module docstring)."""
-    if labels.ndim == 3 and labels.shape[2] == 2:  # (N, C, 2) one-hot per label
-        pairs = labels.reshape(len(labels), -1, 2)
-        one_hot = ((pairs == 0) | (pairs == 1)).all(axis=(1, 2)) & (pairs.sum(axis=2) == 1).all(1)
+    """The label kind and the labels in the dataset's layout (see the module docstring);
+    any other shape, or an empty class axis, is refused."""
+    shape = labels.shape
+    if not (labels.ndim == 1 or (labels.ndim == 2 and shape[1] >= 1)
+            or (labels.ndim == 3 and shape[1] >= 1 and (shape[2] == 2 or shape[1:] == (1, 1)))):
+        raise where.error("labels of an unknown layout", "labels", _LAYOUTS,
+                          f"shape {shape}", "Export the labels in one of these layouts")
+    if labels.ndim == 3 and shape[2] == 2:  # (N, C, 2) one-hot per label
+        one_hot = ((labels == 0) | (labels == 1)).all(axis=(1, 2)) & (labels.sum(axis=2) == 1).all(1)
         if not one_hot.all():
             index = int(np.flatnonzero(~one_hot)[0])
             raise where.error("labels are not one-hot per label", "labels",
@@ -196,7 +205,7 @@ def _layout(labels: np.ndarray, where: Location, kind: str | None) -> tuple[str,
                               f"{labels[index].tolist()} at sample {index}",
                               "Export one [absent, present] one-hot pair per label")
         return kind or "multi_hot", labels.argmax(axis=2)  # (N, C)
-    squeezed = labels.reshape(len(labels), -1) if labels.ndim > 1 else labels
+    squeezed = labels.reshape(len(labels), -1) if labels.ndim > 1 else labels  # (N,) or (N, C)
     if squeezed.ndim == 2 and squeezed.shape[1] == 1:
         squeezed = squeezed[:, 0]  # (N, 1, 1) or (N, 1) -> (N,)
     if kind is None:
@@ -209,15 +218,22 @@ def _layout(labels: np.ndarray, where: Location, kind: str | None) -> tuple[str,
     return kind, squeezed
 
 
-def _num_classes(kind: str, labels: dict[str, np.ndarray],
-                 label_names: Sequence[str] | None) -> int | None:
+def _num_classes(kind: str, labels: dict[str, np.ndarray], label_names: Sequence[str] | None,
+                 path: str | PathLike) -> int | None:
+    """The number of classes (multi-hot labels), bounded by :data:`MAX_CLASSES` before any
+    per-class array exists."""
     if kind == "multi_hot":
         return labels["train"].shape[1] if labels["train"].ndim == 2 else None
     if kind == "score":
         return None
     if label_names is not None:
         return len(label_names)
-    finite = [values[np.isfinite(values)] for values in labels.values()
-              if np.issubdtype(values.dtype, np.number)]
-    largest = max((int(values.max()) for values in finite if values.size), default=0)
-    return max(2, largest + 1)
+    largest, split = max(
+        ((float(values[np.isfinite(values)].max()), split) for split, values in labels.items()
+         if np.issubdtype(values.dtype, np.number) and np.isfinite(values).any()),
+        default=(0.0, None))
+    if largest >= MAX_CLASSES:
+        raise DatasetError("class index too large", file=path, split=split, field="labels",
+                           expected=f"class indices 0, 1, ... below {MAX_CLASSES}",
+                           found=f"{largest:.0f}", fix="Number the classes from 0")
+    return max(2, int(largest) + 1)

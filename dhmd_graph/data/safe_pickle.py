@@ -31,6 +31,7 @@ import numpy as np
 
 from dhmd_graph.data.checks import Budget
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.files import open_user_file
 
 __all__ = ["RestrictedUnpickler", "load_pickle"]
 
@@ -189,12 +190,11 @@ def load_pickle(path: str | PathLike) -> Any:
             not a complete pickle (truncated, corrupt or another format).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DatasetError("no such file", file=path, expected="a pickle file",
-                           found="nothing" if not path.exists() else "a directory",
-                           fix="Check the path")
+                           found="nothing", fix="Check the path")
     try:
-        with path.open("rb") as file:
+        with open_user_file(path, what="a pickle file") as file:  # no FIFO, device, folder
             return _plain(RestrictedUnpickler(file, source=str(path)).load())
     except DatasetError:
         raise

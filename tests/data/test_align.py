@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from dhmd_graph.cli import main
 from dhmd_graph.data import DatasetError, convert_to_cache, load_dataset, read_csd
 from dhmd_graph.data.align import EPSILON, align_csd, load_folds
+from dhmd_graph.files import OutsideFolderWarning
 
 h5py = pytest.importorskip("h5py")
 
@@ -346,7 +348,7 @@ def test_dhmd_convert_and_describe_a_recipe(sdk, tmp_path, capsys):
                                                       "colapse": "mean"}))
     assert main(["convert", str(recipe), str(tmp_path / "other")]) == 2
     error = capsys.readouterr().err
-    assert "unknown recipe key (file" in error and "'colapse'" in error and "Traceback" not in error
+    assert "unknown key 'colapse' (file" in error and "Traceback" not in error
 
 
 @pytest.mark.parametrize("recipe, field", [
@@ -381,3 +383,75 @@ def test_alignment_reads_through_the_checked_reader(sdk, tmp_path):
     with pytest.raises(DatasetError, match="stored in other files") as info:
         align_csd({"audio": external}, sdk["labels"], folds=FOLDS)
     assert info.value.field == "COVAREP/data/vid_a/features"
+
+
+def _refused(capsys, recipe, cache, *needles, file=None):
+    """`dhmd describe` and `dhmd convert` refuse the recipe: exit 2, one line naming the
+    file (the recipe unless given) and each needle, no traceback, nothing written."""
+    for argv in (["describe", str(recipe)], ["convert", str(recipe), str(cache)]):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "Traceback" not in error, error
+        for needle in (f"file '{file or recipe}'", *needles):
+            assert needle in error, error
+    assert sorted(p.name for p in cache.parent.iterdir() if p.name.startswith(".")) == []
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("extra, needles", [
+    ({"folds": 3}, ["field 'folds'", "found a number 3"]),
+    ({"folds": ["vid_a"]}, ["field 'folds'", "found a list"]),
+    ({"reduction": 3}, ["field 'reduction'", "found a number 3"]),
+    ({"reduction": None}, ["field 'reduction'", "found null"]),
+    ({"reduction": ["mean"]}, ["field 'reduction'", "found a list"]),
+    ({"features": {"../../evil": "words.csd"}}, ["field 'features.../../evil'",
+                                                  "not a modality name"]),
+    ({"max_steps": {"vision": 3}}, ["field 'max_steps.vision'"]),
+    ({"max_steps": True}, ["field 'max_steps'", "a boolean"]),
+    ({"label_column": -1}, ["field 'label_column'"]),
+    ({"reference": "vision"}, ["field 'reference'"]),
+])
+def test_malformed_recipe_values_are_named(sdk, tmp_path, capsys, extra, needles):
+    _refused(capsys, _recipe(tmp_path, sdk, **extra), tmp_path / "cache", *needles)
+
+
+def test_a_missing_recipe_key_is_named(sdk, tmp_path, capsys):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"labels": "labels.csd", "features": {"text": "words.csd"}}))
+    _refused(capsys, recipe, tmp_path / "cache", "missing key 'folds'", "field 'folds'")
+
+
+def test_a_deeply_nested_recipe_is_refused(tmp_path, capsys):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text("[" * 100_000 + "]" * 100_000)
+    _refused(capsys, recipe, tmp_path / "cache", "nested too deeply")
+
+
+@pytest.mark.parametrize("which", ["labels", "folds"])
+def test_a_fifo_named_by_a_recipe_is_refused_without_blocking(sdk, tmp_path, capsys, which):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # no writer: reading it would block forever
+    recipe = _recipe(tmp_path, sdk, **{which: "pipe"})
+    _refused(capsys, recipe, tmp_path / "cache", "named pipe (FIFO)", file=fifo)
+
+
+def test_a_recipe_that_names_the_unaligned_layout_is_accepted(sdk, tmp_path, capsys):
+    recipe = _recipe(tmp_path, sdk, reference=None, reduction=None, max_steps={"audio": 5},
+                     label_range=None, folds=FOLDS)
+    assert main(["convert", str(recipe), str(tmp_path / "cache")]) == 0
+    train = load_dataset(tmp_path / "cache")["train"]
+    assert train.features["audio"].shape[1] == 5 and train.features["text"].shape[1] == 3
+
+
+def test_a_linked_recipe_file_out_of_the_folder_is_reported(sdk, tmp_path):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    recipe = json.loads(_recipe(tmp_path, sdk).read_text())
+    for name in ("labels.csd", "words.csd", "audio.csd", "folds.json"):
+        (folder / name).symlink_to(tmp_path / name)
+    (folder / "recipe.json").write_text(json.dumps(recipe))
+    with pytest.warns(OutsideFolderWarning) as caught:
+        assert load_dataset(folder / "recipe.json")["train"].ids == ["vid_a[0]", "vid_a[1]"]
+    reported = {str(w.message).split("'")[1] for w in caught}
+    assert reported == {str(folder / name) for name in ("labels.csd", "words.csd", "audio.csd",
+                                                         "folds.json")}

@@ -109,3 +109,17 @@ def test_the_cache_keeps_the_label_kind(tmp_path, labels, options):
         dataset.label_kind, dataset.num_classes, dataset.label_names, "emotions")
     assert cached.labels.dtype == dataset.labels.dtype
     np.testing.assert_array_equal(cached.labels, dataset.labels)
+
+
+def test_class_counts_and_names_are_bounded():
+    from dhmd_graph.data.labels import MAX_CLASSES
+
+    with pytest.raises(DatasetError, match=f"too many classes.*at most {MAX_CLASSES}"):
+        make_dataset(np.array([0, 1]), label_kind="class", num_classes=MAX_CLASSES + 1)
+    with pytest.raises(DatasetError, match="too many classes"):
+        make_dataset(np.zeros((2, MAX_CLASSES + 1)), label_kind="multi_hot")
+    for name in ("../../evil", ".hidden", "a/b", ""):
+        with pytest.raises(DatasetError, match="not a modality or field name") as caught:
+            MultimodalDataset({name: np.zeros((1, 2, 3), np.float32)}, {name: np.array([2])},
+                              np.zeros(1), ["a"], source="file.pkl")
+        assert caught.value.file == "file.pkl"

@@ -379,3 +379,64 @@ def test_a_plain_arrays_folder_converts_with_any_finite_score(tmp_path):
         [f"{split}0", f"{split}1"], split=split) for split in ("train", "valid", "test")}
     folder = write_arrays(splits, tmp_path / "arrays")  # any finite score
     assert _manifest(convert_to_cache(folder, tmp_path / "c1"))["label_range"] is None
+
+
+_KILLED_CONVERT = """
+import os, signal, sys
+from dhmd_graph.data import cache, convert_to_cache
+target = getattr(cache, sys.argv[3])
+def killed(*args, **kwargs):
+    if sys.argv[3] == "_write_split":
+        target(*args, **kwargs)  # a split written, then killed
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(cache, sys.argv[3], killed)
+if sys.argv[3] == "_replace":  # killed between moving the old cache aside and the new in
+    real = os.replace
+    def replace(source, destination):
+        real(source, destination)
+        if str(destination).endswith("cache") and ".old." in str(destination):
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.replace, cache._replace = replace, target
+convert_to_cache(sys.argv[1], sys.argv[2], overwrite=True)
+"""
+
+
+def _hidden(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("where", ["_write_split", "_replace"])
+def test_the_next_convert_cleans_up_after_a_sigkilled_one(pickle_path, cache_dir, tmp_path,
+                                                           where, capsys):
+    """A `convert` killed with SIGKILL (inside a split, or between moving the old cache
+    aside and the new one in) leaves hidden work folders; the next `dhmd convert` removes
+    them and puts a cache moved aside back, so that no data is lost."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dhmd_graph.cli import main
+
+    before = load_cache(cache_dir)["test"].ids
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_CONVERT, str(pickle_path),
+                             str(cache_dir), where], env=env, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    left = _hidden(tmp_path)
+    assert left and all(name.startswith(".cache.") for name in left)
+    assert cache_dir.exists() == (where == "_write_split")
+    live = tmp_path / ".cache.live0123"  # a conversion that is running: left alone
+    live.mkdir()
+    (live / ".writer").write_text("1\n")
+    (tmp_path / ".cache.backup").mkdir()  # not a work folder's name: left alone
+    handle = os.open(live, os.O_RDONLY)
+    import fcntl
+
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        assert main(["convert", str(pickle_path), str(cache_dir)]) == 0
+    finally:
+        os.close(handle)
+    assert _hidden(tmp_path) == [".cache.backup", ".cache.live0123"]
+    assert load_cache(cache_dir, verify=True)["test"].ids == before

@@ -180,3 +180,28 @@ def test_classes_beyond_the_sentiment_range_convert_and_read_back(write_pickle, 
     assert json.loads((cache / "manifest.json").read_text())["label_range"] is None
     train = load_cache(cache, verify=True)["train"]
     assert train.label_kind == "class" and train.labels.tolist() == data["train"]["labels"].tolist()
+
+
+@pytest.mark.parametrize("labels, found", [
+    (lambda n, rng: rng.integers(0, 2, size=(n, 4, 3)), "shape (5, 4, 3)"),
+    (lambda n, rng: np.zeros((n, 0, 2), np.float32), "shape (5, 0, 2)"),
+    (lambda n, rng: np.zeros((n, 0), np.int64), "shape (5, 0)"),
+    (lambda n, rng: np.zeros((n, 2, 1), np.float32), "shape (5, 2, 1)"),
+    (lambda n, rng: np.zeros((n, 1, 1, 1), np.float32), "shape (5, 1, 1, 1)"),
+    (lambda n, rng: np.array([2_000_000_000] + [0] * (n - 1)), "class index too large"),
+])
+def test_unexpected_label_layouts_are_refused_through_the_cli(write_pickle, tmp_path, capsys,
+                                                               labels, found):
+    """(N, 4, 3) labels, an empty class axis and a class id of two billion: exit 2 with
+    one line naming the file and the labels, nothing written, and nothing allocated per
+    class (a class id of 2e9 would ask for gigabytes)."""
+    from dhmd_graph.cli import main
+
+    path = write_pickle(mult_data(labels))
+    for argv in (["describe", str(path)], ["convert", str(path), str(tmp_path / "cache")]):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "Traceback" not in error
+        assert f"file '{path}'" in error and "field 'labels'" in error and found in error
+    assert not (tmp_path / "cache").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
