@@ -69,6 +69,7 @@ _DECLARATION_KEYS = {
 }
 _WHOLE = re.compile(r"[+-]?\d+")  # a whole number written as one
 _MAX_CLASSES = 1 << 16
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def number_column(cells: Sequence[str], path: Path, column: str) -> np.ndarray:
                               "Write one number per cell (for class names, write every label "
                               "as a name and list the classes in dataset.json; a folder "
                               "without labels has no label column)")
-        if not math.isfinite(value) or not math.isfinite(np.float32(value)):
+        if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:  # inf as float32
             raise _cell_error("NaN or infinite label", path, column, i + 2, "a finite number",
                               repr(text), "Give every sample a finite label, or leave the "
                               "sample out")
@@ -259,13 +260,14 @@ def _classes(cells: Sequence[str], path: Path, declaration: LabelDeclaration, de
              ) -> FolderLabels:
     """Class indices of a ``label`` column of names or of whole numbers."""
     names = declaration.classes
-    if names is not None and all(text in names for text in cells):
+    named = [names is not None and text in names for text in cells]
+    if all(named):
         index = {name: i for i, name in enumerate(names)}
         values = np.array([index[text] for text in cells], dtype=np.int64)
         return FolderLabels(values, "class", len(names), names, declared)
     whole = [bool(_WHOLE.fullmatch(text.strip())) for text in cells]
-    if not all(whole):
-        line = whole.index(False)
+    if any(named) or not all(whole):  # names, of which some unknown; or not indices
+        line = named.index(False) if any(named) else whole.index(False)
         text = cells[line]
         if names is None:
             found = sorted({t for t in cells if _number(t) is None})

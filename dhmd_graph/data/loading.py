@@ -121,7 +121,8 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
         if format in (None, "misa") and all((path / name).is_file()
                                             for name in MISA_FILES.values()):
             return load_misa(path, **range_option)
-        if format in (None, "arrays") and (path / LABELS_FILE).is_file():
+        labels = path / LABELS_FILE  # anything there, so that a pipe or a link is named
+        if format in (None, "arrays") and (labels.exists() or labels.is_symlink()):
             return load_arrays(path, partial=partial, **range_option)
     elif path.is_file() and path.suffix == ".pkl" and format in (None, "mmsa", "mult"):
         data = load_pickle(path)
