@@ -451,7 +451,8 @@ class DHMD(nn.Module):
         training that never drops all of a sample's modalities."""
         shape = (len(batch), len(self.modalities))
         if present is None:
-            present = torch.ones(shape, dtype=torch.bool, device=batch.labels.device)
+            device = next(iter(batch.lengths.values())).device
+            present = torch.ones(shape, dtype=torch.bool, device=device)
         elif present.dtype != torch.bool or tuple(present.shape) != shape:
             raise ValueError(f"DHMD.forward: present must be a bool tensor of shape {shape} "
                              f"(batch, modalities {self.modalities}), found {present.dtype} "
@@ -467,7 +468,8 @@ class DHMD(nn.Module):
         return present
 
     def _check_batch(self, batch: MultimodalBatch) -> None:
-        self._check_labels(batch.labels)
+        if batch.labels is not None:  # unlabelled batches are predicted on
+            self._check_labels(batch.labels)
         for modality in self.config.modalities:
             name = modality.name
             if name not in batch.features:
@@ -592,6 +594,10 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     ``'ctr/<space>'``, ``'usage/<space>'`` (those that apply) and ``'loss'``.
     """
     labels, present = batch.labels, output.present
+    if labels is None:
+        raise DatasetError("no labels to train on", field="labels",
+                           expected="a batch of labelled samples", found="unlabelled samples",
+                           fix="Train on labelled data; unlabelled data is for prediction")
     batch_size, num_modalities = present.shape
     weights, decoupled = config.loss, output.decoupled
     task = {"task": config.task, "class_weights": None if config.class_weights is None else

@@ -365,3 +365,14 @@ def test_modalities_and_repr():
     model = DHMD(tiny_config())
     assert model.modalities == ("text", "audio", "vision")
     assert "DHMD(modalities=['text', 'audio', 'vision']" in repr(model)
+
+
+def test_an_unlabelled_batch_is_predicted_on_and_not_trained_on():
+    config = tiny_config()
+    model = DHMD(config).eval()
+    batch = make_batch(config, {"text": [5, 3], "audio": [4, 4], "vision": [2, 6]})
+    unlabelled = MultimodalBatch(batch.features, batch.lengths, None, batch.ids)
+    assert len(unlabelled) == 2 and not unlabelled.labelled and batch.labelled
+    torch.testing.assert_close(model.validation_step(unlabelled), model.validation_step(batch))
+    with pytest.raises(DatasetError, match="no labels to train on"):
+        model.training_step(unlabelled)

@@ -16,7 +16,10 @@ interval :math:`[S, E]` when they share more than :math:`\epsilon` seconds,
     \min(e, E) - \max(s, S) > \epsilon,\qquad \epsilon = 10^{-5}\,\text{s},
 
 as in ``mmdataset.align`` of the SDK. A row that straddles a boundary belongs to both
-sides; a row of zero length belongs to nothing.
+sides; a row of zero length belongs to nothing. Each labelled segment is judged on its own:
+labelled segments may overlap (the real ``CMU_MOSI_Opinion_Labels.csd`` has 93 overlapping
+consecutive pairs, by up to 7 s), and a row in the overlap of two segments belongs to both,
+as in the SDK.
 
 **Sequences or words.** Without a ``reference`` each modality keeps its own rows,
 in time order: the unaligned layout. With ``reference='text'`` (a word-level
@@ -26,7 +29,13 @@ belong to it, and every other modality is collapsed onto each of those rows by a
 default, as the SDK's standard processing (``align(..., collapse_functions=[avg])``)
 does, the word-aligned layout. As in the SDK, a reference row of zero length is
 skipped, and a reference row that some other modality does not cover at all is left
-out of every modality (the SDK's ``unify``).
+out of every modality (the SDK's ``unify``). Reference rows may overlap, too: each is
+collapsed from the rows of its own interval, and the steps of a segment are in the order
+of their start times (then of their rows in the file). The one overlap refused is
+ambiguous: two reference rows with the *same* interval (both ends within
+:math:`\epsilon`) would be two steps of one moment, with the same collapsed rows of every
+other modality and no time order between them (e.g. a sequence already aligned to
+overlapping segments and joined back, where a word of the overlap is in both segments).
 
 **Folds.** The standard CMU-MOSI and CMU-MOSEI train/valid/test video folds are built
 in (``folds='mosi'``, ``folds='mosei'``; the lists of the SDK's ``standard_folds``, with
@@ -36,12 +45,13 @@ ignored). Labelled videos of no fold are left out, with a warning.
 
 **Checks** (each a :class:`DatasetError` naming the file, the entry and the row):
 non-numeric features (e.g. the raw words sequence), non-finite intervals, an interval
-that ends before it starts, overlapping labelled segments or reference rows, an empty
-labelled segment, a labelled video missing from a feature sequence, a segment with no
-rows of some modality (``missing='drop'`` leaves such segments out instead, with a
-warning, as the SDK does), folds that share a video, and a split with none of its
-videos in the labels. ``-inf`` features (COVAREP writes them) become 0 as in the MMSA
-files; NaN or ``+inf`` is an error.
+that ends before it starts, two reference rows of the same interval, an empty labelled
+segment, a labelled video missing from a feature sequence, a segment with no rows of
+some modality (``missing='drop'`` leaves such segments out instead, with a warning, as
+the SDK does), folds that share a video, and a split with none of its videos in the
+labels. ``-inf`` features (COVAREP writes them) become 0 as in the MMSA files; ``+inf``
+is an error, and so is NaN unless ``nan='zero'`` (real feature files such as FACET's
+carry some NaN), which reads NaN features as 0. NaN in the labels is always an error.
 
 **Labels.** The labels' columns are kept: ``label_column`` picks one (0, the
 sentiment, by default; CMU-MOSEI's seven columns are sentiment, happiness, sadness,
@@ -59,7 +69,7 @@ columns into CMU-MOSEI's six-emotion multi-hot labels (present when the intensit
      "folds": "mosi", "reference": "text"}
 
 Relative paths are relative to the recipe's folder. Optional keys: ``reference``,
-``reduction``, ``max_steps``, ``label_column``, ``label_range``, ``missing``.
+``reduction``, ``max_steps``, ``label_column``, ``label_range``, ``missing``, ``nan``.
 """
 
 from __future__ import annotations
@@ -94,6 +104,7 @@ from dhmd_graph.files import (
 __all__ = [
     "BUILTIN_FOLDS",
     "EPSILON",
+    "NAN_OPTIONS",
     "REDUCTIONS",
     "align_csd",
     "alignment_files",
@@ -104,7 +115,7 @@ __all__ = [
 
 EPSILON = 1e-5
 """Seconds two intervals must share for a row to belong to an interval (the SDK's
-``epsilon``); also the overlap tolerated between labelled segments or reference rows."""
+``epsilon``); also how close two reference rows' ends must be to count as the same."""
 
 SPLITS = ("train", "valid", "test")
 BUILTIN_FOLDS = {"mosi": "cmu_mosi.json", "mosei": "cmu_mosei.json"}
@@ -120,6 +131,8 @@ REDUCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 SENTIMENT_RANGE = (-3.0, 3.0)
 _MISSING = ("error", "drop")
+NAN_OPTIONS = ("error", "zero")
+"""``align_csd(nan=...)``: NaN features are an error, or read as 0."""
 _SEGMENT_ID = re.compile(r"^(.*)\[(\d+)\]$")
 
 Source = str | PathLike | ComputationalSequence
@@ -208,10 +221,13 @@ class _Sequence:
 
     In a feature sequence, entries named ``video[k]`` (a sequence the SDK has already
     aligned) are joined back into their video, as the SDK does before it aligns again,
-    and ``-inf`` features become 0; a label sequence is read as it is.
+    ``-inf`` features become 0 and, with ``nan='zero'``, so do NaN features; a label
+    sequence is read as it is.
     """
 
-    def __init__(self, source: Source, stack: ExitStack, *, labels: bool) -> None:
+    def __init__(self, source: Source, stack: ExitStack, *, labels: bool,
+                 nan: str = "error") -> None:
+        self.nan = nan
         if isinstance(source, ComputationalSequence):
             self.where = f"<sequence {source.name}>"
             entries, self._read = list(source.entries), source.entries.__getitem__
@@ -226,8 +242,9 @@ class _Sequence:
             self.entries.setdefault(match.group(1) if match else key, []).append(key)
         self.width: int | None = None
 
-    def rows(self, video: str, *, partition: bool) -> _Rows:
-        """The video's rows, checked; with ``partition`` they may not overlap."""
+    def rows(self, video: str, *, reference: bool = False) -> _Rows:
+        """The video's rows, checked and sorted by start time; the rows of the
+        ``reference`` modality may not repeat an interval (see the module docstring)."""
         parts = [self._read(key) for key in self.entries[video]]
         features = np.concatenate([part.features for part in parts])
         intervals = np.concatenate([part.intervals for part in parts]).astype(np.float64)
@@ -242,27 +259,36 @@ class _Sequence:
                              f"{features.shape[1]} columns", "Pass one consistent sequence")
         self.width = features.shape[1]
         self._check_intervals(video, intervals)
-        order = np.argsort(intervals[:, 0], kind="stable")
+        order = np.lexsort((intervals[:, 1], intervals[:, 0]))  # by start, then end; stable
         features, intervals = features[order].astype(np.float32), intervals[order]
-        if partition and len(intervals) > 1:
-            overlap = np.flatnonzero(intervals[1:, 0] < intervals[:-1, 1] - EPSILON)
-            if len(overlap):
-                i = int(overlap[0])
+        if reference and len(intervals) > 1:
+            same = np.flatnonzero((np.abs(np.diff(intervals, axis=0)) <= EPSILON).all(axis=1))
+            if len(same):
+                i = int(same[0])
                 raise self.error(
-                    "overlapping intervals", f"{video}/intervals",
-                    f"intervals that do not overlap (by more than {EPSILON} s)",
+                    "two reference rows of the same interval", f"{video}/intervals",
+                    f"reference rows of distinct intervals (ends more than {EPSILON} s apart)",
                     f"rows {int(order[i])} {intervals[i].tolist()} and "
                     f"{int(order[i + 1])} {intervals[i + 1].tolist()}",
-                    "Remove or merge one of the two rows; labelled segments and the rows of "
-                    "the reference modality must not overlap")
+                    "Remove the repeated row, or pass the video-level sequence (not one "
+                    "already aligned to overlapping segments); overlapping rows of "
+                    "different intervals are fine")
         if not self.labels:
             features[np.isneginf(features)] = 0.0
+            if self.nan == "zero":
+                features[np.isnan(features)] = 0.0
         bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
         if len(bad):
+            row = int(order[bad[0]])
+            found = features[bad[0]]
+            kind = "NaN" if np.isnan(found).any() else "infinite"
             raise self.error("NaN or infinite values", f"{video}/features",
                              "finite numbers" + ("" if self.labels else " (-inf is read as 0)"),
-                             f"a non-finite value in row {int(order[bad[0]])}",
-                             "Clean the features (e.g. np.nan_to_num) and write them again")
+                             f"a non-finite value ({kind}) in row {row} ({len(bad)} such rows)",
+                             "Fix the labels file" if self.labels else
+                             "Pass nan='zero' (recipe key \"nan\": \"zero\") to read NaN "
+                             "features as 0, or clean the features (e.g. np.nan_to_num) and "
+                             "write them again")
         return _Rows(features, intervals, order, np.maximum.accumulate(intervals[:, 1]))
 
     def _check_intervals(self, video: str, intervals: np.ndarray) -> None:
@@ -300,6 +326,7 @@ def align_csd(
     label_column: int | str | Callable[[np.ndarray], np.ndarray] = 0,
     label_range: tuple[float, float] | None = None,
     missing: str = "error",
+    nan: str = "error",
 ) -> dict[str, MultimodalDataset]:
     r"""Cut computational sequences to labelled segments: one dataset per fold.
 
@@ -332,6 +359,8 @@ def align_csd(
         missing (str, optional): ``'error'``: a labelled segment without rows of some
             modality, or a labelled video missing from a feature sequence, is an error;
             ``'drop'``: such segments are left out, with a warning. (default: ``'error'``)
+        nan (str, optional): ``'error'``: a NaN feature is an error; ``'zero'``: NaN
+            features are read as 0 (labels must still be finite). (default: ``'error'``)
 
     Returns:
         dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``; ids
@@ -345,13 +374,13 @@ def align_csd(
     """
     folds = load_folds(folds)
     names = list(features)
-    _check_options(names, reference, reduction, max_steps, missing)
+    _check_options(names, reference, reduction, max_steps, missing, nan)
     reduce = REDUCTIONS[reduction] if isinstance(reduction, str) else reduction
     limits = {name: (max_steps.get(name) if isinstance(max_steps, Mapping) else max_steps)
               for name in names}
     with ExitStack() as stack:
         label_sequence = _Sequence(labels, stack, labels=True)
-        sequences = {name: _Sequence(source, stack, labels=False)
+        sequences = {name: _Sequence(source, stack, labels=False, nan=nan)
                      for name, source in features.items()}
         videos = _videos_by_split(label_sequence, folds, sequences, missing)
         dropped: list[str] = []
@@ -377,7 +406,7 @@ def align_csd(
 
 
 def _check_options(names: list[str], reference: str | None, reduction, max_steps,
-                   missing: str) -> None:
+                   missing: str, nan: str) -> None:
     def fail(field: str, expected: str, found: Any) -> DatasetError:
         return DatasetError("invalid alignment option", field=field, expected=expected,
                             found=repr(found), fix=f"Pass a valid {field}")
@@ -390,6 +419,8 @@ def _check_options(names: list[str], reference: str | None, reduction, max_steps
         raise fail("reduction", f"one of {sorted(REDUCTIONS)} or a function", reduction)
     if missing not in _MISSING:
         raise fail("missing", f"one of {list(_MISSING)}", missing)
+    if nan not in NAN_OPTIONS:
+        raise fail("nan", f"one of {list(NAN_OPTIONS)}", nan)
     limits = max_steps.values() if isinstance(max_steps, Mapping) else [max_steps]
     if isinstance(max_steps, Mapping) and set(max_steps) - set(names):
         raise fail("max_steps", f"keys among the modalities {names}", sorted(max_steps))
@@ -449,8 +480,8 @@ def _videos_by_split(labels: _Sequence, folds: dict[str, list[str]],
 def _segments(video: str, labels: _Sequence, sequences: dict[str, _Sequence],
               reference: str | None, reduce, missing: str, dropped: list[str]) -> list[tuple]:
     """``(id, {modality: (T, d) rows}, label row)`` for each labelled segment of a video."""
-    label_rows = labels.rows(video, partition=True)
-    rows = {name: sequence.rows(video, partition=name == reference)
+    label_rows = labels.rows(video)  # segments may overlap: each is judged on its own
+    rows = {name: sequence.rows(video, reference=name == reference)
             for name, sequence in sequences.items()}
     samples = []
     for index in np.argsort(label_rows.order):  # the segments in the file's order
@@ -596,6 +627,7 @@ _RECIPE = {
     "label_column": Key((int, str), "a column index or 'mosei_emotions'"),
     "label_range": Key((list, _NULL), "[low, high], two numbers, or null"),
     "missing": Key(str, f"one of {list(_MISSING)}"),
+    "nan": Key(str, f"one of {list(NAN_OPTIONS)}"),
 }
 """The keys of a recipe, their JSON types and meaning (see the module docstring)."""
 
@@ -655,6 +687,8 @@ def _read_recipe(recipe: Path) -> dict[str, Any]:
     if data.get("missing", "error") not in _MISSING:
         raise fail("malformed recipe key", "missing", f"one of {list(_MISSING)}",
                    data["missing"])
+    if data.get("nan", "error") not in NAN_OPTIONS:
+        raise fail("malformed recipe key", "nan", f"one of {list(NAN_OPTIONS)}", data["nan"])
     label_range = data.get("label_range")
     if label_range is not None:
         if not (len(label_range) == 2 and all(

@@ -2,12 +2,12 @@ r"""One's own features as plain arrays: in Python, and as a folder on disk.
 
 In Python, :meth:`MultimodalDataset.from_arrays` (:func:`dataset_from_arrays`) builds a
 split from any named modalities, each given as one padded array or as a list of
-per-sample sequences of different lengths.
+per-sample sequences of different lengths, with any kind of label (or none).
 
 On disk, a dataset is a folder (:func:`load_arrays` reads it, :func:`write_arrays`
 writes it)::
 
-    labels.csv               one row per sample: id, split, label (header required)
+    labels.csv               one row per sample: id, split, the labels (header required)
     <modality>.npy           (N, T_m, d_m) float features, row i = row i of labels.csv;
                              or (N, d_m) float, one vector per sample (read as T_m = 1);
                              or (N, T_m) integer token ids (id 0 is padding)
@@ -15,21 +15,37 @@ writes it)::
     extra.<name>.npy         (N, ...) a per-sample extra that models do not read, e.g.
                              the synthetic data's modality_reliability (optional)
     vocabulary.json          the words of the token ids, a JSON list  (optional)
+    labels.npy               (N, C) multi-hot labels of 0/1           (optional)
+    dataset.json             the kind of the labels and the class names (optional)
 
-``labels.csv`` has the columns ``id`` (unique within a split), ``split`` (``train``, ``valid`` or
-``test``; each must have a sample) and ``label`` (a float, e.g. a sentiment score), and
-may add ``raw_text`` (the utterance) and ``<modality>_label`` (a unimodal float label,
-as CH-SIMS has). Any other column is an error, so that a misspelt one is not silently
-ignored. Every ``<name>.npy`` that is not a ``*_lengths.npy`` or ``extra.*.npy`` file is
-a modality; the modalities are taken in the order of their names. The arrays are opened memory-mapped
-and saved without pickles (``np.save(path, array, allow_pickle=False)``); a split
-whose rows are contiguous in the file stays memory-mapped, others are copied.
+``labels.csv`` has the columns ``id`` (unique within a split) and ``split`` (``train``,
+``valid`` or ``test``), then the labels: a ``label`` column of scores or classes, or one
+``label_<name>`` column of 0/1 per multi-hot label, or none (see
+:mod:`dhmd_graph.data.folder_labels` for the kinds, ``dataset.json`` and what is
+inferred). It may add ``raw_text`` (the utterance) and ``<modality>_label`` (a unimodal
+score, as CH-SIMS has). Any other column is an error, so that a misspelt one is not
+silently ignored. Every ``<name>.npy`` that is not ``labels.npy``, a ``*_lengths.npy``
+or an ``extra.*.npy`` file is a modality; the modalities are taken in the order of their
+names.
 
-Labels are float scores today. :func:`dataset_from_arrays` passes ``labels`` on to the
-dataset unchanged, so it takes every label kind the dataset accepts; a new kind (a class
-index, a multi-hot vector) needs only its columns read in :func:`load_arrays` (e.g. one
-``label`` column of integers, or one column per class) and written in
-:func:`write_arrays`.
+**Training needs every split labelled; prediction does not.** By default
+:func:`load_arrays` requires samples of all three splits and labels; with
+``partial=True`` a folder of one or two splits, or without labels, is read as it is:
+each split present becomes a dataset (unlabelled: ``labels`` is :obj:`None`, see
+:attr:`MultimodalDataset.labelled`).
+
+**Files are read as untrusted input.** Each is opened only if it is a regular file (a
+named pipe or a device is an error, never a read that blocks); a file that resolves
+outside the folder (a symbolic link) is read with an
+:class:`~dhmd_graph.files.OutsideFolderWarning` naming where it leads, as every reader
+does (see :mod:`dhmd_graph.files`). ``labels.csv`` is UTF-8 (a byte-order mark is
+dropped; a NUL byte is an error naming the line); ``vocabulary.json`` and
+``dataset.json`` are parsed with a nesting limit. A ``.npy`` file's header is read and
+checked before its data (:func:`~dhmd_graph.data.npy.open_npy`: magic, dtype without
+objects, rank, one row per row of ``labels.csv``, no missing bytes), then its data is
+memory-mapped; a split whose rows are contiguous in the file stays memory-mapped, others
+are copied. Token ids must be non-negative, and below the vocabulary's size when there
+is a vocabulary (an unsigned id too large for int64 is refused, not wrapped).
 """
 
 from __future__ import annotations
@@ -49,15 +65,26 @@ import numpy as np
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import Location, check_finite, check_labels, float_features
 from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.data.folder_labels import (
+    DESCRIPTION_FILE,
+    LABEL_COLUMN,
+    LABEL_PREFIX,
+    LABELS_ARRAY,
+    LABELS_FILE,
+    number_column,
+    read_folder_labels,
+)
+from dhmd_graph.data.npy import open_npy
+from dhmd_graph.files import MAX_JSON_BYTES, read_user_csv, read_user_json
 
 __all__ = ["LABELS_FILE", "dataset_from_arrays", "load_arrays", "write_arrays"]
 
-LABELS_FILE = "labels.csv"
 VOCABULARY_FILE = "vocabulary.json"
 SPLITS = ("train", "valid", "test")
 _LENGTHS = "_lengths"
 _EXTRA = "extra."
 _UNIMODAL = "_label"
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 def dataset_from_arrays(
@@ -77,7 +104,9 @@ def dataset_from_arrays(
             one array — ``(N, T, d)`` float features, ``(N, d)`` float (one step per
             sample) or ``(N, T)`` integer token ids — or a sequence of ``N`` per-sample
             arrays ``(T_i, d)`` float / ``(T_i,)`` integer, padded here with zeros.
-        labels (array-like): ``(N,)`` labels, passed on to :class:`MultimodalDataset`.
+        labels (array-like or None): ``(N,)`` or ``(N, C)`` labels of the kind
+            ``label_kind`` says (an option), passed on to :class:`MultimodalDataset`;
+            :obj:`None` for unlabelled data.
         lengths (Mapping[str, array-like], optional): ``(N,)`` true lengths of the
             modalities given as one padded array (default: their full length); those
             given as sequences take their lengths from the sequences.
@@ -85,13 +114,15 @@ def dataset_from_arrays(
         ids (Sequence[str], optional): ``N`` sample ids. (default: ``'0'``, ``'1'``, ...)
         dataset_type (type, optional): The class to build. (default:
             :class:`MultimodalDataset`)
-        **options: Passed on to the class (``unimodal_labels``, ``raw_text``,
-            ``extras``, ``vocabulary``, ``source``, ``split``).
+        **options: Passed on to the class (``label_kind``, ``num_classes``,
+            ``label_names``, ``unimodal_labels``, ``raw_text``, ``extras``,
+            ``vocabulary``, ``source``, ``split``).
 
     Raises:
-        DatasetError: An array of the wrong rank or type, non-finite features, an empty
-            sequence, lengths given for a modality given as sequences, or any check of
-            :class:`MultimodalDataset`.
+        DatasetError: An array of the wrong rank or type, non-finite features, a negative
+            token id (or an unsigned one too large for int64), a token id outside the
+            ``vocabulary``, an empty sequence, lengths given for a modality given as
+            sequences, or any check of :class:`MultimodalDataset`.
     """
     where = Location(options.get("source") or None, options.get("split") or None)
     lengths = dict(lengths or {})
@@ -114,15 +145,50 @@ def dataset_from_arrays(
             arrays[name], lengths[name] = _pad(value, where, name)
         if arrays[name].dtype == np.float32:
             check_finite(arrays[name], where, name, ids)
+        else:
+            _check_vocabulary(arrays[name], options.get("vocabulary"), where, name, ids)
     if ids is None:
-        ids = [str(i) for i in range(len(np.asarray(labels)))]
+        count = len(np.asarray(labels)) if labels is not None else len(next(iter(arrays.values())))
+        ids = [str(i) for i in range(count)]
     return dataset_type(arrays, lengths, labels, ids, **options)
+
+
+def _check_token_ids(value: np.ndarray, where: Location, name: str) -> None:
+    """Integer token ids must be >= 0 and fit int64 (an unsigned id must not wrap)."""
+    if not value.size:
+        return
+    if value.dtype.kind == "u" and value.dtype.itemsize == 8 and int(value.max()) > _INT64_MAX:
+        raise where.error("token id too large", name, f"token ids in [0, {_INT64_MAX}]",
+                          f"{int(value.max())} (it would wrap around to a negative int64)",
+                          "Save the token ids as int64 indices into the vocabulary")
+    if value.dtype.kind == "i" and int(value.min()) < 0:
+        sample = int(np.argwhere(value < 0)[0][0])
+        raise where.error("negative token id", name, "token ids >= 0 (0 is padding)",
+                          f"{int(value.min())}, e.g. in sample {sample}",
+                          "Save the token ids as indices into the vocabulary")
+
+
+def _check_vocabulary(tokens: np.ndarray, vocabulary: Sequence[str] | None, where: Location,
+                      name: str, ids: Sequence[str] | None) -> None:
+    """``(N, T)`` token ids must index the vocabulary, when there is one."""
+    if vocabulary is None or not tokens.size:
+        return
+    largest = int(tokens.max())
+    if largest >= len(vocabulary):
+        sample = int(np.argwhere(tokens == largest)[0][0])
+        label = f" ('{ids[sample]}')" if ids is not None else ""
+        raise where.error("token id outside the vocabulary", name,
+                          f"token ids below the vocabulary's size, {len(vocabulary)}",
+                          f"id {largest} in sample {sample}{label}",
+                          f"Give {VOCABULARY_FILE} one word per id (the full vocabulary the "
+                          "ids were made with), or tokenise again")
 
 
 def _padded_array(value: np.ndarray, where: Location, name: str) -> np.ndarray:
     """One modality's padded array: float32 ``(N, T, d)`` or int64 ``(N, T)``."""
     integer = np.issubdtype(value.dtype, np.integer)
     if value.ndim == 2 and integer:
+        _check_token_ids(value, where, name)
         return value.astype(np.int64, copy=False)  # (N, T) token ids
     if value.ndim == 2 and np.issubdtype(value.dtype, np.floating):
         value = value[:, None, :]  # (N, 1, d): one vector per sample
@@ -158,68 +224,93 @@ def _pad(sequences: Any, where: Location, name: str) -> tuple[np.ndarray, np.nda
     dtype = np.int64 if integer else np.float32
     padded = np.zeros((len(items), int(lengths.max()), *items[0].shape[1:]), dtype=dtype)
     for i, item in enumerate(items):
+        if integer:
+            _check_token_ids(item, where, f"{name}[{i}]")
         padded[i, : len(item)] = item
     return padded, lengths
 
 
-def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | None = None
-                ) -> dict[str, MultimodalDataset]:
+def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | None = None,
+                partial: bool = False) -> dict[str, MultimodalDataset]:
     r"""Read a plain-arrays folder (the layout in the module's documentation).
 
     Args:
         folder (str or PathLike): The folder with ``labels.csv``.
-        label_range (tuple[float, float], optional): Inclusive range every label must lie
-            in; :obj:`None` checks only that labels are finite. (default: :obj:`None`)
+        label_range (tuple[float, float], optional): Inclusive range every score label
+            must lie in; :obj:`None` checks only that labels are finite. (default: :obj:`None`)
+        partial (bool, optional): Read a folder without labels, or without samples of
+            some split, as it is (for describing and predicting); by default both are
+            errors, as training needs them. (default: :obj:`False`)
 
     Returns:
-        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``.
+        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'`` (with
+        ``partial``, those with samples), all with the same kind of label, or all
+        unlabelled.
 
     Raises:
-        DatasetError: A missing or malformed ``labels.csv``, an array that is not
-            numeric, not saved without pickles, or does not have one row per label row,
-            or any check of :class:`MultimodalDataset`.
+        DatasetError: A missing or malformed ``labels.csv``, ``dataset.json`` or
+            ``vocabulary.json``, labels that are missing (unless ``partial``) or bad, a
+            file that is not a regular file, an array that is not a plain numeric
+            ``.npy`` file with one row per label row, token ids outside the
+            vocabulary, or any check of :class:`MultimodalDataset`.
     """
     folder = Path(folder)
-    table = _read_table(folder / LABELS_FILE)
+    label_file = folder / LABELS_FILE
+    header, table = _read_table(label_file, folder)
     count = len(table["id"])
     names = sorted(p.stem for p in folder.glob("*.npy")
-                   if not (p.stem.endswith(_LENGTHS) or p.stem.startswith(_EXTRA)))
+                   if not (p.stem.endswith(_LENGTHS) or p.stem.startswith(_EXTRA)
+                           or p.name == LABELS_ARRAY))
     if not names:
         raise DatasetError("no modality", file=folder, expected="one <modality>.npy per modality",
                            found=f"files {sorted(p.name for p in folder.iterdir())}",
                            fix="Save each modality with np.save(folder / 'text.npy', array)")
-    columns = {"id", "split", "label", "raw_text", *(f"{n}{_UNIMODAL}" for n in names)}
-    unknown = sorted(set(table) - columns)
+    columns = {"id", "split", LABEL_COLUMN, "raw_text", *(f"{n}{_UNIMODAL}" for n in names)}
+    unknown = [name for name in header if name not in columns
+               and not name.startswith(LABEL_PREFIX)]
     if unknown:
-        raise DatasetError("unknown column", file=folder / LABELS_FILE, field=unknown[0],
-                           expected=f"columns among {sorted(columns)}",
-                           found=f"columns {list(table)}",
+        raise DatasetError("unknown column", file=label_file, field=unknown[0],
+                           expected=f"columns among {sorted(columns)} and '{LABEL_PREFIX}<name>' "
+                           "(multi-hot labels)", found=f"columns {header}",
                            fix="Rename or remove the column (a unimodal label is "
                            "'<modality>_label' for a modality with a <modality>.npy)")
-    features = {name: _open(folder / f"{name}.npy", count) for name in names}
-    lengths = {name: _open(folder / f"{name}{_LENGTHS}.npy", count)
-               for name in names if (folder / f"{name}{_LENGTHS}.npy").is_file()}
-    extras = {p.stem.removeprefix(_EXTRA): _open(p, count)
+    labels = read_folder_labels(folder, header, table, count)
+    if labels.values is None and not partial:
+        raise DatasetError(
+            "no labels", file=label_file, expected=f"a '{LABEL_COLUMN}' column (scores or "
+            f"classes), '{LABEL_PREFIX}<name>' columns or {LABELS_ARRAY} (multi-hot), to "
+            "train on", found=f"the columns {header}",
+            fix="Add the labels to train on this folder; a folder without labels can be "
+            "described and predicted on, not trained on")
+    splits = _splits(table, label_file, partial)
+    features = {name: _open(folder, f"{name}.npy", count, "modality") for name in names}
+    lengths = {name: _open(folder, f"{name}{_LENGTHS}.npy", count, "lengths")
+               for name in names if _present(folder / f"{name}{_LENGTHS}.npy")}
+    extras = {p.stem.removeprefix(_EXTRA): _open(folder, p.name, count, "extra")
               for p in sorted(folder.glob(f"{_EXTRA}*.npy"))}
-    vocabulary = _read_vocabulary(folder / VOCABULARY_FILE)
-    label_file = folder / LABELS_FILE
-    labels = _floats(table, "label", label_file)
-    unimodal = {name: _floats(table, f"{name}{_UNIMODAL}", label_file)
+    vocabulary = _read_vocabulary(folder)
+    unimodal = {name: number_column(table[f"{name}{_UNIMODAL}"], label_file,
+                                    f"{name}{_UNIMODAL}")
                 for name in names if f"{name}{_UNIMODAL}" in table}
     datasets = {}
-    for split in SPLITS:
+    for split in splits:
         rows = _rows(np.array(table["split"]) == split)
         ids = [table["id"][i] for i in _indices(rows, count)]
         dataset = dataset_from_arrays(
-            {name: array[rows] for name, array in features.items()}, labels[rows],
+            {name: array[rows] for name, array in features.items()},
+            None if labels.values is None else labels.values[rows],
             lengths={name: array[rows] for name, array in lengths.items()}, ids=ids,
             unimodal_labels={name: values[rows] for name, values in unimodal.items()},
             extras={name: values[rows] for name, values in extras.items()},
             raw_text=None if "raw_text" not in table else [table["raw_text"][i]
                                                            for i in _indices(rows, count)],
-            vocabulary=vocabulary, label_field="label", source=str(folder), split=split)
+            vocabulary=vocabulary, label_kind=labels.kind or "score",
+            num_classes=labels.num_classes, label_names=labels.names, label_field=labels.field,
+            source=str(folder), split=split)
         where = Location(label_file, split)
-        check_labels(dataset.labels, label_range or (-np.inf, np.inf), where, "label", ids)
+        if labels.kind == "score":
+            check_labels(dataset.labels, label_range or (-np.inf, np.inf), where, LABEL_COLUMN,
+                         ids)
         for name in unimodal:
             check_labels(dataset.unimodal_labels[name], label_range or (-np.inf, np.inf),
                          where, f"{name}{_UNIMODAL}", ids)
@@ -227,24 +318,40 @@ def load_arrays(folder: str | PathLike, *, label_range: tuple[float, float] | No
     return datasets
 
 
-def _read_table(path: Path) -> dict[str, list[str]]:
-    """``labels.csv`` as columns of strings, with ids unique and splits known and present."""
+def _present(path: Path) -> bool:
+    """Whether anything is at ``path`` (a broken link too, so that it is named)."""
+    return path.exists() or path.is_symlink()
+
+
+def _read_table(path: Path, folder: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """``labels.csv``: its header and its columns of strings, with ids unique within a
+    split and every split known."""
     def fail(problem: str, field: str | None, expected: str, found: str, fix: str
              ) -> DatasetError:
         return DatasetError(problem, file=path, field=field, expected=expected, found=found,
                             fix=fix)
 
+    if not _present(path):
+        raise fail("cannot read the labels", None, "a UTF-8 CSV file with a header row",
+                   "no such file", f"Write {LABELS_FILE} with the columns id, split and the "
+                   "labels")
     try:
-        with path.open(newline="", encoding="utf-8") as file:
-            rows = list(csv.reader(file))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        rows = read_user_csv(path, root=folder)
+    except OSError as error:
         raise fail("cannot read the labels", None, "a UTF-8 CSV file with a header row",
                    f"{type(error).__name__}: {error}",
-                   f"Write {LABELS_FILE} with the columns id, split, label") from error
-    if not rows or not {"id", "split", "label"} <= set(rows[0]):
-        raise fail("missing columns", None, "a header with the columns id, split, label",
-                   f"header {rows[0] if rows else 'none'}", "Add the header row")
-    header, body = rows[0], rows[1:]
+                   f"Write {LABELS_FILE} with the columns id, split and the labels") from error
+    header = rows[0] if rows else []
+    missing = [name for name in ("id", "split") if name not in header]
+    if missing:
+        found = f"the header {header}" if rows else "an empty file"
+        raise fail(f"missing column{'s' if len(missing) > 1 else ''} "
+                   + ", ".join(f"'{name}'" for name in missing), None,
+                   "a first row naming the columns: id, split, then the labels (e.g. "
+                   "id,split,label)", found,
+                   f"Add the column{'s' if len(missing) > 1 else ''} "
+                   + " and ".join(missing) + (" (the first row is the header)" if rows else ""))
+    body = rows[1:]
     if len(set(header)) != len(header):
         raise fail("repeated column", None, "each column once", f"header {header}",
                    "Remove the repeated column")
@@ -252,6 +359,9 @@ def _read_table(path: Path) -> dict[str, list[str]]:
         if len(row) != len(header):
             raise fail("wrong number of cells", f"line {line}", f"{len(header)} cells",
                        f"{len(row)} cells", "Quote cells that hold commas")
+    if not body:
+        raise fail("no samples", None, "one row per sample after the header", "the header only",
+                   "Add a row per sample")
     table = {name: [row[i] for row in body] for i, name in enumerate(header)}
     seen: dict[tuple[str, str], int] = {}
     for line, (sample, split) in enumerate(zip(table["id"], table["split"], strict=True),
@@ -263,54 +373,50 @@ def _read_table(path: Path) -> dict[str, list[str]]:
             raise fail("repeated id", f"line {line}", "ids unique within a split",
                        f"'{sample}' on lines {seen[sample, split]} and {line}",
                        "Give every sample its id")
-    for split in SPLITS:
-        if split not in table["split"]:
-            raise fail("empty split", "split", f"samples of each of {list(SPLITS)}",
-                       f"none of '{split}'", "Put some samples in every split")
-    return table
+    return header, table
 
 
-def _floats(table: dict[str, list[str]], column: str, path: Path) -> np.ndarray:
-    values = np.empty(len(table[column]), dtype=np.float32)
-    for i, text in enumerate(table[column]):
-        try:
-            values[i] = float(text)
-        except ValueError:
-            raise DatasetError("label is not a number", file=path, field=f"{column}, line {i + 2}",
-                               expected="a float", found=repr(text),
-                               fix="Write one number per cell") from None
-    return values
+def _splits(table: dict[str, list[str]], path: Path, partial: bool) -> list[str]:
+    """The splits with samples: all three, or (with ``partial``) at least one."""
+    present = [split for split in SPLITS if split in table["split"]]
+    absent = [split for split in SPLITS if split not in present]
+    if absent and not partial:
+        raise DatasetError("empty split", file=path, field="split",
+                           expected=f"samples of each of {list(SPLITS)}, to train on",
+                           found=f"none of '{absent[0]}'",
+                           fix="Put some samples in every split to train on this folder; a "
+                           "folder of some splits only can be described and predicted on")
+    return present
 
 
-def _open(path: Path, count: int) -> np.ndarray:
-    """A ``.npy`` file, memory-mapped, with one row per sample."""
+_ROLES = {  # what each kind of .npy file may hold: dtype kinds, ranks, in words
+    "modality": ("iuf", (2, 3), "(N, T, d) or (N, d) float features, or (N, T) integer "
+                 "token ids"),
+    "lengths": ("iu", (1,), "(N,) integer lengths"),
+    "extra": ("biuf", (1, 2, 3, 4), "a per-sample (N, ...) array of numbers or booleans"),
+}
+
+
+def _open(folder: Path, name: str, count: int, role: str) -> np.ndarray:
+    """A ``.npy`` file of the folder, header checked, memory-mapped, one row per sample."""
+    kinds, ranks, what = _ROLES[role]
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DatasetError("cannot read an array", file=path,
-                           expected="a numeric .npy file saved with allow_pickle=False",
+        return open_npy(folder / name, kinds=kinds, ranks=ranks, rows=count, root=folder,
+                        what=what)
+    except OSError as error:
+        raise DatasetError("cannot read an array", file=folder / name, expected=what,
                            found=f"{type(error).__name__}: {error}",
-                           fix="Save a numeric array (pad ragged sequences and give "
-                           "<modality>_lengths.npy) with np.save") from error
-    if not np.issubdtype(array.dtype, np.number) or array.ndim == 0 or len(array) != count:
-        raise DatasetError("array does not match the labels", file=path,
-                           expected=f"a numeric array with one row per label row ({count})",
-                           found=f"shape {array.shape}, dtype {array.dtype}",
-                           fix=f"Save row i of every array for row i of {LABELS_FILE}")
-    if path.stem.endswith(_LENGTHS) and (array.ndim != 1
-                                         or not np.issubdtype(array.dtype, np.integer)):
-        raise DatasetError("wrong lengths", file=path, expected="a (N,) integer array",
-                           found=f"shape {array.shape}, dtype {array.dtype}",
-                           fix="Save one integer length per sample")
-    return array
+                           fix="Check the file's permissions, or save it again") from error
 
 
-def _read_vocabulary(path: Path) -> list[str] | None:
-    if not path.is_file():
+def _read_vocabulary(folder: Path) -> list[str] | None:
+    path = folder / VOCABULARY_FILE
+    if not _present(path):
         return None
     try:
-        words = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        words = read_user_json(path, root=folder, max_bytes=MAX_JSON_BYTES, max_depth=1,
+                               what="a JSON list of words")
+    except OSError as error:
         words = error
     if not (isinstance(words, list) and all(isinstance(word, str) for word in words)):
         raise DatasetError("malformed vocabulary", file=path, expected="a JSON list of words",
@@ -333,54 +439,74 @@ def _indices(rows: slice | np.ndarray, count: int) -> range | np.ndarray:
 def write_arrays(datasets: Mapping[str, MultimodalDataset], folder: str | PathLike) -> Path:
     r"""Write datasets as a plain-arrays folder that :func:`load_arrays` reads back.
 
-    The splits are written one after the other; each modality is padded to its longest
-    sample over all splits. The folder is written beside its destination and renamed
-    into place when complete.
+    Every kind of label is written, with ``dataset.json`` declaring it: scores and class
+    indices as the ``label`` column (class names as ``classes``), multi-hot rows as
+    ``labels.npy`` (label names as ``classes``); unlabelled splits get no label column.
+    Extras are written with their dtype (booleans included). The splits are written one
+    after the other; each modality is padded to its longest sample over all splits. The
+    folder is written beside its destination and renamed into place when complete.
 
     Args:
-        datasets (Mapping[str, MultimodalDataset]): The splits ``'train'``, ``'valid'``,
-            ``'test'``, with the same modalities and widths.
+        datasets (Mapping[str, MultimodalDataset]): Some of the splits ``'train'``,
+            ``'valid'``, ``'test'`` (a folder of fewer than three is read back with
+            ``partial=True``), with the same modalities, widths and kind of label.
         folder (str or PathLike): A new or empty folder.
 
     Returns:
         Path: ``folder``.
 
     Raises:
-        DatasetError: ``folder`` holds files, a split is missing, or the splits differ
-            in modalities or widths.
+        DatasetError: ``folder`` holds files, no split or an unknown split is given, or
+            the splits differ in modalities, widths or labels.
     """
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise DatasetError("refusing to write into a folder that is not empty", file=folder,
                            expected="a new or empty folder", found="other files",
                            fix="Choose a new folder")
-    missing = [split for split in SPLITS if split not in datasets]
-    if missing:
-        raise DatasetError("missing split", split=missing[0], expected=f"splits {list(SPLITS)}",
-                           found=f"splits {list(datasets)}", fix="Give all three splits")
-    splits = [datasets[split] for split in SPLITS]
-    first = splits[0]
-    for dataset in splits[1:]:
-        if dataset.feature_dims != first.feature_dims:
-            raise DatasetError("splits differ in modalities or widths", split=dataset.split,
-                               expected=str(first.feature_dims), found=str(dataset.feature_dims),
-                               fix="Write splits of one dataset")
+    unknown = [split for split in datasets if split not in SPLITS]
+    if unknown or not datasets:
+        raise DatasetError("unknown split" if unknown else "no split",
+                           split=unknown[0] if unknown else None,
+                           expected=f"some of the splits {list(SPLITS)}",
+                           found=f"splits {list(datasets)}", fix="Name the splits train, "
+                           "valid and test")
+    splits = {split: datasets[split] for split in SPLITS if split in datasets}
+    first = next(iter(splits.values()))
+    for dataset in splits.values():
+        for what, ours, theirs in (
+                ("modalities or widths", dataset.feature_dims, first.feature_dims),
+                ("labels", _label_description(dataset), _label_description(first)),
+                ("unimodal labels", sorted(dataset.unimodal_labels),
+                 sorted(first.unimodal_labels)),
+                ("extras", sorted(dataset.extras), sorted(first.extras))):
+            if ours != theirs:
+                raise DatasetError(f"splits differ in {what}", split=dataset.split,
+                                   expected=str(theirs), found=str(ours),
+                                   fix="Write splits of one dataset")
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         for name in first.modalities:
-            steps = max(dataset.features[name].shape[1] for dataset in splits)
+            steps = max(dataset.features[name].shape[1] for dataset in splits.values())
             array = np.concatenate([_pad_steps(dataset.features[name], steps)
-                                    for dataset in splits])
+                                    for dataset in splits.values()])
             np.save(work / f"{name}.npy", array, allow_pickle=False)
             np.save(work / f"{name}{_LENGTHS}.npy",
-                    np.concatenate([dataset.lengths[name] for dataset in splits]),
+                    np.concatenate([dataset.lengths[name] for dataset in splits.values()]),
                     allow_pickle=False)
         for name in first.extras:
             np.save(work / f"{_EXTRA}{name}.npy",
-                    np.concatenate([dataset.extras[name] for dataset in splits]),
+                    np.concatenate([dataset.extras[name] for dataset in splits.values()]),
                     allow_pickle=False)
-        _write_table(work / LABELS_FILE, dict(zip(SPLITS, splits, strict=True)))
+        if first.label_kind == "multi_hot":
+            np.save(work / LABELS_ARRAY,
+                    np.concatenate([dataset.labels for dataset in splits.values()]),
+                    allow_pickle=False)
+        description = _label_description(first)
+        if description:
+            (work / DESCRIPTION_FILE).write_text(json.dumps(description), encoding="utf-8")
+        _write_table(work / LABELS_FILE, splits)
         if first.vocabulary is not None:
             (work / VOCABULARY_FILE).write_text(json.dumps(first.vocabulary), encoding="utf-8")
         if folder.exists():
@@ -392,23 +518,40 @@ def write_arrays(datasets: Mapping[str, MultimodalDataset], folder: str | PathLi
     return folder
 
 
+def _label_description(dataset: MultimodalDataset) -> dict[str, Any]:
+    """The ``dataset.json`` that declares a split's labels (empty when unlabelled)."""
+    if not dataset.labelled:
+        return {}
+    description: dict[str, Any] = {"label_kind": dataset.label_kind}
+    if dataset.label_names is not None:
+        description["classes"] = list(dataset.label_names)
+    elif dataset.label_kind == "class":
+        description["num_classes"] = dataset.num_classes
+    return description
+
+
 def _pad_steps(array: np.ndarray, steps: int) -> np.ndarray:
     padding = [(0, 0), (0, steps - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
     return np.pad(np.asarray(array), padding)
 
 
 def _write_table(path: Path, splits: dict[str, MultimodalDataset]) -> None:
-    first = splits["train"]
+    first = next(iter(splits.values()))
     unimodal = list(first.unimodal_labels)
     text = all(dataset.raw_text is not None for dataset in splits.values())
-    header = ["id", "split", "label", *(f"{n}{_UNIMODAL}" for n in unimodal)]
+    column = first.label_kind in ("score", "class")
+    header = ["id", "split", *[LABEL_COLUMN] * column, *(f"{n}{_UNIMODAL}" for n in unimodal)]
     header += ["raw_text"] if text else []
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(header)
         for split, dataset in splits.items():
             for i, sample in enumerate(dataset.ids):
-                row = [sample, split, repr(float(dataset.labels[i]))]
+                row = [sample, split]
+                if column:
+                    value = dataset.labels[i]
+                    row.append(str(int(value)) if first.label_kind == "class"
+                               else repr(float(value)))
                 row += [repr(float(dataset.unimodal_labels[n][i])) for n in unimodal]
                 row += [dataset.raw_text[i]] if text else []
                 writer.writerow(row)

@@ -4,8 +4,9 @@ A :class:`MultimodalDataset` holds one split: per modality an array of shape
 ``(N, T_m, d_m)`` (float features, possibly a read-only ``np.memmap``) or
 ``(N, T_m)`` (int64 token ids), the true lengths ``(N,)`` of every sample and
 modality, the labels (a score ``(N,)``, a class index ``(N,)`` or a multi-hot row
-``(N, C)``, see :mod:`~dhmd_graph.data.labels`) and, where present, unimodal labels,
-ids, raw text and named per-sample extras (e.g. a planted ``modality_reliability``).
+``(N, C)``, see :mod:`~dhmd_graph.data.labels`; or none at all, for data to predict on)
+and, where present, unimodal labels, ids, raw text and named per-sample extras (e.g. a
+planted ``modality_reliability``).
 Indexing returns one sample cropped to its true lengths; the
 :func:`collate` function pads a list of samples to the longest one in the batch
 and returns a :class:`MultimodalBatch` whose :meth:`~MultimodalBatch.mask`
@@ -50,8 +51,9 @@ class MultimodalBatch:
         features (dict[str, Tensor]): Per modality, ``(B, T_m, d_m)`` float32 features
             or ``(B, T_m)`` int64 token ids, zero-padded after each sample's length.
         lengths (dict[str, Tensor]): Per modality, ``(B,)`` int64 true lengths (>= 1).
-        labels (Tensor): ``(B,)`` float32 scores, ``(B,)`` int64 class indices or
-            ``(B, C)`` float32 multi-hot rows, as the dataset's ``label_kind``.
+        labels (Tensor or None): ``(B,)`` float32 scores, ``(B,)`` int64 class indices or
+            ``(B, C)`` float32 multi-hot rows, as the dataset's ``label_kind``;
+            :obj:`None` for unlabelled samples (data to predict on).
         ids (list[str]): Sample ids, length ``B``.
         unimodal_labels (dict[str, Tensor]): Per modality ``(B,)`` float32 labels where
             the dataset has them (CH-SIMS), else empty.
@@ -62,7 +64,7 @@ class MultimodalBatch:
 
     features: dict[str, Tensor]
     lengths: dict[str, Tensor]
-    labels: Tensor
+    labels: Tensor | None
     ids: list[str]
     unimodal_labels: dict[str, Tensor] = field(default_factory=dict)
     raw_text: list[str] | None = None
@@ -73,8 +75,13 @@ class MultimodalBatch:
         """The modality names, in the order of :attr:`features`."""
         return tuple(self.features)
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the batch has labels (:obj:`False` for data to predict on)."""
+        return self.labels is not None
+
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return len(self.ids)
 
     def mask(self, modality: str) -> Tensor:
         """``(B, T_m)`` bool, ``True`` at the valid (unpadded) steps of ``modality``."""
@@ -87,7 +94,7 @@ class MultimodalBatch:
         return MultimodalBatch(
             features={k: fn(v) for k, v in self.features.items()},
             lengths={k: fn(v) for k, v in self.lengths.items()},
-            labels=fn(self.labels),
+            labels=None if self.labels is None else fn(self.labels),
             ids=list(self.ids),
             unimodal_labels={k: fn(v) for k, v in self.unimodal_labels.items()},
             raw_text=None if self.raw_text is None else list(self.raw_text),
@@ -115,8 +122,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
             or ``(N, T_m)`` integer token ids. The mapping's order is the modality order.
         lengths (Mapping[str, np.ndarray]): Per modality ``(N,)`` true lengths in
             ``[1, T_m]``.
-        labels (np.ndarray): ``(N,)`` scores, ``(N,)`` class indices or ``(N, C)``
-            multi-hot rows, as ``label_kind`` says.
+        labels (np.ndarray or None): ``(N,)`` scores, ``(N,)`` class indices or ``(N, C)``
+            multi-hot rows, as ``label_kind`` says; :obj:`None` for unlabelled data (to
+            predict on: :attr:`labelled` is :obj:`False`, and ``label_kind``,
+            ``num_classes`` and ``label_names`` are :obj:`None`).
         ids (Sequence[str]): ``N`` sample ids.
         label_kind (str, optional): ``'score'`` (finite floats, stored float32),
             ``'class'`` (whole numbers in ``[0, num_classes)``, stored int64) or
@@ -145,10 +154,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self,
         features: Mapping[str, np.ndarray],
         lengths: Mapping[str, np.ndarray],
-        labels: np.ndarray,
+        labels: np.ndarray | None,
         ids: Sequence[str],
         *,
-        label_kind: str = "score",
+        label_kind: str | None = "score",
         num_classes: int | None = None,
         label_names: Sequence[str] | None = None,
         label_field: str = "labels",
@@ -164,9 +173,13 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.ids = [str(i) for i in ids]
         self.source = str(source)
         self.split = split
-        self.label_kind = label_kind
+        self.label_kind = None if labels is None else label_kind
         self.label_field = label_field
-        self.labels, self.num_classes = self._checked_labels(labels, num_classes)
+        if labels is None and (num_classes is not None or label_names is not None):
+            raise ValueError("MultimodalDataset: unlabelled data (labels=None) has no "
+                             "num_classes or label_names; drop them.")
+        self.labels, self.num_classes = (None, None) if labels is None else \
+            self._checked_labels(labels, num_classes)
         self.label_names = None if label_names is None else tuple(str(n) for n in label_names)
         self.unimodal_labels = {
             k: np.asarray(v, dtype=np.float32) for k, v in (unimodal_labels or {}).items()
@@ -239,8 +252,14 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return self._error(problem, self.label_field, expected,
                            f"{value} at sample {index}{name} ({int(bad.sum())} such labels)", fix)
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the split has labels; :obj:`False` for data to predict on, whose
+        :attr:`labels`, :attr:`label_kind` and :attr:`num_classes` are :obj:`None`."""
+        return self.labels is not None
+
     def _check(self) -> None:
-        n = len(self.labels)
+        n = len(self)
         if n == 0:
             raise self._error("empty split", self.label_field, "at least one sample",
                               "0 samples", "Check that the file holds data for this split")
@@ -269,7 +288,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
         for name, size in columns.items():
             if size != n:
                 raise self._error("fields disagree on the number of samples", name,
-                                  f"{n} rows (as in the labels)", f"{size} rows",
+                                  f"{n} rows (as in the {'labels' if self.labelled else 'ids'})",
+                                  f"{size} rows",
                                   "Every field of a split must have one row per sample")
         for name, array in self.features.items():
             if array.ndim not in (2, 3):
@@ -326,7 +346,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return {k: (v.shape[2] if v.ndim == 3 else None) for k, v in self.features.items()}
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.ids) if self.labels is None else len(self.labels)
 
     def __getstate__(self) -> dict:
         # DataLoader workers started with spawn/forkserver receive the dataset pickled;
@@ -365,7 +385,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
             "features": {
                 k: np.array(v[index, : self.lengths[k][index]]) for k, v in self.features.items()
             },
-            "label": self.labels[index],
+            "label": None if self.labels is None else self.labels[index],
             "id": self.ids[index],
             "unimodal_labels": {k: v[index] for k, v in self.unimodal_labels.items()},
             "extras": {k: v[index] for k, v in self.extras.items()},
@@ -415,7 +435,9 @@ class _MappedFile:
 def collate(samples: Sequence[dict]) -> MultimodalBatch:
     """Pad samples from :meth:`MultimodalDataset.__getitem__` into a :class:`MultimodalBatch`.
 
-    Each modality is padded with zeros to the longest sample in the batch.
+    Each modality is padded with zeros to the longest sample in the batch. Unlabelled
+    samples (``label`` :obj:`None`) give a batch with ``labels=None``; a batch may not mix
+    labelled and unlabelled samples.
     """
     modalities = list(samples[0]["features"])
     features: dict[str, Tensor] = {}
@@ -436,11 +458,19 @@ def collate(samples: Sequence[dict]) -> MultimodalBatch:
     raw_text = [s["raw_text"] for s in samples] if "raw_text" in samples[0] else None
     extras = {k: torch.as_tensor(np.stack([s["extras"][k] for s in samples]))
               for k in samples[0].get("extras", {})}
-    labels = torch.from_numpy(np.stack([np.asarray(s["label"]) for s in samples]))  # (B, *L)
+    unlabelled = [s["label"] is None for s in samples]
+    if any(unlabelled) and not all(unlabelled):
+        raise ValueError("collate: a batch mixes labelled and unlabelled samples; "
+                         f"sample {unlabelled.index(not unlabelled[0])} differs from the first. "
+                         "Batch one dataset at a time.")
+    labels = None
+    if not unlabelled[0]:
+        labels = torch.from_numpy(np.stack([np.asarray(s["label"]) for s in samples]))  # (B, *L)
+        labels = labels.long() if not labels.is_floating_point() else labels.float()
     return MultimodalBatch(
         features=features,
         lengths=lengths,
-        labels=labels.long() if not labels.is_floating_point() else labels.float(),
+        labels=labels,
         ids=[s["id"] for s in samples],
         unimodal_labels=unimodal,
         raw_text=raw_text,

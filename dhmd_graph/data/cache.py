@@ -157,6 +157,11 @@ def write_cache(datasets: Mapping[str, MultimodalDataset], cache_dir: str | Path
     _check_replaceable(cache_dir, overwrite)
     check_splits(dict(datasets), cache_dir, required=())
     for split, dataset in datasets.items():
+        if not dataset.labelled:
+            raise DatasetError("unlabelled data cannot be cached", file=dataset.source or None,
+                               split=split, expected="labelled splits (a cache is for "
+                               "training)", found="no labels",
+                               fix="Predict on the folder itself, without converting it")
         _check_labels(dataset, label_range, Location(dataset.source or cache_dir, split))
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_work(cache_dir)

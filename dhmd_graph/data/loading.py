@@ -49,8 +49,8 @@ from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 from dhmd_graph.errors import ConfigError
 
-__all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "load_dataset",
-           "modality_inputs", "pickle_format"]
+__all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "label_kind_line",
+           "load_dataset", "modality_inputs", "pickle_format"]
 
 FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
@@ -63,13 +63,15 @@ _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
 
 def load_dataset(path: str | PathLike, *, format: str | None = None,
                  label_range: tuple[float, float] | None = None, verify: bool = False,
-                 mmsa_labels: str = "regression", **options: Any
+                 mmsa_labels: str = "regression", partial: bool = False, **options: Any
                  ) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Whatever the reader, the result has the splits ``train``, ``valid`` and ``test``
     with the same modalities and feature widths, or a :class:`DatasetError` says which
-    split differs, before any training starts.
+    split differs, before any training starts. With ``partial``, for describing and
+    predicting, a plain-arrays folder may also hold only some splits, or no labels
+    (:attr:`MultimodalDataset.labelled` is then :obj:`False`).
 
     Args:
         path (str or PathLike): An MMSA or MulT pickle, a cache folder, a MISA folder, a
@@ -88,12 +90,16 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
             ``'regression'`` (scores) or ``'classification'`` (MMSA's 3-class sentiment);
             every other format has one kind of label and ignores it.
             (default: ``'regression'``)
+        partial (bool, optional): Accept data that cannot be trained on: some splits
+            only, or no labels (a plain-arrays folder; the other formats always have all
+            three labelled splits). (default: :obj:`False`)
         **options: Passed to the pickle reader: ``labels='classification'`` for
             :func:`~dhmd_graph.data.load_mmsa`; ``label_kind``, ``label_names`` for
             :func:`~dhmd_graph.data.load_mult`.
 
     Returns:
-        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'``.
+        dict[str, MultimodalDataset]: Keys ``'train'``, ``'valid'``, ``'test'`` (with
+        ``partial``, those present).
 
     Raises:
         DatasetError: The path does not exist, is of no known kind, or holds bad data.
@@ -103,13 +109,13 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
         raise ConfigError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
                          f"found {format!r}.")
     path = Path(path)
-    datasets = _read(path, format, label_range, verify, mmsa_labels, options)
-    check_splits(datasets, path)
+    datasets = _read(path, format, label_range, verify, mmsa_labels, partial, options)
+    check_splits(datasets, path, required=() if partial else ("train", "valid", "test"))
     return datasets
 
 
 def _read(path: Path, format: str | None, label_range: tuple[float, float] | None,
-          verify: bool, mmsa_labels: str, options: dict[str, Any]
+          verify: bool, mmsa_labels: str, partial: bool, options: dict[str, Any]
           ) -> dict[str, MultimodalDataset]:
     """The splits from the reader that ``path`` and ``format`` select."""
     range_option = {} if label_range is None else {"label_range": label_range}
@@ -122,8 +128,9 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
         if format in (None, "misa") and all((path / name).is_file()
                                             for name in MISA_FILES.values()):
             return load_misa(path, **range_option)
-        if format in (None, "arrays") and (path / LABELS_FILE).is_file():
-            return load_arrays(path, **range_option)
+        labels = path / LABELS_FILE  # anything there, so that a pipe or a link is named
+        if format in (None, "arrays") and (labels.exists() or labels.is_symlink()):
+            return load_arrays(path, partial=partial, **range_option)
     elif path.is_file() and path.suffix == ".pkl" and format in (None, "mmsa", "mult"):
         data = load_pickle(path)
         kind = format or pickle_format(data)
@@ -286,17 +293,17 @@ def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, Moda
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     r"""A text summary of each split: sizes, shapes, length ranges and labels.
 
-    The label histogram counts scores rounded to the nearest integer (the 7 sentiment
-    classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in [-1, 1] (the grid
-    of CH-SIMS); class labels are counted per class and multi-hot labels per label
-    (the samples where it is present). The last lines give :func:`modality_inputs`: the
+    The first line names the kind of label (:func:`label_kind_line`). The label histogram counts scores rounded to the nearest integer
+    (the 7 sentiment classes of MOSI/MOSEI), or to steps of 0.2 when all labels lie in
+    [-1, 1] (the grid of CH-SIMS); class labels are counted per class and multi-hot
+    labels per label (the samples where it is present). The last lines give :func:`modality_inputs`: the
     input of each modality that ``dhmd train`` builds the model with.
 
     Args:
         datasets (dict[str, MultimodalDataset]): The splits, e.g. from :func:`load_dataset`.
         width (int, optional): Characters of the longest histogram bar. (default: :obj:`40`)
     """
-    lines = []
+    lines = [label_kind_line(next(iter(datasets.values())))]
     for split, dataset in datasets.items():
         lines.append(f"{split}: {len(dataset)} samples")
         for name, array in dataset.features.items():
@@ -316,8 +323,24 @@ def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:
     return "\n".join(lines)
 
 
+def label_kind_line(dataset: MultimodalDataset) -> str:
+    """One line naming a dataset's kind of label, e.g. ``label kind: class (3 classes:
+    negative, neutral, positive)``, or ``label kind: none (unlabelled: ...)``."""
+    if not dataset.labelled:
+        return "label kind: none (unlabelled: for describing and predicting, not training)"
+    if dataset.label_kind == "score":
+        return "label kind: score (one number per sample)"
+    noun = "classes" if dataset.label_kind == "class" else "labels"
+    names = dataset.label_names
+    shown = "" if names is None else ": " + ", ".join(names[:12]) + (
+        ", ..." if len(names) > 12 else "")
+    return f"label kind: {dataset.label_kind} ({dataset.num_classes} {noun}{shown})"
+
+
 def _label_summary(dataset: MultimodalDataset, width: int) -> list[str]:
     labels = dataset.labels
+    if not dataset.labelled:
+        return ["  labels   none"]
     if dataset.label_kind == "score":
         step = 1.0 if np.abs(labels).max() > 1 else 0.2
         grid = np.round(labels / step) * step + 0.0  # + 0.0 turns -0 into 0

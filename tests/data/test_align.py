@@ -173,7 +173,6 @@ def test_mismatched_video_ids(sdk, tmp_path):
 
 
 @pytest.mark.parametrize("segments, problem", [
-    ([[0.0, 1.0], [0.8, 1.9]], "overlapping intervals"),
     ([[0.0, 1.0], [1.9, 1.2]], "interval ends before it starts"),
     ([[0.0, 1.0], [1.2, 1.2]], "empty labelled segment"),
     ([[0.0, np.nan], [1.2, 1.9]], "non-finite interval"),
@@ -186,22 +185,55 @@ def test_bad_label_intervals(sdk, tmp_path, segments, problem):
     assert info.value.field == "vid_a/intervals" and "bad.csd" in str(info.value)
 
 
-def test_overlapping_rows_are_an_error_only_for_the_reference(sdk, tmp_path):
+def test_overlapping_reference_rows_collapse_each_its_own_rows(sdk, tmp_path):
     overlapping = [[0.0, 0.4], [0.3, 0.5], [0.5, 1.0], [1.4, 1.6], [1.6, 1.9], [2.0, 2.2]]
     rng = np.random.default_rng(0)
-    write_csd(tmp_path / "words.csd", {v: (rng.normal(size=(6, 3)), overlapping)
-                                       for v in ("vid_a", "vid_b", "vid_c")})
+    words = rng.normal(size=(6, 3))
+    write_csd(tmp_path / "words.csd", {v: (words, overlapping) for v in ("vid_a", "vid_b", "vid_c")})
     inputs = {"text": tmp_path / "words.csd", "audio": sdk["audio"]}
-    with pytest.raises(DatasetError, match="overlapping intervals") as info:
+    train = align_csd(inputs, sdk["labels"], folds=FOLDS, reference="text")["train"]
+    audio = read_csd(sdk["audio"]).entries["vid_a"]
+    assert train.lengths["text"].tolist() == [3, 2]
+    for step, word in enumerate(overlapping[:3]):  # the audio frame 0.3-0.4 is in words 0 and 1
+        under = _within(audio.intervals, *word)
+        np.testing.assert_allclose(train.features["audio"][0, step],
+                                   audio.features[under].mean(axis=0), rtol=1e-5)
+    # Two reference rows of one interval have no time order: refused, naming both rows.
+    repeated = [[0.0, 0.3], [0.0, 0.3 + EPSILON / 2]] + WORDS[2:]
+    write_csd(tmp_path / "words.csd", {v: (words, repeated) for v in ("vid_a", "vid_b", "vid_c")})
+    with pytest.raises(DatasetError, match="two reference rows of the same interval") as info:
         align_csd(inputs, sdk["labels"], folds=FOLDS, reference="text")
-    assert "rows 0 [0.0, 0.4] and 1 [0.3, 0.5]" in str(info.value)
-    # Kept as a sequence, overlapping rows are fine (analysis windows may overlap).
+    assert "rows 0 [0.0, 0.3] and 1" in str(info.value) and info.value.field == "vid_a/intervals"
+    # Kept as a sequence, the same rows are fine (analysis windows may repeat).
     assert align_csd(inputs, sdk["labels"], folds=FOLDS)["train"].lengths["text"].tolist() == [3, 2]
-    # Touching rows, or rows overlapping by less than EPSILON, are not overlapping.
-    touching = [[0.0, 0.3 + EPSILON / 2], [0.3, 0.5]] + WORDS[2:]
-    write_csd(tmp_path / "words.csd", {v: (rng.normal(size=(6, 3)), touching)
-                                       for v in ("vid_a", "vid_b", "vid_c")})
-    assert len(align_csd(inputs, sdk["labels"], folds=FOLDS, reference="text")["train"]) == 2
+
+
+def test_two_overlapping_segments_take_their_rows_by_the_rule(tmp_path):
+    # The rule, written out: a row [s, e] belongs to a segment [S, E] when
+    # min(e, E) - max(s, S) > 1e-5 s, for each segment on its own.
+    # Segment 0 is [0.0, 1.0], segment 1 is [0.6, 1.9]; they overlap by 0.4 s.
+    #   row 0 [0.0, 0.5]        shares 0.5 s with segment 0, none with 1 (ends before 0.6)
+    #   row 1 [0.5, 0.95]       0.45 s with segment 0, 0.35 s with segment 1
+    #   row 2 [0.95, 1.05]      0.05 s with segment 0 (straddles its end), 0.1 s with 1
+    #   row 3 [1.05, 1.6]       none with segment 0 (starts after 1.0), 0.55 s with 1
+    #   row 4 [1.6, 1.9]        0.3 s with segment 1
+    #   row 5 [1.9 - 5e-6, 2.2] 5e-6 s with segment 1: not more than 1e-5, so in neither
+    rows = [[0.0, 0.5], [0.5, 0.95], [0.95, 1.05], [1.05, 1.6], [1.6, 1.9], [1.9 - 5e-6, 2.2]]
+    expected = {0: [0, 1, 2], 1: [1, 2, 3, 4]}
+    features = np.arange(12, dtype=np.float64).reshape(6, 2)
+    videos = ("vid_a", "vid_b", "vid_c")
+    write_csd(tmp_path / "audio.csd", {v: (features, rows) for v in videos})
+    write_csd(tmp_path / "labels.csd", {v: (np.array([[1.0], [-1.0]]), [[0.0, 1.0], [0.6, 1.9]])
+                                        for v in videos})
+    train = align_csd({"audio": tmp_path / "audio.csd"}, tmp_path / "labels.csd",
+                      folds=FOLDS)["train"]
+    assert train.ids == ["vid_a[0]", "vid_a[1]"]
+    for segment, indices in expected.items():
+        assert _within(rows, *[[0.0, 1.0], [0.6, 1.9]][segment]) == indices  # the rule agrees
+        assert train.lengths["audio"][segment] == len(indices)
+        np.testing.assert_array_equal(train.features["audio"][segment, : len(indices)],
+                                      features[indices])
+    np.testing.assert_allclose(train.labels, [1.0, -1.0])
 
 
 def test_features_checks(sdk, tmp_path):
@@ -212,8 +244,12 @@ def test_features_checks(sdk, tmp_path):
     assert train.features["audio"][0, 3, 1] == 0.0 and train.features["audio"][0, 3, 0] != 0.0
     features[5, 0] = np.nan
     write_csd(tmp_path / "nan.csd", {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")})
-    with pytest.raises(DatasetError, match="non-finite value in row 5"):
+    with pytest.raises(DatasetError, match=r"non-finite value \(NaN\) in row 5.*nan='zero'"):
         align_csd({"audio": tmp_path / "nan.csd"}, sdk["labels"], folds=FOLDS)
+    zeroed = align_csd({"audio": tmp_path / "nan.csd"}, sdk["labels"], folds=FOLDS, nan="zero")
+    assert zeroed["train"].features["audio"][0, 5, 0] == 0.0
+    np.testing.assert_array_equal(zeroed["train"].features["audio"][0, 6:],
+                                  train.features["audio"][0, 6:])
     labels = {v: (np.array([[-np.inf], [1.0]]), SEGMENTS) for v in ("vid_a", "vid_b", "vid_c")}
     write_csd(tmp_path / "inf_labels.csd", labels)
     with pytest.raises(DatasetError, match="NaN or infinite values") as info:  # no -inf -> 0
@@ -300,6 +336,7 @@ def test_bad_options(sdk):
     for options, field in [({"reference": "vision"}, "reference"),
                            ({"reduction": "median"}, "reduction"),
                            ({"missing": "skip"}, "missing"),
+                           ({"nan": "drop"}, "nan"),
                            ({"max_steps": 0}, "max_steps"),
                            ({"max_steps": {"vision": 3}}, "max_steps")]:
         with pytest.raises(DatasetError, match="invalid alignment option") as info:
@@ -336,6 +373,19 @@ def test_a_recipe_is_a_dataset_and_converts_to_a_cache(sdk, tmp_path):
                              for v in ("vid_a", "vid_b", "vid_c")})
     with pytest.raises(DatasetError, match="another cache already exists"):
         convert_to_cache(recipe, tmp_path / "cache")  # a feature file changed
+
+
+def test_a_recipe_reads_nan_features_as_zero_when_it_says_so(sdk, tmp_path):
+    features, intervals = frames(0.0, 2.2, 0.1, 2, seed=0)
+    features[2, 1] = np.nan
+    write_csd(sdk["audio"], {v: (features, intervals) for v in ("vid_a", "vid_b", "vid_c")})
+    with pytest.raises(DatasetError, match="NaN"):
+        load_dataset(_recipe(tmp_path, sdk))
+    train = load_dataset(_recipe(tmp_path, sdk, nan="zero"))["train"]
+    assert np.isfinite(train.features["audio"]).all()
+    with pytest.raises(DatasetError, match="invalid alignment option") as info:
+        load_dataset(_recipe(tmp_path, sdk, nan=0))
+    assert info.value.field == "nan"
 
 
 def test_dhmd_convert_and_describe_a_recipe(sdk, tmp_path, capsys):
@@ -455,3 +505,84 @@ def test_a_linked_recipe_file_out_of_the_folder_is_reported(sdk, tmp_path):
     reported = {str(w.message).split("'")[1] for w in caught}
     assert reported == {str(folder / name) for name in ("labels.csd", "words.csd", "audio.csd",
                                                          "folds.json")}
+
+
+# The structure of the real CMU_MOSI_Opinion_Labels.csd: the 93 videos of the standard
+# folds, 2,199 segments (1,284 / 229 / 686 in train / valid / test), ids 'v[k]' for row k,
+# and 93 pairs of consecutive segments that overlap, in 52 of the videos, by up to 7.03 s.
+MOSI_SEGMENTS = {"train": 1284, "valid": 229, "test": 686}
+MOSI_OVERLAPS, MOSI_OVERLAPPING_VIDEOS, MOSI_LARGEST_OVERLAP = 93, 52, 7.03
+
+
+def mosi_like_segments(seed: int = 0) -> dict[str, np.ndarray]:
+    """Per video of the standard CMU-MOSI folds, its labelled segments ``(k, 2)`` in row
+    order: the real file's counts and overlaps (see above), other segments 0.2-1.5 s apart."""
+    rng = np.random.default_rng(seed)
+    folds = load_folds("mosi")
+    counts = {}
+    for split, videos in folds.items():  # the split's segments spread over its videos
+        share = np.full(len(videos), MOSI_SEGMENTS[split] // len(videos))
+        share[: MOSI_SEGMENTS[split] % len(videos)] += 1
+        counts |= dict(zip(videos, share.tolist(), strict=True))
+    videos = sorted(counts)
+    overlapping = rng.choice(len(videos), MOSI_OVERLAPPING_VIDEOS, replace=False)
+    pairs = {videos[i]: 1 for i in overlapping}
+    for i in rng.choice(overlapping, MOSI_OVERLAPS - MOSI_OVERLAPPING_VIDEOS, replace=False):
+        pairs[videos[i]] += 1  # 41 videos with two overlapping pairs, 11 with one
+    sizes = rng.uniform(0.05, MOSI_LARGEST_OVERLAP, MOSI_OVERLAPS)
+    sizes[0] = MOSI_LARGEST_OVERLAP
+    sizes = iter(sizes.tolist())
+    segments = {}
+    for video in videos:
+        overlaps = set(rng.choice(counts[video] - 1, pairs.get(video, 0), replace=False).tolist())
+        start, rows = rng.uniform(0.0, 2.0), []
+        for k in range(counts[video]):
+            end = start + rng.uniform(8.0, 12.0)  # longer than the largest overlap
+            rows.append([round(start, 2), round(end, 2)])
+            start = end - next(sizes) if k in overlaps else end + rng.uniform(0.2, 1.5)
+        segments[video] = np.array(rows)
+    return segments
+
+
+def test_the_real_mosi_label_structure_aligns_with_the_standard_folds(tmp_path):
+    segments = mosi_like_segments()
+    overlap = {v: rows[:-1, 1] - rows[1:, 0] for v, rows in segments.items()}  # > 0: overlap
+    assert sum(int((o > 0).sum()) for o in overlap.values()) == MOSI_OVERLAPS
+    assert sum(bool((o > 0).any()) for o in overlap.values()) == MOSI_OVERLAPPING_VIDEOS
+    assert max(o.max() for o in overlap.values()) == pytest.approx(MOSI_LARGEST_OVERLAP, abs=0.01)
+    rng = np.random.default_rng(1)
+    labels = {v: (rng.uniform(-3, 3, size=(len(rows), 1)), rows) for v, rows in segments.items()}
+    audio = {v: frames(0.0, rows[:, 1].max() + 1.0, 0.5, 2, seed=i)
+             for i, (v, rows) in enumerate(segments.items())}
+    words = {v: frames(0.0, rows[:, 1].max() + 1.0, 0.4, 3, seed=i + 100)
+             for i, (v, rows) in enumerate(segments.items())}
+    write_csd(tmp_path / "labels.csd", labels, "Opinion Segment Labels")
+    write_csd(tmp_path / "audio.csd", audio, "COVAREP")
+    write_csd(tmp_path / "words.csd", words, "glove_vectors")
+    features = {"text": tmp_path / "words.csd", "audio": tmp_path / "audio.csd"}
+    for reference in (None, "text"):
+        datasets = align_csd(features, tmp_path / "labels.csd", folds="mosi", reference=reference)
+        assert {split: len(d) for split, d in datasets.items()} == MOSI_SEGMENTS
+    folds = load_folds("mosi")
+    for split, dataset in datasets.items():  # word-aligned: each segment's own words
+        assert sorted({i.rsplit("[", 1)[0] for i in dataset.ids}) == sorted(folds[split])
+        index = {sample: i for i, sample in enumerate(dataset.ids)}
+        for video in folds[split][:4]:
+            for k, (start, end) in enumerate(segments[video]):
+                assert dataset.lengths["text"][index[f"{video}[{k}]"]] == len(
+                    _within(words[video][1], start, end))
+    # In an overlapping pair, the rows of the overlap are in both segments.
+    video = max(overlap, key=lambda v: overlap[v].max())
+    k = int(overlap[video].argmax())
+    sequences = align_csd({"audio": tmp_path / "audio.csd"}, tmp_path / "labels.csd",
+                          folds="mosi")
+    dataset = next(d for d in sequences.values() if f"{video}[{k}]" in d.ids)
+    first, second = (dataset.ids.index(f"{video}[{j}]") for j in (k, k + 1))
+    shared = set(_within(audio[video][1], *segments[video][k])) & set(
+        _within(audio[video][1], *segments[video][k + 1]))
+    assert len(shared) >= 13  # 7.03 s of 0.5 s frames
+    rows_of = {i: _within(audio[video][1], *segments[video][j])
+               for i, j in ((first, k), (second, k + 1))}
+    for i, rows in rows_of.items():
+        np.testing.assert_allclose(dataset.features["audio"][i, : len(rows)],
+                                   audio[video][0][rows], rtol=1e-6)
