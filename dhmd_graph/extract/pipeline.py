@@ -134,16 +134,15 @@ class ExtractSummary:
             f"{m} frames ({self._descriptions[m]})" for m in modalities]
         rows = [header]
         for r in self.files:
-            cells = [r.recording, r.status, f"{r.seconds:.1f}", str(r.utterances)]
             if r.status == "skipped":
-                cells = cells[:2] + ["-", "-", r.message]
-            else:
-                cells += [f"{r.frames.get(m, 0)} ({_share(r.invalid.get(m, 0), r.frames.get(m, 0))})"
-                          for m in modalities]
-            rows.append(cells)
-        widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell
-                           for i, cell in enumerate(row)) for row in rows]
+                rows.append([r.recording, r.status] + ["-"] * (len(header) - 2))
+                continue
+            rows.append([r.recording, r.status, f"{r.seconds:.1f}", str(r.utterances)] + [
+                f"{r.frames.get(m, 0)} ({_share(r.invalid.get(m, 0), r.frames.get(m, 0))})"
+                for m in modalities])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                           ).rstrip() for row in rows]
         written = ", ".join(f"{split} {n}" for split, n in self.splits.items())
         lines.append(f"written: {sum(self.splits.values())} utterances ({written}) to {self.out}")
         gaps = [(f"{m}: no frame in the interval", ids) for m, ids in self.missing.items()]
@@ -155,9 +154,8 @@ class ExtractSummary:
         lines += [f"{label}: {len(ids)} ({_first(ids)})" for label, ids in gaps if ids]
         if self.empty_words:
             lines.append(f"words without a frame of a modality: {self.empty_words}")
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable recording(s); they are not "
-                         "in the folder")
+        lines += [f"skipped {r.recording} (not in the folder): {r.message}"
+                  for r in self.skipped]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

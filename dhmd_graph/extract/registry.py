@@ -18,6 +18,7 @@ name            extractor
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -101,10 +102,10 @@ def _convert(factory: Callable, key: str | None, value: str, spec: str) -> objec
         raise ValueError(f"extractor '{spec}': no option '{key}'; options: "
                          f"{[f.name for f in fields]}")
     kind = typing.get_type_hints(factory)[chosen.name]
-    choices = [k for k in typing.get_args(kind) if k is not type(None)] or [kind]
-    if value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
+    optional = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    if optional and value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
         return None
-    base = choices[0]
+    base = next(k for k in typing.get_args(kind) if k is not type(None)) if optional else kind
     try:
         if typing.get_origin(base) is tuple:
             return tuple(v for v in value.split("+") if v)
