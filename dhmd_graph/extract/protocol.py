@@ -76,8 +76,8 @@ def check_frames(result: object, extractor: Extractor, recording: str) -> Frames
         DatasetError: Naming the extractor and the recording.
     """
     def fail(found: str) -> DatasetError:
-        return DatasetError("extractor returned malformed frames", file=recording,
-                            field=f"extractor '{extractor.name}'",
+        return DatasetError(f"extractor '{extractor.name}' returned malformed frames",
+                            field=f"recording {recording}",
                             expected=f"(T, {extractor.dim}) finite float features, (T,) "
                             "non-decreasing times and optionally a (T,) mask",
                             found=found, fix="Fix the extractor's __call__")
