@@ -52,7 +52,7 @@ def _open(path: Path):
     av = _av()
     try:
         return av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
         raise _unreadable(path, error) from None
 
 
@@ -63,6 +63,20 @@ class MediaInfo:
     duration: float
     video: bool
     audio: bool
+
+
+_NO_STREAM = {"audio": "Give the sound as an audio file of the same name",
+              "video": "Give a video file, or leave the vision modality out"}
+
+
+def _first(container, path: Path, kind: str):
+    """The container's first ``kind`` (``audio`` or ``video``) stream."""
+    streams = getattr(container.streams, kind)
+    if not streams:
+        raise MediaError(f"no {kind} stream", file=path, expected=f"a file with {kind}",
+                         found=f"streams {[s.type for s in container.streams]}",
+                         fix=_NO_STREAM[kind])
+    return streams[0]
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -110,11 +124,7 @@ def read_audio(path: str | Path, sample_rate: int = 16_000, start: float = 0.0,
     av = _av()
     chunks, offset = [], None
     with _open(path) as container:
-        if not container.streams.audio:
-            raise MediaError("no audio stream", file=path, expected="a file with sound",
-                             found=f"streams {[s.type for s in container.streams]}",
-                             fix="Give the audio as a separate file with the same name")
-        stream = container.streams.audio[0]
+        stream = _first(container, path, "audio")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         try:
             for frame in container.decode(stream):
@@ -124,7 +134,7 @@ def read_audio(path: str | Path, sample_rate: int = 16_000, start: float = 0.0,
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):  # flush
                 chunks.append(out.to_ndarray().reshape(-1))
-        except (av.FFmpegError, ValueError) as error:
+        except (av.error.FFmpegError, ValueError) as error:
             raise _unreadable(path, error) from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)  # (S,)
     shift = int(round((offset or 0.0) * sample_rate))
@@ -156,11 +166,7 @@ def read_frames(path: str | Path, fps: float | None = None, start: float = 0.0,
     path = Path(path)
     av = _av()
     with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError("no video stream", file=path, expected="a video file",
-                             found=f"streams {[s.type for s in container.streams]}",
-                             fix="Give a video file, or leave the vision modality out")
-        stream = container.streams.video[0]
+        stream = _first(container, path, "video")
         stream.thread_type = "AUTO"
         tick = start
         try:
@@ -174,7 +180,7 @@ def read_frames(path: str | Path, fps: float | None = None, start: float = 0.0,
                 if fps is not None:
                     tick = max(tick + 1.0 / fps, time)  # the next frame kept is a tick on
                 yield time, frame.to_ndarray(format="bgr24")
-        except (av.FFmpegError, ValueError) as error:
+        except (av.error.FFmpegError, ValueError) as error:
             raise _unreadable(path, error) from None
 
 
