@@ -284,6 +284,8 @@ def extract(
                            expected="a new or empty folder", found="other files",
                            fix="Choose a new folder, or pass overwrite")
     _require("av", "decoding the recordings")
+    manifest = None if manifest is None else Path(manifest)
+    table = None if manifest is None else _read_manifest(manifest)  # checked before extracting
     chosen = {**DEFAULT_MODALITIES, **(modalities or {})}
     extractors = {name: make_extractor(spec) for name, spec in chosen.items() if spec is not None}
     if "text" in extractors:
@@ -322,7 +324,7 @@ def extract(
             found=f"{len(summary.skipped)} skipped: {summary.skipped[0].message}"
             if summary.skipped else "no utterance", fix="See the messages above")
     with_text = text and any(s["tokens"] is not None for s in samples)
-    _label(samples, manifest, summary)
+    _label(samples, manifest, table, summary)
     if overwrite and out.exists():
         shutil.rmtree(out)
     names = {m: list(getattr(e, "names", [f"{m}_{i}" for i in range(1, e.dim + 1)]))
@@ -495,15 +497,8 @@ def _align(recording: str, utterance: Utterance, frames: Mapping[str, Frames],
     return sample
 
 
-def _label(samples: list[dict], manifest: str | os.PathLike | None,
-           summary: ExtractSummary) -> None:
-    """Set each sample's ``label`` and ``split`` from the manifest (drops the samples
-    without a row); without a manifest, every sample is an unlabelled ``test`` row."""
-    if manifest is None:
-        for sample in samples:
-            sample["label"], sample["split"] = None, "test"
-        return
-    path = Path(manifest)
+def _read_manifest(path: Path) -> dict[str, tuple[float, str | None]]:
+    """The manifest as id → (label, split or None), checked."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             header, *body = list(csv.reader(file)) or [[]]
@@ -531,6 +526,18 @@ def _label(samples: list[dict], manifest: str | os.PathLike | None,
                                expected=f"one of {list(SPLITS)}", found=repr(split),
                                fix="Name the split train, valid or test")
         table[row["id"].strip()] = (label, split)
+    return table
+
+
+def _label(samples: list[dict], manifest: Path | None,
+           table: dict[str, tuple[float, str | None]] | None, summary: ExtractSummary) -> None:
+    """Set each sample's ``label`` and ``split`` from the manifest's ``table`` (drops the
+    samples without a row); without a manifest, every sample is an unlabelled ``test`` row."""
+    if table is None:
+        for sample in samples:
+            sample["label"], sample["split"] = None, "test"
+        return
+    path = manifest
     used = set()
     kept = []
     for sample in samples:
