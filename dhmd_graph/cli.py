@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--pca", action="store_true", help="PCA instead of t-SNE")
     inspect.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
                          "the first)")
+    from dhmd_graph.extract.cli import add_extract_parser  # argparse only, no media library
+
+    add_extract_parser(commands)
     return parser
 
 
