@@ -51,6 +51,7 @@ EXIT_TABLE = (
     ("dhmd_graph.errors", "NonFiniteLossError", None, EXIT_FAILED, "error"),
     ("builtins", "MemoryError", None, EXIT_FAILED, "out of memory"),
     ("torch", "OutOfMemoryError", None, EXIT_FAILED, "out of memory"),
+    ("dhmd_graph.train.distributed", "PeerTimeoutError", None, EXIT_FAILED, "error"),
     ("builtins", "OSError", (errno.ENOSPC, errno.EDQUOT), EXIT_FAILED, "disk full"),
     ("builtins", "OSError", None, EXIT_BAD_INPUT, "error"),
     ("dhmd_graph.errors", "UserError", None, EXIT_BAD_INPUT, "error"),

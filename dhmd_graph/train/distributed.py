@@ -9,12 +9,28 @@ on CPU). Without them it returns a single-process context and nothing else chang
 hooks that its own ``forward`` arms, so a model's ``training_step`` must run *inside*
 that forward: :class:`TrainingStep` is a thin module whose ``forward`` is the
 wrapped model's ``training_step``, and it is this module that DDP wraps.
+
+**A frozen or dead rank.** The process group is joined with a timeout
+(:data:`PROCESS_GROUP_TIMEOUT`, or ``DHMD_PROCESS_GROUP_TIMEOUT`` seconds): a collective
+that a rank does not join within it fails on the others instead of waiting for ever, and
+:func:`peer_timeout` turns that failure (or a peer's closed connection, when a rank is
+killed) into one :class:`PeerTimeoutError` naming the rank and the timeout; ``torchrun``
+then stops the remaining processes. The checkpoints of the last finished epoch stay, and
+``--resume`` continues from them.
+
+**Random state.** Every rank's random state is saved in the checkpoint (``rng_ranks``,
+gathered with :func:`gather_objects`) and each rank restores its own
+(:func:`own_rng_state`), so a resumed distributed run repeats the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -23,16 +39,51 @@ from torch import Tensor, nn
 from dhmd_graph.errors import ConfigError
 
 __all__ = [
+    "PROCESS_GROUP_TIMEOUT",
     "DistributedContext",
+    "PeerTimeoutError",
     "TrainingStep",
     "all_gather_rows",
     "all_ranks_true",
     "gather_objects",
+    "own_rng_state",
+    "peer_timeout",
     "resolve_device",
     "setup_distributed",
     "teardown_distributed",
     "wrap_for_training",
 ]
+
+
+PROCESS_GROUP_TIMEOUT = 300.0
+"""Seconds a rank waits in a collective for the others before the run stops (the
+environment variable ``DHMD_PROCESS_GROUP_TIMEOUT`` overrides it)."""
+_PEER_FAILURE = re.compile(r"timed? ?out|timeout|connection (closed|reset)|broken pipe|peer",
+                           re.IGNORECASE)
+
+
+class PeerTimeoutError(TimeoutError):
+    """Another process of a distributed run stopped answering (frozen, killed, or its
+    machine gone)."""
+
+
+def process_group_timeout() -> float:
+    """:data:`PROCESS_GROUP_TIMEOUT`, or ``DHMD_PROCESS_GROUP_TIMEOUT`` when set.
+
+    Raises:
+        ValueError: The variable is not a positive number of seconds.
+    """
+    text = os.environ.get("DHMD_PROCESS_GROUP_TIMEOUT")
+    if text is None:
+        return PROCESS_GROUP_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"DHMD_PROCESS_GROUP_TIMEOUT: expected a positive number of seconds, "
+                         f"found {text!r}. Unset it for {PROCESS_GROUP_TIMEOUT:g} s")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -118,8 +169,38 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
     if world_size > 1 and not dist.is_initialized():
         if torch_device.type == "cuda":
             torch.cuda.set_device(torch_device)
-        dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if torch_device.type == "cuda" else "gloo",
+                                timeout=timedelta(seconds=process_group_timeout()))
     return DistributedContext(rank=rank, world_size=world_size, device=torch_device)
+
+
+@contextmanager
+def peer_timeout(context: DistributedContext) -> Iterator[None]:
+    """Turn the failure of a collective because another rank stopped answering (the
+    process group's timeout, a closed connection) into one :class:`PeerTimeoutError`.
+
+    Other errors, and every error of a single process, pass unchanged.
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        if not (context.is_distributed and _PEER_FAILURE.search(str(error))):
+            raise
+        first = str(error).strip().splitlines()[0][:200]
+        raise PeerTimeoutError(
+            f"rank {context.rank} of {context.world_size}: another process of the run stopped "
+            f"answering within {process_group_timeout():g} s (frozen, killed or its machine "
+            f"gone; {first}). The checkpoints of the last finished epoch are kept: resume "
+            "with --resume (DHMD_PROCESS_GROUP_TIMEOUT sets the wait)") from None
+
+
+def own_rng_state(state: dict, context: DistributedContext) -> dict:
+    """The random state this rank restores from a checkpoint: its own when the checkpoint
+    holds every rank's (``rng_ranks``, one per rank of this world size), else ``rng``."""
+    ranks = state.get("rng_ranks")
+    if context.is_distributed and isinstance(ranks, list) and len(ranks) == context.world_size:
+        return ranks[context.rank]
+    return state["rng"]
 
 
 def teardown_distributed() -> None:

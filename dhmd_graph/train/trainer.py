@@ -44,6 +44,8 @@ from dhmd_graph.train.distributed import (
     all_gather_rows,
     all_ranks_true,
     gather_objects,
+    own_rng_state,
+    peer_timeout,
     setup_distributed,
     wrap_for_training,
 )
@@ -257,8 +259,9 @@ class Trainer:
                              last)
         if self.context.is_main:
             self._write_log()
-        while not self.finished:
-            self._run_epoch()
+        with peer_timeout(self.context):  # a frozen or dead rank: one clear error
+            while not self.finished:
+                self._run_epoch()
         return self.selected()
 
     def selected(self) -> dict:
@@ -298,8 +301,9 @@ class Trainer:
         record["time_s"] = time.perf_counter() - start
         self.history.append(record)
 
+        rng = gather_objects(rng_state(), self.context)  # every rank's, each resumes its own
         if self.context.is_main:
-            state = self._state()
+            state = self._state() | ({"rng_ranks": rng} if self.context.is_distributed else {})
             if improved:
                 save_checkpoint(state, self.files.best)
             save_checkpoint(state, self.files.last)
@@ -450,7 +454,7 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
+            set_rng_state(own_rng_state(state, self.context))
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
             raise CheckpointError(path, "its optimizer, scheduler or random state does not fit "
                                   f"this run ({type(error).__name__}: {error})") from None
