@@ -33,9 +33,15 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dhmd_graph.fields import check_field_types
+from dhmd_graph.losses import LOGIT_METRICS, MARGIN_REDUCTIONS, METRICS, REPR_REDUCTIONS
+from dhmd_graph.nn.dictionary import ACTIVATIONS
+from dhmd_graph.nn.distill import NORMALIZATIONS
+from dhmd_graph.nn.encoders import HOMOGENEOUS_HEADS
+from dhmd_graph.nn.masking import CAUSAL_ALIGNMENTS, POOLINGS
+from dhmd_graph.nn.transformer import CROSS_MODAL_NORMS, POSITIONAL_ENCODINGS
 
 __all__ = [
     "PRESETS",
@@ -58,20 +64,15 @@ __all__ = [
     "preset",
 ]
 
-POOLINGS = ("mean", "attention", "last")
-NORMALIZATIONS = ("graph", "target")
-METRICS = ("l1", "l2", "cosine", "positive_cosine")
-POSITIONAL_ENCODINGS = ("interleaved", "fairseq")
-HOMOGENEOUS_HEADS = ("pooled", "flatten")
-CROSS_MODAL_NORMS = ("separate", "shared")
-CAUSAL_ALIGNMENTS = ("relative", "shifted")
-MARGIN_EMBEDDINGS = ("pooled", "flatten")
-MARGIN_REDUCTIONS = ("triplet", "anchor")
-REPR_REDUCTIONS = ("per_sample", "batch_means")
-ACTIVATIONS = ("softmax", "sparsemax")
-FUSIONS = ("dhmd", "dmd")
+# The choice lists of the layers are defined once, beside the layer (imported above);
+# these two are the model's own (built in dhmd_graph.model).
+MarginEmbedding = Literal["pooled", "flatten"]
+"""The vectors the margin loss compares (``LossConfig.margin_embedding``)."""
+MARGIN_EMBEDDINGS: tuple[str, ...] = typing.get_args(MarginEmbedding)
+Fusion = Literal["dhmd", "dmd"]
+"""What the fusion network reads (``DHMDConfig.fusion``)."""
+FUSIONS: tuple[str, ...] = typing.get_args(Fusion)
 TASKS = ("regression", "multiclass", "multilabel", "binary")
-LOGIT_METRICS = (*METRICS, "kl")
 
 
 def _fail(owner: object, name: str, expected: str, found: object, fix: str) -> ValueError:

@@ -32,7 +32,6 @@ from dhmd_graph.losses import (
     self_regression_loss,
     task_loss,
 )
-from dhmd_graph.nn.attention import MaskedPooling, StackedTransformer, length_mask
 from dhmd_graph.nn.dictionary import ModalitySharedDictionary
 from dhmd_graph.nn.distill import DynamicGraphDistill
 from dhmd_graph.nn.encoders import (
@@ -43,7 +42,9 @@ from dhmd_graph.nn.encoders import (
     TemporalProjection,
 )
 from dhmd_graph.nn.graph import modality_graph
+from dhmd_graph.nn.masking import MaskedPooling, length_mask
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
+from dhmd_graph.nn.transformer import StackedTransformer
 
 __all__ = ["DHMD", "DHMDOutput", "dhmd_objective"]
 
