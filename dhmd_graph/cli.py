@@ -285,6 +285,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from dhmd_graph.config import config_to_dict
+    from dhmd_graph.data import collate
     from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.metrics import default_monitor, task_metric_kind, task_metrics
     from dhmd_graph.model import DHMD
@@ -312,7 +313,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         results = run_seeds(
             lambda: DHMD(model_config), splits, train_config, out, metrics=metrics,
-            meta=meta, resume=args.resume, overwrite=args.overwrite,
+            collate_fn=collate, meta=meta, resume=args.resume, overwrite=args.overwrite,
         )
     finally:
         teardown_distributed()
@@ -406,6 +407,7 @@ def _say_what_runs(data: str | Path, splits: dict, model_config: DHMDConfig,
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from dhmd_graph.data import collate
     from dhmd_graph.data.loading import load_for_task
     from dhmd_graph.metrics import task_metrics
     from dhmd_graph.runs import find_checkpoints, load_model
@@ -426,7 +428,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         split = datasets[data][args.split]
         metrics = task_metrics(model.config.task, model.config.num_classes, meta["preset"],
                                split.label_names)
-        prediction, label = predict(model.to(context.device), split, context)
+        prediction, label = predict(model.to(context.device), split, context, collate_fn=collate)
         records.append({"seed": meta["seed"], args.split: metrics(prediction, label)})
         if args.subsets:  # every non-empty subset of modalities, the others missing
             from dhmd_graph.inspect.missing import evaluate_subsets

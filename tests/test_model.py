@@ -93,7 +93,9 @@ def test_presets_forward_backward(case):
     assert "gd/homogeneous/repr" not in logs  # the reference ignores it
     assert "margin" not in logs  # off by default: not in the figure, no effect in the ablation
     model.eval()
-    assert model.validation_step(batch).shape == (2,)
+    prediction, target = model.predict_step(batch)
+    assert prediction.shape == (2,)
+    assert target is batch.labels
 
 
 def test_four_modalities_with_token_ids_and_every_option():
