@@ -40,7 +40,7 @@ from pathlib import Path
 from common import QUICK_OVERRIDES, format_table, write_results
 
 from dhmd_graph.config import DHMDConfig, apply_overrides
-from dhmd_graph.data import load_dataset
+from dhmd_graph.data import collate, load_dataset
 from dhmd_graph.data.synthetic import default_dataset_path
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             train_config: TrainConfig = dataclasses.replace(schedule, **train)
             results = run_seeds(lambda config=model_config: DHMD(config), splits, train_config,
                                 root / f"{index:02d}_{switch}_{behaviour}",
-                                metrics=regression_metrics, overwrite=True,
+                                metrics=regression_metrics, collate_fn=collate, overwrite=True,
                                 meta={"switch": switch, "behaviour": behaviour})
             row = result_row(results, switch=switch, behaviour=behaviour,
                              overrides=overrides, train=train)

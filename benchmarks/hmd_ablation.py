@@ -46,7 +46,7 @@ from dmd_ablation import METRICS, add_delta, example_setup, result_row
 from torch import Tensor
 
 from dhmd_graph.config import DHMDConfig, apply_overrides
-from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.data.batch import MultimodalBatch, collate
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.model import DHMD, DHMDOutput
 from dhmd_graph.presets import preset
@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             config = apply_overrides(base, overrides)
             results = run_seeds(lambda arm=arm, config=config: build(arm, config), splits,
                                 schedule, root / f"{index:02d}_{arm}",
-                                metrics=regression_metrics, overwrite=True, meta={"arm": arm})
+                                metrics=regression_metrics, collate_fn=collate, overwrite=True,
+                                meta={"arm": arm})
             row = result_row(results, arm=arm, overrides=overrides)
             if arm == "full":
                 full = results["mean"]

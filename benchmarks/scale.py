@@ -114,6 +114,7 @@ def run_epoch(cache_dir: str, *, max_steps: int | None, threads: int,
     from dhmd_graph.data import collate, load_cache
     from dhmd_graph.model import DHMD
     from dhmd_graph.presets import preset
+    from dhmd_graph.train import evaluating
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -141,13 +142,12 @@ def run_epoch(cache_dir: str, *, max_steps: int | None, threads: int,
             optimizer.zero_grad(set_to_none=True)
     train_s = time.perf_counter() - start
 
-    model.eval()
     start = time.perf_counter()
-    with torch.no_grad():
+    with evaluating(model):
         for index, batch in enumerate(valid_loader):
             if index == valid_batches:
                 break
-            model.validation_step(batch)
+            model.predict_step(batch)
     valid_s = time.perf_counter() - start
     sampler.stop()
     return {

@@ -35,6 +35,7 @@ from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.model import DHMD, dhmd_objective
 from dhmd_graph.presets import preset
+from dhmd_graph.train import evaluating
 
 LENGTHS = {
     ("mosi", True): (50, 50, 50),
@@ -195,12 +196,11 @@ def benchmark_case(name: str, aligned: bool, *, steps: tuple[int, ...], batch_si
     train_batch = random_batch(config, batch_size, steps)
     train = time_function(lambda: step(train_batch), warmup=1, repeats=repeats, min_run_time=0)
 
-    model.eval()
     timings = {}
     for size in (1, eval_batch_size):
         batch = random_batch(config, size, steps, seed=size)
-        with torch.no_grad():
-            timings[size] = time_function(lambda batch=batch: model.validation_step(batch),
+        with evaluating(model):
+            timings[size] = time_function(lambda batch=batch: model.predict_step(batch),
                                           warmup=1, repeats=eval_repeats,
                                           min_run_time=0.05 if eval_repeats > 1 else 0)
     reference = REFERENCE.get((name, aligned), {})

@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from dhmd_graph import fields
 from dhmd_graph.errors import ConfigError
 from dhmd_graph.fields import check_field_types, from_dict, to_dict
+from dhmd_graph.losses import LOGIT_METRICS, MARGIN_REDUCTIONS, METRICS, REPR_REDUCTIONS
+from dhmd_graph.nn.dictionary import ACTIVATIONS
+from dhmd_graph.nn.distill import NORMALIZATIONS
+from dhmd_graph.nn.encoders import HOMOGENEOUS_HEADS
+from dhmd_graph.nn.masking import CAUSAL_ALIGNMENTS, POOLINGS
+from dhmd_graph.nn.transformer import CROSS_MODAL_NORMS, POSITIONAL_ENCODINGS
 from dhmd_graph.tasks import TASKS, task_spec
 
 __all__ = [
@@ -49,19 +55,14 @@ __all__ = [
     "parse_edge",
 ]
 
-POOLINGS = ("mean", "attention", "last")
-NORMALIZATIONS = ("graph", "target")
-METRICS = ("l1", "l2", "cosine", "positive_cosine")
-POSITIONAL_ENCODINGS = ("interleaved", "fairseq")
-HOMOGENEOUS_HEADS = ("pooled", "flatten")
-CROSS_MODAL_NORMS = ("separate", "shared")
-CAUSAL_ALIGNMENTS = ("relative", "shifted")
-MARGIN_EMBEDDINGS = ("pooled", "flatten")
-MARGIN_REDUCTIONS = ("triplet", "anchor")
-REPR_REDUCTIONS = ("per_sample", "batch_means")
-ACTIVATIONS = ("softmax", "sparsemax")
-FUSIONS = ("dhmd", "dmd")
-LOGIT_METRICS = (*METRICS, "kl")
+# The choice lists of the layers are defined once, beside the layer (imported above);
+# these two are the model's own (built in dhmd_graph.model).
+MarginEmbedding = Literal["pooled", "flatten"]
+"""The vectors the margin loss compares (``LossConfig.margin_embedding``)."""
+MARGIN_EMBEDDINGS: tuple[str, ...] = get_args(MarginEmbedding)
+Fusion = Literal["dhmd", "dmd"]
+"""What the fusion network reads (``DHMDConfig.fusion``)."""
+FUSIONS: tuple[str, ...] = get_args(Fusion)
 
 
 def field_error(owner: object, name: str, expected: str, found: object, fix: str) -> ConfigError:

@@ -485,6 +485,7 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
     Raises:
         UserError: For every bad option, file, value or dataset, before anything is written.
     """
+    from dhmd_graph.data import collate
     from dhmd_graph.model import DHMD
     from dhmd_graph.train import run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
@@ -516,7 +517,7 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
     try:
         results = run_seeds(lambda: DHMD(experiment.model), splits, experiment.train, out,
                             metrics=experiment.metrics(splits["train"].label_names),
-                            meta=experiment.to_dict(), resume=resume, overwrite=overwrite)
+                            collate_fn=collate, meta=experiment.to_dict(), resume=resume, overwrite=overwrite)
     finally:
         teardown_distributed()
     return (results if main_process else None), out

@@ -7,7 +7,9 @@ unweighted term.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,14 @@ LOG_EPS = 1e-6
 
 __all__ = [
     "DISTANCES",
+    "LOGIT_METRICS",
+    "MARGIN_REDUCTIONS",
+    "METRICS",
+    "REPR_REDUCTIONS",
+    "LogitMetric",
+    "MarginReduction",
+    "Metric",
+    "ReprReduction",
     "dictionary_contrastive_loss",
     "dictionary_usage_loss",
     "graph_distillation_loss",
@@ -52,11 +62,13 @@ def _positive_cosine(student: Tensor, teacher: Tensor) -> Tensor:
     return F.cosine_similarity(student, teacher, dim=-1).clamp_min(0.0)
 
 
-ACTIVATIONS = ("softmax", "sigmoid")
+KLActivation = Literal["softmax", "sigmoid"]
+"""The class distributions of :func:`softened_kl`."""
+ACTIVATIONS: tuple[str, ...] = typing.get_args(KLActivation)
 
 
 def softened_kl(student: Tensor, teacher: Tensor, temperature: float = 1.0,
-                activation: str = "softmax") -> Tensor:
+                activation: KLActivation = "softmax") -> Tensor:
     r"""The distillation distance between softened class distributions (Hinton et al.,
     2015), per row:
 
@@ -112,19 +124,34 @@ difference, ``'l2'`` mean squared difference, ``'cosine'`` :math:`1 - \cos`,
 representation term, which pushes student and teacher apart), and ``'kl'``
 (:func:`softened_kl`, for class logits)."""
 
+Metric = Literal["l1", "l2", "cosine", "positive_cosine"]
+"""The :data:`DISTANCES` for any values (representations or logits)."""
+METRICS: tuple[str, ...] = typing.get_args(Metric)
+LogitMetric = Literal[Metric, "kl"]
+"""The :data:`DISTANCES` for logits: :data:`METRICS` and ``'kl'``."""
+LOGIT_METRICS: tuple[str, ...] = typing.get_args(LogitMetric)
+
+ReprReduction = Literal["per_sample", "batch_means"]
+"""How :func:`graph_distillation_loss` averages over the batch."""
+REPR_REDUCTIONS: tuple[str, ...] = typing.get_args(ReprReduction)
+
+MarginReduction = Literal["triplet", "anchor"]
+"""How :func:`margin_loss` averages its hinges."""
+MARGIN_REDUCTIONS: tuple[str, ...] = typing.get_args(MarginReduction)
+
 
 def graph_distillation_loss(
     student_values: Tensor,
     edge_index: Tensor,
     edge_weight: Tensor,
     batch: Tensor,
-    metric: str = "l1",
+    metric: LogitMetric = "l1",
     *,
     num_graphs: int | None = None,
-    reduction: str = "per_sample",
+    reduction: ReprReduction = "per_sample",
     modality: Tensor | None = None,
     temperature: float = 1.0,
-    activation: str = "softmax",
+    activation: KLActivation = "softmax",
 ) -> Tensor:
     r"""The graph distillation loss of a GD-Unit.
 
@@ -175,7 +202,7 @@ def graph_distillation_loss(
     Returns:
         Tensor: The scalar loss.
     """
-    if reduction not in ("per_sample", "batch_means"):
+    if reduction not in REPR_REDUCTIONS:
         raise ValueError(f"graph_distillation_loss: reduction must be 'per_sample' or "
                          f"'batch_means', found {reduction!r}.")
     if reduction == "batch_means" and modality is None:
@@ -400,7 +427,7 @@ def margin_loss(
     labels: Tensor,
     present: Tensor | None = None,
     scale: float = 0.15,
-    reduction: str = "triplet",
+    reduction: MarginReduction = "triplet",
 ) -> Tensor:
     r"""The triplet margin loss of DMD on the homogeneous embeddings of all
     ``B * M`` (sample, modality) pairs of a batch.
@@ -439,7 +466,7 @@ def margin_loss(
     Returns:
         Tensor: The scalar loss.
     """
-    if reduction not in ("triplet", "anchor"):
+    if reduction not in MARGIN_REDUCTIONS:
         raise ValueError(f"margin_loss: reduction must be 'triplet' or 'anchor', found "
                          f"{reduction!r}.")
     num_modalities = embeddings.shape[1]

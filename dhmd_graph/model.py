@@ -5,15 +5,15 @@ figure: temporal projection → decoupling (homogeneous / heterogeneous, with
 self-regression) → the homogeneous space → the heterogeneous space → fusion. Each
 space is one :class:`~dhmd_graph.nn.DecoupledSpace` (heads → GD-Unit → modality-shared
 dictionary → fusion blocks). The objective is the pure function :func:`dhmd_objective`;
-:meth:`DHMD.training_step` and :meth:`DHMD.validation_step` are all a generic trainer
-needs.
+:meth:`DHMD.training_step`, :meth:`DHMD.predict_step` and
+:meth:`DHMD.configure_optimizers` are all a generic trainer needs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,6 @@ from dhmd_graph.losses import (
     self_regression_loss,
     task_loss,
 )
-from dhmd_graph.nn.attention import MaskedPooling, StackedTransformer, length_mask
 from dhmd_graph.nn.dictionary import ModalitySharedDictionary
 from dhmd_graph.nn.distill import DynamicGraphDistill
 from dhmd_graph.nn.encoders import (
@@ -46,7 +45,9 @@ from dhmd_graph.nn.encoders import (
     TemporalProjection,
 )
 from dhmd_graph.nn.graph import modality_graph
+from dhmd_graph.nn.masking import MaskedPooling, length_mask
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
+from dhmd_graph.nn.transformer import StackedTransformer
 from dhmd_graph.tasks import task_spec
 
 __all__ = ["DHMD", "DHMDOutput", "dhmd_objective"]
@@ -548,12 +549,29 @@ class DHMD(nn.Module):
         return logs | self.edge_weight_means(output)
 
     @torch.no_grad()
-    def validation_step(self, batch: MultimodalBatch) -> Tensor:
-        """The fused predictions (no gradient; the caller sets eval mode), as the metrics
-        of :mod:`dhmd_graph.metrics` read them: ``(B,)`` scores (``regression``) or logits
-        (``binary``, positive when > 0), ``(B, C)`` logits (``multiclass``: argmax;
-        ``multilabel``: positive when > 0)."""
-        return self(batch).prediction
+    def predict_step(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
+        """The fused predictions and the batch's labels (no gradient; the caller sets
+        eval mode), as the metrics of :mod:`dhmd_graph.metrics` read them: predictions
+        ``(B,)`` scores (``regression``) or logits (``binary``, positive when > 0),
+        ``(B, C)`` logits (``multiclass``: argmax; ``multilabel``: positive when > 0);
+        labels ``(B,)`` or ``(B, C)`` as in the batch."""
+        return self(batch).prediction, batch.labels
+
+    def configure_optimizers(self, config: Any) -> tuple[torch.optim.Optimizer, Any]:
+        """Adam over the trainable parameters (``config.lr``, ``config.weight_decay``)
+        and :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` on the monitored
+        validation metric (``config.direction``, ``config.lr_factor``,
+        ``config.lr_patience``), the DMD reference's optimisation.
+
+        Args:
+            config (TrainConfig): The :class:`~dhmd_graph.train.TrainConfig` of the run.
+        """
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=config.direction, factor=config.lr_factor,
+            patience=config.lr_patience)
+        return optimizer, scheduler
 
     def __repr__(self) -> str:
         classes = self.config.num_classes

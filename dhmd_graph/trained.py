@@ -157,11 +157,12 @@ class TrainedRun:
 
     def predict(self, dataset: Any, context: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and labels of every sample of ``dataset``, in order."""
+        from dhmd_graph.data import collate
         from dhmd_graph.train import predict
         from dhmd_graph.train.distributed import setup_distributed
 
         context = context or setup_distributed(str(next(self.model.parameters()).device))
-        return predict(self.model, dataset, context)
+        return predict(self.model, dataset, context, collate_fn=collate)
 
     def metrics(self, dataset: Any, context: Any = None) -> dict[str, float]:
         """:meth:`metric_function` of :meth:`predict`."""

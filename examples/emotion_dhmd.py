@@ -69,6 +69,7 @@ import numpy as np
 
 from dhmd_graph import MultimodalDataset
 from dhmd_graph.config import DHMDConfig, config_to_dict
+from dhmd_graph.data import collate
 from dhmd_graph.data.loading import modality_inputs
 from dhmd_graph.data.synthetic import DEMO_SIZES as IEMOCAP_SIZES  # 1,500 / 300 / 600
 from dhmd_graph.data.synthetic_tasks import PROFILES, default_task_dataset_path
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="emotion_dhmd_") as scratch:
         results = run_seeds(lambda: DHMD(model_config), splits, train_config,
-                            args.out or scratch, metrics=metrics, meta=meta,
+                            args.out or scratch, metrics=metrics, collate_fn=collate, meta=meta,
                             overwrite=args.overwrite)
 
     sizes_seen = ", ".join(f"{name} {len(split)}" for name, split in splits.items())

@@ -53,7 +53,7 @@ import numpy as np
 
 from dhmd_graph import MultimodalDataset
 from dhmd_graph.config import config_to_dict
-from dhmd_graph.data import load_dataset
+from dhmd_graph.data import collate, load_dataset
 from dhmd_graph.data.loading import modality_inputs
 from dhmd_graph.data.synthetic import DEMO_SIZES, default_dataset_path
 from dhmd_graph.experiment import fit_inputs
@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mosei_dhmd_") as scratch:
         results = run_seeds(lambda: DHMD(model_config), splits, train_config,
-                            args.out or scratch, metrics=regression_metrics, meta=meta,
-                            overwrite=args.overwrite)
+                            args.out or scratch, metrics=regression_metrics, collate_fn=collate,
+                            meta=meta, overwrite=args.overwrite)
 
     sizes_seen = ", ".join(f"{name} {len(split)}" for name, split in splits.items())
     seeds = ", ".join(str(seed) for seed in train_config.seeds)

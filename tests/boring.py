@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dhmd_graph.data import MultimodalBatch, MultimodalDataset
+from dhmd_graph.data import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.train import TrainConfig, Trainer, seed_everything
 
@@ -66,9 +66,20 @@ class BoringModel(nn.Module):
             "edge/homogeneous/text->audio": torch.tensor(0.25),
         }
 
-    def validation_step(self, batch: MultimodalBatch) -> Tensor:
+    def predict_step(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
         self.validated_ids += batch.ids
-        return self(batch)
+        return self(batch), batch.labels
+
+    def configure_optimizers(self, config: TrainConfig):
+        return adam_on_plateau(self, config)
+
+
+def adam_on_plateau(model: nn.Module, config: TrainConfig):
+    """The optimisation of DHMD's ``configure_optimizers``, for the test doubles."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                 lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=config.direction, factor=config.lr_factor, patience=config.lr_patience)
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -82,7 +93,7 @@ def make_trainer(out_dir, config, splits, model=None, seed=1, **kwargs) -> Train
         seed_everything(seed)
         model = BoringModel()
     return Trainer(model, config, splits["train"], splits["valid"], out_dir,
-                   metrics=regression_metrics, seed=seed, **kwargs)
+                   metrics=regression_metrics, collate_fn=collate, seed=seed, **kwargs)
 
 
 def read_log(path) -> list[dict]:

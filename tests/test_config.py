@@ -1,9 +1,12 @@
 import json
 import re
+import typing
 
 import pytest
 import torch
 
+from dhmd_graph import config as config_module
+from dhmd_graph import losses
 from dhmd_graph.config import (
     DHMDConfig,
     DictionaryConfig,
@@ -16,6 +19,7 @@ from dhmd_graph.config import (
     config_to_dict,
     parse_edge,
 )
+from dhmd_graph.nn import dictionary, distill, encoders, masking, transformer
 from dhmd_graph.presets import preset
 from dhmd_graph.train import TrainConfig
 
@@ -314,3 +318,23 @@ def test_switches_from_overrides():
     assert config.encoder.homogeneous_head == "flatten"
     assert apply_overrides(config, ["modalities.audio.attention_dropout=none"]
                            ).modalities[1].attention_dropout is None
+
+
+def test_choice_lists_are_defined_once_beside_their_layers():
+    owners = {
+        "POOLINGS": (masking, "Pooling"),
+        "CAUSAL_ALIGNMENTS": (masking, "CausalAlignment"),
+        "POSITIONAL_ENCODINGS": (transformer, "PositionalEncoding"),
+        "CROSS_MODAL_NORMS": (transformer, "CrossModalNorm"),
+        "HOMOGENEOUS_HEADS": (encoders, "HomogeneousHead"),
+        "NORMALIZATIONS": (distill, "Normalization"),
+        "ACTIVATIONS": (dictionary, "Activation"),
+        "METRICS": (losses, "Metric"),
+        "LOGIT_METRICS": (losses, "LogitMetric"),
+        "REPR_REDUCTIONS": (losses, "ReprReduction"),
+        "MARGIN_REDUCTIONS": (losses, "MarginReduction"),
+    }
+    for name, (module, literal) in owners.items():
+        assert getattr(config_module, name) is getattr(module, name), name
+        assert getattr(module, name) == typing.get_args(getattr(module, literal)), name
+    assert set(losses.LOGIT_METRICS) == set(losses.DISTANCES)

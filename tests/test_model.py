@@ -94,7 +94,9 @@ def test_presets_forward_backward(case):
     assert "gd/homogeneous/repr" not in logs  # the reference ignores it
     assert "margin" not in logs  # off by default: not in the figure, no effect in the ablation
     model.eval()
-    assert model.validation_step(batch).shape == (2,)
+    prediction, target = model.predict_step(batch)
+    assert prediction.shape == (2,)
+    assert target is batch.labels
 
 
 def test_four_modalities_with_token_ids_and_every_option():
@@ -373,6 +375,6 @@ def test_an_unlabelled_batch_is_predicted_on_and_not_trained_on():
     batch = make_batch(config, {"text": [5, 3], "audio": [4, 4], "vision": [2, 6]})
     unlabelled = MultimodalBatch(batch.features, batch.lengths, None, batch.ids)
     assert len(unlabelled) == 2 and not unlabelled.labelled and batch.labelled
-    torch.testing.assert_close(model.validation_step(unlabelled), model.validation_step(batch))
+    torch.testing.assert_close(model.predict_step(unlabelled)[0], model.predict_step(batch)[0])
     with pytest.raises(DatasetError, match="no labels to train on"):
         model.training_step(unlabelled)

@@ -1,7 +1,7 @@
 """Files in, batches out. Knows nothing of models."""
 
 from dhmd_graph.data.align import align_csd, load_alignment, load_folds
-from dhmd_graph.data.arrays import load_arrays, write_arrays
+from dhmd_graph.data.arrays import dataset_from_arrays, load_arrays, write_arrays
 from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.data.cache import load_cache, write_cache
 from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, CSDReader, read_csd
@@ -29,6 +29,7 @@ __all__ = [
     "default_task_dataset_path",
     "load_cache",
     "load_alignment",
+    "dataset_from_arrays",
     "load_arrays",
     "load_dataset",
     "load_folds",

@@ -96,8 +96,7 @@ def dataset_from_arrays(
     dataset_type: type[MultimodalDataset] = MultimodalDataset,
     **options: Any,
 ) -> MultimodalDataset:
-    r"""A :class:`MultimodalDataset` from plain arrays (see
-    :meth:`MultimodalDataset.from_arrays`, which calls this).
+    r"""A :class:`MultimodalDataset` from plain arrays .
 
     Args:
         features (Mapping[str, array or Sequence]): Per modality name, in order, either

@@ -304,37 +304,6 @@ class MultimodalDataset(torch.utils.data.Dataset):
                                   f"{int(length[bad])} at sample {bad} ('{self.ids[bad]}')",
                                   "Fix the lengths or re-pad the sequences")
 
-    @classmethod
-    def from_arrays(
-        cls,
-        features: Mapping[str, np.ndarray | Sequence[np.ndarray]],
-        labels: np.ndarray,
-        *,
-        lengths: Mapping[str, np.ndarray] | None = None,
-        ids: Sequence[str] | None = None,
-        **options,
-    ) -> MultimodalDataset:
-        r"""One split from plain arrays, for any named modalities.
-
-        Each modality is one array — ``(N, T, d)`` float features, ``(N, d)`` float (one
-        step per sample) or ``(N, T)`` integer token ids — or a list of ``N`` per-sample
-        arrays ``(T_i, d)`` / ``(T_i,)`` of different lengths, padded here. Features are
-        cast to float32 and checked to be finite; everything else is checked as by the
-        constructor. See :mod:`dhmd_graph.data.arrays` for the same data as files.
-
-        Args:
-            features (Mapping[str, array or Sequence]): Per modality name, in order.
-            labels (np.ndarray): ``(N,)`` labels.
-            lengths (Mapping[str, np.ndarray], optional): ``(N,)`` true lengths of the
-                modalities given as one padded array. (default: their full length)
-            ids (Sequence[str], optional): Sample ids. (default: ``'0'``, ``'1'``, ...)
-            **options: The constructor's other keyword arguments.
-        """
-        from dhmd_graph.data.arrays import dataset_from_arrays  # arrays.py builds on this class
-
-        return dataset_from_arrays(features, labels, lengths=lengths, ids=ids,
-                                   dataset_type=cls, **options)
-
     @property
     def modalities(self) -> tuple[str, ...]:
         """The modality names, in order."""

@@ -22,6 +22,7 @@ from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.errors import UserError
 from dhmd_graph.inspect.spaces import as_batches, present_mask
 from dhmd_graph.metrics import regression_metrics
+from dhmd_graph.train.evaluation import evaluating
 
 __all__ = [
     "evaluate_subsets",
@@ -55,7 +56,6 @@ def subset_name(subset: Iterable[str]) -> str:
     return "+".join(subset)
 
 
-@torch.no_grad()
 def predict_subsets(
     model: nn.Module,
     data: Dataset | Iterable[MultimodalBatch],
@@ -84,16 +84,14 @@ def predict_subsets(
     device = next(model.parameters()).device
     predictions: dict[str, list[Tensor]] = {subset_name(s): [] for s in subsets}
     labels: list[Tensor] = []
-    was_training = model.training
-    model.eval()
-    for batch in as_batches(data):
-        batch = batch.to(device)
-        labels.append(batch.labels.float().cpu())
-        for subset in subsets:
-            present = present_mask(modalities, subset, len(batch), device)  # (B, M)
-            prediction = model(batch, present=present).prediction  # (B,) or (B, C)
-            predictions[subset_name(subset)].append(prediction.float().cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for batch in as_batches(data):
+            batch = batch.to(device)
+            labels.append(batch.labels.float().cpu())
+            for subset in subsets:
+                present = present_mask(modalities, subset, len(batch), device)  # (B, M)
+                prediction = model(batch, present=present).prediction  # (B,) or (B, C)
+                predictions[subset_name(subset)].append(prediction.float().cpu())
     if not labels:
         raise UserError("predict_subsets: the data gave no batch; pass a non-empty split.")
     return (

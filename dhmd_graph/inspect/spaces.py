@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dhmd_graph.data.batch import MultimodalBatch, collate
 from dhmd_graph.errors import UserError
+from dhmd_graph.train.evaluation import evaluating
 
 __all__ = [
     "SPACES",
@@ -173,7 +174,6 @@ def as_batches(
     return data
 
 
-@torch.no_grad()
 def collect_outputs(
     model: nn.Module, data: Dataset | Iterable[MultimodalBatch], *,
     present: Iterable[str] | None = None,
@@ -205,33 +205,32 @@ def collect_outputs(
         if value is not None:
             columns.setdefault(name, []).append(value.detach().float().cpu())
 
-    was_training = model.training
-    model.eval()
-    for batch in as_batches(data):
-        batch = batch.to(device)
-        mask = None if subset is None else present_mask(modalities, subset, len(batch), device)
-        output = model(batch, mask)
-        ids += batch.ids
-        keep("labels", batch.labels)  # (B,) or (B, C)
-        keep("prediction", output.prediction)  # (B,) or (B, C)
-        for key, value in batch.extras.items():
-            keep(f"extra/{key}", value)  # (B, ...)
-        for space, values in output.spaces.items():
-            edges = values.edges
-            weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch), num_modalities)
-            absent = ~output.present.view(*output.present.shape,
-                                          *[1] * (values.logits.dim() - 2))  # (B, M[, 1])
-            logits = values.logits.masked_fill(absent, float("nan"))
-            keep(f"{space}/logits", logits)  # (B, M) or (B, M, C)
-            keep(f"{space}/features", values.representation)  # (B, M, F)
-            keep(f"{space}/edge_weight", weight)  # (B, M, M)
-            if edges.prior is not None:
-                prior = dense_edge_weights(edges.edge_index, edges.prior, len(batch),
-                                           num_modalities)
-                keep(f"{space}/edge_prior", prior)  # (B, M, M)
-            if values.dictionary is not None:  # the modality-shared dictionary's activations
-                keep(f"{space}/atoms", values.dictionary.activation)  # (B, M, K)
-    model.train(was_training)
+    with evaluating(model):
+        for batch in as_batches(data):
+            batch = batch.to(device)
+            mask = None if subset is None else present_mask(modalities, subset, len(batch), device)
+            output = model(batch, mask)
+            ids += batch.ids
+            keep("labels", batch.labels)  # (B,) or (B, C)
+            keep("prediction", output.prediction)  # (B,) or (B, C)
+            for key, value in batch.extras.items():
+                keep(f"extra/{key}", value)  # (B, ...)
+            for space, values in output.spaces.items():
+                edges = values.edges
+                weight = dense_edge_weights(edges.edge_index, edges.weight, len(batch),
+                                            num_modalities)  # (B, M, M)
+                absent = ~output.present.view(*output.present.shape,
+                                              *[1] * (values.logits.dim() - 2))  # (B, M[, 1])
+                logits = values.logits.masked_fill(absent, float("nan"))
+                keep(f"{space}/logits", logits)  # (B, M) or (B, M, C)
+                keep(f"{space}/features", values.representation)  # (B, M, F)
+                keep(f"{space}/edge_weight", weight)  # (B, M, M)
+                if edges.prior is not None:
+                    prior = dense_edge_weights(edges.edge_index, edges.prior, len(batch),
+                                               num_modalities)
+                    keep(f"{space}/edge_prior", prior)  # (B, M, M)
+                if values.dictionary is not None:  # the modality-shared dictionary's activations
+                    keep(f"{space}/atoms", values.dictionary.activation)  # (B, M, K)
     if not columns:
         raise UserError("collect_outputs: the data gave no batch; pass a non-empty split.")
 

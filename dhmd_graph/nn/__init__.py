@@ -1,14 +1,5 @@
 """Reusable layers, each usable alone."""
 
-from dhmd_graph.nn.attention import (
-    MaskedPooling,
-    StackedTransformer,
-    attention_mask,
-    length_mask,
-    masked_attention,
-    masked_mean,
-    position_encoding,
-)
 from dhmd_graph.nn.dictionary import (
     ModalitySharedDictionary,
     SharedDictionaryOutput,
@@ -23,7 +14,9 @@ from dhmd_graph.nn.encoders import (
     TemporalProjection,
 )
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
+from dhmd_graph.nn.masking import MaskedPooling, attention_mask, length_mask, masked_mean
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
+from dhmd_graph.nn.transformer import StackedTransformer, masked_attention, position_encoding
 
 __all__ = [
     "DecoupledFeatures",

@@ -13,20 +13,23 @@ the published structure (see CHANGELOG).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import typing
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
     "ModalitySharedDictionary",
     "SharedDictionaryOutput",
     "sparsemax",
 ]
 
-ACTIVATIONS = ("softmax", "sparsemax")
+Activation = Literal["softmax", "sparsemax"]
 """The activations over the atoms a dictionary offers."""
+ACTIVATIONS: tuple[str, ...] = typing.get_args(Activation)
 
 
 def sparsemax(x: Tensor) -> Tensor:
@@ -111,7 +114,7 @@ class ModalitySharedDictionary(nn.Module):
         *,
         atom_channels: int | None = None,
         temperature: float = 1.0,
-        activation: str = "softmax",
+        activation: Activation = "softmax",
     ) -> None:
         super().__init__()
         name = type(self).__name__

@@ -20,6 +20,7 @@ Example, for a batch of 16 samples with text, audio and vision (node ``b * 3 + m
     result.x, result.edges.learned, result.edges.prior  # (48, 64), (96,), (96,)
 """
 
+import typing
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, overload
 
@@ -29,9 +30,18 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
-__all__ = ["DynamicGraphDistill", "EdgeWeights", "GraphDistillOutput"]
+__all__ = [
+    "NORMALIZATIONS",
+    "DynamicGraphDistill",
+    "EdgeWeights",
+    "GraphDistillOutput",
+    "Normalization",
+]
 
-NORMALIZATIONS = ("graph", "target")
+Normalization = Literal["graph", "target"]
+"""Over which edges the weights of :class:`DynamicGraphDistill` sum to one: all edges
+of a sample (``"graph"``) or the edges into each student (``"target"``)."""
+NORMALIZATIONS: tuple[str, ...] = typing.get_args(Normalization)
 
 
 class EdgeWeights(NamedTuple):
@@ -203,7 +213,7 @@ class DynamicGraphDistill(MessagePassing):
         hidden_channels: int,
         *,
         temperature: float = 8.0,
-        normalize: str = "graph",
+        normalize: Normalization = "graph",
         prior: Tensor | Sequence[Sequence[float]] | None = None,
         prior_temperature: float = 0.25,
         out_channels: int | None = None,

@@ -9,15 +9,32 @@ sequences here (same parameters, no transposes).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import typing
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dhmd_graph.nn.attention import inverted_dropout, length_mask
+from dhmd_graph.nn.masking import length_mask
+from dhmd_graph.nn.transformer import inverted_dropout
 
-__all__ = ["DecoupledFeatures", "Decoupling", "FlattenHead", "ResidualHead", "TemporalProjection"]
+__all__ = [
+    "HOMOGENEOUS_HEADS",
+    "DecoupledFeatures",
+    "Decoupling",
+    "FlattenHead",
+    "HomogeneousHead",
+    "ResidualHead",
+    "TemporalProjection",
+]
+
+HomogeneousHead = Literal["pooled", "flatten"]
+"""How a modality's homogeneous representation and logit are read from its sequence:
+``"pooled"``, a :class:`ResidualHead` on the masked pooling of the sequence (any
+length), or ``"flatten"``, a :class:`FlattenHead` on the whole sequence (bound to
+one length)."""
+HOMOGENEOUS_HEADS: tuple[str, ...] = typing.get_args(HomogeneousHead)
 
 
 class TemporalProjection(nn.Module):

@@ -1,9 +1,11 @@
-"""The generic training loop; it knows a model only through ``training_step`` and
-``validation_step``."""
+"""The generic training loop; it knows a model only through ``training_step``,
+``predict_step`` and ``configure_optimizers``, and the data only through the
+``collate_fn`` it is given."""
 
 from dhmd_graph.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import DistributedContext, setup_distributed
+from dhmd_graph.train.evaluation import evaluating
 from dhmd_graph.train.run_folder import (
     RunExistsError,
     RunFolder,
@@ -13,7 +15,7 @@ from dhmd_graph.train.run_folder import (
 )
 from dhmd_graph.train.runs import format_table, run_seeds, summarize
 from dhmd_graph.train.seeds import seed_everything
-from dhmd_graph.train.trainer import NonFiniteLossError, Trainer, predict
+from dhmd_graph.train.trainer import NonFiniteLossError, TrainableModel, Trainer, predict
 
 __all__ = [
     "CheckpointError",
@@ -25,7 +27,9 @@ __all__ = [
     "RunLockedError",
     "SeedFolder",
     "TrainConfig",
+    "TrainableModel",
     "Trainer",
+    "evaluating",
     "format_table",
     "load_checkpoint",
     "predict",

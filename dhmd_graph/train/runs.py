@@ -25,7 +25,7 @@ from dhmd_graph.train.config import TrainConfig
 from dhmd_graph.train.distributed import DistributedContext, gather_objects, setup_distributed
 from dhmd_graph.train.run_folder import RunFolder, RunFolderError
 from dhmd_graph.train.seeds import seed_everything
-from dhmd_graph.train.trainer import Callback, Metrics, Trainer
+from dhmd_graph.train.trainer import Callback, Collate, Metrics, Trainer
 
 __all__ = ["format_table", "run_seeds", "summarize"]
 
@@ -103,6 +103,7 @@ def run_seeds(
     out_dir: str | Path,
     *,
     metrics: Metrics,
+    collate_fn: Collate,
     meta: Mapping | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -125,6 +126,8 @@ def run_seeds(
         config (TrainConfig): The optimisation settings and the seeds.
         out_dir (str or PathLike): The run folder.
         metrics (Metrics): As for :class:`Trainer`.
+        collate_fn (Collate): As for :class:`Trainer` (e.g.
+            :func:`dhmd_graph.data.collate`).
         meta (Mapping, optional): Plain data written to ``config.json`` and every
             checkpoint. (default: :obj:`None`)
         resume (bool, optional): Continue a run in ``out_dir``. (default: :obj:`False`)
@@ -151,8 +154,8 @@ def run_seeds(
             seed_everything(seed, config.deterministic)
             trainer = Trainer(
                 build_model(), config, splits["train"], splits["valid"], folder.path,
-                metrics=metrics, seed=seed, callbacks=callbacks, meta=dict(meta or {}),
-                context=context,
+                metrics=metrics, collate_fn=collate_fn, seed=seed, callbacks=callbacks,
+                meta=dict(meta or {}), context=context,
             )
             record = {"seed": seed, **trainer.fit(resume=resume),
                       "test": trainer.test(splits["test"])}

@@ -1,15 +1,21 @@
 """A short, model-agnostic training loop.
 
-The :class:`Trainer` knows a model only through two methods:
+The :class:`Trainer` knows a model only through three methods (:class:`TrainableModel`):
 
 - ``model.training_step(batch) -> dict[str, Tensor]``: scalar terms, among them the
   differentiable total ``"loss"``; every term is averaged over the epoch and logged.
-- ``model.validation_step(batch) -> Tensor``: ``(B, *P)`` predictions: ``(B,)`` scores,
-  ``(B, C)`` class scores or ``(B, C)`` label scores, as the metric function expects.
+- ``model.predict_step(batch) -> (prediction, target)``: ``(B, *P)`` predictions
+  (``(B,)`` scores, ``(B, C)`` class scores or ``(B, C)`` label scores) and the
+  ``(B, *L)`` targets they are scored against, as the metric function expects.
+- ``model.configure_optimizers(config) -> (optimizer, scheduler)``: the optimiser of
+  the model's parameters and a learning-rate scheduler (or :obj:`None`); a
+  :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` is stepped with the monitored
+  validation metric, any other scheduler once per epoch.
 
-It optimises with Adam, gradient accumulation and value clipping, lowers the learning
-rate on a validation plateau, stops early, selects the checkpoint on the validation
-split only, and evaluates the test split once, with that checkpoint.
+It knows the data only through the ``collate_fn`` it is given, which turns a list of
+samples into a batch with a ``to(device)`` method. It accumulates gradients and clips
+their values, stops early, selects the checkpoint on the validation split only, and
+evaluates the test split once, with that checkpoint.
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
@@ -35,7 +44,6 @@ from dhmd_graph.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from dhmd_graph.data.batch import collate
 from dhmd_graph.errors import NonFiniteLossError
 from dhmd_graph.fields import first_difference
 from dhmd_graph.train.config import TrainConfig
@@ -49,10 +57,20 @@ from dhmd_graph.train.distributed import (
     setup_distributed,
     wrap_for_training,
 )
+from dhmd_graph.train.evaluation import evaluating
 from dhmd_graph.train.run_folder import RunExistsError, SeedFolder
 from dhmd_graph.train.seeds import rng_state, set_rng_state
 
-__all__ = ["Callback", "Metrics", "NonFiniteLossError", "RunExistsError", "Trainer", "predict"]
+__all__ = [
+    "Callback",
+    "Collate",
+    "Metrics",
+    "NonFiniteLossError",
+    "RunExistsError",
+    "TrainableModel",
+    "Trainer",
+    "predict",
+]
 
 Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 """``metrics(prediction (N, *P), label (N, *L)) -> {name: value}``, e.g. a function of
@@ -61,58 +79,76 @@ Metrics = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 Callback = Callable[["Trainer", dict], None]
 """``callback(trainer, record)``, called after every epoch with its log record."""
 
+Collate = Callable[[list[Any]], Any]
+"""``collate_fn(samples) -> batch``: a list of dataset items to one batch, which has a
+``to(device)`` method (e.g. :func:`dhmd_graph.data.collate`)."""
+
+
+class TrainableModel(Protocol):
+    """What the :class:`Trainer` calls on a model (an :class:`~torch.nn.Module`), in the
+    names of Lightning's ``LightningModule``."""
+
+    def training_step(self, batch: Any) -> Mapping[str, Tensor]:
+        """Scalar terms of one batch, among them the differentiable total ``"loss"``."""
+
+    def predict_step(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """``(B, *P)`` predictions and the ``(B, *L)`` targets of one batch."""
+
+    def configure_optimizers(self, config: TrainConfig) -> tuple[Optimizer, Any]:
+        """The optimiser and the learning-rate scheduler (or :obj:`None`) for ``config``."""
+
 
 _STATE_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "best_value", "best_epoch",
                "bad_epochs", "history", "rng")
 
 
 def _loader(dataset: Dataset, batch_size: int, sampler, num_workers: int,
-            device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+            device: torch.device, collate_fn: Collate) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
                       num_workers=num_workers, pin_memory=device.type == "cuda")
 
 
-@torch.no_grad()
 def predict(
-    model: nn.Module, dataset: Dataset, context: DistributedContext, *, batch_size: int = 64,
-    num_workers: int = 0,
+    model: nn.Module, dataset: Dataset, context: DistributedContext, *, collate_fn: Collate,
+    batch_size: int = 64, num_workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``model.validation_step``'s predictions and the labels of every sample, in order.
+    """``model.predict_step``'s predictions and targets of every sample, in order.
 
     Each process predicts every ``world_size``-th sample (no padding, so no duplicate
     is ever scored); the rows of all processes are gathered and put back in dataset
-    order, so every process returns the same arrays. Predictions and labels keep their
+    order, so every process returns the same arrays. Predictions and targets keep their
     per-sample shapes (a score, class scores, one score per label), so one loop serves
-    regression, classification and multi-label tasks.
+    regression, classification and multi-label tasks. Runs in :func:`evaluating`.
 
     Args:
-        model (nn.Module): Has ``validation_step(batch) -> Tensor (B, *P)``; on
-            ``context.device``.
-        dataset (Dataset): Samples for :func:`~dhmd_graph.data.collate`.
+        model (nn.Module): Has ``predict_step(batch) -> (Tensor (B, *P), Tensor (B, *L))``;
+            on ``context.device``.
+        dataset (Dataset): Samples for :obj:`collate_fn`.
         context (DistributedContext): The processes of the run.
+        collate_fn (Collate): Makes a batch of a list of samples (e.g.
+            :func:`dhmd_graph.data.collate`).
         batch_size (int, optional): Samples per batch. (default: ``64``)
         num_workers (int, optional): Data-loading processes. (default: ``0``)
 
     Shapes:
-        - **output:** ``(N, *P)`` float32 predictions, ``(N, *L)`` labels as in the batch
-          (float32 scores or multi-hot rows, int64 class indices).
+        - **output:** ``(N, *P)`` float32 predictions, ``(N, *L)`` targets as the model
+          gave them (float32 scores or multi-hot rows, int64 class indices).
     """
     indices = list(range(context.rank, len(dataset), context.world_size))
-    was_training = model.training
-    model.eval()
     rows, layout = [], None
     position = 0
-    for batch in _loader(dataset, batch_size, indices, num_workers, context.device):
-        batch = batch.to(context.device)
-        prediction = model.validation_step(batch)  # (B, *P)
-        index = torch.tensor(indices[position : position + len(batch)],
-                             dtype=torch.float64, device=context.device)  # (B,)
-        position += len(batch)
-        layout = (tuple(prediction.shape[1:]), tuple(batch.labels.shape[1:]),
-                  batch.labels.dtype.is_floating_point)
-        rows.append(torch.cat([index[:, None], prediction.reshape(len(batch), -1).double(),
-                               batch.labels.reshape(len(batch), -1).double()], 1))  # (B, 1+P+L)
-    model.train(was_training)
+    loader = _loader(dataset, batch_size, indices, num_workers, context.device, collate_fn)
+    with evaluating(model):
+        for batch in loader:
+            prediction, target = model.predict_step(batch.to(context.device))  # (B, *P), (B, *L)
+            size = prediction.shape[0]
+            index = torch.tensor(indices[position : position + size],
+                                 dtype=torch.float64, device=context.device)  # (B,)
+            position += size
+            layout = (tuple(prediction.shape[1:]), tuple(target.shape[1:]),
+                      target.dtype.is_floating_point)
+            rows.append(torch.cat([index[:, None], prediction.reshape(size, -1).double(),
+                                   target.reshape(size, -1).double()], 1))  # (B, 1+P+L)
     # A process without samples learns the row layout from the others.
     layout = next(shape for shape in gather_objects(layout, context) if shape is not None)
     prediction_shape, label_shape, float_labels = layout
@@ -129,13 +165,14 @@ def predict(
 class Trainer:
     r"""Trains ``model`` on ``train_set``, selecting the checkpoint on ``valid_set``.
 
-    Every epoch: one pass over the training set (Adam; the gradients of
+    Every epoch: one pass over the training set (the optimiser of
+    ``model.configure_optimizers(config)``; the gradients of
     ``config.accumulation_steps`` batches are averaged into one step and clamped to
     ``±config.clip_value``, or summed and clamped after every backward as in the DMD
     reference, ``config.accumulation="summed"``), then the validation metrics; the
     monitored one (``config.monitor``, better when smaller or larger as
-    ``config.direction`` says) drives
-    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`, model selection and early
+    ``config.direction`` says) drives the scheduler (when it is a
+    :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau`), model selection and early
     stopping. The run folder receives ``best.pt`` and ``last.pt`` (see
     :mod:`~dhmd_graph.checkpoint`) and ``log.jsonl``, one JSON object per epoch
     with ``epoch``, ``lr``, ``time_s``, ``improved``, the epoch averages ``train/<term>``
@@ -154,13 +191,15 @@ class Trainer:
     weights and this configuration before anything is loaded.
 
     Args:
-        model (nn.Module): Has ``training_step`` and ``validation_step`` (see above).
+        model (nn.Module): Has the methods of :class:`TrainableModel` (see above).
         config (TrainConfig): The optimisation settings.
-        train_set (Dataset): Training samples for :func:`~dhmd_graph.data.collate`.
+        train_set (Dataset): Training samples for :obj:`collate_fn`.
         valid_set (Dataset): Validation samples.
         out_dir (str or PathLike): The run folder.
-        metrics (Metrics): Maps predictions and labels to named metrics; must contain
+        metrics (Metrics): Maps predictions and targets to named metrics; must contain
             ``config.monitor``.
+        collate_fn (Collate): Makes a batch of a list of samples (e.g.
+            :func:`dhmd_graph.data.collate`).
         seed (int, optional): Seeds the data order. (default: ``0``)
         callbacks (Sequence[Callback], optional): Called after each epoch, once its
             checkpoints and log line are written; setting ``trainer.should_stop = True``
@@ -182,6 +221,7 @@ class Trainer:
         out_dir: str | Path,
         *,
         metrics: Metrics,
+        collate_fn: Collate,
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         meta: Mapping | None = None,
@@ -196,24 +236,18 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.files = SeedFolder(self.out_dir)
         self.metrics = metrics
+        self.collate_fn = collate_fn
         self.seed = seed
         self.callbacks = list(callbacks)
         self.meta = dict(meta or {})
 
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(
-            parameters, lr=config.lr, weight_decay=config.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode=config.direction, factor=config.lr_factor,
-            patience=config.lr_patience,
-        )
+        self.optimizer, self.scheduler = self.model.configure_optimizers(config)
         self.train_sampler = DistributedSampler(
             train_set, num_replicas=self.context.world_size, rank=self.context.rank,
             shuffle=True, seed=seed,
         )
         self.train_loader = _loader(train_set, config.batch_size, self.train_sampler,
-                                    config.num_workers, self.device)
+                                    config.num_workers, self.device, collate_fn)
 
         self.epoch = 0
         self.step = 0
@@ -288,7 +322,10 @@ class Trainer:
                 f"validation metric '{self.config.monitor}' is NaN at epoch {self.epoch}: the "
                 f"model's predictions are not finite; the checkpoints in '{self.out_dir}' are "
                 "those of the last finished epoch. Lower train.lr.")
-        self.scheduler.step(value)
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(value)
+        elif self.scheduler is not None:
+            self.scheduler.step()
         minimize = self.config.direction == "min"
         improved = self.best_value is None or (
             value < self.best_value if minimize else value > self.best_value
@@ -393,7 +430,7 @@ class Trainer:
 
     def predict(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """:func:`predict` with the current weights."""
-        return predict(self.model, dataset, self.context,
+        return predict(self.model, dataset, self.context, collate_fn=self.collate_fn,
                        batch_size=self.config.eval_batch_size or self.config.batch_size,
                        num_workers=self.config.num_workers)
 
@@ -417,7 +454,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
             "best_value": self.best_value,
@@ -453,7 +490,8 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
             set_rng_state(own_rng_state(state, self.context))
         except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as error:
             raise CheckpointError(path, "its optimizer, scheduler or random state does not fit "

@@ -6,7 +6,6 @@ import pytest
 from dhmd_graph.cli import main
 from dhmd_graph.data import (
     DatasetError,
-    MultimodalDataset,
     collate,
     convert_to_cache,
     load_arrays,
@@ -14,6 +13,7 @@ from dhmd_graph.data import (
     load_mmsa,
     write_arrays,
 )
+from dhmd_graph.data.arrays import dataset_from_arrays
 
 
 def write_folder(folder, *, n=9, splits=None, columns=None, lengths=True):
@@ -98,7 +98,7 @@ def test_round_trip_through_the_folder_and_the_cache(tmp_path, write_pickle, mak
 
 
 def test_token_ids_and_vocabulary_round_trip(tmp_path):
-    splits = {split: MultimodalDataset.from_arrays(
+    splits = {split: dataset_from_arrays(
         {"text": [np.array([2, 3, 1]), np.array([4])][: n],
          "audio": np.ones((n, 2, 3), dtype=np.float32)},
         np.zeros(n), vocabulary=["<pad>", "<unk>", "a", "b", "c"], split=split)
@@ -113,7 +113,7 @@ def test_token_ids_and_vocabulary_round_trip(tmp_path):
 def test_from_arrays_pads_sequences_and_checks_them():
     rng = np.random.default_rng(0)
     sequences = [rng.normal(size=(t, 3)) for t in (4, 1, 2)]
-    dataset = MultimodalDataset.from_arrays(
+    dataset = dataset_from_arrays(
         {"eeg": sequences, "face": rng.normal(size=(3, 5, 2)).astype(np.float32)},
         np.array([0.5, -1.0, 2.0]), lengths={"face": np.array([5, 2, 1])}, split="train")
     assert dataset.modalities == ("eeg", "face") and dataset.ids == ["0", "1", "2"]
@@ -123,7 +123,7 @@ def test_from_arrays_pads_sequences_and_checks_them():
     np.testing.assert_allclose(dataset[2]["features"]["eeg"], sequences[2], rtol=1e-6)
     assert not dataset.features["eeg"][1, 1:].any()
     assert dataset[1]["features"]["face"].shape == (2, 2)
-    vectors = MultimodalDataset.from_arrays({"a": [np.ones(3), np.zeros(3)]}, np.zeros(2))
+    vectors = dataset_from_arrays({"a": [np.ones(3), np.zeros(3)]}, np.zeros(2))
     assert vectors.features["a"].shape == (2, 1, 3)
 
     bad = [({"a": [np.ones((2, 3)), np.ones((2, 4))]}, {}, "malformed sequence"),
@@ -136,7 +136,7 @@ def test_from_arrays_pads_sequences_and_checks_them():
            ({"a": np.ones((3, 3, 4))}, {}, "disagree on the number of samples")]
     for features, options, problem in bad:
         with pytest.raises(DatasetError, match=problem):
-            MultimodalDataset.from_arrays(features, np.zeros(2), **options)
+            dataset_from_arrays(features, np.zeros(2), **options)
 
 
 @pytest.mark.parametrize("change, problem, field", [

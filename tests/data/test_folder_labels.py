@@ -10,12 +10,12 @@ import torch
 from dhmd_graph.cli import main
 from dhmd_graph.data import (
     DatasetError,
-    MultimodalDataset,
     collate,
     load_arrays,
     load_dataset,
     write_arrays,
 )
+from dhmd_graph.data.arrays import dataset_from_arrays
 from dhmd_graph.data.loading import describe
 
 SPLITS = ["train"] * 5 + ["valid"] * 2 + ["test"] * 2
@@ -187,7 +187,7 @@ def _splits(labels_of, **options):
     rng = np.random.default_rng(0)
     splits = {}
     for split, n in (("train", 4), ("valid", 2), ("test", 3)):
-        splits[split] = MultimodalDataset.from_arrays(
+        splits[split] = dataset_from_arrays(
             {"text": rng.normal(size=(n, 3, 2)).astype(np.float32)}, labels_of(n),
             extras={"flags": rng.uniform(size=(n, 2)) > 0.5}, split=split, **options)
     return splits

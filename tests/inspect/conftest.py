@@ -115,7 +115,7 @@ def tiny_run(tmp_path_factory) -> dict:
     train = TrainConfig(lr=3e-3, batch_size=8, accumulation_steps=1, max_epochs=3, seeds=[7],
                         device="cpu", progress=False)
     run_seeds(lambda: DHMD(config), load_dataset(data), train, root / "run",
-              metrics=regression_metrics, meta=meta)
+              metrics=regression_metrics, collate_fn=collate, meta=meta)
     return {"run_dir": root / "run", "seed_dir": root / "run" / "seed_7", "data": data}
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from dhmd_graph.data import collate
 from dhmd_graph.inspect.missing import (
     evaluate_subsets,
     mean_table,
@@ -41,7 +42,7 @@ def test_every_subset_is_a_row_and_the_full_set_matches_the_trainer(trained_mode
     assert len(table) == 2**3 - 1
     # The full set is what the trainer's (and `dhmd eval`'s) prediction gives.
     prediction, label = predict(trained_model, loader.dataset, setup_distributed("cpu"),
-                                batch_size=5)
+                                collate_fn=collate, batch_size=5)
     assert table["text+audio+vision"] == regression_metrics(prediction, label)
     assert len({row["MAE"] for row in table.values()}) > 1, "subsets change the predictions"
     # A dataset is batched internally, with the same result.

@@ -58,7 +58,7 @@ def test_every_column_matches_the_model_and_eval(tiny_run, predicted):
         + [f"edge/{s}/{MODALITIES[t]}->{MODALITIES[u]}" for s in spaces for t, u in EDGES])
     assert list(table["id"]) == test.ids
     # the predictions dhmd eval scores (the trainer's loop), and the labels
-    prediction, label = predict(model, test, setup_distributed("cpu"))
+    prediction, label = predict(model, test, setup_distributed("cpu"), collate_fn=collate)
     np.testing.assert_allclose(table["prediction"], prediction, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(table["label"], label)
     # a direct forward of the model: logits and edge weights of both spaces

@@ -9,7 +9,7 @@ from dhmd_graph.nn import (
     ResidualHead,
     SpaceOutput,
 )
-from dhmd_graph.nn.attention import length_mask
+from dhmd_graph.nn.masking import length_mask
 
 
 def _space(num_modalities: int, channels: int = 6, atoms: int | None = 4, fusion="features",

@@ -36,7 +36,7 @@ TOLERANCE = 1e-4
 def train(out_dir: str, batch_size: int) -> dict:
     config = tiny_config(batch_size=batch_size, max_epochs=3, seeds=[7])
     return run_seeds(lambda: BoringModel(dropout=0.0), random_splits(), config, out_dir,
-                     metrics=regression_metrics)
+                     metrics=regression_metrics, collate_fn=collate)
 
 
 class RankRandomModel(BoringModel):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dhmd_graph.config import apply_overrides
+from dhmd_graph.data import collate
 from dhmd_graph.data.loading import load_dataset, modality_inputs
 from dhmd_graph.data.synthetic_tasks import write_synthetic_task
 from dhmd_graph.experiment import fit_inputs, fit_task, load_splits
@@ -58,7 +59,8 @@ def test_each_task_trains_from_python(source, preset_name, task, monitor, tmp_pa
     train_config = TrainConfig(lr=1e-3, batch_size=4, accumulation_steps=1, max_epochs=2,
                                seeds=[5], monitor=default_monitor(task_metric_kind(*kind)))
     results = run_seeds(lambda: DHMD(config), splits, train_config, tmp_path / "run",
-                        metrics=task_metrics(*kind, label_names=train.label_names))
+                        metrics=task_metrics(*kind, label_names=train.label_names),
+                        collate_fn=collate)
     assert train_config.monitor == monitor and np.isfinite(results["mean"][monitor])
     record = json.loads((tmp_path / "run" / "seed_5" / "metrics.json").read_text())
     assert monitor in record["valid"]

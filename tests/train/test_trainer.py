@@ -8,6 +8,7 @@ import pytest
 import torch
 from boring import BoringModel, make_trainer, random_splits, read_log, stop_after, tiny_config
 
+from dhmd_graph.data import collate
 from dhmd_graph.metrics import regression_metrics
 from dhmd_graph.train import (
     NonFiniteLossError,
@@ -102,11 +103,12 @@ def test_refuses_to_overwrite_a_run(tmp_path):
         make_trainer(tmp_path, config, splits).fit()
 
     run = tmp_path / "run"
-    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics)
+    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics, collate_fn=collate)
     with pytest.raises(RunExistsError, match="--resume.*--overwrite"):
-        run_seeds(BoringModel, splits, config, run, metrics=regression_metrics)
+        run_seeds(BoringModel, splits, config, run, metrics=regression_metrics, collate_fn=collate)
     (run / "seed_1" / "stale.txt").write_text("old")
-    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics, overwrite=True)
+    run_seeds(BoringModel, splits, config, run, metrics=regression_metrics, collate_fn=collate,
+              overwrite=True)
     assert not (run / "seed_1" / "stale.txt").exists()
 
 
@@ -141,7 +143,7 @@ def test_run_seeds_results_table_and_resume(tmp_path):
         return BoringModel()
 
     results = run_seeds(build, splits, config, tmp_path, metrics=regression_metrics,
-                        meta={"note": "boring"})
+                        collate_fn=collate, meta={"note": "boring"})
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == results and [r["seed"] for r in saved["seeds"]] == [5, 6]
     maes = [r["test"]["MAE"] for r in saved["seeds"]]
@@ -154,15 +156,17 @@ def test_run_seeds_results_table_and_resume(tmp_path):
     assert any(line.startswith("MAE") and "±" in line for line in table)
 
     (tmp_path / "seed_6" / "metrics.json").unlink()
-    again = run_seeds(build, splits, config, tmp_path, metrics=regression_metrics, resume=True)
+    again = run_seeds(build, splits, config, tmp_path, metrics=regression_metrics,
+                      collate_fn=collate, resume=True)
     assert len(built) == 3  # seed 5 read back, seed 6 resumed from its last checkpoint
     assert again == results
 
 
 def test_nan_predictions_stop_at_validation(tmp_path):
     class Diverged(BoringModel):
-        def validation_step(self, batch):
-            return super().validation_step(batch) * float("nan")
+        def predict_step(self, batch):
+            prediction, target = super().predict_step(batch)
+            return prediction * float("nan"), target
 
     trainer = make_trainer(tmp_path, tiny_config(), random_splits(), model=Diverged())
     with pytest.raises(NonFiniteLossError, match="validation metric 'MAE' is NaN at epoch 1"):

@@ -3,10 +3,10 @@ direction."""
 
 import numpy as np
 import pytest
-from boring import DIMS, make_trainer, random_splits, read_log, tiny_config
+from boring import DIMS, adam_on_plateau, make_trainer, random_splits, read_log, tiny_config
 from torch import Tensor, nn
 
-from dhmd_graph.data import MultimodalBatch, MultimodalDataset
+from dhmd_graph.data import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.metrics import metrics_for
 from dhmd_graph.train import TrainConfig, Trainer, seed_everything
 from dhmd_graph.train.distributed import setup_distributed
@@ -90,8 +90,11 @@ class BoringClassifier(nn.Module):
             loss = nn.functional.cross_entropy(self(batch), labels)
         return {"loss": loss}
 
-    def validation_step(self, batch: MultimodalBatch) -> Tensor:
-        return self(batch)
+    def predict_step(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
+        return self(batch), batch.labels
+
+    def configure_optimizers(self, config: TrainConfig):
+        return adam_on_plateau(self, config)
 
 
 def relabel(splits, to_labels, **options):
@@ -109,7 +112,8 @@ def test_a_classifier_trains_and_selects_on_weighted_f1(tmp_path):
     splits = relabel(random_splits(), three_classes, label_kind="class", num_classes=3)
     seed_everything(1)
     trainer = Trainer(BoringClassifier(3), tiny_config(monitor="F1_weighted", max_epochs=8),
-                      splits["train"], splits["valid"], tmp_path, metrics=metrics_for("multiclass"))
+                      splits["train"], splits["valid"], tmp_path, metrics=metrics_for("multiclass"),
+                      collate_fn=collate)
     prediction, label = trainer.predict(splits["valid"])
     assert prediction.shape == (24, 3) and prediction.dtype == np.float32
     assert label.dtype == np.int64 and label.tolist() == splits["valid"].labels.tolist()
@@ -128,7 +132,7 @@ def test_predict_keeps_multi_hot_rows():
 
     splits = relabel(random_splits(), two_labels, label_kind="multi_hot")
     prediction, label = predict(BoringClassifier(2), splits["valid"], setup_distributed("cpu"),
-                                batch_size=5)
+                                collate_fn=collate, batch_size=5)
     assert prediction.shape == (24, 2) and label.shape == (24, 2) and label.dtype == np.float32
     np.testing.assert_array_equal(label, splits["valid"].labels)
     assert set(metrics_for("multilabel")(prediction, label)) >= {"0_WAcc", "1_F1", "Avg_F1"}

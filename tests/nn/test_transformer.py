@@ -4,73 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from dhmd_graph.nn import attention
-from dhmd_graph.nn.attention import (
-    MaskedPooling,
+from dhmd_graph.nn import masking, transformer
+from dhmd_graph.nn.masking import attention_blocks, attention_mask, length_mask
+from dhmd_graph.nn.transformer import (
     StackedTransformer,
-    attention_blocks,
-    attention_mask,
     inverted_dropout,
-    length_mask,
     masked_attention,
-    masked_mean,
     position_encoding,
     scale_and_position,
 )
-
-
-def test_length_mask_and_masked_mean():
-    lengths = torch.tensor([3, 1, 0])
-    mask = length_mask(lengths, 4)
-    assert mask.tolist() == [[True, True, True, False], [True, False, False, False], [False] * 4]
-    x = torch.arange(24.0).view(3, 4, 2)
-    mean = masked_mean(x, mask)
-    torch.testing.assert_close(mean[0], x[0, :3].mean(0))
-    torch.testing.assert_close(mean[1], x[1, 0])
-    assert mean[2].eq(0).all()  # no valid step: zeros, not NaN
-
-
-@pytest.mark.parametrize("mode", ["mean", "attention"])
-def test_pooling_ignores_padded_steps(mode):
-    torch.manual_seed(0)
-    pool = MaskedPooling(5, mode)
-    x = torch.randn(2, 6, 5)
-    mask = length_mask(torch.tensor([4, 1]), 6)
-    changed = torch.where(mask.unsqueeze(-1), x, torch.randn_like(x) * 1e3)
-    torch.testing.assert_close(pool(x, mask), pool(changed, mask))
-    torch.testing.assert_close(pool(x, mask)[1], x[1, 0])  # one valid step
-    assert repr(pool) == f"MaskedPooling(5, mode='{mode}')"
-
-
-def test_pooling_rejects_unknown_mode():
-    with pytest.raises(ValueError, match="MaskedPooling"):
-        MaskedPooling(3, "sum")
-
-
-def test_attention_mask_equal_lengths_is_lower_triangular_within_length():
-    lengths = torch.tensor([4, 2])
-    blocked = attention_mask(lengths, lengths, 4, 4, causal=True)
-    assert blocked.shape == (2, 4, 4)
-    allowed = ~blocked
-    assert torch.equal(allowed[0], torch.ones(4, 4, dtype=torch.bool).tril())
-    assert allowed[1, :, 2:].sum() == 0  # padded keys
-    assert torch.equal(allowed[1, :2, :2], torch.ones(2, 2, dtype=torch.bool).tril())
-    # Any leading shape, and a block of queries is a slice of the full mask.
-    stacked = attention_mask(lengths.view(2, 1), lengths.view(2, 1), 4, 4, causal=True)
-    assert torch.equal(stacked[:, 0], blocked)
-    assert torch.equal(attention_mask(lengths, lengths, 2, 3, True, query_offset=1),
-                       blocked[:, 1:3, :3])
-
-
-def test_attention_mask_causal_in_relative_time():
-    blocked = attention_mask(torch.tensor([2]), torch.tensor([6]), 2, 8, causal=True)
-    allowed = ~blocked[0]
-    # query 0 of 2 sees key 0 of 6; query 1 (half-way) sees keys 0..3 (j * 2 <= 1 * 6).
-    assert allowed[0].nonzero().flatten().tolist() == [0]
-    assert allowed[1].nonzero().flatten().tolist() == [0, 1, 2, 3]
-    assert allowed[:, 0].all()  # key 0 always visible: no fully-masked row
-    unmasked = ~attention_mask(torch.tensor([2]), torch.tensor([6]), 2, 8, causal=False)[0]
-    assert unmasked.sum(1).tolist() == [6, 6]
 
 
 def test_inverted_dropout():
@@ -104,7 +46,7 @@ def test_blocked_attention_equals_dense_attention(monkeypatch, causal):
     assert torch.equal(whole.bias == float("-inf"), blocked) and (whole.bias[~blocked] == 0).all()
     torch.testing.assert_close(masked_attention(query, key, value, [whole]), expected)
     # Blocks of 2 query steps (2 * 3 samples * 2 heads * 11 keys = 132 weights).
-    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 132)
+    monkeypatch.setattr(masking, "BLOCK_ELEMENTS", 132)
     blocks = attention_blocks(query_lengths, key_lengths, 9, 11, 2, causal)
     assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
     if causal:  # a block covers the keys its last query sees in any sample (j*L_q <= i*L_k)
@@ -118,7 +60,7 @@ def test_blocked_attention_gradient(monkeypatch):
     torch.manual_seed(0)
     query_lengths, key_lengths = torch.tensor([5, 3]), torch.tensor([7, 7])
     inputs = [torch.randn(2, 2, t, 3, dtype=torch.double, requires_grad=True) for t in (5, 7, 7)]
-    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 56)  # blocks of two queries
+    monkeypatch.setattr(masking, "BLOCK_ELEMENTS", 56)  # blocks of two queries
     blocks = attention_blocks(query_lengths, key_lengths, 5, 7, 2, causal=True)
     assert len(blocks) == 3
     assert torch.autograd.gradcheck(lambda q, k, v: masked_attention(q, k, v, blocks), inputs)
@@ -226,7 +168,7 @@ def test_stacked_cross_modal_equals_each_pair_alone(monkeypatch):
     source_lengths = [torch.tensor([s - 1, s]) for _, s in shapes]
     with torch.no_grad():
         outputs = stacked(targets, target_lengths, sources, source_lengths)
-        monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 50)  # blocks of one or two queries
+        monkeypatch.setattr(masking, "BLOCK_ELEMENTS", 50)  # blocks of one or two queries
         blocked = stacked(targets, target_lengths, sources, source_lengths)
         for g in range(4):
             expected = reference_member(stacked, g, targets[g], target_lengths[g], sources[g],
@@ -241,10 +183,10 @@ def test_stacked_cross_modal_equals_each_pair_alone(monkeypatch):
 
 def test_length_groups():
     # MOSEI unaligned: text 46, audio 500, vision 498 steps.
-    assert attention._length_groups([(46, 46), (500, 500), (498, 498)]) == [[1, 2], [0]]
+    assert transformer._length_groups([(46, 46), (500, 500), (498, 498)]) == [[1, 2], [0]]
     pairs = [(46, 500), (46, 498), (500, 46), (500, 498), (498, 46), (498, 500)]
-    assert attention._length_groups(pairs) == [[3, 5], [2, 4], [0, 1]]
-    assert attention._length_groups([(46,), (50,), (48,)]) == [[0, 1, 2]]  # MOSEI aligned
+    assert transformer._length_groups(pairs) == [[3, 5], [2, 4], [0, 1]]
+    assert transformer._length_groups([(46,), (50,), (48,)]) == [[0, 1, 2]]  # MOSEI aligned
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -370,23 +312,13 @@ def test_shifted_causal_mask_is_the_references(monkeypatch, query_steps, key_ste
     query = torch.randn(2, 2, query_steps, 4)
     key, value = torch.randn(2, 2, key_steps, 4), torch.randn(2, 2, key_steps, 4)
     expected = dense_attention(query, key, value, shifted_mask(query_steps, key_steps))
-    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 2 * 2 * key_steps)
+    monkeypatch.setattr(masking, "BLOCK_ELEMENTS", 2 * 2 * 2 * key_steps)
     blocks = attention_blocks(lengths_q, lengths_k, query_steps, key_steps, 2, True,
                               alignment="shifted")
     assert len(blocks) == (query_steps + 1) // 2
     torch.testing.assert_close(masked_attention(query, key, value, blocks), expected)
     with pytest.raises(ValueError, match="alignment must be one of"):
         attention_mask(lengths_q, lengths_k, 2, 2, True, alignment="left")
-
-
-def test_last_step_readout():
-    x = torch.randn(3, 5, 2)
-    mask = length_mask(torch.tensor([5, 2, 1]), 5)
-    pooled = MaskedPooling(2, "last")(x, mask)
-    torch.testing.assert_close(pooled, torch.stack([x[0, 4], x[1, 1], x[2, 0]]))
-    # Where every step is valid (no length masks, as in the reference) it is h[-1].
-    torch.testing.assert_close(MaskedPooling(2, "last")(x, torch.ones(3, 5, dtype=torch.bool)),
-                               x[:, -1])
 
 
 def reference_dmd_member(stacked, g, x, source=None):

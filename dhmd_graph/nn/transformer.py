@@ -1,18 +1,13 @@
-r"""Length masks, masked pooling and the attention encoders of DHMD.
+r"""Stacked projections and transformer blocks: the attention encoders of DHMD.
 
-All sequences are laid out ``(B, T, C)`` (batch first) and carry their true lengths
-``(B,)``; every mask is built from those lengths, never from zero frames. Padded
-steps produce finite garbage that every pooling and loss ignores; valid steps never
-depend on padded ones, so padding a batch further changes nothing.
-
-* :func:`length_mask`, :func:`masked_mean`, :class:`MaskedPooling`: pooling over
-  valid steps (mean, learned attention, or the last valid step).
-* :func:`attention_mask`: key padding plus an optional causal mask (in relative time,
-  or shifted as in the DMD reference), both defined by the true lengths.
+* :func:`inverted_dropout`: dropout from uniform draws.
+* :func:`masked_attention`: multi-head attention computed in blocks of query steps
+  (:func:`~dhmd_graph.nn.masking.attention_blocks`), each block only over the keys it
+  may see.
 * :func:`position_encoding`, :func:`scale_and_position`: the sinusoidal position
-  encodings (ours, or the fairseq table of the DMD reference).
-* :func:`attention_blocks` and :func:`masked_attention`: multi-head attention computed
-  in blocks of query steps, each block only over the keys it may see.
+  encodings (ours, or the fairseq table of the DMD reference; :data:`POSITIONAL_ENCODINGS`).
+* :class:`StackedLinear`, :class:`StackedLayerNorm`: :math:`G` independent linear
+  layers and LayerNorms in one batched computation.
 * :class:`StackedTransformer`: :math:`G` independent pre-LayerNorm transformers (one per
   modality, or one per (target, source) pair of modalities) run as one batched
   computation over stacked weights. Self-attention (the homogeneous encoders and the
@@ -30,104 +25,52 @@ change only the order of the computation, not its result.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+
+from dhmd_graph.nn._blocked_attention import blocked_attention
+from dhmd_graph.nn.masking import (
+    CAUSAL_ALIGNMENTS,
+    AttentionBlock,
+    CausalAlignment,
+    attention_blocks,
+)
 
 __all__ = [
-    "AttentionBlock",
-    "MaskedPooling",
+    "CROSS_MODAL_NORMS",
+    "PADDING_SLACK",
+    "POSITIONAL_ENCODINGS",
+    "CrossModalNorm",
+    "PositionalEncoding",
     "StackedLayerNorm",
     "StackedLinear",
     "StackedTransformer",
-    "attention_blocks",
-    "attention_mask",
+    "StackedTransformerLayer",
     "inverted_dropout",
-    "length_mask",
     "masked_attention",
-    "masked_mean",
     "position_encoding",
     "scale_and_position",
 ]
 
-POOLING_MODES = ("mean", "attention", "last")
-CAUSAL_ALIGNMENTS = ("relative", "shifted")
-POSITIONAL_ENCODINGS = ("interleaved", "fairseq")
+PositionalEncoding = Literal["interleaved", "fairseq"]
+"""The sinusoidal tables of :func:`position_encoding`."""
+POSITIONAL_ENCODINGS: tuple[str, ...] = typing.get_args(PositionalEncoding)
 
-BLOCK_ELEMENTS = 2**19
-"""Attention weights per block of :func:`attention_blocks` (2 MiB in float32). Smaller
-blocks stay in cache and skip more causally masked keys, but each costs a few more
-operations; on CPU training steps were fastest around this size (measured
-2**18 .. 2**22 at the MOSEI sizes, aligned and unaligned)."""
+CrossModalNorm = Literal["separate", "shared"]
+"""The LayerNorm of the key/value input of a cross-modal block: its own
+(``"separate"``) or the query's (``"shared"``, :obj:`shared_norm=True` of
+:class:`StackedTransformer`)."""
+CROSS_MODAL_NORMS: tuple[str, ...] = typing.get_args(CrossModalNorm)
 
 PADDING_SLACK = 0.25
 """Members of a :class:`StackedTransformer` run together (padded to the longest) when
 each of their step counts is at least ``1 - PADDING_SLACK`` of the longest; others run
 as separate groups, so unaligned lengths (e.g. 46 vs 500 steps) waste no work."""
-
-
-def length_mask(lengths: Tensor, steps: int) -> Tensor:
-    """``(B, steps)`` bool, :obj:`True` at the valid steps ``t < lengths[b]``."""
-    positions = torch.arange(steps, device=lengths.device)  # (T,)
-    return positions.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``x`` ``(B, T, C)`` over the valid steps of ``mask`` ``(B, T)`` → ``(B, C)``.
-
-    Rows without a valid step give zeros.
-    """
-    weight = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (x * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1.0)  # (B, C)
-
-
-class MaskedPooling(nn.Module):
-    r"""Pools a sequence over its valid steps.
-
-    ``"mean"`` is the length-masked mean; ``"attention"`` learns a score per step,
-
-    .. math::
-        \alpha_t = \operatorname{softmax}_{t < L}(\mathbf{w}^{\top} \mathbf{x}_t),
-        \qquad \mathbf{p} = \sum_{t < L} \alpha_t \mathbf{x}_t;
-
-    ``"last"`` reads the last valid step :math:`\mathbf{x}_{L-1}` (the DMD reference
-    reads ``h[-1]``, the last padded step: the same where every step is valid).
-
-    Args:
-        channels (int): Feature width :math:`C`.
-        mode (str, optional): ``"mean"``, ``"attention"`` or ``"last"``.
-            (default: :obj:`"mean"`)
-
-    Shapes:
-        - **input:** sequence :math:`(B, T, C)`, valid-step mask :math:`(B, T)` bool
-          (at least one valid step per row)
-        - **output:** :math:`(B, C)`
-    """
-
-    def __init__(self, channels: int, mode: str = "mean") -> None:
-        super().__init__()
-        if mode not in POOLING_MODES:
-            raise ValueError(f"MaskedPooling: mode must be one of {POOLING_MODES}, found {mode!r}.")
-        self.channels = channels
-        self.mode = mode
-        self.score = nn.Linear(channels, 1, bias=False) if mode == "attention" else None
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        if self.mode == "last":
-            last = mask.sum(dim=1).clamp_min(1) - 1  # (B,)
-            return x[torch.arange(x.shape[0], device=x.device), last]  # (B, C)
-        if self.score is None:
-            return masked_mean(x, mask)
-        score = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
-        alpha = torch.softmax(score, dim=1)  # (B, T)
-        return torch.einsum("bt,btc->bc", alpha, x)  # (B, C)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.channels}, mode={self.mode!r})"
 
 
 def inverted_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -148,131 +91,6 @@ def inverted_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return x * keep
 
 
-def attention_mask(
-    query_lengths: Tensor,
-    key_lengths: Tensor,
-    query_steps: int,
-    key_steps: int,
-    causal: bool,
-    query_offset: int = 0,
-    alignment: str = "relative",
-) -> Tensor:
-    r"""The boolean attention mask, :obj:`True` where a query may **not** attend.
-
-    Key ``j`` is visible to query ``i`` iff ``j < L_k`` and, when :obj:`causal`,
-    :math:`j \cdot L_q \le i \cdot L_k` (``alignment="relative"``): the key does not
-    lie later in *relative* time than the query; or :math:`j \le i + |L_k - L_q|`
-    (``alignment="shifted"``, the DMD reference's ``buffered_future_mask``, whose
-    lengths are the padded ones). For equal lengths both are ``j <= i``. Both
-    conditions use the true lengths only, so the mask of valid steps does not depend
-    on padding, and key 0 is always visible, so no row is fully masked (no NaN).
-
-    Args:
-        query_lengths (Tensor): ``(*)`` true query lengths :math:`L_q` (>= 1).
-        key_lengths (Tensor): ``(*)`` true key lengths :math:`L_k` (>= 1).
-        query_steps (int): Number of query steps :math:`T_q` of the mask.
-        key_steps (int): Number of key steps :math:`T_k` of the mask.
-        causal (bool): Add the causal condition.
-        query_offset (int, optional): Step of the first query (for a block of
-            queries). (default: :obj:`0`)
-        alignment (str, optional): ``"relative"`` or ``"shifted"`` (see above).
-            (default: :obj:`"relative"`)
-
-    Returns:
-        Tensor: ``(*, T_q, T_k)`` bool.
-    """
-    if alignment not in CAUSAL_ALIGNMENTS:
-        raise ValueError(f"attention_mask: alignment must be one of {CAUSAL_ALIGNMENTS}, "
-                         f"found {alignment!r}.")
-    device = key_lengths.device
-    key = torch.arange(key_steps, device=device)  # (T_k,)
-    blocked = key >= key_lengths.unsqueeze(-1)  # (*, T_k)
-    blocked = blocked.unsqueeze(-2).expand(*blocked.shape[:-1], query_steps, key_steps)
-    if causal:
-        query = torch.arange(query_offset, query_offset + query_steps, device=device)
-        if alignment == "relative":
-            later = (key * query_lengths[..., None, None]
-                     > query.unsqueeze(-1) * key_lengths[..., None, None])  # (*, T_q, T_k)
-        else:
-            shift = (key_lengths - query_lengths).abs()[..., None, None]  # (*, 1, 1)
-            later = key > query.unsqueeze(-1) + shift  # (*, T_q, T_k)
-        blocked = blocked | later
-    return blocked  # (*, T_q, T_k)
-
-
-class AttentionBlock(NamedTuple):
-    r"""A block of query steps and the keys it attends to (see :func:`attention_blocks`).
-
-    Attributes:
-        start (int): First query step.
-        stop (int): One past the last query step.
-        keys (int): The block attends to keys ``0 .. keys - 1`` (the later keys are
-            masked for every query of the block).
-        bias (Tensor): ``(N, 1, stop - start, keys)`` additive mask, :math:`0` where
-            a query may attend and :math:`-\infty` where not (broadcast over heads).
-    """
-
-    start: int
-    stop: int
-    keys: int
-    bias: Tensor
-
-
-def attention_blocks(
-    query_lengths: Tensor,
-    key_lengths: Tensor,
-    query_steps: int,
-    key_steps: int,
-    num_heads: int,
-    causal: bool,
-    whole: bool = False,
-    alignment: str = "relative",
-) -> list[AttentionBlock]:
-    r"""Splits the queries into blocks of about :data:`BLOCK_ELEMENTS` attention
-    weights each and builds each block's mask (:func:`attention_mask`). With
-    :obj:`causal`, a block only covers the keys its last query may see.
-
-    Built once per forward pass and shared by every layer. Reads the block extents
-    to the host once (one synchronisation per call on an accelerator).
-
-    Args:
-        query_lengths (Tensor): ``(N,)`` true query lengths (>= 1).
-        key_lengths (Tensor): ``(N,)`` true key lengths (>= 1).
-        query_steps (int): Padded query length :math:`T_q`.
-        key_steps (int): Padded key length :math:`T_k`.
-        num_heads (int): Attention heads :math:`H`.
-        causal (bool): Causal masking in relative time.
-        whole (bool, optional): One block of all queries (for attention without
-            dropout, which :func:`masked_attention` leaves to PyTorch's fused kernel).
-            (default: :obj:`False`)
-        alignment (str, optional): The causal alignment of :func:`attention_mask`.
-            (default: :obj:`"relative"`)
-
-    Returns:
-        list[AttentionBlock]: Consecutive blocks covering ``0 .. T_q - 1``.
-    """
-    rows = max(1, BLOCK_ELEMENTS // (query_lengths.numel() * num_heads * key_steps))
-    if whole:
-        rows = query_steps
-    starts = list(range(0, query_steps, rows))
-    stops = [min(start + rows, query_steps) for start in starts]
-    keys = [key_steps] * len(starts)
-    if causal and len(starts) > 1:
-        last = torch.tensor(stops, device=key_lengths.device) - 1  # (K,) last query of a block
-        if alignment == "relative":
-            reach = (last.unsqueeze(1) * key_lengths).div(query_lengths, rounding_mode="floor")
-        else:
-            reach = last.unsqueeze(1) + (key_lengths - query_lengths).abs()  # (K, N)
-        keys = (reach.amax(dim=1) + 1).clamp(max=key_steps).tolist()  # (K,) on the host
-    blocks = []
-    for start, stop, extent in zip(starts, stops, keys, strict=True):
-        blocked = attention_mask(query_lengths, key_lengths, stop - start, extent, causal, start,
-                                 alignment)
-        bias = torch.zeros(blocked.shape, device=blocked.device).masked_fill_(blocked, float("-inf"))
-        blocks.append(AttentionBlock(start, stop, extent, bias.unsqueeze(1)))  # (N, 1, rows, keys)
-    return blocks
-
-
 def masked_attention(
     query: Tensor,
     key: Tensor,
@@ -288,23 +106,24 @@ def masked_attention(
         \operatorname{softmax}\left(\frac{\mathbf{Q}\mathbf{K}^{\top}}{\sqrt{D}}
         + \mathbf{M}\right)\right)\mathbf{V},
 
-    computed one block of queries at a time (:func:`attention_blocks`). Each query's
-    softmax runs over its whole row of visible keys, so blocking gives the same result.
+    computed one block of queries at a time
+    (:func:`~dhmd_graph.nn.masking.attention_blocks`). Each query's softmax runs over
+    its whole row of visible keys, so blocking gives the same result.
 
     Without dropout (evaluation, or :obj:`dropout=0`) each block goes to
     :func:`torch.nn.functional.scaled_dot_product_attention`, whose fused CPU kernel
     never holds all weights at once. With dropout, which that kernel does not offer,
     the weights of one block at a time are materialised, and the gradient is written
-    out by hand (:class:`_BlockedAttention`) so that the blocks accumulate into one
-    gradient of the keys and values instead of one full-size gradient per block (not
-    differentiable twice).
+    out by hand so that the blocks accumulate into one gradient of the keys and values
+    instead of one full-size gradient per block (not differentiable twice; the private
+    kernel and its measurement are in :mod:`dhmd_graph.nn._blocked_attention`).
 
     Args:
         query (Tensor): Queries.
         key (Tensor): Keys.
         value (Tensor): Values.
         blocks (list[AttentionBlock]): The blocks and masks of
-            :func:`attention_blocks`.
+            :func:`~dhmd_graph.nn.masking.attention_blocks`.
         dropout (float or Tensor, optional): Dropout on the attention weights (as
             :func:`inverted_dropout`): one rate, or a rate per sequence ``(N,)`` (e.g.
             per source modality, as the DMD reference sets them). (default: :obj:`0.0`)
@@ -320,70 +139,10 @@ def masked_attention(
             value[:, :, :block.keys], attn_mask=block.bias.to(query.dtype))
             for block in blocks]  # (N, H, rows, D)
         return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N, H, T_q, D)
-    batch, heads, steps, channels = query.shape
-    # Steps last, (N H, D, T): every product below then writes a wide, row-major result.
-    query = (query * channels**-0.5).transpose(-1, -2).reshape(batch * heads, channels, steps)
-    key = key.transpose(-1, -2).reshape(batch * heads, channels, -1)
-    value = value.transpose(-1, -2).reshape(batch * heads, channels, -1)
-    if isinstance(dropout, Tensor):  # (N,) -> (N H, 1, 1), one rate per row of weights
-        dropout = dropout.to(query.dtype).repeat_interleave(heads).view(-1, 1, 1)
-    out = _BlockedAttention.apply(query, key, value, blocks, dropout)
-    return out.view(batch, heads, channels, steps).transpose(-1, -2)  # (N, H, T_q, D)
+    return blocked_attention(query, key, value, blocks, dropout)  # (N, H, T_q, D)
 
 
-class _BlockedAttention(torch.autograd.Function):
-    r"""The blocked attention of :func:`masked_attention` with dropout on
-    ``(N H, D, T)`` layouts (query already scaled), and its gradient: for a block with
-    weights
-    :math:`\mathbf{P}` (softmax), keep mask :math:`\mathbf{K}_{eep}` (0 or
-    :math:`1/(1-p)`) and :math:`\mathbf{A} = \mathbf{P} \odot \mathbf{K}_{eep}`,
-
-    .. math::
-        \mathrm{d}\mathbf{V} \mathrel{+}= \mathbf{A}^{\top} \mathrm{d}\mathbf{O},\quad
-        \mathrm{d}\mathbf{S} = \mathbf{P} \odot (\mathrm{d}\mathbf{P} - \textstyle\sum_k
-        \mathrm{d}\mathbf{P} \odot \mathbf{P}),\ \mathrm{d}\mathbf{P} =
-        (\mathrm{d}\mathbf{O} \mathbf{V}^{\top}) \odot \mathbf{K}_{eep},\quad
-        \mathrm{d}\mathbf{Q} = \mathrm{d}\mathbf{S}\,\mathbf{K},\quad
-        \mathrm{d}\mathbf{K} \mathrel{+}= \mathrm{d}\mathbf{S}^{\top} \mathbf{Q}.
-    """
-
-    @staticmethod
-    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, blocks: list[AttentionBlock],
-                dropout: float | Tensor) -> Tensor:
-        out, saved = [], []
-        for block in blocks:
-            scores = torch.bmm(query[:, :, block.start:block.stop].transpose(1, 2),
-                               key[:, :, :block.keys])  # (N H, rows, keys)
-            scores.view(block.bias.shape[0], -1, *scores.shape[1:]).add_(block.bias)
-            probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
-            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)  # rate(s) (N H, 1, 1)
-            weights = probabilities * keep
-            out.append(torch.bmm(value[:, :, :block.keys], weights.transpose(1, 2)))  # (N H, D, rows)
-            saved.append((probabilities, keep))
-        ctx.blocks, ctx.probabilities = blocks, saved
-        ctx.save_for_backward(query, key, value)
-        return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N H, D, T_q)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        query, key, value = ctx.saved_tensors
-        grad_query = torch.empty_like(query)
-        grad_key, grad_value = torch.zeros_like(key), torch.zeros_like(value)
-        for block, (probabilities, keep) in zip(ctx.blocks, ctx.probabilities, strict=True):
-            rows, keys = slice(block.start, block.stop), slice(0, block.keys)
-            grad_block = grad_out[:, :, rows]  # (N H, D, rows)
-            grad_value[:, :, keys] += torch.bmm(grad_block, probabilities * keep)  # (N H, D, keys)
-            grad_weights = torch.bmm(grad_block.transpose(1, 2), value[:, :, keys])
-            grad_weights.mul_(keep)  # (N H, rows, keys)
-            row_sum = (grad_weights * probabilities).sum(dim=-1, keepdim=True)  # (N H, rows, 1)
-            grad_scores = grad_weights.sub_(row_sum).mul_(probabilities)  # (N H, rows, keys)
-            grad_query[:, :, rows] = torch.bmm(key[:, :, keys], grad_scores.transpose(1, 2))
-            grad_key[:, :, keys] += torch.bmm(query[:, :, rows], grad_scores)
-        return grad_query, grad_key, grad_value, None, None
-
-
-def position_encoding(x: Tensor, kind: str = "interleaved") -> Tensor:
+def position_encoding(x: Tensor, kind: PositionalEncoding = "interleaved") -> Tensor:
     r"""The sinusoidal position encoding of the steps of ``x``.
 
     ``"interleaved"`` (ours) encodes step :math:`t` as
@@ -438,7 +197,7 @@ def position_encoding(x: Tensor, kind: str = "interleaved") -> Tensor:
     return table[position]  # (*, T, C)
 
 
-def scale_and_position(x: Tensor, encoding: str = "interleaved") -> Tensor:
+def scale_and_position(x: Tensor, encoding: PositionalEncoding = "interleaved") -> Tensor:
     r"""The transformer input :math:`\sqrt{C}\,\mathbf{x} + \mathrm{PE}`, with the
     sinusoidal :func:`position_encoding` ``encoding`` of the steps of ``x``
     ``(*, T, C)``."""
@@ -645,10 +404,10 @@ class StackedTransformer(nn.Module):
             inputs (and sources). (default: :obj:`0.0`)
         feedforward_ratio (int, optional): Feed-forward width over :obj:`channels`.
             (default: :obj:`4`)
-        causal (bool, optional): Causal masking (see :func:`attention_mask`).
+        causal (bool, optional): Causal masking (see :func:`~dhmd_graph.nn.masking.attention_mask`).
             (default: :obj:`True`)
         causal_alignment (str, optional): ``"relative"`` or ``"shifted"`` (the DMD
-            reference), see :func:`attention_mask`. (default: :obj:`"relative"`)
+            reference), see :func:`~dhmd_graph.nn.masking.attention_mask`. (default: :obj:`"relative"`)
         positional_encoding (str, optional): ``"interleaved"`` or ``"fairseq"`` (the DMD
             reference), see :func:`position_encoding`. (default: :obj:`"interleaved"`)
         shared_norm (bool, optional): With :obj:`cross`, normalise the source with the
@@ -676,8 +435,8 @@ class StackedTransformer(nn.Module):
         embed_dropout: float = 0.0,
         feedforward_ratio: int = 4,
         causal: bool = True,
-        causal_alignment: str = "relative",
-        positional_encoding: str = "interleaved",
+        causal_alignment: CausalAlignment = "relative",
+        positional_encoding: PositionalEncoding = "interleaved",
         shared_norm: bool = False,
     ) -> None:
         super().__init__()
