@@ -52,6 +52,7 @@ __all__ = [
     "config_to_dict",
     "edge_name",
     "fit_inputs",
+    "fit_steps",
     "fit_task",
     "task_of_labels",
     "parse_edge",
@@ -1052,11 +1053,19 @@ def apply_overrides(config: DHMDConfig, overrides: list[str]) -> DHMDConfig:
 
 def _overridden_inputs(config: DHMDConfig, overrides: Iterable[str]) -> set[tuple[str, str]]:
     """``(modality, field)`` of every ``modalities.<name|index>.<input field>=...`` override."""
+    return _overridden_fields(config, overrides, INPUT_FIELDS)
+
+
+def _overridden_fields(config: DHMDConfig, overrides: Iterable[str], fields: Iterable[str]
+                       ) -> set[tuple[str, str]]:
+    """``(modality, field)`` of every ``modalities.<name|index>.<field>=...`` override of
+    one of ``fields``."""
     names = config.modality_names
+    fields = set(fields)
     chosen = set()
     for item in overrides:
         parts = item.partition("=")[0].strip().split(".")
-        if len(parts) != 3 or parts[0] != "modalities" or parts[2] not in INPUT_FIELDS:
+        if len(parts) != 3 or parts[0] != "modalities" or parts[2] not in fields:
             continue
         entry = parts[1]
         if entry.isdigit() and entry not in names and int(entry) < len(names):
@@ -1135,6 +1144,61 @@ def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | 
         modalities.append(dataclasses.replace(modality, input_dim=input_dim,
                                               vocab_size=vocab_size))
     return dataclasses.replace(config, modalities=modalities)
+
+
+def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[str] = ()
+              ) -> tuple[DHMDConfig, list[str]]:
+    r"""A copy of ``config`` whose temporal projections fit the data's sequence lengths,
+    and what changed.
+
+    * A kernel longer than the data's longest sequence :math:`T_m` becomes :math:`T_m`
+      (1 for a modality without a time axis). This is exact: the projection zero-pads a
+      sequence shorter than its kernel at the end, so only the first :math:`T_m` taps ever
+      meet data, and the one output step is what a kernel of :math:`T_m` computes with
+      those taps (on one step: the first tap alone, a linear map of the one vector; the
+      kernel is not centred). What changes is that no parameter is left without gradient,
+      and the initial weights have the scale of a projection of the steps that exist
+      (PyTorch draws a kernel of :math:`k` taps over :math:`C` channels with bound
+      :math:`1/\sqrt{kC}`).
+    * A modality with one step and a ``sequence_length`` above 1 (the DMD reference mode
+      pads to its benchmark's 50 or more steps) gets ``sequence_length=1``: without a time
+      axis there is nothing to pad, and without length masks the padding would count as
+      valid steps.
+
+    Sequences at least as long as the kernel, and every other field, are left as they
+    are, so results on data with a time axis do not change. A ``kernel_size`` or
+    ``sequence_length`` set by one of ``overrides`` (``"modalities.audio.kernel_size=5"``)
+    is the user's choice and kept. The position encoding is not changed: on one step it
+    is the encoding of the first position, the same vector for every sample.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        steps (Mapping[str, int]): Per modality the longest true length in the data
+            (:func:`~dhmd_graph.data.loading.modality_steps`).
+        overrides (Iterable[str], optional): Overrides whose fields are kept.
+            (default: ``()``)
+
+    Returns:
+        tuple[DHMDConfig, list[str]]: The config and one line per change, saying why.
+    """
+    kept = {(entry, field) for entry, field in _overridden_fields(
+        config, overrides, ("kernel_size", "sequence_length"))}
+    modalities, notes = [], []
+    for modality in config.modalities:
+        length = steps.get(modality.name)
+        changes: dict[str, int] = {}
+        if length is not None and modality.kernel_size > length \
+                and (modality.name, "kernel_size") not in kept:
+            changes["kernel_size"] = length
+        if length == 1 and (modality.sequence_length or 1) > 1 \
+                and (modality.name, "sequence_length") not in kept:
+            changes["sequence_length"] = 1
+        for field, value in changes.items():
+            notes.append(f"modalities.{modality.name}.{field}: {getattr(modality, field)} -> "
+                         f"{value} (the data's '{modality.name}' has at most {length} "
+                         f"step{'s' if length > 1 else ''})")
+        modalities.append(dataclasses.replace(modality, **changes) if changes else modality)
+    return dataclasses.replace(config, modalities=modalities), notes
 
 
 # The task from the data ################################################################

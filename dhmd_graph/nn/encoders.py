@@ -34,8 +34,15 @@ class TemporalProjection(nn.Module):
     optional dropout acts on the features before the convolution (the DMD reference
     drops its text features there). Steps at or after each sample's true length
     :math:`L` are zeroed before the convolution, so valid outputs never see padding;
-    sequences shorter than the kernel are zero-padded to it. The true output lengths
-    are :math:`\max(L - k + 1, 1)`.
+    sequences shorter than the kernel are zero-padded to it at the end. The true output
+    lengths are :math:`\max(L - k + 1, 1)`.
+
+    On input of :math:`T < k` steps (one step: a modality without a time axis) the one
+    output step is therefore :math:`\sum_{j < T} \mathbf{W}_j \mathbf{x}_j`: exactly a
+    kernel of :math:`T` taps, the first :math:`T` of the :math:`k` (the kernel is not
+    centred), the others never meeting data. :func:`~dhmd_graph.config.fit_steps` builds
+    the kernel of :math:`T` taps for such data, so that every weight is used and
+    initialised at the scale of the steps that exist.
 
     Args:
         input_dim (int, optional): Feature width :math:`d_m`, or :obj:`None` for token
