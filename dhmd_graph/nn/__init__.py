@@ -24,6 +24,7 @@ from dhmd_graph.nn.encoders import (
 )
 from dhmd_graph.nn.graph import ModalityGraph, modality_graph, restrict_to_present
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
+from dhmd_graph.nn.word_vectors import coverage_line, load_word_vectors, vector_width
 
 __all__ = [
     "DecoupledFeatures",
@@ -41,11 +42,14 @@ __all__ = [
     "StackedTransformer",
     "TemporalProjection",
     "attention_mask",
+    "coverage_line",
     "length_mask",
+    "load_word_vectors",
     "masked_attention",
     "masked_mean",
     "position_encoding",
     "sparsemax",
+    "vector_width",
     "ModalityGraph",
     "modality_graph",
     "restrict_to_present",
