@@ -9,7 +9,8 @@ dataset's train / valid / test splits, :func:`fit_baselines` fits
 * a **linear model on pooled features**: every modality pooled to one vector per sample
   and concatenated — float features ``(N, T, d)`` by their length-masked mean over time,
   then standardised with the training mean and std; token ids ``(N, T)`` (and the ids of
-  BERT tokens ``(N, T, 3)``) as TF-IDF over the ids (sublinear term frequency, the
+  BERT tokens ``(N, T, 3)``) as TF-IDF over the ids
+  (:func:`~dhmd_graph.data.transforms.tfidf_features`: sublinear term frequency, the
   document frequencies of the training split, rows of unit norm; unigrams, or also the
   bigrams seen in training with ``ngrams=2``). Scores get ridge regression, classes a
   (multinomial) logistic regression, multi-label data one logistic regression per label.
@@ -36,12 +37,12 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from dhmd_graph.config import task_of_labels
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.loading import load_dataset
+from dhmd_graph.data.transforms import tfidf_features
 from dhmd_graph.metrics import (
     default_monitor,
     format_table,
@@ -107,36 +108,6 @@ def _pooled_vectors(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def _token_ids(array: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
-    """Per sample the valid token ids: of ``(N, T)`` ids, or of the ids channel of BERT
-    tokens ``(N, T, 3)`` where their attention mask is set."""
-    ids = np.asarray(array)
-    if ids.ndim == 3:  # BERT tokens: ids, attention mask, segment ids
-        return [row[:, 0][row[:, 1] != 0] for row in ids]
-    return [row[:length] for row, length in zip(ids, lengths, strict=True)]
-
-
-def _bags(samples: list[np.ndarray], ngrams: int, columns: dict[tuple[int, ...], int],
-          grow: bool) -> sparse.csr_matrix:
-    """``(N, V)`` counts of the n-grams in ``columns`` (extended when ``grow``)."""
-    rows, cols = [], []
-    for row, ids in enumerate(samples):
-        ids = ids.tolist()
-        for n in range(1, ngrams + 1):
-            for start in range(len(ids) - n + 1):
-                gram = tuple(ids[start: start + n])
-                if gram not in columns:
-                    if not grow:
-                        continue
-                    columns[gram] = len(columns)
-                rows.append(row)
-                cols.append(columns[gram])
-    values = np.ones(len(rows), dtype=np.float64)
-    matrix = sparse.csr_matrix((values, (rows, cols)), shape=(len(samples), len(columns)))
-    matrix.sum_duplicates()
-    return matrix
-
-
 def pooled_features(datasets: Mapping[str, MultimodalDataset],
                     modalities: Sequence[str] | None = None, *, ngrams: int = 1
                     ) -> PooledFeatures:
@@ -166,20 +137,9 @@ def pooled_features(datasets: Mapping[str, MultimodalDataset],
     blocks: dict[str, list[sparse.csr_matrix]] = {split: [] for split in datasets}
     parts = []
     for name in names:
-        array = train.features[name]
-        if np.issubdtype(array.dtype, np.integer):  # token ids or BERT tokens
-            columns: dict[tuple[int, ...], int] = {}
-            counts = {split: None for split in datasets}
-            counts["train"] = _bags(_token_ids(array, train.lengths[name]), ngrams, columns,
-                                    grow=True)
-            for split, dataset in datasets.items():
-                if split != "train":
-                    counts[split] = _bags(_token_ids(dataset.features[name],
-                                                     dataset.lengths[name]),
-                                          ngrams, columns, grow=False)
-            tfidf = TfidfTransformer(sublinear_tf=True).fit(counts["train"])
-            for split in datasets:
-                blocks[split].append(tfidf.transform(counts[split]).tocsr())
+        if np.issubdtype(train.features[name].dtype, np.integer):  # token ids or BERT tokens
+            for split, rows in tfidf_features(datasets, name, ngrams=ngrams).items():
+                blocks[split].append(rows)
             parts.append(f"TF-IDF({name}{', bigrams' if ngrams == 2 else ''})")
             continue
         pooled = {split: _pooled_vectors(dataset.features[name], dataset.lengths[name])
