@@ -1204,8 +1204,7 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
     Returns:
         tuple[DHMDConfig, list[str]]: The config and one line per change, saying why.
     """
-    kept = {(entry, field) for entry, field in _overridden_fields(
-        config, overrides, ("kernel_size", "sequence_length"))}
+    kept = _overridden_fields(config, overrides, ("kernel_size", "sequence_length"))
     modalities, notes = [], []
     for modality in config.modalities:
         length = steps.get(modality.name)
@@ -1216,8 +1215,8 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
         if length == 1 and (modality.sequence_length or 1) > 1 \
                 and (modality.name, "sequence_length") not in kept:
             changes["sequence_length"] = 1
-        for field, value in changes.items():
-            notes.append(f"modalities.{modality.name}.{field}: {getattr(modality, field)} -> "
+        for name, value in changes.items():
+            notes.append(f"modalities.{modality.name}.{name}: {getattr(modality, name)} -> "
                          f"{value} (the data's '{modality.name}' has at most {length} "
                          f"step{'s' if length > 1 else ''})")
         modalities.append(dataclasses.replace(modality, **changes) if changes else modality)
