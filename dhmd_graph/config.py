@@ -178,6 +178,19 @@ class ModalityConfig:
         bert_finetune (bool, optional): With ``bert_path``, train BERT with the rest of
             the model (the reference's ``use_finetune``); :obj:`False` freezes it.
             (default: :obj:`True`)
+        word_vectors (str, optional): For token ids, a local GloVe, word2vec (text) or
+            fastText ``.vec`` file whose vectors start the token embedding, row by row
+            for the words of the dataset's vocabulary (see
+            :mod:`~dhmd_graph.nn.word_vectors`); ``embedding_dim`` must be the file's
+            width. The model reads it in :meth:`DHMD.load_word_vectors
+            <dhmd_graph.model.DHMD.load_word_vectors>`, which returns the coverage; a
+            model restored from a checkpoint does not read it. Use it for a vocabulary
+            of a few thousand words and about a thousand samples, where an embedding
+            learned from scratch has too little to learn from. (default: :obj:`None`,
+            a random embedding)
+        word_vectors_finetune (bool, optional): With ``word_vectors``, train the
+            embedding with the model; :obj:`False` keeps the vectors as they are (words
+            the file lacks then stay zero). (default: :obj:`True`)
     """
 
     name: str
@@ -191,9 +204,19 @@ class ModalityConfig:
     attention_dropout: float | None = None
     bert_path: str | None = None
     bert_finetune: bool = True
+    word_vectors: str | None = None
+    word_vectors_finetune: bool = True
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        if self.word_vectors is not None and (not self.word_vectors or self.bert_path):
+            raise field_error(self, "word_vectors", "a local vectors file for token ids, or null "
+                        "(not with bert_path)", self.word_vectors,
+                        "Name a GloVe/word2vec/fastText text file, or drop bert_path")
+        if not self.word_vectors_finetune and self.word_vectors is None:
+            raise field_error(self, "word_vectors_finetune", "true without word_vectors (it would "
+                        "freeze a random embedding)", self.word_vectors_finetune,
+                        "Set word_vectors to a vectors file, or drop word_vectors_finetune")
         if not isinstance(self.name, str) or not self.name or "->" in self.name or "." in self.name:
             raise field_error(self, "name", "a non-empty name without '->' or '.'", self.name,
                         "Use the modality's key in the batch, e.g. 'text'")

@@ -32,7 +32,7 @@ from dhmd_graph.tasks import task_of_labels, task_spec
 from dhmd_graph.train.config import TrainConfig
 
 __all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "fit_inputs",
-           "fit_task", "load_splits", "resolve_data"]
+           "fit_steps", "fit_task", "load_splits", "resolve_data"]
 
 TASK_FIELDS = ("task", "num_classes")
 """The fields of :class:`~dhmd_graph.config.DHMDConfig` that :func:`fit_task` takes from
@@ -155,6 +155,61 @@ def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | 
     return dataclasses.replace(config, modalities=modalities)
 
 
+def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[str] = ()
+              ) -> tuple[DHMDConfig, list[str]]:
+    r"""A copy of ``config`` whose temporal projections fit the data's sequence lengths,
+    and what changed.
+
+    * A kernel longer than the data's longest sequence :math:`T_m` becomes :math:`T_m`
+      (1 for a modality without a time axis). This is exact: the projection zero-pads a
+      sequence shorter than its kernel at the end, so only the first :math:`T_m` taps ever
+      meet data, and the one output step is what a kernel of :math:`T_m` computes with
+      those taps (on one step: the first tap alone, a linear map of the one vector; the
+      kernel is not centred). What changes is that no parameter is left without gradient,
+      and the initial weights have the scale of a projection of the steps that exist
+      (PyTorch draws a kernel of :math:`k` taps over :math:`C` channels with bound
+      :math:`1/\sqrt{kC}`).
+    * A modality with one step and a ``sequence_length`` above 1 (the DMD reference mode
+      pads to its benchmark's 50 or more steps) gets ``sequence_length=1``: without a time
+      axis there is nothing to pad, and without length masks the padding would count as
+      valid steps.
+
+    Sequences at least as long as the kernel, and every other field, are left as they
+    are, so results on data with a time axis do not change. A ``kernel_size`` or
+    ``sequence_length`` set by one of ``overrides`` (``"modalities.audio.kernel_size=5"``)
+    is the user's choice and kept. The position encoding is not changed: on one step it
+    is the encoding of the first position, the same vector for every sample.
+
+    Args:
+        config (DHMDConfig): The configuration, e.g. a :func:`preset`.
+        steps (Mapping[str, int]): Per modality the longest true length in the data
+            (:func:`~dhmd_graph.data.loading.modality_steps`).
+        overrides (Iterable[str], optional): Overrides whose fields are kept.
+            (default: ``()``)
+
+    Returns:
+        tuple[DHMDConfig, list[str]]: The config and one line per change, saying why.
+    """
+    kept = {tuple(key.split(".")[1:]) for key in _keys(config, overrides)
+            if key.startswith("modalities.") and key.count(".") == 2}
+    modalities, notes = [], []
+    for modality in config.modalities:
+        length = steps.get(modality.name)
+        changes: dict[str, int] = {}
+        if length is not None and modality.kernel_size > length \
+                and (modality.name, "kernel_size") not in kept:
+            changes["kernel_size"] = length
+        if length == 1 and (modality.sequence_length or 1) > 1 \
+                and (modality.name, "sequence_length") not in kept:
+            changes["sequence_length"] = 1
+        for name, value in changes.items():
+            notes.append(f"modalities.{modality.name}.{name}: {getattr(modality, name)} -> "
+                         f"{value} (the data's '{modality.name}' has at most {length} "
+                         f"step{'s' if length > 1 else ''})")
+        modalities.append(dataclasses.replace(modality, **changes) if changes else modality)
+    return dataclasses.replace(config, modalities=modalities), notes
+
+
 def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
              overrides: Iterable[str] = ()) -> DHMDConfig:
     r"""A copy of ``config`` whose task fits the data's labels.
@@ -229,6 +284,9 @@ class Experiment:
     model: DHMDConfig
     train: TrainConfig
     explicit: frozenset[str] = field(default_factory=frozenset)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What fitting to the data changed beyond the inputs and the task, one line each (not
+    saved)."""
 
     def __post_init__(self) -> None:
         self.data = resolve_data(self.data)
@@ -345,9 +403,10 @@ class Experiment:
                       if key.startswith("model.")}
         if self.chose("model"):
             model_keys |= set(TASK_FIELDS)
-        from dhmd_graph.data.loading import modality_inputs
+        from dhmd_graph.data.loading import modality_inputs, modality_steps
 
         model = fit_inputs(self.model, modality_inputs(splits), model_keys)
+        model, notes = fit_steps(model, modality_steps(splits), model_keys)
         train_split = splits["train"]
         model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys)
         train = self.train
@@ -359,7 +418,7 @@ class Experiment:
         valid = splits["valid"].labels
         train.check_monitor(metrics(valid, valid))
         _check_runs(model, train_split, self.data)
-        return dataclasses.replace(self, model=model, train=train)
+        return dataclasses.replace(self, model=model, train=train, notes=tuple(notes))
 
     def summary(self, splits: Mapping[str, Any], out: str | os.PathLike) -> str:
         """One paragraph before training: the data, the model's inputs, the schedule, the
@@ -370,7 +429,8 @@ class Experiment:
             else f"{m.name} input_dim={m.input_dim}" if m.input_dim is not None
             else f"{m.name} token ids (vocab_size={m.vocab_size})" for m in self.model.modalities)
         train, seeds = self.train, self.train.seeds
-        return (f"data: {self.data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
+        fitted = "".join(f"fitted to the data: {note}\n" for note in self.notes)
+        return (f"{fitted}data: {self.data} ({sizes})\nmodel inputs (from the data): {inputs}\n"
                 f"schedule: up to {train.max_epochs} epochs (early stop after "
                 f"{train.early_stop_patience} without improvement) for each of {len(seeds)} "
                 f"seed(s) {', '.join(map(str, seeds))}, device {train.device}\n"

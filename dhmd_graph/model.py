@@ -12,7 +12,7 @@ dictionary → fusion blocks). The objective is the pure function :func:`dhmd_ob
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -48,6 +48,7 @@ from dhmd_graph.nn.graph import modality_graph
 from dhmd_graph.nn.masking import MaskedPooling, length_mask
 from dhmd_graph.nn.space import DecoupledSpace, SpaceOutput
 from dhmd_graph.nn.transformer import StackedTransformer
+from dhmd_graph.nn.word_vectors import load_word_vectors, vector_width
 from dhmd_graph.tasks import task_spec
 
 __all__ = ["DHMD", "DHMDOutput", "dhmd_objective"]
@@ -177,11 +178,19 @@ class DHMD(nn.Module):
         key_dropout = [encoder.attention_dropout if m.attention_dropout is None
                        else m.attention_dropout for m in config.modalities]
 
+        for m in config.modalities:
+            if m.word_vectors is not None and m.input_dim is not None:
+                raise ValueError(f"DHMD: modalities.{m.name}.word_vectors starts a token "
+                                 f"embedding, but '{m.name}' reads features of width "
+                                 f"{m.input_dim}; use it with token ids (input_dim=None), or "
+                                 "drop it.")
         # 1-2. Projection, decoupling, and the homogeneous self-attention summary c_fus.
         self.projections = nn.ModuleList(
             TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim,
                                dropout=m.input_dropout,
-                               text_encoder=self._text_encoder(m, pretrained))
+                               text_encoder=self._text_encoder(m, pretrained),
+                               freeze_embedding=m.word_vectors is not None
+                               and not m.word_vectors_finetune)
             for m in config.modalities
         )
         self.decoupling = Decoupling(num_modalities, width)
@@ -247,6 +256,47 @@ class DHMD(nn.Module):
         fusion_width = (sum(space.fusion_channels for space in self.spaces.values())
                         + num_modalities * width)
         self.fusion_head = ResidualHead(fusion_width, outputs, dropout=encoder.output_dropout)
+
+    def load_word_vectors(self, vocabulary: Sequence[str]) -> dict[str, float]:
+        r"""Start the token embedding of every modality with ``word_vectors`` from its file,
+        for the words of ``vocabulary`` (see :mod:`~dhmd_graph.nn.word_vectors`).
+
+        Call it once on a new model, before training; a model restored from a checkpoint
+        already holds its trained embedding.
+
+        Args:
+            vocabulary (Sequence[str]): The dataset's words by token id (id 0 padding,
+                id 1 unknown), e.g. ``datasets["train"].vocabulary``.
+
+        Returns:
+            dict[str, float]: Per such modality, the share of the vocabulary's words
+            found in the file (:func:`~dhmd_graph.nn.word_vectors.coverage_line` says it
+            in words).
+
+        Raises:
+            ValueError: A vocabulary larger than the embedding, or vectors of another width
+                than ``embedding_dim``.
+            DatasetError: A missing or malformed vectors file.
+        """
+        coverage = {}
+        for modality, projection in zip(self.config.modalities, self.projections, strict=True):
+            if modality.word_vectors is None:
+                continue
+            where = f"modalities.{modality.name}"
+            width = vector_width(modality.word_vectors)
+            if width != modality.embedding_dim:
+                raise ValueError(f"DHMD.load_word_vectors: {where}.embedding_dim is "
+                                 f"{modality.embedding_dim}, but the vectors in "
+                                 f"'{modality.word_vectors}' have {width} values; set "
+                                 f"{where}.embedding_dim={width}.")
+            if len(vocabulary) > modality.vocab_size:
+                raise ValueError(f"DHMD.load_word_vectors: the vocabulary has {len(vocabulary)} "
+                                 f"words, more than {where}.vocab_size={modality.vocab_size}; "
+                                 "build the model for this dataset (fit_inputs).")
+            vectors, coverage[modality.name] = load_word_vectors(modality.word_vectors,
+                                                                 vocabulary)
+            projection.load_embedding(vectors)
+        return coverage
 
     @staticmethod
     def _text_encoder(modality: ModalityConfig, pretrained: bool) -> nn.Module | None:

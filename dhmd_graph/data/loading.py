@@ -50,7 +50,7 @@ from dhmd_graph.data.safe_pickle import load_pickle
 from dhmd_graph.errors import ConfigError
 
 __all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "label_kind_line",
-           "load_dataset", "modality_inputs", "pickle_format"]
+           "load_dataset", "modality_inputs", "modality_steps", "pickle_format"]
 
 FORMATS = ("arrays", "cache", "csd", "misa", "mmsa", "mult")
 _PICKLE_READERS = {"mmsa": read_mmsa, "mult": read_mult}
@@ -288,6 +288,19 @@ def modality_inputs(datasets: Mapping[str, MultimodalDataset]) -> dict[str, Moda
                      if split.vocabulary is not None), default=0)
         inputs[name] = ModalityInput(None, max(largest + 1, known, 2))
     return inputs
+
+
+def modality_steps(datasets: Mapping[str, MultimodalDataset]) -> dict[str, int]:
+    r"""Per modality, the longest true length over all splits: 1 for a modality without
+    a time axis (``(N, d)`` or ``(N, 1, d)`` features, one vector per sample).
+
+    Args:
+        datasets (Mapping[str, MultimodalDataset]): The splits, e.g. from
+            :func:`load_dataset`.
+    """
+    first = next(iter(datasets.values()))
+    return {name: max(int(split.lengths[name].max()) for split in datasets.values())
+            for name in first.features}
 
 
 def describe(datasets: dict[str, MultimodalDataset], *, width: int = 40) -> str:

@@ -51,8 +51,15 @@ class TemporalProjection(nn.Module):
     optional dropout acts on the features before the convolution (the DMD reference
     drops its text features there). Steps at or after each sample's true length
     :math:`L` are zeroed before the convolution, so valid outputs never see padding;
-    sequences shorter than the kernel are zero-padded to it. The true output lengths
-    are :math:`\max(L - k + 1, 1)`.
+    sequences shorter than the kernel are zero-padded to it at the end. The true output
+    lengths are :math:`\max(L - k + 1, 1)`.
+
+    On input of :math:`T < k` steps (one step: a modality without a time axis) the one
+    output step is therefore :math:`\sum_{j < T} \mathbf{W}_j \mathbf{x}_j`: exactly a
+    kernel of :math:`T` taps, the first :math:`T` of the :math:`k` (the kernel is not
+    centred), the others never meeting data. :func:`~dhmd_graph.experiment.fit_steps` builds
+    the kernel of :math:`T` taps for such data, so that every weight is used and
+    initialised at the scale of the steps that exist.
 
     Args:
         input_dim (int, optional): Feature width :math:`d_m`, or :obj:`None` for token
@@ -66,6 +73,8 @@ class TemporalProjection(nn.Module):
         text_encoder (nn.Module, optional): A module mapping ``(B, T, 3)`` tokens to
             ``(B, T, H)`` features, with a ``hidden_size`` :math:`H` (then
             :obj:`input_dim` and :obj:`vocab_size` are :obj:`None`). (default: :obj:`None`)
+        freeze_embedding (bool, optional): Keep the token embedding as it is (e.g. word
+            vectors copied in with :meth:`load_embedding`). (default: :obj:`False`)
 
     Shapes:
         - **input:** features :math:`(B, T, d_m)` float, token ids :math:`(B, T)` long
@@ -82,6 +91,7 @@ class TemporalProjection(nn.Module):
         embedding_dim: int = 300,
         dropout: float = 0.0,
         text_encoder: nn.Module | None = None,
+        freeze_embedding: bool = False,
     ) -> None:
         super().__init__()
         if text_encoder is not None:
@@ -98,9 +108,31 @@ class TemporalProjection(nn.Module):
             nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
             if input_dim is None and text_encoder is None else None
         )
+        if freeze_embedding:
+            if self.embedding is None:
+                raise ValueError("TemporalProjection: freeze_embedding needs token-id input "
+                                 "(input_dim=None, a vocab_size).")
+            self.embedding.weight.requires_grad_(False)
         in_channels = (text_encoder.hidden_size if text_encoder is not None
                        else embedding_dim if input_dim is None else input_dim)
         self.conv = nn.Conv1d(in_channels, width, kernel_size, bias=False)
+
+    @torch.no_grad()
+    def load_embedding(self, vectors: Tensor) -> None:
+        r"""Copy ``vectors`` :math:`(V', E)` into the first :math:`V'` rows of the token
+        embedding (:math:`V' \leq` ``vocab_size``, :math:`E` = ``embedding_dim``); rows
+        beyond :math:`V'` keep their values."""
+        if self.embedding is None:
+            raise ValueError("TemporalProjection.load_embedding: this projection reads "
+                             "features, not token ids; it has no embedding.")
+        rows, width = self.embedding.weight.shape
+        if vectors.dim() != 2 or vectors.shape[0] > rows or vectors.shape[1] != width:
+            raise ValueError(f"TemporalProjection.load_embedding: expected at most {rows} "
+                             f"vectors of width {width} (embedding_dim), found "
+                             f"{tuple(vectors.shape)}. Set the modality's embedding_dim to "
+                             "the vectors' width.")
+        weight = self.embedding.weight
+        weight[: vectors.shape[0]] = vectors.to(device=weight.device, dtype=weight.dtype)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         if self.text_encoder is not None:

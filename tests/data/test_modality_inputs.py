@@ -42,3 +42,17 @@ def test_integer_triples_are_bert_tokens_not_features():
     assert modality_inputs({"train": split}) == {"text": (None, None, True),
                                                  "audio": (3, None, False)}
     assert "  text     BERT token ids: bert_path=<a BERT folder>" in describe({"train": split})
+
+
+def test_steps_are_the_longest_true_length_over_the_splits():
+    from dhmd_graph.data.loading import modality_steps
+
+    def split(text_lengths):
+        n = len(text_lengths)
+        return MultimodalDataset({"text": np.ones((n, 6), np.int64),
+                                  "audio": np.zeros((n, 1, 4), np.float32)},
+                                 {"text": np.array(text_lengths), "audio": np.ones(n)},
+                                 np.zeros(n), [str(i) for i in range(n)])
+
+    splits = {"train": split([2, 3]), "valid": split([5]), "test": split([1])}
+    assert modality_steps(splits) == {"text": 5, "audio": 1}

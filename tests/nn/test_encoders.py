@@ -117,3 +117,19 @@ def test_flatten_head_is_the_references():
                                          r"sequence_length"):
         head(torch.randn(2, 5, 3))
     assert repr(head) == "FlattenHead(steps=4, 3, 1)"
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_a_kernel_longer_than_the_input_is_a_kernel_of_its_first_taps(steps):
+    torch.manual_seed(0)
+    long = TemporalProjection(4, 6, kernel_size=5)
+    short = TemporalProjection(4, 6, kernel_size=steps)
+    with torch.no_grad():
+        short.conv.weight.copy_(long.conv.weight[:, :, :steps])
+    x = torch.randn(3, steps, 4)
+    lengths = torch.full((3,), steps)
+    out, out_lengths = long(x, lengths)
+    torch.testing.assert_close(out, short(x, lengths)[0])
+    assert out.shape == (3, 1, 6) and out_lengths.tolist() == [1, 1, 1]
+    if steps == 1:  # one vector: a linear map by the first tap
+        torch.testing.assert_close(out[:, 0], x[:, 0] @ long.conv.weight[:, :, 0].t())
