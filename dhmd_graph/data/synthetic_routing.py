@@ -62,9 +62,13 @@ import numpy as np
 
 from dhmd_graph.data.synthetic import (  # the shared machinery of the planted generators
     _MOSEI_TABLES,
+    MODALITIES,
+    PROFILES,
     RELIABILITY_KEY,
+    SPLITS,
     _apportion,
     _correlated_noise,
+    _label_std,
     _publish,
     _video_ids,
 )
@@ -79,8 +83,6 @@ __all__ = [
     "write_synthetic_routing",
 ]
 
-SPLITS = ("train", "valid", "test")
-MODALITIES = ("text", "audio", "vision")
 GENERATOR_VERSION = 1  # bump when the generated content changes: it names the cache folder
 ROUTING_SIZES = {"train": 2000, "valid": 400, "test": 800}
 """The default split sizes: small enough for CPU minutes."""
@@ -252,10 +254,7 @@ def write_synthetic_routing(path: str | PathLike, sizes: Mapping[str, int] | Non
     projections = {name: (rng.standard_normal((structure.code_channels, dim))
                           / np.sqrt(structure.code_channels)).astype(np.float32)
                    for name, dim in zip(MODALITIES, structure.dims, strict=True)}
-    values = np.array(list(_MOSEI_TABLES["train"]))
-    weights = np.array(list(_MOSEI_TABLES["train"].values()), dtype=np.float64)
-    weights /= weights.sum()
-    label_std = float(np.sqrt(weights @ values**2 - (weights @ values) ** 2))
+    label_std = _label_std(PROFILES["mosei"])  # of the train table the labels follow
     data = {split: _routing_split(n, projections, structure, label_std,
                                   np.random.default_rng([seed, 1 + index]))
             for index, (split, n) in enumerate(split_sizes.items())}
