@@ -33,7 +33,7 @@ from dhmd_graph.errors import ConfigError
 from dhmd_graph.fields import check_field_types, from_dict, to_dict
 from dhmd_graph.losses import LOGIT_METRICS, MARGIN_REDUCTIONS, METRICS, REPR_REDUCTIONS
 from dhmd_graph.nn.dictionary import ACTIVATIONS
-from dhmd_graph.nn.distill import NORMALIZATIONS
+from dhmd_graph.nn.distill import NORMALIZATIONS, SCORERS
 from dhmd_graph.nn.encoders import HOMOGENEOUS_HEADS
 from dhmd_graph.nn.masking import CAUSAL_ALIGNMENTS, POOLINGS
 from dhmd_graph.nn.transformer import CROSS_MODAL_NORMS, POSITIONAL_ENCODINGS
@@ -63,6 +63,12 @@ MARGIN_EMBEDDINGS: tuple[str, ...] = get_args(MarginEmbedding)
 Fusion = Literal["dhmd", "dmd"]
 """What the fusion network reads (``DHMDConfig.fusion``)."""
 FUSIONS: tuple[str, ...] = get_args(Fusion)
+SCORER_INPUTS = ("readout", "statistics")
+EDGE_TARGETS = ("none", "teacher_error", "error_gain")
+PRIOR_SCHEDULES = ("constant", "linear")
+CONTRASTIVE_INPUTS = ("reconstruction", "representation")
+CONTRASTIVE_POSITIVES = ("sample", "label")
+CONTRASTIVE_CROSS_MODAL = ("both", "homogeneous")
 
 
 def field_error(owner: object, name: str, expected: str, found: object, fix: str) -> ConfigError:
@@ -428,6 +434,45 @@ class GraphConfig:
             teachers' representations detached (*[open]*, ours: not detached, so a
             teacher learns what to send; the distillation losses always detach the
             teacher). Only with :obj:`propagate`. (default: :obj:`False`)
+        scorer (str, optional): The edge scorer of
+            :class:`~dhmd_graph.nn.DynamicGraphDistill`: ``"additive"`` (the reference:
+            :math:`\mathbf{w}^{\top}[\mathbf{h}_j \Vert \mathbf{h}_i]`, a teacher part
+            plus a student part, so the teachers of a sample are ranked alike for every
+            student), ``"pairwise"`` (ours: an MLP on :math:`[\mathbf{h}_i \Vert
+            \mathbf{h}_j \Vert \mathbf{h}_i - \mathbf{h}_j \Vert \mathbf{h}_i \odot
+            \mathbf{h}_j]`) or ``"bilinear"`` (ours: :math:`\mathbf{h}_j^{\top}
+            \mathbf{W}\mathbf{h}_i`). (default: :obj:`"additive"`)
+        scorer_input (str, optional): What the node embedding :math:`\mathbf{h}_m`
+            reads: ``"readout"`` (the reference: the node's logit and its
+            representation, a map of the pooled readout) or ``"statistics"`` (ours:
+            also the length-masked mean, standard deviation and step-difference RMS of
+            the space's sequence, :func:`~dhmd_graph.nn.temporal_statistics`, which keep
+            the temporal structure a pooled readout discards). (default:
+            :obj:`"readout"`)
+        edge_target (str, optional): A signal tying the learned weights :math:`E` to the
+            teachers' quality on each sample (ours; the reference has none, so nothing
+            trains :math:`E` toward good teachers): ``"none"``, ``"teacher_error"``
+            (KL from :math:`\mathrm{softmax}(-\ell_i / \tau_q)`, :math:`\ell_i` the
+            teacher node's detached per-sample task error) or ``"error_gain"``
+            (:math:`\mathrm{softmax}((\ell_j - \ell_i) / \tau_q)`), see
+            :func:`~dhmd_graph.losses.edge_target_loss`. (default: :obj:`"none"`)
+        edge_target_weight (float, optional): Weight of that term in the objective (not
+            multiplied by :obj:`weight`). (default: :obj:`1.0`)
+        edge_target_temperature (float, optional): :math:`\tau_q`, in units of the task
+            error. (default: :obj:`0.5`)
+        loss_trains_weights (bool, optional): Whether the distillation losses' gradient
+            reaches the edge weights :math:`w` (the reference: yes, which rewards edges
+            whose student already agrees with its teacher); :obj:`False` detaches
+            :math:`w` in them, so only the task (through the GD outputs), the prior
+            regulariser and :obj:`edge_target` train the scorer. (default: :obj:`True`)
+        prior_schedule (str, optional): ``"constant"`` (the reference: the prior in
+            :math:`w = E + p` and its regulariser at full strength throughout) or
+            ``"linear"`` (ours: both scaled by :math:`\alpha = \max(0, 1 - t / T)`
+            after :math:`t` training batches, :math:`T` = :obj:`prior_anneal_steps`, so
+            the prior is a starting point and :math:`w = E` at the end). Only with a
+            prior. (default: :obj:`"constant"`)
+        prior_anneal_steps (int, optional): :math:`T`, the training batches over which
+            a ``"linear"`` prior fades. (default: :obj:`1000`)
     """
 
     hidden_channels: int = 64
@@ -449,12 +494,27 @@ class GraphConfig:
     out_channels: int | None = None
     root_weight: bool = True
     detach_teacher: bool = False
+    scorer: str = "additive"
+    scorer_input: str = "readout"
+    edge_target: str = "none"
+    edge_target_weight: float = 1.0
+    edge_target_temperature: float = 0.5
+    loss_trains_weights: bool = True
+    prior_schedule: str = "constant"
+    prior_anneal_steps: int = 1000
 
     def __post_init__(self) -> None:
         check_field_types(self)
         _check_positive(self, "hidden_channels", integer=True)
-        for name in ("propagate", "root_weight", "detach_teacher"):
+        for name in ("propagate", "root_weight", "detach_teacher", "loss_trains_weights"):
             _check_bool(self, name)
+        _check_choice(self, "scorer", SCORERS)
+        _check_choice(self, "scorer_input", SCORER_INPUTS)
+        _check_choice(self, "edge_target", EDGE_TARGETS)
+        _check_choice(self, "prior_schedule", PRIOR_SCHEDULES)
+        _check_weight(self, "edge_target_weight")
+        _check_positive(self, "edge_target_temperature")
+        _check_positive(self, "prior_anneal_steps", integer=True)
         if self.out_channels is not None:
             _check_positive(self, "out_channels", integer=True)
         _check_positive(self, "temperature")
@@ -517,6 +577,26 @@ class DictionaryConfig:
             (:func:`~dhmd_graph.losses.dictionary_usage_loss`, the batch-mean activation
             pushed toward using all atoms); off by default since the contrastive
             negatives guard against collapse by themselves. (default: :obj:`0.0`)
+        contrastive_input (str, optional): What the contrastive loss compares:
+            ``"reconstruction"`` (ours so far, the figure's: the dictionary outputs, which
+            share their sample's teachers through the GD-Unit, so telling samples apart
+            is easy and not what the label needs) or ``"representation"`` (the space's
+            representations before the GD-Unit). (default: :obj:`"reconstruction"`)
+        contrastive_positives (str, optional): ``"sample"`` (InfoNCE, the same sample's
+            other modalities are the positives,
+            :func:`~dhmd_graph.losses.dictionary_contrastive_loss`) or ``"label"``
+            (supervised contrastive: every vector whose label is within
+            :obj:`contrastive_label_tolerance`,
+            :func:`~dhmd_graph.losses.supervised_contrastive_loss`). (default:
+            :obj:`"sample"`)
+        contrastive_label_tolerance (float, optional): The largest label distance of a
+            ``"label"`` positive (L1; one-hot classes are 2 apart).
+            (default: :obj:`0.5`)
+        contrastive_cross_modal (str, optional): In which spaces ``"label"`` compares
+            vectors of different modalities: ``"both"`` or ``"homogeneous"`` (the
+            heterogeneous space then compares each modality only with itself, so the
+            loss does not pull the decoupled private features together).
+            (default: :obj:`"both"`)
     """
 
     atoms: int = 64
@@ -526,6 +606,10 @@ class DictionaryConfig:
     contrastive_temperature: float = 0.1
     weight: float = 0.05
     usage_weight: float = 0.0
+    contrastive_input: str = "reconstruction"
+    contrastive_positives: str = "sample"
+    contrastive_label_tolerance: float = 0.5
+    contrastive_cross_modal: str = "both"
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -538,6 +622,10 @@ class DictionaryConfig:
         _check_choice(self, "activation", ACTIVATIONS)
         _check_weight(self, "weight")
         _check_weight(self, "usage_weight")
+        _check_choice(self, "contrastive_input", CONTRASTIVE_INPUTS)
+        _check_choice(self, "contrastive_positives", CONTRASTIVE_POSITIVES)
+        _check_weight(self, "contrastive_label_tolerance")
+        _check_choice(self, "contrastive_cross_modal", CONTRASTIVE_CROSS_MODAL)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.utils import scatter
+from torch_geometric.utils import scatter, softmax
 
 from dhmd_graph.tasks import task_spec
 
@@ -33,12 +33,15 @@ __all__ = [
     "ReprReduction",
     "dictionary_contrastive_loss",
     "dictionary_usage_loss",
+    "edge_target_loss",
     "graph_distillation_loss",
     "margin_loss",
     "orthogonality_loss",
     "prior_regularization",
     "self_regression_loss",
     "softened_kl",
+    "supervised_contrastive_loss",
+    "task_errors",
     "task_loss",
 ]
 
@@ -272,6 +275,72 @@ def prior_regularization(
     return difference.mean(dim=0).pow(2).sum()
 
 
+EDGE_TARGETS = ("teacher_error", "error_gain")
+"""The per-sample edge targets of :func:`edge_target_loss`."""
+
+
+def edge_target_loss(
+    learned: Tensor,
+    errors: Tensor,
+    edge_index: Tensor,
+    group: Tensor,
+    num_graphs: int,
+    batch: Tensor,
+    target: str = "teacher_error",
+    temperature: float = 0.5,
+) -> Tensor:
+    r"""Ties the learned edge weights :math:`E` to the teachers' quality on each sample
+    (ours): the KL divergence from a target distribution over the same softmax groups,
+
+    .. math::
+        q_{i \rightarrow j} = \operatorname{softmax}_{\mathcal{G}}
+        \big(t_{i \rightarrow j} / \tau\big),
+        \qquad
+        \mathcal{L}_{edge} = \frac{1}{B} \sum_{b} \sum_{i \rightarrow j \in
+        \mathcal{E}_b} q_{i \rightarrow j} \big(\log q_{i \rightarrow j} -
+        \log E_{i \rightarrow j}\big),
+
+    with :math:`t_{i \rightarrow j} = -\ell_i` (``"teacher_error"``: a teacher weighs
+    by its own error on this sample) or :math:`t_{i \rightarrow j} = \ell_j - \ell_i`
+    (``"error_gain"``: by how much better than its student it is; the same as
+    ``"teacher_error"`` when each student's teachers form a group), :math:`\ell` the
+    nodes' **detached** per-sample task errors (:func:`task_errors` of their logits).
+    Unlike the distillation loss, it does not reward agreement: two modalities wrong
+    in the same way get little weight.
+
+    Args:
+        learned (Tensor): ``(E,)`` learned edge weight :math:`E` (a distribution per
+            group).
+        errors (Tensor): ``(N,)`` per-node task error :math:`\ell` (detached here).
+        edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student.
+        group (Tensor): ``(E,)`` long, the softmax group of every edge (the GD-Unit's:
+            the sample, or the student node).
+        num_graphs (int): The number of graphs ``B``.
+        batch (Tensor): ``(N,)`` long, the graph (sample) of every node.
+        target (str, optional): ``"teacher_error"`` or ``"error_gain"``.
+            (default: ``"teacher_error"``)
+        temperature (float, optional): :math:`\tau > 0`, in units of the error.
+            (default: ``0.5``)
+
+    Returns:
+        Tensor: The scalar loss (zero where :math:`E = q`).
+    """
+    if target not in EDGE_TARGETS:
+        raise ValueError(f"edge_target_loss: target must be one of {EDGE_TARGETS}, found "
+                         f"{target!r}.")
+    if temperature <= 0:
+        raise ValueError(f"edge_target_loss: temperature must be positive, found "
+                         f"{temperature}.")
+    teacher, student = edge_index
+    errors = errors.detach()
+    logit = -errors[teacher] if target == "teacher_error" else errors[student] - errors[teacher]
+    size = int(group.max()) + 1 if group.numel() > 0 else 1
+    goal = softmax(logit / temperature, group, num_nodes=size)  # (E,) q per group
+    kl = goal * (torch.log(goal + LOG_EPS) - torch.log(learned + LOG_EPS))  # (E,)
+    per_graph = scatter(kl, batch[student], dim=0, dim_size=num_graphs, reduce="sum")  # (B,)
+    return per_graph.mean()
+
+
 def _edge_types(edge_index: Tensor, modality: Tensor) -> tuple[Tensor, int]:
     """``(E,)`` the type ``teacher_modality * M + student_modality`` of every edge, and
     the number of types ``M * M``."""
@@ -321,6 +390,17 @@ def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None,
     Returns:
         Tensor: The scalar loss.
     """
+    error = task_errors(prediction, labels, task, class_weights)  # (B, M')
+    if present is not None:
+        error = error * present.to(error.dtype)
+    return error.sum() / prediction.shape[0]
+
+
+def task_errors(prediction: Tensor, labels: Tensor, task: str = "regression",
+                class_weights: Tensor | None = None) -> Tensor:
+    r"""The per-sample task loss :math:`\ell` of :func:`task_loss`, before any
+    reduction: ``(B, M)`` for one prediction per modality, ``(B, 1)`` for one per sample.
+    Arguments as in :func:`task_loss`."""
     loss = task_spec(task).loss
     batch_size = prediction.shape[0]
     if loss == "cross_entropy":  # (B, [M,] C) logits, (B,) classes
@@ -342,9 +422,7 @@ def task_loss(prediction: Tensor, labels: Tensor, present: Tensor | None = None,
         else:
             error = (prediction - target).abs()
         error = error.reshape(batch_size, -1)  # (B, M')
-    if present is not None:
-        error = error * present.to(error.dtype)
-    return error.sum() / batch_size
+    return error
 
 
 def _step_weight(lengths: Tensor, steps: int, present: Tensor | None) -> Tensor:
@@ -586,3 +664,75 @@ def dictionary_contrastive_loss(
                              device=present.device).unsqueeze(-1)
     terms = torch.where(pair, -positive, torch.zeros_like(positive))  # (M, M, B)
     return terms.sum() / pair.sum().clamp_min(1)
+
+
+def supervised_contrastive_loss(
+    vectors: Tensor,
+    labels: Tensor,
+    present: Tensor | None = None,
+    temperature: float = 0.1,
+    tolerance: float = 0.5,
+    cross_modal: bool = True,
+) -> Tensor:
+    r"""A label-aware contrastive loss on per-modality vectors (ours): supervised
+    contrastive learning (Khosla et al., 2020) over the :math:`B M` (sample, modality)
+    vectors of a batch, positives by label rather than by sample.
+
+    For an anchor :math:`a = (b, m)`, the candidates :math:`C(a)` are the other present
+    vectors (with ``cross_modal=False`` only those of modality :math:`m`: modalities are
+    never compared with each other), the positives :math:`P(a) \subseteq C(a)` those
+    whose label is within ``tolerance`` of :math:`y_b` (L1 distance, so the same
+    sample's other modalities are always positives when compared),
+
+    .. math::
+        \ell_a = -\frac{1}{|P(a)|} \sum_{p \in P(a)} \log
+        \frac{\exp(\cos(\mathbf{z}_a, \mathbf{z}_p) / \tau)}
+        {\sum_{k \in C(a)} \exp(\cos(\mathbf{z}_a, \mathbf{z}_k) / \tau)},
+        \qquad
+        \mathcal{L} = \operatorname{mean}_{a : |P(a)| > 0}\, \ell_a,
+
+    zero when no anchor has a positive. Unlike
+    :func:`dictionary_contrastive_loss`, which asks each vector to identify its own
+    sample, this pulls together what has the same label, which is what the task needs.
+
+    Args:
+        vectors (Tensor): ``(B, M, F)`` the vectors :math:`\mathbf{z}` (by cosine).
+        labels (Tensor): ``(B,)`` scores or ``(B, L)`` label vectors (one-hot classes,
+            multi-hot rows).
+        present (Tensor, optional): ``(B, M)`` bool, which vectors take part.
+            (default: :obj:`None`, all)
+        temperature (float, optional): :math:`\tau > 0`. (default: ``0.1``)
+        tolerance (float, optional): The largest label distance of a positive.
+            (default: ``0.5``)
+        cross_modal (bool, optional): Whether vectors of different modalities are
+            compared. (default: :obj:`True`)
+
+    Returns:
+        Tensor: The scalar loss.
+    """
+    if temperature <= 0 or tolerance < 0:
+        raise ValueError(f"supervised_contrastive_loss: temperature must be positive and "
+                         f"tolerance >= 0, found {temperature} and {tolerance}.")
+    batch_size, num_modalities, _ = vectors.shape
+    z = F.normalize(vectors.flatten(0, 1), dim=-1)  # (N, F), node b * M + m
+    label = labels.reshape(batch_size, -1).to(z.dtype).repeat_interleave(
+        num_modalities, dim=0)  # (N, L)
+    valid = (torch.ones(len(z), dtype=torch.bool, device=z.device) if present is None
+             else present.reshape(-1))  # (N,)
+    modality = torch.arange(num_modalities, device=z.device).repeat(batch_size)  # (N,)
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    candidate = valid.unsqueeze(0) & valid.unsqueeze(1) & ~eye  # (N, N) [anchor, candidate]
+    if not cross_modal:
+        candidate &= modality.unsqueeze(0) == modality.unsqueeze(1)
+    distance = (label.unsqueeze(1) - label.unsqueeze(0)).abs().sum(dim=-1)  # (N, N)
+    positive = candidate & (distance <= tolerance)  # (N, N)
+    logits = (z @ z.t() / temperature).masked_fill(~candidate, float("-inf"))  # (N, N)
+    # An anchor without candidates gets a dummy finite entry, so no row is all -inf
+    # (whose log-softmax and gradient would be NaN); it has no positive and counts not.
+    logits = logits.masked_fill(eye & ~candidate.any(dim=-1, keepdim=True), 0.0)
+    log_probability = logits.log_softmax(dim=-1)  # (N, N), -inf off the candidates
+    log_probability = torch.where(positive, log_probability, torch.zeros_like(log_probability))
+    count = positive.sum(dim=-1)  # (N,)
+    per_anchor = -log_probability.sum(dim=-1) / count.clamp_min(1)  # (N,)
+    anchors = count > 0
+    return (per_anchor * anchors).sum() / anchors.sum().clamp_min(1)

@@ -28,11 +28,14 @@ from dhmd_graph.fields import first_difference
 from dhmd_graph.losses import (
     dictionary_contrastive_loss,
     dictionary_usage_loss,
+    edge_target_loss,
     graph_distillation_loss,
     margin_loss,
     orthogonality_loss,
     prior_regularization,
     self_regression_loss,
+    supervised_contrastive_loss,
+    task_errors,
     task_loss,
 )
 from dhmd_graph.nn.dictionary import ModalitySharedDictionary
@@ -257,6 +260,13 @@ class DHMD(nn.Module):
                         + num_modalities * width)
         self.fusion_head = ResidualHead(fusion_width, outputs, dropout=encoder.output_dropout)
 
+        # The training batches seen, for an annealed prior (its factor alpha, below).
+        if any(g.prior_schedule != "constant" and g.prior is not None
+               for g in config.graphs.values()):
+            self.register_buffer("training_batches", torch.zeros((), dtype=torch.long))
+        else:
+            self.training_batches = None
+
     def load_word_vectors(self, vocabulary: Sequence[str]) -> dict[str, float]:
         r"""Start the token embedding of every modality with ``word_vectors`` from its file,
         for the words of ``vocabulary`` (see :mod:`~dhmd_graph.nn.word_vectors`).
@@ -318,7 +328,9 @@ class DHMD(nn.Module):
             temperature=graph.temperature, normalize=graph.normalize,
             prior=self.config.prior_matrix(space), prior_temperature=graph.prior_temperature,
             out_channels=out_channels, root_weight=graph.root_weight,
-            detach_teacher=graph.detach_teacher,
+            detach_teacher=graph.detach_teacher, scorer=graph.scorer,
+            # temporal_statistics of the space's (B, T, channels) sequences: 3 per channel
+            context_channels=3 * channels if graph.scorer_input == "statistics" else None,
         )
         shared = None
         if dictionary.atoms > 0:
@@ -384,6 +396,19 @@ class DHMD(nn.Module):
         model.load_state_dict(state["model"])
         return model.eval(), dict(meta, epoch=state.get("epoch"), seed=state.get("seed"))
 
+    def prior_scales(self) -> dict[str, float | Tensor]:
+        r"""Per space the factor :math:`\alpha` of the prior in :math:`w = E + \alpha p`
+        and of its regulariser: 1 for a ``"constant"`` prior, :math:`\max(0, 1 - t / T)`
+        after :math:`t` training batches for a ``"linear"`` one (``prior_schedule``)."""
+        scales: dict[str, float | Tensor] = {}
+        for space, graph in self.config.graphs.items():
+            if graph.prior_schedule == "constant" or self.training_batches is None:
+                scales[space] = 1.0
+            else:
+                progress = self.training_batches.to(torch.get_default_dtype())
+                scales[space] = (1.0 - progress / graph.prior_anneal_steps).clamp_min(0.0)
+        return scales
+
     @property
     def modalities(self) -> tuple[str, ...]:
         """The modality names in node order (node ``b * M + m`` is modality ``m``)."""
@@ -419,7 +444,9 @@ class DHMD(nn.Module):
         decoupled = self.decoupling(projected, lengths)
 
         # 3. Homogeneous space, and DMD's self-attended summary c_fus.
-        homogeneous = self.spaces["homogeneous"](decoupled.shared, masks, present)
+        prior_scales = self.prior_scales()
+        homogeneous = self.spaces["homogeneous"](decoupled.shared, masks, present,
+                                                 prior_scales["homogeneous"])
         shared_encoded = self.shared_encoders(decoupled.shared, lengths)  # M x (B, T'_m, d)
         shared_fusion = torch.cat([
             pool(h, mask) * keep[:, m]
@@ -439,7 +466,8 @@ class DHMD(nn.Module):
             crossed[target].append(out * keep[:, source].unsqueeze(1))
         memory = self.memory_encoders([torch.cat(c, dim=-1) for c in crossed],
                                       lengths)  # M x (B, T'_m, (M-1)d)
-        heterogeneous = self.spaces["heterogeneous"](memory, masks, present)
+        heterogeneous = self.spaces["heterogeneous"](memory, masks, present,
+                                                     prior_scales["heterogeneous"])
 
         # 5. Fusion.
         fusion = [space.fusion for space in (homogeneous, heterogeneous)
@@ -594,7 +622,9 @@ class DHMD(nn.Module):
         """Forward and :func:`dhmd_objective`: ``'loss'`` (differentiable total), the
         other terms (detached) and :meth:`edge_weight_means`."""
         output = self(batch)
-        terms = dhmd_objective(output, batch, self.config)
+        terms = dhmd_objective(output, batch, self.config, prior_scales=self.prior_scales())
+        if self.training_batches is not None:
+            self.training_batches += 1
         logs = {k: (v if k == "loss" else v.detach()) for k, v in terms.items()}
         return logs | self.edge_weight_means(output)
 
@@ -631,7 +661,9 @@ class DHMD(nn.Module):
                 f"{'' if classes is None else f', num_classes={classes}'})")
 
 
-def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfig) -> dict[str, Tensor]:
+def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfig, *,
+                   prior_scales: Mapping[str, float | Tensor] | None = None
+                   ) -> dict[str, Tensor]:
     r"""The DHMD training objective (SPEC §6), as named unweighted terms plus the
     weighted total ``'loss'``:
 
@@ -657,9 +689,19 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     ``dictionary.usage_weight > 0``, the margin term only with ``loss.use_margin``.
     Absent modalities are masked from every term.
 
+    Switches of ours (each off by default): ``<space>_graph.edge_target`` adds
+    :math:`w_{edge}\mathcal{L}^s_{edge}` (:func:`~dhmd_graph.losses.edge_target_loss`,
+    on the space's nodes' detached task errors); ``loss_trains_weights=false`` detaches
+    :math:`w` in the GD terms; an annealed prior multiplies :math:`w_{reg}` by the
+    space's :math:`\alpha` of ``prior_scales`` (:meth:`DHMD.prior_scales`; :obj:`None`
+    means 1); ``dictionary.contrastive_input`` and ``contrastive_positives`` choose
+    what :math:`\mathcal{L}^s_{ctr}` compares and how
+    (:func:`~dhmd_graph.losses.supervised_contrastive_loss` for ``"label"``).
+
     Keys: ``'task'``, ``'reconstruction'``, ``'cycle'``, ``'orthogonality'``,
     ``'margin'``, ``'gd/<space>/logit'``, ``'gd/<space>/repr'``, ``'gd/<space>/reg'``,
-    ``'ctr/<space>'``, ``'usage/<space>'`` (those that apply) and ``'loss'``.
+    ``'edge/<space>/target'``, ``'ctr/<space>'``, ``'usage/<space>'`` (those that apply)
+    and ``'loss'``.
     """
     labels, present = batch.labels, output.present
     if labels is None:
@@ -685,11 +727,10 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     }
     total = (weights.task * terms["task"] + weights.reconstruction * terms["reconstruction"]
              + weights.cycle * terms["cycle"] + weights.orthogonality * terms["orthogonality"])
+    label_vectors = (F.one_hot(labels, config.num_classes)
+                     if task_spec(config.task).loss == "cross_entropy" else labels)  # (B,) or (B, C): what the label-aware losses compare
     if output.margin_embedding is not None:
-        margin_labels = (F.one_hot(labels, config.num_classes)
-                         if task_spec(config.task).loss == "cross_entropy"
-                         else labels)  # (B,) or (B, C)
-        terms["margin"] = margin_loss(output.margin_embedding, margin_labels, present,
+        terms["margin"] = margin_loss(output.margin_embedding, label_vectors, present,
                                       weights.margin_scale, weights.margin_reduction)
         total = total + weights.margin * terms["margin"]
 
@@ -698,7 +739,8 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
     for space, values in output.spaces.items():
         graph_config, edges = config.graphs[space], values.edges
         logits = values.logits.reshape(batch_size * num_modalities, -1)  # (N, C)
-        distill = {"edge_index": edges.edge_index, "edge_weight": edges.weight,
+        edge_weight = edges.weight if graph_config.loss_trains_weights else edges.weight.detach()
+        distill = {"edge_index": edges.edge_index, "edge_weight": edge_weight,
                    "batch": graph.batch, "num_graphs": batch_size}
         terms[f"gd/{space}/logit"] = graph_distillation_loss(
             logits, metric=graph_config.logit_metric, **distill,
@@ -716,13 +758,32 @@ def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfi
             terms[f"gd/{space}/reg"] = prior_regularization(
                 edges.learned, edges.prior, edges.edge_index, graph.batch, batch_size,
                 graph.modality)
-            gd = gd + graph_config.regularizer_weight * terms[f"gd/{space}/reg"]
+            scale = 1.0 if prior_scales is None else prior_scales[space]
+            gd = gd + graph_config.regularizer_weight * scale * terms[f"gd/{space}/reg"]
         total = total + graph_config.weight * gd
+        if graph_config.edge_target != "none":
+            errors = task_errors(values.logits, labels, **task).flatten()  # (N,) node b M + m
+            student = edges.edge_index[1]
+            group = graph.batch[student] if graph_config.normalize == "graph" else student
+            terms[f"edge/{space}/target"] = edge_target_loss(
+                edges.learned, errors, edges.edge_index, group, batch_size, graph.batch,
+                graph_config.edge_target, graph_config.edge_target_temperature)
+            total = total + graph_config.edge_target_weight * terms[f"edge/{space}/target"]
 
         if values.dictionary is None:
             continue
-        terms[f"ctr/{space}"] = dictionary_contrastive_loss(
-            values.dictionary.reconstruction, present, dictionary_config.contrastive_temperature)
+        compared = (values.dictionary.reconstruction
+                    if dictionary_config.contrastive_input == "reconstruction"
+                    else values.representation)  # (B, M, F)
+        if dictionary_config.contrastive_positives == "sample":
+            terms[f"ctr/{space}"] = dictionary_contrastive_loss(
+                compared, present, dictionary_config.contrastive_temperature)
+        else:
+            terms[f"ctr/{space}"] = supervised_contrastive_loss(
+                compared, label_vectors, present, dictionary_config.contrastive_temperature,
+                dictionary_config.contrastive_label_tolerance,
+                cross_modal=(dictionary_config.contrastive_cross_modal == "both"
+                             or space == "homogeneous"))
         total = total + dictionary_config.weight * terms[f"ctr/{space}"]
         if dictionary_config.usage_weight > 0:
             terms[f"usage/{space}"] = dictionary_usage_loss(values.dictionary.activation, present)

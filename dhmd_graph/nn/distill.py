@@ -26,12 +26,14 @@ from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor
+from torch.nn import Parameter
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
 __all__ = [
     "NORMALIZATIONS",
+    "SCORERS",
     "DynamicGraphDistill",
     "EdgeWeights",
     "GraphDistillOutput",
@@ -42,6 +44,9 @@ Normalization = Literal["graph", "target"]
 """Over which edges the weights of :class:`DynamicGraphDistill` sum to one: all edges
 of a sample (``"graph"``) or the edges into each student (``"target"``)."""
 NORMALIZATIONS: tuple[str, ...] = typing.get_args(Normalization)
+SCORERS = ("additive", "pairwise", "bilinear")
+"""The edge scorers of :class:`DynamicGraphDistill`: DMD's ``"additive"`` score and two
+pair-wise ones (ours)."""
 
 
 class EdgeWeights(NamedTuple):
@@ -50,8 +55,9 @@ class EdgeWeights(NamedTuple):
     Attributes:
         edge_index (Tensor): ``(2, E)`` long, row 0 teacher, row 1 student (the
             edges the layer was given).
-        weight (Tensor): ``(E,)`` the distillation weight :math:`w = E + p` (the
-            losses' weight; :math:`w = E` without a prior).
+        weight (Tensor): ``(E,)`` the distillation weight :math:`w = E + \alpha p`
+            (the losses' weight; :math:`\alpha = 1` unless the prior is annealed,
+            :math:`w = E` without a prior).
         learned (Tensor): ``(E,)`` the learned, input-dependent weight :math:`E`.
         prior (Tensor or None): ``(E,)`` the prior weight :math:`p`, :obj:`None`
             without a prior.
@@ -117,8 +123,29 @@ class DynamicGraphDistill(MessagePassing):
         \qquad
         w_{i \rightarrow j} = E_{i \rightarrow j} + p_{i \rightarrow j}
 
-    (without a prior, :math:`w = E`). Both softmaxes run over the edges actually
-    present, so pruned edges and absent nodes need no special case.
+    (without a prior, :math:`w = E`; with :obj:`prior_scale` :math:`\alpha` given to
+    :meth:`forward`, :math:`w = E + \alpha p`, so an annealed prior can fade out). Both
+    softmaxes run over the edges actually present, so pruned edges and absent nodes
+    need no special case.
+
+    **Scorers** (:obj:`scorer`). ``"additive"`` is DMD's score above: it is
+    :math:`a(\mathbf{h}_j) + b(\mathbf{h}_i)`, a student part plus a teacher part, so
+    it ranks the teachers of a sample once, alike for every student. The pair-wise
+    scorers (ours, *[open]*) see the pair:
+
+    .. math::
+        \texttt{"pairwise"}:\ e_{i \rightarrow j} = \mathbf{w}_2^{\top}
+        \mathrm{ReLU}\big(\mathbf{W}_1 [\mathbf{h}_i \Vert \mathbf{h}_j \Vert
+        \mathbf{h}_i - \mathbf{h}_j \Vert \mathbf{h}_i \odot \mathbf{h}_j]
+        + \mathbf{b}_1\big),
+        \qquad
+        \texttt{"bilinear"}:\ e_{i \rightarrow j} = \mathbf{h}_j^{\top}
+        \mathbf{W} \mathbf{h}_i .
+
+    With :obj:`context_channels`, every node also carries a context vector
+    :math:`\mathbf{s}_m` (e.g. temporal statistics of its sequence) that enters the
+    embedding, :math:`\mathbf{h}_m = [\mathbf{W}_y \mathbf{y}_m \Vert \mathbf{W}_r
+    \mathbf{r}_m \Vert \mathbf{W}_s \mathbf{s}_m]`, and so the edge scores only.
 
     As in DHMD's published framework figure, the layer **outputs features**: every
     student receives its teachers' representations weighted by the same
@@ -189,6 +216,12 @@ class DynamicGraphDistill(MessagePassing):
             representation through its message. (default: :obj:`False`)
         bias (bool, optional): With :obj:`out_channels` set, whether the output
             has the learned bias :math:`\mathbf{b}`. (default: :obj:`True`)
+        scorer (str, optional): The edge scorer, one of :data:`SCORERS`:
+            ``"additive"`` (DMD's), ``"pairwise"`` (an MLP of width :math:`g` on the
+            pair) or ``"bilinear"`` (see above). (default: :obj:`"additive"`)
+        context_channels (int, optional): Size :math:`S` of a per-node context
+            :math:`\mathbf{s}_m` entering the node embedding (:meth:`forward`'s
+            :obj:`context`); :obj:`None` means none. (default: :obj:`None`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -198,7 +231,8 @@ class DynamicGraphDistill(MessagePassing):
           node representations :math:`(|\mathcal{V}|, F)`,
           edge indices :math:`(2, |\mathcal{E}|)` (row 0 teacher, row 1 student),
           batch vector :math:`(|\mathcal{V}|)`,
-          node modalities :math:`(|\mathcal{V}|)` *(optional)*
+          node modalities :math:`(|\mathcal{V}|)` *(optional)*,
+          node context :math:`(|\mathcal{V}|, S)` *(with* :obj:`context_channels` *)*
         - **output:** node features :math:`(|\mathcal{V}|, F_{out})`
           (:math:`F_{out} = F` without :obj:`out_channels`). If
           :obj:`return_edge_weights=True`, then :math:`((|\mathcal{V}|, F_{out}),
@@ -220,6 +254,8 @@ class DynamicGraphDistill(MessagePassing):
         root_weight: bool = True,
         detach_teacher: bool = False,
         bias: bool = True,
+        scorer: str = "additive",
+        context_channels: int | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("aggr", "add")
@@ -229,6 +265,15 @@ class DynamicGraphDistill(MessagePassing):
             raise ValueError(
                 f"DynamicGraphDistill: normalize must be one of {NORMALIZATIONS}, "
                 f"found {normalize!r}."
+            )
+        if scorer not in SCORERS:
+            raise ValueError(
+                f"DynamicGraphDistill: scorer must be one of {SCORERS}, found {scorer!r}."
+            )
+        if context_channels is not None and context_channels < 1:
+            raise ValueError(
+                f"DynamicGraphDistill: context_channels must be positive or None (no "
+                f"context), found {context_channels}."
             )
         if temperature <= 0 or prior_temperature <= 0:
             raise ValueError(
@@ -250,11 +295,22 @@ class DynamicGraphDistill(MessagePassing):
         self.out_channels = out_channels
         self.root_weight = root_weight
         self.detach_teacher = detach_teacher
+        self.scorer = scorer
+        self.context_channels = context_channels
 
         self.lin_logit = Linear(logit_channels, hidden_channels)
         self.lin_repr = Linear(repr_channels, hidden_channels)
-        # A bias would cancel in the softmax over each group, so the scorer has none.
-        self.lin_edge = Linear(4 * hidden_channels, 1, bias=False)
+        embed = (2 if context_channels is None else 3) * hidden_channels  # width of h
+        # A bias would cancel in the softmax over each group, so no scorer has a last bias.
+        self.lin_edge = Linear(2 * embed, 1, bias=False) if scorer == "additive" else None
+        self.lin_pair = self.lin_pair_out = self.bilinear = self.lin_context = None
+        if scorer == "pairwise":
+            self.lin_pair = Linear(4 * embed, hidden_channels)
+            self.lin_pair_out = Linear(hidden_channels, 1, bias=False)
+        elif scorer == "bilinear":
+            self.bilinear = Parameter(torch.empty(embed, embed))
+        if context_channels is not None:
+            self.lin_context = Linear(context_channels, hidden_channels)
 
         if out_channels is None:
             self.lin_message = self.lin_root = None
@@ -278,7 +334,11 @@ class DynamicGraphDistill(MessagePassing):
         super().reset_parameters()
         self.lin_logit.reset_parameters()
         self.lin_repr.reset_parameters()
-        self.lin_edge.reset_parameters()
+        for module in (self.lin_edge, self.lin_pair, self.lin_pair_out, self.lin_context):
+            if module is not None:
+                module.reset_parameters()
+        if self.bilinear is not None:
+            torch.nn.init.xavier_uniform_(self.bilinear)
         if self.lin_message is not None:
             self.lin_message.reset_parameters()
         if self.lin_root is not None:
@@ -295,6 +355,8 @@ class DynamicGraphDistill(MessagePassing):
         return_edge_weights: Literal[False] = False,
         *,
         return_parts: Literal[False] = False,
+        context: Tensor | None = None,
+        prior_scale: float | Tensor = 1.0,
     ) -> Tensor: ...
 
     @overload
@@ -308,6 +370,8 @@ class DynamicGraphDistill(MessagePassing):
         *,
         return_edge_weights: Literal[True],
         return_parts: Literal[False] = False,
+        context: Tensor | None = None,
+        prior_scale: float | Tensor = 1.0,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]: ...
 
     @overload
@@ -321,6 +385,8 @@ class DynamicGraphDistill(MessagePassing):
         return_edge_weights: Literal[False] = False,
         *,
         return_parts: Literal[True],
+        context: Tensor | None = None,
+        prior_scale: float | Tensor = 1.0,
     ) -> GraphDistillOutput: ...
 
     def forward(
@@ -333,6 +399,8 @@ class DynamicGraphDistill(MessagePassing):
         return_edge_weights: bool = False,
         *,
         return_parts: bool = False,
+        context: Tensor | None = None,
+        prior_scale: float | Tensor = 1.0,
     ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]] | GraphDistillOutput:
         r"""Runs the forward pass of the module.
 
@@ -353,23 +421,42 @@ class DynamicGraphDistill(MessagePassing):
                 :class:`GraphDistillOutput`: the features and an
                 :class:`EdgeWeights` with :math:`w`, :math:`E` and :math:`p` apart.
                 (default: :obj:`False`)
+            context (torch.Tensor, optional): The node context :math:`(N, S)`,
+                required with :obj:`context_channels` (and refused without).
+                (default: :obj:`None`)
+            prior_scale (float or torch.Tensor, optional): :math:`\alpha` of
+                :math:`w = E + \alpha p` (an annealing schedule's factor);
+                :attr:`EdgeWeights.prior` stays :math:`p`. (default: :obj:`1.0`)
         """
         if return_edge_weights and return_parts:
             raise ValueError(
                 "DynamicGraphDistill.forward: pass return_edge_weights=True or "
                 "return_parts=True, not both (the parts hold the weights too)."
             )
-        h = torch.cat([self.lin_logit(logits), self.lin_repr(reprs)], dim=-1)  # (N, 2g)
-        # w^T [h_student ; h_teacher] = w_s^T h_student + w_t^T h_teacher: score every node
-        # once in both roles, then add two numbers per edge (as GATConv does).
-        score_student, score_teacher = self.lin_edge.weight.view(2, -1) @ h.t()  # (N,), (N,)
+        if (context is None) != (self.lin_context is None):
+            raise ValueError(
+                f"DynamicGraphDistill.forward: a layer built with context_channels="
+                f"{self.context_channels} needs {'no ' if context is None else ''}context "
+                f"{'' if context is None else 'passed'}; pass a node context of shape "
+                f"(N, context_channels) exactly when context_channels is set."
+            )
+        parts = [self.lin_logit(logits), self.lin_repr(reprs)]
+        if self.lin_context is not None:
+            parts.append(self.lin_context(context))
+        h = torch.cat(parts, dim=-1)  # (N, 2g), or (N, 3g) with a context
+        if self.lin_edge is not None:
+            # w^T [h_student ; h_teacher] = w_s^T h_student + w_t^T h_teacher: score every
+            # node once in both roles, then add two numbers per edge (as GATConv does).
+            score_student, score_teacher = self.lin_edge.weight.view(2, -1) @ h.t()  # (N,)
+        else:  # the pair-wise scorers read h_i, h_j in edge_update
+            score_student = score_teacher = h.new_zeros(h.size(0))  # (N,)
         group = self._softmax_group(edge_index, batch)  # (E,)
 
-        # edge_updater_type: (score_student: Tensor, score_teacher: Tensor, group: Tensor)
+        # edge_updater_type: (score_student: Tensor, score_teacher: Tensor, h: Tensor, group: Tensor)
         learned = self.edge_updater(edge_index, score_student=score_student,
-                                    score_teacher=score_teacher, group=group)  # (E,)
+                                    score_teacher=score_teacher, h=h, group=group)  # (E,)
         prior = self.prior_weight(edge_index, batch, modality)  # (E,) or None
-        weight = learned if prior is None else learned + prior  # (E,)
+        weight = learned if prior is None else learned + prior_scale * prior  # (E,)
 
         teacher = reprs.detach() if self.detach_teacher else reprs  # (N, F)
         # propagate_type: (x: Tensor, edge_weight: Tensor)
@@ -385,10 +472,16 @@ class DynamicGraphDistill(MessagePassing):
             return out, (edge_index, weight)
         return out
 
-    def edge_update(self, score_student_i: Tensor, score_teacher_j: Tensor, group: Tensor,
-                    dim_size: int) -> Tensor:
+    def edge_update(self, score_student_i: Tensor, score_teacher_j: Tensor, h_i: Tensor,
+                    h_j: Tensor, group: Tensor, dim_size: int) -> Tensor:
         # _i is the student (edge_index[1]), _j the teacher (edge_index[0]).
-        score = score_student_i + score_teacher_j  # (E,) e = w^T [h_student ; h_teacher]
+        if self.lin_pair is not None:  # MLP on [h_teacher, h_student, difference, product]
+            pair = torch.cat([h_j, h_i, h_j - h_i, h_j * h_i], dim=-1)  # (E, 4 dim h)
+            score = self.lin_pair_out(self.lin_pair(pair).relu()).squeeze(-1)  # (E,)
+        elif self.bilinear is not None:  # h_student^T W h_teacher
+            score = ((h_i @ self.bilinear) * h_j).sum(dim=-1)  # (E,)
+        else:
+            score = score_student_i + score_teacher_j  # (E,) e = w^T [h_student ; h_teacher]
         return softmax(score / self.temperature, group, num_nodes=dim_size)
 
     def message(self, x_j: Tensor, edge_weight: Tensor) -> Tensor:
@@ -427,5 +520,7 @@ class DynamicGraphDistill(MessagePassing):
             f"{self.__class__.__name__}({self.logit_channels}+{self.repr_channels}"
             f"{out}, hidden={self.hidden_channels}, normalize={self.normalize!r}, "
             f"temperature={self.temperature}, prior={self.prior is not None}, "
-            f"root_weight={self.root_weight}, detach_teacher={self.detach_teacher})"
+            f"root_weight={self.root_weight}, detach_teacher={self.detach_teacher}"
+            f"{'' if self.scorer == 'additive' else f', scorer={self.scorer!r}'}"
+            f"{'' if self.context_channels is None else f', context={self.context_channels}'})"
         )

@@ -17,11 +17,43 @@ from dhmd_graph.nn.dictionary import ModalitySharedDictionary, SharedDictionaryO
 from dhmd_graph.nn.distill import DynamicGraphDistill, EdgeWeights
 from dhmd_graph.nn.graph import modality_graph, restrict_to_present
 
-__all__ = ["FUSION_INPUTS", "DecoupledSpace", "SpaceOutput"]
+__all__ = ["FUSION_INPUTS", "DecoupledSpace", "SpaceOutput", "temporal_statistics"]
 
 FUSION_INPUTS = ("features", "readout", "none")
 """What a space's fusion blocks read: ``"features"`` (DHMD), ``"readout"`` (DMD's
 heterogeneous blocks) or ``"none"`` (no blocks, DMD's homogeneous space)."""
+
+
+def temporal_statistics(sequence: Tensor, mask: Tensor) -> Tensor:
+    r"""Length-masked temporal statistics of a sequence, per channel: the mean, the
+    standard deviation and the root mean square of the step-to-step differences,
+
+    .. math::
+        \boldsymbol{\mu} = \frac{1}{T}\sum_t \mathbf{x}_t,\quad
+        \boldsymbol{\sigma} = \sqrt{\tfrac{1}{T}\textstyle\sum_t (\mathbf{x}_t -
+        \boldsymbol{\mu})^2},\quad
+        \boldsymbol{\delta} = \sqrt{\tfrac{1}{T - 1}\textstyle\sum_{t > 1}
+        (\mathbf{x}_t - \mathbf{x}_{t-1})^2}
+
+    over the :math:`T` valid steps (:math:`\boldsymbol{\delta} = 0` for one step). A mean
+    readout keeps :math:`\boldsymbol{\mu}` only; :math:`\boldsymbol{\sigma}` and
+    :math:`\boldsymbol{\delta}` tell white from slowly drifting noise of the same size.
+
+    Shapes:
+        - **input:** sequence :math:`(B, T, C)`, valid-step mask :math:`(B, T)` bool
+        - **output:** :math:`(B, 3C)`, ``[mean, std, difference RMS]``
+    """
+    weight = mask.to(sequence.dtype).unsqueeze(-1)  # (B, T, 1)
+    count = weight.sum(dim=1).clamp_min(1.0)  # (B, 1)
+    mean = (sequence * weight).sum(dim=1) / count  # (B, C)
+    variance = ((sequence - mean.unsqueeze(1)).pow(2) * weight).sum(dim=1) / count  # (B, C)
+    step = weight[:, 1:] * weight[:, :-1]  # (B, T-1, 1) both steps valid
+    difference = ((sequence[:, 1:] - sequence[:, :-1]).pow(2) * step).sum(dim=1)  # (B, C)
+    difference = difference / step.sum(dim=1).clamp_min(1.0)  # (B, C)
+    # sqrt(x + eps) - sqrt(eps): finite gradient at exactly zero (padding-only channels)
+    eps = torch.finfo(sequence.dtype).eps
+    root = [(value + eps).sqrt() - eps**0.5 for value in (variance, difference)]
+    return torch.cat([mean, *root], dim=-1)  # (B, 3C)
 
 
 class SpaceOutput(NamedTuple):
@@ -60,7 +92,9 @@ class DecoupledSpace(nn.Module):
        the representation and logit, :math:`(\mathbf{r}_m, y_m) =
        \mathrm{head}_m(\mathrm{readout}_m(\mathbf{H}_m))`;
     2. **GD-Unit** (:class:`~dhmd_graph.nn.DynamicGraphDistill`) on the graph of the
-       present modalities of each sample: edge weights :math:`w` and, with
+       present modalities of each sample (with a GD-Unit built with
+       :obj:`context_channels`, its scorer also reads :func:`temporal_statistics` of
+       every modality's sequence): edge weights :math:`w` and, with
        :obj:`propagate`, the GD outputs :math:`\hat{\mathbf{x}}_m` (otherwise
        :math:`\hat{\mathbf{x}}_m = \mathbf{r}_m`, the GD-Unit is a loss only, as in DMD);
     3. **modality-shared dictionary**
@@ -166,7 +200,9 @@ class DecoupledSpace(nn.Module):
         return sum(block.out_features for block in self.fusion)
 
     def forward(self, sequences: Sequence[Tensor], masks: Sequence[Tensor],
-                present: Tensor) -> SpaceOutput:
+                present: Tensor, prior_scale: float | Tensor = 1.0) -> SpaceOutput:
+        """The space's outputs; ``prior_scale`` is the GD-Unit's :math:`\alpha` of
+        :math:`w = E + \alpha p` (an annealed prior's factor, 1 otherwise)."""
         if len(sequences) != self.num_modalities or len(masks) != self.num_modalities:
             raise ValueError(f"{type(self).__name__}: expected {self.num_modalities} sequences "
                              f"and masks, found {len(sequences)} and {len(masks)}.")
@@ -185,8 +221,14 @@ class DecoupledSpace(nn.Module):
         batch_size = logits.shape[0]
         graph = modality_graph(self.num_modalities, batch_size, self.edges, device=logits.device)
         edge_index = restrict_to_present(graph.edge_index, present)
+        context = None
+        if self.graph.context_channels is not None:
+            context = torch.stack([temporal_statistics(h, mask) for h, mask in
+                                   zip(sequences, masks, strict=True)], dim=1)  # (B, M, 3C)
+            context = context.flatten(0, 1)  # (B M, 3C)
         distilled = self.graph(logits.flatten(0, 1), representation.flatten(0, 1), edge_index,
-                               graph.batch, graph.modality, return_parts=True)
+                               graph.batch, graph.modality, return_parts=True,
+                               context=context, prior_scale=prior_scale)
         if self.graph.logit_channels == 1:
             logits = logits.squeeze(-1)  # (B, M): one output
         features = (distilled.x.view(batch_size, self.num_modalities, -1) if self.propagate
