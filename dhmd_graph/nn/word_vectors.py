@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 
 __all__ = ["SPECIAL_TOKENS", "coverage_line", "load_word_vectors", "vector_width"]
 
