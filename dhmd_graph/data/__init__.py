@@ -5,7 +5,6 @@ from dhmd_graph.data.arrays import dataset_from_arrays, load_arrays, write_array
 from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset, collate
 from dhmd_graph.data.cache import load_cache, write_cache
 from dhmd_graph.data.csd import ComputationalSequence, CSDEntry, CSDReader, read_csd
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import mosei_emotion_presence
 from dhmd_graph.data.loading import convert_to_cache, load_dataset
 from dhmd_graph.data.misa import load_misa
@@ -14,6 +13,7 @@ from dhmd_graph.data.mult import load_mult
 from dhmd_graph.data.safe_pickle import load_pickle
 from dhmd_graph.data.synthetic import default_dataset_path, write_synthetic
 from dhmd_graph.data.synthetic_tasks import default_task_dataset_path, write_synthetic_task
+from dhmd_graph.errors import DatasetError
 
 __all__ = [
     "CSDEntry",

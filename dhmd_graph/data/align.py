@@ -90,8 +90,8 @@ import numpy as np
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import Location, check_labels
 from dhmd_graph.data.csd import ComputationalSequence, CSDReader
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import MOSEI_EMOTIONS, mosei_emotion_presence
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import (
     SAFE_NAME,
     Key,

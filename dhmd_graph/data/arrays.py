@@ -64,7 +64,6 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import Location, check_finite, check_labels, float_features
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.folder_labels import (
     DESCRIPTION_FILE,
     LABEL_COLUMN,
@@ -75,6 +74,7 @@ from dhmd_graph.data.folder_labels import (
     read_folder_labels,
 )
 from dhmd_graph.data.npy import open_npy
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import MAX_JSON_BYTES, read_user_csv, read_user_json
 
 __all__ = ["LABELS_FILE", "dataset_from_arrays", "load_arrays", "write_arrays"]

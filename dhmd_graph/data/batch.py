@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import LABEL_KINDS, MAX_CLASSES
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import SAFE_NAME, is_safe_name
 
 __all__ = ["MultimodalBatch", "MultimodalDataset", "collate"]

@@ -57,7 +57,7 @@ import numpy as np
 
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.checks import Location, check_finite, check_labels, check_splits
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import naming_file
 
 try:

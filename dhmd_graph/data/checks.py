@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
-from dhmd_graph.errors import ConfigError
+from dhmd_graph.errors import ConfigError, DatasetError
 
 __all__ = ["EXPANSION_LIMIT", "MIN_BUDGET", "Budget", "Location", "as_array", "check_finite",
            "check_labels", "check_splits", "float_features", "zero_negative_infinity"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dhmd_graph.data.checks import Budget
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import check_user_file
 
 __all__ = ["CSDEntry", "CSDReader", "ComputationalSequence", "read_csd"]

@@ -47,9 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import LABEL_KINDS
 from dhmd_graph.data.npy import open_npy
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import Key, check_object, read_user_json
 
 __all__ = ["DESCRIPTION_FILE", "LABELS_ARRAY", "LABELS_FILE", "LABEL_COLUMN", "LABEL_PREFIX",

@@ -42,12 +42,11 @@ from dhmd_graph.data.cache import (
     write_cache,
 )
 from dhmd_graph.data.checks import check_splits
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import MISA_FILES, load_misa
 from dhmd_graph.data.mmsa import SENTIMENT_RANGE, SIMS_RANGE, read_mmsa
 from dhmd_graph.data.mult import read_mult
 from dhmd_graph.data.safe_pickle import load_pickle
-from dhmd_graph.errors import ConfigError
+from dhmd_graph.errors import ConfigError, DatasetError
 
 __all__ = ["FORMATS", "ModalityInput", "convert_to_cache", "describe", "label_kind_line",
            "load_dataset", "modality_inputs", "modality_steps", "pickle_format"]

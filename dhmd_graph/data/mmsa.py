@@ -45,10 +45,9 @@ from dhmd_graph.data.checks import (
     float_features,
     zero_negative_infinity,
 )
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import SENTIMENT3_CLASSES
 from dhmd_graph.data.safe_pickle import load_pickle
-from dhmd_graph.errors import ConfigError
+from dhmd_graph.errors import ConfigError, DatasetError
 
 __all__ = ["MODALITIES", "RELIABILITY", "SPLITS", "load_mmsa", "read_mmsa"]
 

@@ -51,10 +51,9 @@ from dhmd_graph.data.checks import (
     float_features,
     zero_negative_infinity,
 )
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.labels import IEMOCAP4_EMOTIONS, LABEL_KINDS, MAX_CLASSES
 from dhmd_graph.data.safe_pickle import load_pickle
-from dhmd_graph.errors import ConfigError
+from dhmd_graph.errors import ConfigError, DatasetError
 
 __all__ = ["MODALITIES", "SPLITS", "load_mult", "read_mult"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import open_user_file
 
 __all__ = ["DTYPE_KINDS", "open_npy"]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from dhmd_graph.data.checks import Budget
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.files import open_user_file
 
 __all__ = ["RestrictedUnpickler", "load_pickle"]

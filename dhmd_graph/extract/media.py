@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 
 __all__ = ["AUDIO_SUFFIXES", "VIDEO_SUFFIXES", "MediaError", "MediaInfo", "Segment", "probe",
            "read_audio", "read_frames"]

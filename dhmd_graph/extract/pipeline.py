@@ -39,8 +39,8 @@ from typing import Literal
 import numpy as np
 
 from dhmd_graph.data.arrays import LABELS_FILE, SPLITS, dataset_from_arrays, write_arrays
-from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.data.misa import PAD, UNK, build_vocabulary
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.extract.media import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,

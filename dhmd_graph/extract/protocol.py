@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 from dhmd_graph.extract.media import Segment
 
 __all__ = ["Extractor", "Frames", "check_frames"]

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dhmd_graph.data.errors import DatasetError
+from dhmd_graph.errors import DatasetError
 
 __all__ = ["TRANSCRIPT_SUFFIXES", "Utterance", "Word", "read_transcript", "read_words",
            "tokenize"]
