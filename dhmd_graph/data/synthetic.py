@@ -100,6 +100,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -289,7 +290,7 @@ class PlantedStructure:
             )
         if self.corruption_noise_scale < 0:
             raise ConfigError(f"PlantedStructure.corruption_noise_scale: expected >= 0, found "
-                             f"{self.corruption_noise_scale}.")
+                              f"{self.corruption_noise_scale}.")
 
 
 def _corrupted(n: int, probability: tuple[float, ...], rng: np.random.Generator
@@ -302,12 +303,28 @@ def _corrupted(n: int, probability: tuple[float, ...], rng: np.random.Generator
     return (draw >= lower) & (draw < edges)  # (n, M)
 
 
-def _profile(name: str) -> SyntheticProfile:
+def profile_named(profiles: Mapping[str, Any], name: str, owner: str) -> Any:
+    """The profile called ``name`` (case-insensitive) of a generator's table, or a
+    :class:`~dhmd_graph.errors.ConfigError` from ``owner`` naming the known ones."""
     try:
-        return PROFILES[name.lower()]
-    except KeyError:
-        raise ConfigError(f"write_synthetic: unknown profile {name!r}; expected one of "
-                         f"{sorted(PROFILES)}.") from None
+        return profiles[name.lower()]
+    except (KeyError, AttributeError):
+        raise ConfigError(f"{owner}: unknown profile {name!r}; expected one of "
+                          f"{sorted(profiles)}.") from None
+
+
+def split_sizes(sizes: Mapping[str, int] | None, default: Mapping[str, int], owner: str, *,
+                least: int = 1) -> dict[str, int]:
+    """Samples per split: ``default`` without ``sizes``, else ``sizes`` checked to give an
+    integer ``>= least`` for each of :data:`SPLITS` (a
+    :class:`~dhmd_graph.errors.ConfigError` from ``owner`` otherwise)."""
+    if sizes is None:
+        return dict(default)
+    if set(sizes) != set(SPLITS) or any(int(n) != n or n < least for n in sizes.values()):
+        wanted = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise ConfigError(f"{owner}: sizes must give {wanted} for each of {list(SPLITS)}; "
+                          f"found {dict(sizes)}. Example: {dict(default)}.")
+    return {split: int(sizes[split]) for split in SPLITS}
 
 
 def _steps(profile: SyntheticProfile, aligned: bool) -> dict[str, int]:
@@ -315,18 +332,8 @@ def _steps(profile: SyntheticProfile, aligned: bool) -> dict[str, int]:
         return profile.unaligned_steps
     if profile.aligned_steps is None:
         raise ConfigError(f"write_synthetic: profile {profile.name!r} has no aligned version "
-                         "(the real dataset ships unaligned features only); pass aligned=False.")
+                          "(the real dataset ships unaligned features only); pass aligned=False.")
     return profile.aligned_steps
-
-
-def _split_sizes(sizes: Mapping[str, int] | None, profile: SyntheticProfile) -> dict[str, int]:
-    if sizes is None:
-        return dict(profile.sizes)
-    if set(sizes) != set(SPLITS) or any(int(n) != n or n < 1 for n in sizes.values()):
-        raise ConfigError(f"write_synthetic: sizes must give a positive integer for each of "
-                         f"{list(SPLITS)}; found {dict(sizes)}. Example: "
-                         "{'train': 200, 'valid': 50, 'test': 50}.")
-    return {split: int(sizes[split]) for split in SPLITS}
 
 
 def _apportion(table: Mapping[float, float], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -612,14 +619,14 @@ def write_synthetic(path: str | PathLike, profile: str = "mosei", aligned: bool 
     Raises:
         ValueError: Unknown profile, an aligned CH-SIMS, or bad ``sizes``.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic")
     world = _make_world(spec, structure or PlantedStructure(), aligned, seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         data = {split: _write_split(world, split, n, seed, Path(scratch))
-                for split, n in split_sizes.items()}
+                for split, n in counts.items()}
         _publish(data, Path(scratch), path)
         del data  # release the memory maps before their files are removed
     return path
@@ -646,13 +653,13 @@ def default_dataset_path(profile: str = "mosei", aligned: bool = True,
     Returns:
         Path: The pickle, ready for :func:`~dhmd_graph.data.load_mmsa`.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic")
     _steps(spec, aligned)  # fail before touching the cache
     root = Path(os.environ.get("DHMD_CACHE") or Path.home() / ".cache" / "dhmd_graph")
     name = (f"{spec.name}_{'aligned' if aligned else 'unaligned'}_"
-            f"{'-'.join(str(split_sizes[s]) for s in SPLITS)}_{seed}.pkl")
+            f"{'-'.join(str(counts[s]) for s in SPLITS)}_{seed}.pkl")
     path = root / "synthetic" / f"v{GENERATOR_VERSION}" / name
     if not path.is_file():
-        write_synthetic(path, spec.name, aligned, split_sizes, seed)
+        write_synthetic(path, spec.name, aligned, counts, seed)
     return path

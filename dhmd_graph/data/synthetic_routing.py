@@ -71,6 +71,7 @@ from dhmd_graph.data.synthetic import (  # the shared machinery of the planted g
     _label_std,
     _publish,
     _video_ids,
+    split_sizes,
 )
 
 __all__ = [
@@ -248,7 +249,7 @@ def write_synthetic_routing(path: str | PathLike, sizes: Mapping[str, int] | Non
     Raises:
         ValueError: Bad ``sizes``.
     """
-    split_sizes = _split_sizes(sizes)
+    counts = split_sizes(sizes, ROUTING_SIZES, "write_synthetic_routing")
     structure = structure or RoutingStructure()
     rng = np.random.default_rng([seed, 0])
     projections = {name: (rng.standard_normal((structure.code_channels, dim))
@@ -257,7 +258,7 @@ def write_synthetic_routing(path: str | PathLike, sizes: Mapping[str, int] | Non
     label_std = _label_std(PROFILES["mosei"])  # of the train table the labels follow
     data = {split: _routing_split(n, projections, structure, label_std,
                                   np.random.default_rng([seed, 1 + index]))
-            for index, (split, n) in enumerate(split_sizes.items())}
+            for index, (split, n) in enumerate(counts.items())}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
@@ -265,25 +266,15 @@ def write_synthetic_routing(path: str | PathLike, sizes: Mapping[str, int] | Non
     return path
 
 
-def _split_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
-    if sizes is None:
-        return dict(ROUTING_SIZES)
-    if set(sizes) != set(SPLITS) or any(int(n) != n or n < 1 for n in sizes.values()):
-        raise ValueError(f"write_synthetic_routing: sizes must give a positive integer for "
-                         f"each of {list(SPLITS)}; found {dict(sizes)}. Example: "
-                         "{'train': 2000, 'valid': 400, 'test': 800}.")
-    return {split: int(sizes[split]) for split in SPLITS}
-
-
 def default_routing_dataset_path(sizes: Mapping[str, int] | None = None, seed: int = 0
                                  ) -> Path:
     r"""The cached routing dataset for these arguments (default structure), generated on
     first use, in ``$DHMD_CACHE/synthetic_routing/v<version>/`` (``~/.cache/dhmd_graph``
     when ``DHMD_CACHE`` is unset) as ``routing_<train-valid-test>_<seed>.pkl``."""
-    split_sizes = _split_sizes(sizes)
+    counts = split_sizes(sizes, ROUTING_SIZES, "write_synthetic_routing")
     root = Path(os.environ.get("DHMD_CACHE") or Path.home() / ".cache" / "dhmd_graph")
-    name = f"routing_{'-'.join(str(split_sizes[s]) for s in SPLITS)}_{seed}.pkl"
+    name = f"routing_{'-'.join(str(counts[s]) for s in SPLITS)}_{seed}.pkl"
     path = root / "synthetic_routing" / f"v{GENERATOR_VERSION}" / name
     if not path.is_file():
-        write_synthetic_routing(path, split_sizes, seed)
+        write_synthetic_routing(path, counts, seed)
     return path

@@ -123,8 +123,9 @@ from dhmd_graph.data.synthetic import (  # the shared machinery of the planted g
     _video_ids,
     _window,
     planted_features,
+    profile_named,
+    split_sizes,
 )
-from dhmd_graph.errors import ConfigError
 
 __all__ = [
     "MOSEI_CORRELATION", "MOSEI_PRESENCE", "PROFILES", "TaskProfile", "default_task_dataset_path",
@@ -301,24 +302,6 @@ _LABELS: dict[str, Callable[[int, np.random.Generator], tuple[np.ndarray, dict]]
 }
 
 
-def _profile(name: str) -> TaskProfile:
-    try:
-        return PROFILES[name.lower()]
-    except KeyError:
-        raise ConfigError(f"write_synthetic_task: unknown profile {name!r}; expected one of "
-                         f"{sorted(PROFILES)}.") from None
-
-
-def _split_sizes(sizes: Mapping[str, int] | None, profile: TaskProfile) -> dict[str, int]:
-    if sizes is None:
-        return dict(profile.sizes)
-    if set(sizes) != set(SPLITS) or any(int(n) != n or n < 2 for n in sizes.values()):
-        raise ConfigError(f"write_synthetic_task: sizes must give an integer >= 2 for each of "
-                         f"{list(SPLITS)}; found {dict(sizes)}. Example: "
-                         "{'train': 400, 'valid': 100, 'test': 100}.")
-    return {split: int(sizes[split]) for split in SPLITS}
-
-
 def _task_split(profile: TaskProfile, n: int, steps: Mapping[str, int], aligned: bool,
                projections: Mapping[str, np.ndarray], structure: PlantedStructure,
                signal_scale: float, rng: np.random.Generator,
@@ -386,8 +369,8 @@ def write_synthetic_task(path: str | PathLike, profile: str = "iemocap4", aligne
     Raises:
         ValueError: Unknown profile or bad ``sizes``.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic_task")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic_task", least=2)
     structure = structure or PlantedStructure()
     steps = spec.aligned_steps if aligned else spec.unaligned_steps
     rng = np.random.default_rng([seed, list(PROFILES).index(spec.name), 0])
@@ -400,7 +383,7 @@ def write_synthetic_task(path: str | PathLike, profile: str = "iemocap4", aligne
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         data = {}
-        for index, (split, n) in enumerate(split_sizes.items()):
+        for index, (split, n) in enumerate(counts.items()):
             features = {name: _scratch_array(Path(scratch) / f"{split}_{name}.npy",
                                              (n, steps[name], spec.dims[name]))
                         for name in MODALITIES}
@@ -423,12 +406,12 @@ def default_task_dataset_path(profile: str = "iemocap4", aligned: bool = True,
     when ``DHMD_CACHE`` is unset) as ``<profile>_<aligned|unaligned>_<train-valid-test>_
     <seed>.pkl``. Arguments as in :func:`write_synthetic_task`.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic_task")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic_task", least=2)
     root = Path(os.environ.get("DHMD_CACHE") or Path.home() / ".cache" / "dhmd_graph")
     name = (f"{spec.name}_{'aligned' if aligned else 'unaligned'}_"
-            f"{'-'.join(str(split_sizes[s]) for s in SPLITS)}_{seed}.pkl")
+            f"{'-'.join(str(counts[s]) for s in SPLITS)}_{seed}.pkl")
     path = root / "synthetic_tasks" / f"v{GENERATOR_VERSION}" / name
     if not path.is_file():
-        write_synthetic_task(path, spec.name, aligned, split_sizes, seed)
+        write_synthetic_task(path, spec.name, aligned, counts, seed)
     return path

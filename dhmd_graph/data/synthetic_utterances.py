@@ -69,7 +69,13 @@ from pathlib import Path
 import numpy as np
 
 from dhmd_graph.data.arrays import dataset_from_arrays, write_arrays
-from dhmd_graph.data.synthetic import _apportion, _mosi_table, _video_ids
+from dhmd_graph.data.synthetic import (
+    _apportion,
+    _mosi_table,
+    _video_ids,
+    profile_named,
+    split_sizes,
+)
 from dhmd_graph.files import naming_file
 
 __all__ = ["PROFILES", "UtteranceProfile", "default_utterance_dataset_path",
@@ -257,10 +263,10 @@ def write_synthetic_utterances(folder: str | PathLike, profile: str = "mosi_utte
         ValueError: Unknown profile or bad ``sizes``.
         DatasetError: ``folder`` holds files.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic_utterances")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic_utterances", least=2)
     world = _make_world(spec, seed)
-    splits = {split: _split(world, spec, split, n, seed) for split, n in split_sizes.items()}
+    splits = {split: _split(world, spec, split, n, seed) for split, n in counts.items()}
     train_words = np.concatenate(splits["train"]["words"])
     seen, counts = np.unique(train_words, return_counts=True)
     seen = seen[np.argsort(-counts, kind="stable")]  # most frequent first
@@ -303,24 +309,6 @@ def _write_vectors(world: _World, profile: UtteranceProfile, path: Path, dim: in
             file.write(word + " " + " ".join(f"{v:.4f}" for v in row) + "\n")
 
 
-def _profile(name: str) -> UtteranceProfile:
-    try:
-        return PROFILES[name.lower()]
-    except KeyError:
-        raise ValueError(f"write_synthetic_utterances: unknown profile {name!r}; expected one "
-                         f"of {sorted(PROFILES)}.") from None
-
-
-def _split_sizes(sizes: Mapping[str, int] | None, profile: UtteranceProfile) -> dict[str, int]:
-    if sizes is None:
-        return dict(profile.sizes)
-    if set(sizes) != set(SPLITS) or any(int(n) != n or n < 2 for n in sizes.values()):
-        raise ValueError(f"write_synthetic_utterances: sizes must give an integer >= 2 for each "
-                         f"of {list(SPLITS)}; found {dict(sizes)}. Example: "
-                         "{'train': 300, 'valid': 60, 'test': 60}.")
-    return {split: int(sizes[split]) for split in SPLITS}
-
-
 def default_utterance_dataset_path(profile: str = "mosi_utterance",
                                    sizes: Mapping[str, int] | None = None, seed: int = 0) -> Path:
     r"""The cached utterance dataset for these arguments, generated on first use.
@@ -330,11 +318,11 @@ def default_utterance_dataset_path(profile: str = "mosi_utterance",
     ``<profile>_<train-valid-test>_<seed>``. Arguments as in
     :func:`write_synthetic_utterances`.
     """
-    spec = _profile(profile)
-    split_sizes = _split_sizes(sizes, spec)
+    spec = profile_named(PROFILES, profile, "write_synthetic_utterances")
+    counts = split_sizes(sizes, spec.sizes, "write_synthetic_utterances", least=2)
     root = Path(os.environ.get("DHMD_CACHE") or Path.home() / ".cache" / "dhmd_graph")
-    name = f"{spec.name}_{'-'.join(str(split_sizes[s]) for s in SPLITS)}_{seed}"
+    name = f"{spec.name}_{'-'.join(str(counts[s]) for s in SPLITS)}_{seed}"
     path = root / "synthetic_utterances" / f"v{GENERATOR_VERSION}" / name
     if not (path / "labels.csv").is_file():
-        write_synthetic_utterances(path, spec.name, split_sizes, seed)
+        write_synthetic_utterances(path, spec.name, counts, seed)
     return path
