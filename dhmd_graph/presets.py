@@ -111,15 +111,15 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
     key = name.lower()
     if key not in _PRESETS:
         raise ConfigError(f"preset: expected one of {sorted(_PRESETS)}, found {name!r}. "
-                         "Build a DHMDConfig directly for other datasets.")
+                          "Build a DHMDConfig directly for other datasets.")
     if key == "sims" and aligned:
         raise ConfigError("preset: CH-SIMS exists only unaligned; call preset('sims', "
-                         "aligned=False).")
+                          "aligned=False).")
     if reference is not None and (reference not in REFERENCES or key not in _DMD):
         raise ConfigError(f"preset: reference must be None or one of {REFERENCES} (for "
-                         f"{sorted(_DMD)}), found reference={reference!r} for {name!r}; the "
-                         "DMD reference code has settings for MOSI and MOSEI only, so use one "
-                         "of those presets or drop the reference.")
+                          f"{sorted(_DMD)}), found reference={reference!r} for {name!r}; the "
+                          "DMD reference code has settings for MOSI and MOSEI only, so use one "
+                          "of those presets or drop the reference.")
     settings = _PRESETS[key]
     benchmark = protocol(key)
     modalities = [

@@ -82,7 +82,7 @@ def expansion_limit() -> float:
         value = float("nan")
     if not value > 0:
         raise ConfigError(f"DHMD_EXPANSION_LIMIT: expected a positive number, found {text!r}. "
-                         "Unset it or give a factor such as 64.")
+                          "Unset it or give a factor such as 64.")
     return value
 
 

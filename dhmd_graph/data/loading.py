@@ -106,7 +106,7 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
     """
     if format is not None and format not in FORMATS:
         raise ConfigError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
-                         f"found {format!r}.")
+                          f"found {format!r}.")
     path = Path(path)
     datasets = _read(path, format, label_range, verify, mmsa_labels, partial, options)
     check_splits(datasets, path, required=() if partial else ("train", "valid", "test"))
@@ -120,7 +120,7 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
     range_option = {} if label_range is None else {"label_range": label_range}
     if (path.is_dir() or path.suffix == ".json") and options:
         raise ConfigError(f"load_dataset: options {sorted(options)} apply to pickle files "
-                         f"only; '{path}' is not one.")
+                          f"only; '{path}' is not one.")
     if path.is_dir() and format in (None, "arrays", "cache", "misa"):
         if format in (None, "cache") and (path / MANIFEST).is_file():
             return load_cache(path, verify=verify)

@@ -102,7 +102,7 @@ def read_mult(data: object, path: str | PathLike, *, label_kind: str | None = No
     ``path`` is used in messages)."""
     if label_kind is not None and label_kind not in LABEL_KINDS:
         raise ConfigError(f"load_mult: label_kind must be one of {list(LABEL_KINDS)} or None; "
-                         f"found {label_kind!r}.")
+                          f"found {label_kind!r}.")
     if not isinstance(data, dict):
         raise DatasetError("not a MulT pickle", file=path,
                            expected="a dict with keys 'train', 'valid', 'test'",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dhmd_graph.errors import ConfigError
 from dhmd_graph.extract.media import MediaError, Segment
 from dhmd_graph.extract.protocol import Frames
 
@@ -197,8 +198,8 @@ class OpenFaceCSV:
         self.folder = Path(self.folder)
         unknown = [g for g in self.groups if g not in OPENFACE_GROUPS]
         if unknown:
-            raise ValueError(f"OpenFaceCSV: unknown groups {unknown}; choose among "
-                             f"{list(OPENFACE_GROUPS)}")
+            raise ConfigError(f"OpenFaceCSV: unknown groups {unknown}; choose among "
+                              f"{list(OPENFACE_GROUPS)}")
 
     @property
     def names(self) -> list[str]:

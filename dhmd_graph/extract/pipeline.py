@@ -40,7 +40,7 @@ import numpy as np
 
 from dhmd_graph.data.arrays import LABELS_FILE, SPLITS, dataset_from_arrays, write_arrays
 from dhmd_graph.data.misa import PAD, UNK, build_vocabulary
-from dhmd_graph.errors import DatasetError
+from dhmd_graph.errors import ConfigError, DatasetError
 from dhmd_graph.extract.media import (
     AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -275,10 +275,10 @@ def extract(
 
     out = Path(out)
     if collapse not in ("none", "words") or on_error not in ("skip", "stop"):
-        raise ValueError(f"extract: collapse must be 'none' or 'words' (found {collapse!r}) "
-                         f"and on_error 'skip' or 'stop' (found {on_error!r})")
+        raise ConfigError(f"extract: collapse must be 'none' or 'words' (found {collapse!r}) "
+                          f"and on_error 'skip' or 'stop' (found {on_error!r})")
     if collapse == "words" and words is None:
-        raise ValueError("extract: collapse='words' needs per-word timestamps (words=FOLDER)")
+        raise ConfigError("extract: collapse='words' needs per-word timestamps (words=FOLDER)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise DatasetError("refusing to write into a folder that is not empty", file=out,
                            expected="a new or empty folder", found="other files",
@@ -289,8 +289,8 @@ def extract(
     chosen = {**DEFAULT_MODALITIES, **(modalities or {})}
     extractors = {name: make_extractor(spec) for name, spec in chosen.items() if spec is not None}
     if "text" in extractors:
-        raise ValueError("extract: 'text' is the transcripts' modality; name the "
-                         "extractor's modality otherwise")
+        raise ConfigError("extract: 'text' is the transcripts' modality; name the "
+                          "extractor's modality otherwise")
     found = find_recordings(recordings)
     cache_dir = None if cache is False else (
         out.with_name(out.name + ".cache") if cache is True else Path(cache))

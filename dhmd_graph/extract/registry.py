@@ -23,6 +23,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from dhmd_graph.errors import ConfigError
 from dhmd_graph.extract.adapters import OpenFaceCSV, OpenSmileCSV
 from dhmd_graph.extract.audio import AcousticFeatures
 from dhmd_graph.extract.face import FaceFeatures
@@ -48,10 +49,10 @@ def register_extractor(name: str, factory: Callable[..., Extractor], *,
         ValueError: ``name`` is taken (and ``replace`` is not set) or holds ``:``.
     """
     if ":" in name or not name:
-        raise ValueError(f"register_extractor: a name without ':' (found {name!r})")
+        raise ConfigError(f"register_extractor: a name without ':' (found {name!r})")
     if name in EXTRACTORS and not replace:
-        raise ValueError(f"register_extractor: '{name}' is already registered; pass "
-                         "replace=True to replace it")
+        raise ConfigError(f"register_extractor: '{name}' is already registered; pass "
+                          "replace=True to replace it")
     EXTRACTORS[name] = factory
 
 
@@ -68,8 +69,8 @@ def make_extractor(spec: str | Extractor) -> Extractor:
     else:
         name, _, text = spec.partition(":")
         if name not in EXTRACTORS:
-            raise ValueError(f"unknown extractor '{name}' in '{spec}'; known: "
-                             f"{sorted(EXTRACTORS)} (register_extractor adds one)")
+            raise ConfigError(f"unknown extractor '{name}' in '{spec}'; known: "
+                              f"{sorted(EXTRACTORS)} (register_extractor adds one)")
         factory = EXTRACTORS[name]
         args, kwargs = [], {}
         for i, item in enumerate(part for part in text.split(",") if part):
@@ -77,16 +78,16 @@ def make_extractor(spec: str | Extractor) -> Extractor:
             if not equals and i == 0:
                 args.append(_convert(factory, None, key, spec))
             elif not equals:
-                raise ValueError(f"extractor '{spec}': '{item}' is not key=value")
+                raise ConfigError(f"extractor '{spec}': '{item}' is not key=value")
             else:
                 kwargs[key.strip()] = _convert(factory, key.strip(), value, spec)
         try:
             extractor = factory(*args, **kwargs)
         except TypeError as error:
-            raise ValueError(f"extractor '{spec}': {error}") from None
+            raise ConfigError(f"extractor '{spec}': {error}") from None
     if not isinstance(extractor, Extractor):
-        raise ValueError(f"{extractor!r} is not an extractor: it needs a name, a dim and "
-                         "__call__(segment)")
+        raise ConfigError(f"{extractor!r} is not an extractor: it needs a name, a dim and "
+                          "__call__(segment)")
     return extractor
 
 
@@ -99,8 +100,8 @@ def _convert(factory: Callable, key: str | None, value: str, spec: str) -> objec
     chosen = fields[0] if key is None and fields else next(
         (f for f in fields if f.name == key), None)
     if chosen is None:
-        raise ValueError(f"extractor '{spec}': no option '{key}'; options: "
-                         f"{[f.name for f in fields]}")
+        raise ConfigError(f"extractor '{spec}': no option '{key}'; options: "
+                          f"{[f.name for f in fields]}")
     kind = typing.get_type_hints(factory)[chosen.name]
     optional = typing.get_origin(kind) in (typing.Union, types.UnionType)
     if optional and value.lower() in ("none", "null") and type(None) in typing.get_args(kind):
@@ -113,5 +114,5 @@ def _convert(factory: Callable, key: str | None, value: str, spec: str) -> objec
             return value.lower() in ("1", "true", "yes")
         return base(value) if base in (int, float, str, Path) else value
     except ValueError:
-        raise ValueError(f"extractor '{spec}': {chosen.name}={value!r} is not a "
-                         f"{getattr(base, '__name__', base)}") from None
+        raise ConfigError(f"extractor '{spec}': {chosen.name}={value!r} is not a "
+                          f"{getattr(base, '__name__', base)}") from None

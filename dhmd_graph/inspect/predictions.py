@@ -88,8 +88,8 @@ def _check_present(modalities: Sequence[str], present: Iterable[str] | None) -> 
     unknown = [name for name in present if name not in modalities]
     if unknown or not present:
         raise UserError(f"present: expected a non-empty list of the run's modalities "
-                         f"{list(modalities)}, found {list(present)}; name the observed "
-                         "ones, e.g. --present " + ",".join(modalities[:2]))
+                        f"{list(modalities)}, found {list(present)}; name the observed "
+                        "ones, e.g. --present " + ",".join(modalities[:2]))
     return present
 
 

@@ -150,7 +150,7 @@ class TrainConfig:
                 metric_direction(self.monitor)
             except ValueError as error:
                 raise ConfigError(f"TrainConfig.monitor_mode: 'auto' needs a known metric name; "
-                                 f"{error}") from None
+                                  f"{error}") from None
 
     @property
     def direction(self) -> str:
@@ -186,7 +186,7 @@ class TrainConfig:
         schedules = {"default": {}, "dmd": {"accumulation": "summed", "weight_decay": 0.0}}
         if name not in schedules:
             raise ConfigError(f"TrainConfig.preset: expected one of {sorted(schedules)}, "
-                             f"found {name!r}.")
+                              f"found {name!r}.")
         return cls(**schedules[name])
 
     @classmethod

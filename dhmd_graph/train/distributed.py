@@ -81,8 +81,8 @@ def process_group_timeout() -> float:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < float("inf"):
-        raise ValueError(f"DHMD_PROCESS_GROUP_TIMEOUT: expected a positive number of seconds, "
-                         f"found {text!r}. Unset it for {PROCESS_GROUP_TIMEOUT:g} s")
+        raise ConfigError(f"DHMD_PROCESS_GROUP_TIMEOUT: expected a positive number of seconds, "
+                          f"found {text!r}. Unset it for {PROCESS_GROUP_TIMEOUT:g} s")
     return seconds
 
 
@@ -135,19 +135,19 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}. "
-                         "Set it with --device or --set train.device=...") from None
+                          "Set it with --device or --set train.device=...") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise ConfigError(f"device: expected 'cpu' or a GPU of this machine (CUDA is not "
-                             f"available here), found {name!r}. Use 'auto' or 'cpu' (--device, "
-                             "or --set train.device=...).")
+                              f"available here), found {name!r}. Use 'auto' or 'cpu' (--device, "
+                              "or --set train.device=...).")
         if device.index is None:  # one GPU per local process
             device = torch.device("cuda", local_rank % count)
         elif device.index >= count:
             raise ConfigError(f"device: expected 'cpu' or a GPU of this machine (it has {count} "
-                             f"CUDA device(s): cuda:0..cuda:{count - 1}), found {name!r}. "
-                             "Pick an existing GPU, 'auto' or 'cpu'.")
+                              f"CUDA device(s): cuda:0..cuda:{count - 1}), found {name!r}. "
+                              "Pick an existing GPU, 'auto' or 'cpu'.")
     return device
 
 

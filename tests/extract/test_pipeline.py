@@ -253,6 +253,20 @@ def test_command_line(corpus, tmp_path, capsys):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 5
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--vision", "face:fps=abc"], "extractor 'face:fps=abc': fps='abc' is not a float"),
+    (["--vision", "nosuch"], "unknown extractor 'nosuch'"),
+])
+def test_bad_extractor_options_exit_2_through_dhmd(corpus, tmp_path, capsys, option, message):
+    from dhmd_graph.cli import main
+
+    status = main(["extract", str(corpus / "recordings"), "--out", str(tmp_path / "out"),
+                   *option])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_command_line_without_the_extra(corpus, tmp_path, capsys, monkeypatch):
     import sys
 
