@@ -16,8 +16,7 @@ librosa), which bundles every codec and model it uses; nothing is downloaded at 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dhmd_graph import lazy_exports
 
 # public name -> the module that defines it (imported lazily: ``dhmd --help`` and the
 # command's argument errors need none of the media libraries)
@@ -51,13 +50,4 @@ _EXPORTS = {
 
 __all__ = [*_EXPORTS]
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dhmd_graph.extract' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
