@@ -317,7 +317,17 @@ class Experiment:
         Raises:
             ConfigError: Naming the file, key or override that is not valid.
         """
-        saved = _read(file) if file is not None else {}
+        return cls._from_saved(_read(file) if file is not None else {}, file,
+                               preset_name=preset_name, aligned=aligned, reference=reference,
+                               overrides=overrides, seeds=seeds, data=data)
+
+    @classmethod
+    def _from_saved(cls, saved: Mapping[str, Any], file: str | os.PathLike | None, *,
+                    preset_name: str | None = None, aligned: bool | None = None,
+                    reference: str | None = None, overrides: Sequence[str] = (),
+                    seeds: Sequence[int] | None = None,
+                    data: str | os.PathLike | None = None) -> Experiment:
+        """:meth:`assemble` on the checked contents ``saved`` of ``file``."""
         name = preset_name or saved.get("preset", "mosei")
         aligned = saved.get("aligned", True) if aligned is None else aligned
         if reference and "model" in saved:
@@ -365,7 +375,7 @@ class Experiment:
             raise ConfigError(f"'{path}': a run's configuration needs the keys 'model' and "
                               f"'train', found {sorted(saved)}; restore the file or start "
                               "a new run.")
-        experiment = cls.assemble(file=path)
+        experiment = cls._from_saved(saved, path)
         fitted = {f"model.modalities.{name}.{item}" for name in experiment.model.modality_names
                   for item in INPUT_FIELDS} | {f"model.{item}" for item in TASK_FIELDS}
         return dataclasses.replace(experiment, explicit=experiment.explicit | fitted)
@@ -457,8 +467,6 @@ def _check_runs(model: DHMDConfig, train: Any, data: str | None) -> None:
     try:
         with torch.no_grad():
             DHMD(model).eval().training_step(batch)
-    except ValueError:
-        raise
     except (RuntimeError, IndexError, TypeError) as error:  # shapes, token ids, dtypes
         raise DatasetError(
             "the model cannot run on the data", file=data, split="train",

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhmd_graph.errors import ConfigError
-from dhmd_graph.tasks import Task
+from dhmd_graph.tasks import Task, task_spec
 
 __all__ = [
     "IEMOCAP4_EMOTIONS",
@@ -58,8 +58,6 @@ MOSEI_EMOTIONS = ("happiness", "sadness", "anger", "surprise", "disgust", "fear"
 SENTIMENT3_CLASSES = ("negative", "neutral", "positive")
 """MMSA's ``classification_labels``: 0 negative, 1 neutral, 2 positive."""
 
-GENERIC_METRICS = ("regression", "multiclass", "multilabel", "binary")
-"""The metric kinds of models reported without their protocol's: one per task."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,4 @@ def metric_kind(task: str, num_classes: int | None = None, name: str | None = No
         return found.name
     if found is not None and found.sentiment3 and task == "multiclass" and num_classes == 3:
         return "sentiment3"
-    if task not in GENERIC_METRICS:
-        raise ConfigError(f"task: expected one of {list(GENERIC_METRICS)}, found {task!r}.")
-    return task
+    return task_spec(task).name  # the generic kind is the task's name (an unknown task raises)

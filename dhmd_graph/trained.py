@@ -109,9 +109,8 @@ class TrainedRun:
         """The epoch the checkpoint was written after."""
         return self.meta.get("epoch")
 
-    def splits(self, data: str | os.PathLike | None = None) -> dict:
-        """Every split of ``data`` (default: the dataset the run was trained on), read once
-        with the labels of the model's task.
+    def _source(self, data: str | os.PathLike | None) -> str:
+        """``data`` resolved, or the dataset the run was trained on.
 
         Raises:
             UserError: The checkpoint names no dataset and ``data`` is not given.
@@ -120,6 +119,16 @@ class TrainedRun:
         if source is None:
             raise UserError(f"'{self.checkpoint}' does not name the dataset it was trained "
                             "on; pass --data")
+        return source
+
+    def splits(self, data: str | os.PathLike | None = None) -> dict:
+        """Every split of ``data`` (default: the dataset the run was trained on), read once
+        with the labels of the model's task.
+
+        Raises:
+            UserError: The checkpoint names no dataset and ``data`` is not given.
+        """
+        source = self._source(data)
         if source not in self._splits:
             self._splits[source] = load_splits(source, self.model.config)
         return self._splits[source]
@@ -132,8 +141,8 @@ class TrainedRun:
             UserError: The dataset has no such split.
             DatasetError: The data does not fit the model, naming the file and modality.
         """
-        splits = self.splits(data)
-        source = resolve_data(data) if data is not None else self.meta.get("data")
+        source = self._source(data)
+        splits = self.splits(source)
         if name not in splits:
             raise UserError(f"split {name!r}: the dataset '{source}' has the splits "
                             f"{sorted(splits)}; choose one of them with --split")
