@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from dhmd_graph.nn.dropout import dropout_keep
+
 if TYPE_CHECKING:
     from dhmd_graph.nn.masking import AttentionBlock
 
@@ -76,7 +78,7 @@ class _BlockedAttention(torch.autograd.Function):
                                key[:, :, :block.keys])  # (N H, rows, keys)
             scores.view(block.bias.shape[0], -1, *scores.shape[1:]).add_(block.bias)
             probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
-            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)  # rate(s) (N H, 1, 1)
+            keep = dropout_keep(probabilities, dropout)  # rate(s) (N H, 1, 1)
             weights = probabilities * keep
             out.append(torch.bmm(value[:, :, :block.keys], weights.transpose(1, 2)))  # (N H, D, rows)
             saved.append((probabilities, keep))

@@ -61,6 +61,13 @@ def test_timing_statistics(load):
     assert len(ratio.runs) == 4
     assert ratio.runs == [a / b for a, b in zip(first.runs, second.runs, strict=True)]
 
+    order = []
+    timings, ratios = common.time_interleaved(
+        [lambda: order.append("a"), lambda: order.append("b"), lambda: order.append("c")],
+        warmup=1, repeats=2, min_run_time=0.0)
+    assert order == ["a", "b", "c"] * 4  # warm-up, one calibration call each, 2 runs in turn
+    assert len(timings) == 3 and ratios[-1].runs == [1.0, 1.0]
+
 
 def test_peak_tensor_memory_counts_temporaries(load):
     common = load("common")
@@ -240,6 +247,7 @@ def test_dmd_preset_equals_the_reference_code(load, name, aligned):
 def test_dmd_reference_speed_quick(load, tmp_path):
     (row,) = load("dmd_reference_speed").main(["--dmd-src", os.environ["DMD_SRC"], "--quick",
                                                 "--output-dir", str(tmp_path)])
-    assert row["ours_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
-    assert row["speedup"] > 0
+    for model in ("full", "dmd", "reference"):
+        assert row[f"{model}_samples_per_s"] > 0 and row[f"{model}_latency_ms"] > 0
+    assert row["full_speedup"] > 0 and row["dmd_latency_ratio"] > 0
     assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]
