@@ -77,9 +77,18 @@ QUICK = {"width": 8, "num_heads": 2, "layers": 1}
 # Importing the checkout ###############################################################
 
 
+PATCH_CUDA = True
+"""Whether :func:`cpu_cuda` patches ``Tensor.cuda`` (``benchmarks/gpu.py`` turns it off to
+run the reference on a GPU as written)."""
+
+
 @contextlib.contextmanager
 def cpu_cuda() -> Iterator[None]:
-    """``Tensor.cuda()`` returns the tensor itself (the reference calls it on CPU tensors)."""
+    """``Tensor.cuda()`` returns the tensor itself (the reference calls it on CPU tensors),
+    while :data:`PATCH_CUDA` is set."""
+    if not PATCH_CUDA:
+        yield
+        return
     original = torch.Tensor.cuda
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     try:

@@ -30,7 +30,7 @@ def load():
     yield _load
     sys.path.remove(str(BENCHMARKS))
     for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
-                 "dmd_reference_speed", "hmd_ablation"):
+                 "dmd_reference_speed", "hmd_ablation", "gpu"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -251,3 +251,12 @@ def test_dmd_reference_speed_quick(load, tmp_path):
         assert row[f"{model}_samples_per_s"] > 0 and row[f"{model}_latency_ms"] > 0
     assert row["full_speedup"] > 0 and row["dmd_latency_ratio"] > 0
     assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_benchmark_without_cuda_measures_nothing(load, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        load("gpu").main(["--quick", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert "no CUDA device on this machine; nothing measured" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
