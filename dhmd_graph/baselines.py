@@ -135,11 +135,10 @@ def pooled_features(datasets: Mapping[str, MultimodalDataset],
     names = list(train.modalities if modalities is None else modalities)
     unknown = sorted(set(names) - set(train.modalities))
     if unknown or not names:
-        raise ConfigError(f"pooled_features: modalities: expected names among the data's "
-                          f"{list(train.modalities)}, found {names}; name existing "
-                          "modalities.")
+        raise ConfigError(f"pooled_features: modalities must be among {list(train.modalities)}; "
+                          f"found {names}. Name modalities of the data.")
     if ngrams not in (1, 2):
-        raise ConfigError(f"pooled_features: ngrams: expected 1 or 2, found {ngrams!r}.")
+        raise ConfigError(f"pooled_features: ngrams must be 1 or 2, found {ngrams!r}.")
     blocks: dict[str, list[sparse.csr_matrix]] = {split: [] for split in datasets}
     parts = []
     for name in names:

@@ -159,8 +159,8 @@ def schedule_header(train: TrainConfig, train_samples: int, device: str, *,
     steps = steps_per_epoch(train, train_samples, world_size)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     line = (f"optimiser: lr {train.lr:g}, batch {train.batch_size}{processes}, accumulation "
-            f"{train.accumulation_steps} ({train.accumulation}), {steps} optimiser steps per "
-            f"epoch ({train_samples} training samples), weight decay {train.weight_decay:g}, "
+            f"{train.accumulation_steps} ({train.accumulation}), {steps} optimiser "
+            f"step{'s' if steps != 1 else ''} per epoch ({train_samples} training samples), weight decay {train.weight_decay:g}, "
             f"device {device}")
     if steps < recipe.min_steps_per_epoch:
         batch = recipe_batch_size(recipe, train_samples, world_size)
