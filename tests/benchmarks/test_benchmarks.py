@@ -30,7 +30,7 @@ def load():
     yield _load
     sys.path.remove(str(BENCHMARKS))
     for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
-                 "dmd_reference_speed", "hmd_ablation"):
+                 "dmd_reference_speed", "hmd_ablation", "small_data"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -243,3 +243,14 @@ def test_dmd_reference_speed_quick(load, tmp_path):
     assert row["ours_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
     assert row["speedup"] > 0
     assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]
+
+
+@pytest.mark.slow
+def test_small_data_quick(load, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    load("small_data").main(["--quick", "--output-dir", str(tmp_path)])
+    payload = _written(tmp_path, "small_data_quick")
+    models = [row["model"] for row in payload["rows"]]
+    assert models == ["DHMD (recipe)", "mean baseline", "ridge baseline", "DHMD (paper)"]
+    assert set(payload["verdicts"]) == {"recipe", "paper"}
+    assert "recipe: DHMD " in capsys.readouterr().out
