@@ -30,7 +30,7 @@ def load():
     yield _load
     sys.path.remove(str(BENCHMARKS))
     for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
-                 "dmd_reference_speed", "hmd_ablation", "gpu"):
+                 "dmd_reference_speed", "hmd_ablation", "gpu", "small_data"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -260,3 +260,14 @@ def test_gpu_benchmark_without_cuda_measures_nothing(load, capsys, tmp_path):
     assert exit_info.value.code == 1
     assert "no CUDA device on this machine; nothing measured" in capsys.readouterr().out
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_small_data_quick(load, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    load("small_data").main(["--quick", "--output-dir", str(tmp_path)])
+    payload = _written(tmp_path, "small_data_quick")
+    models = [row["model"] for row in payload["rows"]]
+    assert models == ["DHMD (recipe)", "mean baseline", "ridge baseline", "DHMD (paper)"]
+    assert set(payload["verdicts"]) == {"recipe", "paper"}
+    assert "recipe: DHMD " in capsys.readouterr().out
