@@ -21,7 +21,7 @@ Its training step is the reference's (``trains/singleTask/DMD.py``): the forward
 both kernels, the L1 task losses, reconstruction, cycle, margin (its ``HingeLoss``) and
 both GD losses with its weights, backward, value clipping at 0.6, an Adam step. One term
 differs: its orthogonality call passes 3-D tensors to ``CosineEmbeddingLoss``, which
-current PyTorch rejects, so the harness computes it per time step (SPEC §6), as we do.
+current PyTorch rejects, so the harness computes it per time step, as we do.
 Both sides take one optimiser step per batch (as ``train_step.py`` does), so the
 reference's accumulation over 10 batches is not part of either timing.
 
