@@ -1,8 +1,8 @@
 r"""Ablation of DHMD's parts: does each part of the published structure earn its place?
 
 Question: on the synthetic data built to test it (per-sample modality reliability, so a
-dynamic graph has something to route), how much does each part of DHMD as published
-(SPEC §5) add: the GD-Unit's feature output, the modality-shared dictionary, its
+dynamic graph has something to route), how much does each part of DHMD as its framework
+figure draws it add: the GD-Unit's feature output, the modality-shared dictionary, its
 contrastive loss, distillation as a whole, and the modalities other than text; and is the
 margin loss (not in the published figure) worth keeping?
 

@@ -1,8 +1,8 @@
 r"""GD-Unit layer: :class:`~dhmd_graph.nn.DynamicGraphDistill` versus a dense batch.
 
 Question: what does writing the GD-Unit as a PyG message-passing layer over a
-disjoint union of ``B`` modality graphs cost, compared with the same SPEC §4
-formulas written densely on ``(B, M, M)`` score tensors?
+disjoint union of ``B`` modality graphs cost, compared with the same formulas (those of
+``DynamicGraphDistill``'s docstring) written densely on ``(B, M, M)`` score tensors?
 
 One step of either implementation is: node embedding ``h = [W_y y ; W_r r]``, edge
 scores ``e = w^T [h_student ; h_teacher]`` on all ``M (M - 1)`` ordered pairs, the

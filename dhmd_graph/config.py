@@ -156,23 +156,24 @@ class ModalityConfig:
             modality, 50 / 375 / 500 (MOSI) and 50 / 500 / 500 (MOSEI) for unaligned
             text / audio / vision. (default: :obj:`None`, no fixed length)
         length_mask (bool, optional): Mask the padded steps by the true lengths in
-            every attention, pooling and loss (ours, SPEC §3.9). :obj:`False` treats
-            every step of the padded input as valid, as the reference does for all
-            modalities (SPEC §11 #9: it never reads a length; in aligned data only
-            the text is padded). Our datasets crop each sample to its true length and
-            pad batches with zeros, so the padded steps hold zeros (as in MMSA audio
-            and vision and in our synthetic files). (default: :obj:`True`)
+            every attention, pooling and loss (ours; never by all-zero frames). :obj:`False`
+            treats every step of the padded input as valid, as the reference does for all
+            modalities (README "DMD, exactly", difference 9: it never reads a length; in
+            aligned data only the text is padded). Our datasets crop each sample to its true
+            length and pad batches with zeros, so the padded steps hold zeros (as in MMSA
+            audio and vision and in our synthetic files). (default: :obj:`True`)
         input_dropout (float, optional): Dropout on the input features before the
             temporal projection. The reference drops the text features (``text_dropout``:
-            MOSI 0.5, MOSEI 0.3) and nothing else (SPEC §11 #10); ours is off.
+            MOSI 0.5, MOSEI 0.3) and nothing else (README "DMD, exactly", difference
+            10); ours is off.
             (default: :obj:`0.0`)
         attention_dropout (float, optional): Dropout on the attention weights of every
             attention whose keys and values come from this modality: its homogeneous
             self-attention encoder and the cross-modal transformers it is the source
             of. :obj:`None` uses ``encoder.attention_dropout``, one rate for all (ours).
             The reference sets one rate per source modality (``attn_dropout`` for text
-            and the memory encoders, ``attn_dropout_a``, ``attn_dropout_v``; SPEC §11
-            #10). (default: :obj:`None`)
+            and the memory encoders, ``attn_dropout_a``, ``attn_dropout_v``;
+            README "DMD, exactly", difference 10). (default: :obj:`None`)
         bert_path (str, optional): A local folder with a BERT model (``config.json``
             and weights, see :class:`~dhmd_graph.nn.BertTextEncoder`). The modality's
             input is then BERT token ids ``(B, T, 3)`` (ids, attention mask, segment
@@ -293,14 +294,15 @@ class EncoderConfig:
             the ``"pooled"`` homogeneous head): ``"mean"`` (length-masked mean, ours),
             ``"attention"`` (learned attention pooling over valid steps) or ``"last"``
             (the last valid step; the reference reads ``h[-1]``, the last *padded*
-            step, which is the last valid one when ``length_mask`` is off; SPEC §11
-            #2). (default: :obj:`"mean"`)
+            step, which is the last valid one when ``length_mask`` is off;
+            README "DMD, exactly", difference 2). (default: :obj:`"mean"`)
         positional_encoding (str, optional): ``"interleaved"`` (ours: sin and cos
             interleaved channel by channel, frequencies :math:`10^{-8k/C}`, positions
             counted from 0) or ``"fairseq"`` (the reference: sin in the first half of
             the channels, cos in the second, frequencies :math:`10^{-4k/(C/2-1)}`,
             positions counted from 1, and a step whose first input channel is exactly
-            0 treated as padding and given no position at all; SPEC §11 #1). Ours
+            0 treated as padding and given no position at all;
+            README "DMD, exactly", difference 1). Ours
             encodes every step, whatever its value. (default: :obj:`"interleaved"`)
         homogeneous_head (str, optional): How each modality's homogeneous
             representation :math:`r_m` and logit are read from :math:`c_m`:
@@ -308,12 +310,13 @@ class EncoderConfig:
             residual head of width :math:`d`; any length works) or ``"flatten"`` (the
             reference: the time-major flatten of all :math:`T'_m` steps through a
             residual head of width :math:`T'_m d`, :math:`r_m` its first layer after
-            the ReLU; bound to ``modalities.*.sequence_length``; SPEC §11 #3).
+            the ReLU; bound to ``modalities.*.sequence_length``;
+            README "DMD, exactly", difference 3).
             (default: :obj:`"pooled"`)
         cross_modal_norm (str, optional): The LayerNorm of the key/value input in
             every cross-modal block: ``"separate"`` (ours: its own LayerNorm) or
-            ``"shared"`` (the reference: the query's LayerNorm normalises both;
-            SPEC §11 #8). Ours lets the two modalities keep separate statistics.
+            ``"shared"`` (the reference: the query's LayerNorm normalises both; README "DMD,
+            exactly", difference 8). Ours lets the two modalities keep separate statistics.
             (default: :obj:`"separate"`)
         causal_alignment (str, optional): How the causal mask lines up a query
             sequence of :math:`L_q` steps with keys of :math:`L_k` steps: ``"relative"``
@@ -408,17 +411,18 @@ class GraphConfig:
             d_b)`, each sample's distance weighted by its own edge weight) or
             ``"batch_means"`` (the reference's ``min_cosine``:
             :math:`\mathrm{mean}_b(w_b) \cdot \mathrm{mean}_b(d_b)`, which loses the
-            per-sample weighting; SPEC §11 #7). Ours stays the default: in the switch
-            ablation the reference's gave a test MAE 0.013 higher on the default model,
-            though 0.008 lower with the margin loss on (README "DMD, exactly").
+            per-sample weighting; README "DMD, exactly", difference 7). Ours stays the
+            default: in the switch ablation the reference's gave a test MAE 0.013 higher on
+            the default model, though 0.008 lower with the margin loss on (README "DMD,
+            exactly").
             (default: :obj:`"per_sample"`)
         weight (float, optional): Weight of the graph's total loss.
             (default: :obj:`0.05`)
         edges (list[str], optional): Keep only these edges (``"teacher->student"``);
             :obj:`None` means all ordered pairs. (default: :obj:`None`)
         propagate (bool, optional): Whether the GD-Unit **outputs features** that go on
-            to the space's dictionary and fusion (*[pub]*, DHMD's framework figure,
-            SPEC §5): :math:`\hat{\mathbf{x}}_j` of
+            to the space's dictionary and fusion (*[pub]*, DHMD's framework figure):
+            :math:`\hat{\mathbf{x}}_j` of
             :class:`~dhmd_graph.nn.DynamicGraphDistill`. :obj:`False` makes it a loss
             only, as in DMD: the space passes each node's own representation on.
             (default: :obj:`True`)
@@ -551,7 +555,7 @@ class GraphConfig:
 @dataclass
 class DictionaryConfig:
     r"""The modality-shared dictionaries, one per decoupled space after its GD-Unit
-    (*[pub]*, DHMD's framework figure, SPEC §5;
+    (*[pub]*, DHMD's framework figure;
     :class:`~dhmd_graph.nn.ModalitySharedDictionary`), and their contrastive loss
     :math:`\lambda (\mathcal{L}^{hom}_{ctr} + \mathcal{L}^{het}_{ctr})`
     (:func:`~dhmd_graph.losses.dictionary_contrastive_loss`). Every value is *[open]*:
@@ -641,7 +645,7 @@ class LossConfig:
         cycle (float, optional): Weight of :math:`\mathcal{L}_{cyc}`. (default: :obj:`0.1`)
         use_margin (bool, optional): Whether the triplet margin loss
             :math:`\mathcal{L}_{mar}` (DMD's) enters the objective. DHMD's framework
-            figure draws no margin loss (SPEC §5), and on the synthetic default it made
+            figure draws no margin loss, and on the synthetic default it made
             no measurable difference (``benchmarks/hmd_ablation.py``: test MAE 0.5574 ±
             0.0158 with it, 0.5595 ± 0.0114 without, 3 seeds), so it is off; the ``dmd``
             presets turn it on. (default: :obj:`False`)
@@ -655,14 +659,15 @@ class LossConfig:
             ``"pooled"`` (ours: the homogeneous representations :math:`r_m`, any
             length) or ``"flatten"`` (the reference: a separate
             ``Linear(d T'_m -> d)`` per modality on the channel-major flatten of
-            :math:`c_m`, bound to ``modalities.*.sequence_length``; SPEC §11 #4).
+            :math:`c_m`, bound to ``modalities.*.sequence_length``;
+            README "DMD, exactly", difference 4).
             (default: :obj:`"pooled"`)
         margin_reduction (str, optional): How the triplet hinges are averaged:
             ``"anchor"`` (the reference's ``HingeLoss``: over each anchor's
             (positive, negative) pairs first, then over the anchors that have both;
-            SPEC §11 #5) or ``"triplet"`` (over all triplets of the batch, so every
-            triplet counts alike). The default is the reference's since the switch
-            ablation (README "DMD, exactly": test MAE 0.012 lower with it, 3 seeds).
+            README "DMD, exactly", difference 5) or ``"triplet"`` (over all triplets of the
+            batch, so every triplet counts alike). The default is the reference's since the
+            switch ablation (README "DMD, exactly": test MAE 0.012 lower with it, 3 seeds).
             (default: :obj:`"anchor"`)
     """
 

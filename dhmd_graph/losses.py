@@ -171,9 +171,9 @@ def graph_distillation_loss(
     students and edge weights both learn. Computed as an aggregation of weighted
     per-edge distances, so pruned edges and absent nodes need no special case.
 
-    With ``reduction="batch_means"`` (the DMD reference's ``min_cosine``, SPEC §11 #7)
-    each edge type :math:`k` (teacher modality, student modality) contributes the
-    product of batch means instead, which drops the per-sample weighting:
+    With ``reduction="batch_means"`` (the DMD reference's ``min_cosine``; README "DMD,
+    exactly", difference 7) each edge type :math:`k` (teacher modality, student modality)
+    contributes the product of batch means instead, which drops the per-sample weighting:
 
     .. math::
         \mathcal{L} = \sum_{k} \Big(\frac{1}{B}\sum_{b} w_{b,k}\Big)
@@ -519,9 +519,9 @@ def margin_loss(
     .. math::
         \mathcal{L}_{mar} = \operatorname{mean}_{(i, j, k)} h_{ijk};
 
-    with ``reduction="anchor"`` (the DMD reference's ``HingeLoss``, SPEC §11 #5) each
-    anchor's hinges are averaged first, then the anchors that have both a positive
-    and a negative,
+    with ``reduction="anchor"`` (the DMD reference's ``HingeLoss``; README "DMD, exactly",
+    difference 5) each anchor's hinges are averaged first, then the anchors that have both a
+    positive and a negative,
     :math:`\mathcal{L}_{mar} = \operatorname{mean}_i \operatorname{mean}_{(j, k)} h_{ijk}`,
     so an anchor with few triplets weighs as much as one with many.
 
@@ -611,7 +611,8 @@ def dictionary_contrastive_loss(
     temperature: float = 0.1,
 ) -> Tensor:
     r"""The contrastive loss on the reconstructions of a modality-shared dictionary
-    (:math:`\mathcal{L}_{ctr}`; InfoNCE, our reading of SPEC §5).
+    (:math:`\mathcal{L}_{ctr}`; InfoNCE: DHMD's figure draws a contrastive loss on the
+    dictionary outputs without saying which; this is our reading).
 
     The same sample's other modalities are the positives, the other samples the
     negatives: for every ordered pair of modalities :math:`m \ne n` and sample

@@ -100,7 +100,7 @@ class DHMDOutput(NamedTuple):
 class DHMD(nn.Module):
     r"""Decoupled Hierarchical Multimodal Distillation (DHMD) for multimodal
     sentiment and emotion recognition, for any :math:`M \ge 2` named modalities, as in
-    the published framework figure (SPEC §5; *[pub]*), with our choices where the
+    the published framework figure (*[pub]*), with our choices where the
     paper is silent (*[open]*, each a config field).
 
     Every logit (:math:`\hat{y}`, :math:`y_c`, and the per-modality logits of both
@@ -670,7 +670,8 @@ class DHMD(nn.Module):
 def dhmd_objective(output: DHMDOutput, batch: MultimodalBatch, config: DHMDConfig, *,
                    prior_scales: Mapping[str, float | Tensor] | None = None
                    ) -> dict[str, Tensor]:
-    r"""The DHMD training objective (SPEC §6), as named unweighted terms plus the
+    r"""The DHMD training objective (DMD's terms plus DHMD's contrastive ones), as named
+    unweighted terms plus the
     weighted total ``'loss'``:
 
     .. math::

@@ -20,7 +20,7 @@ Without ``--data`` the data is the embedded synthetic MOSEI-profile generator
 aligned steps, the real label distribution, planted shared and modality-exclusive
 factors), generated once into ``$DHMD_CACHE`` (default ``~/.cache/dhmd_graph``).
 The default run is sized to finish in a few minutes on 2 CPU cores, which the
-reference schedule (SPEC §6: lr 1e-4, 16 x 10 accumulated batches, up to 100 epochs,
+reference schedule (DMD's: lr 1e-4, 16 x 10 accumulated batches, up to 100 epochs,
 5 seeds, on 16,326 samples) cannot do. Its choices, all in ``DEMO`` below:
 
 - 1,500 / 300 / 600 train / valid / test samples (not 16,326 / 1,871 / 4,659);

@@ -84,7 +84,7 @@ def test_parameter_count_is_the_references_minus_unused_modules(case):
 # reference keeps them, sharing only the parameter tensors with our model. Modalities are
 # in our order (text, audio, vision); the reference's fusion concatenates l, v, a, which
 # only permutes the blocks of the fusion weights. Its orthogonality term crashes on
-# current PyTorch, so that one term follows SPEC §6 (per time step).
+# current PyTorch, so that one term is computed per time step, as ours is.
 
 SIZES = [
     "width=8", "num_heads=2", "encoder.num_layers=2", "encoder.memory_layers=2",

@@ -1,6 +1,6 @@
 r"""The dictionaries of DHMD's fine-grained stage.
 
-:class:`ModalitySharedDictionary` is the published structure (SPEC §5): one dictionary per
+:class:`ModalitySharedDictionary` is the structure DHMD's framework figure draws: one dictionary per
 decoupled space *after* the GD-Unit, reading one vector per modality and giving a
 dictionary-reconstructed feature per modality, trained with a contrastive loss
 (:func:`dhmd_graph.losses.dictionary_contrastive_loss`). Its internals are our design.
@@ -65,7 +65,7 @@ class SharedDictionaryOutput(NamedTuple):
 
 class ModalitySharedDictionary(nn.Module):
     r"""The modality-shared dictionary of a decoupled space in DHMD's published
-    framework figure (SPEC §5): :math:`K` learnable atoms shared by all modalities
+    framework figure: :math:`K` learnable atoms shared by all modalities
     of the space, after the GD-Unit.
 
     Every modality's GD output :math:`\mathbf{x}_m \in \mathbb{R}^F` selects atoms
@@ -86,8 +86,8 @@ class ModalitySharedDictionary(nn.Module):
     outputs one reconstruction per modality and is trained with a contrastive loss;
     everything else here (the query :math:`\mathrm{LN}(\mathbf{W}_q \cdot)`, the
     scaled dot product, :math:`K`, :math:`C`, :math:`\tau`, :math:`\sigma`) is our
-    design, *[open]* in SPEC §5. Modalities are independent of one another here: the
-    atoms are what they share.
+    design, *[open]*: the paper does not publish them. Modalities are independent of
+    one another here: the atoms are what they share.
 
     Args:
         channels (int): Width :math:`F` of the input and the reconstruction.

@@ -162,8 +162,9 @@ class DynamicGraphDistill(MessagePassing):
     :math:`\mathbf{b}` (:obj:`out_channels` set), the root term is dropped with
     :obj:`root_weight=False`, and :math:`\phi` is the identity or, with
     :obj:`detach_teacher=True`, the stop-gradient :math:`\mathrm{sg}`. The logits
-    enter the edge scores only. How the GD output is formed is not published (SPEC
-    §5, *open*): this is our design, each choice a constructor argument.
+    enter the edge scores only. DHMD's figure shows that the GD-Unit outputs
+    features, not how they are formed from the weighted messages (*open*): this is
+    our design, each choice a constructor argument.
 
     **Who receives gradient.** The distillation losses are aggregations of weighted
     per-edge distances over the same edges and weights, see

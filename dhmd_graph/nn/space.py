@@ -86,7 +86,7 @@ class SpaceOutput(NamedTuple):
 
 class DecoupledSpace(nn.Module):
     r"""A decoupled space of DHMD (homogeneous or heterogeneous), in the order of the
-    published framework figure (SPEC §5):
+    published framework figure:
 
     1. **heads**: per modality, an optional readout of its sequence and a head giving
        the representation and logit, :math:`(\mathbf{r}_m, y_m) =

@@ -28,7 +28,7 @@ CPU core of this machine (more only compete for the same cores, and a typo such 
 class TrainConfig:
     r"""How :class:`~dhmd_graph.train.Trainer` trains a model.
 
-    The defaults are the reference settings of DMD (SPEC §6): Adam with learning rate
+    The defaults are the settings of the DMD reference code: Adam with learning rate
     ``1e-4``, batches of 16, gradients accumulated over 10 batches and value-clipped at
     0.6, :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` (factor 0.5, patience 5)
     on the validation MAE, early stopping after 10 epochs without improvement, and the
@@ -50,9 +50,10 @@ class TrainConfig:
             summed, the running sum is value-clipped after every backward, and the
             last partial window of an epoch is dropped: its batches are run for
             the logged loss but never stepped, so an epoch of fewer batches than
-            ``accumulation_steps`` learns nothing; SPEC §11 #11). Under ``torchrun``
-            each process clips its own running sum, and DDP averages the sums over
-            the processes at the step. ``"averaged"`` stays the default although the
+            ``accumulation_steps`` learns nothing; README "DMD, exactly", difference 11).
+            Under ``torchrun`` each process clips its own running sum, and DDP averages the
+            sums over the processes at the step. ``"averaged"`` stays the default although
+            the
             switch ablation measured a test MAE 0.013 lower with ``"summed"`` (3 seeds,
             about one standard deviation; README "DMD, exactly"): it removes a
             limitation, the batches the reference drops. (default: ``"averaged"``)

@@ -29,7 +29,8 @@ def make_nodes(batch_size, num_modalities, seed=1):
     return logits, reprs
 
 
-# A dense reference of SPEC §4, written per sample with (B, M, M) matrices -------------
+# A dense reference of the GD-Unit's formulas (DynamicGraphDistill's docstring), written
+# per sample with (B, M, M) matrices --------------------------------------------------
 
 
 def to_dense(edge_index, value, batch_size, num_modalities):
