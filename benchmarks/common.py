@@ -101,7 +101,23 @@ def machine_info() -> dict[str, Any]:
         "load_average": [round(value, 2) for value in load],
         "cuda_available": torch.cuda.is_available(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The checkout's commit (``+`` when the working tree has changes), if it is one."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return (head + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+                ) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 @dataclass
@@ -283,6 +299,7 @@ def write_results(
     settings: dict[str, Any],
     output_dir: Path | str | None = None,
     extra: dict[str, Any] | None = None,
+    report: str | None = None,
 ) -> Path:
     """Writes ``{output_dir}/{name}.json`` with machine facts, command, settings and rows.
 
@@ -294,6 +311,10 @@ def write_results(
             ``benchmarks/results``. (default: :obj:`None`)
         extra (dict, optional): More top-level entries (findings, profiles).
             (default: :obj:`None`)
+        report (str, optional): The rows as a page shows them (e.g. a Markdown table),
+            under ``"report"``; a page that pastes it marks the block
+            ``<!-- rendered from benchmarks/results/<name>.json -->`` and
+            ``tests/test_rendered_numbers.py`` compares the two. (default: :obj:`None`)
     """
     directory = RESULTS_DIR if output_dir is None else Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -305,6 +326,7 @@ def write_results(
         "settings": settings,
         "rows": list(rows),
         **(extra or {}),
+        **({} if report is None else {"report": report}),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import format_table, time_interleaved, write_results
+from common import format_table, machine_info, time_interleaved, write_results
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
@@ -407,6 +407,31 @@ def time_case(ref, name: str, aligned: bool, steps, *, quick: bool, batch_size: 
     return row
 
 
+def markdown_report(rows: list[dict], machine: dict) -> str:
+    """The rows as the Markdown table of ``benchmarks/README.md``."""
+    lines = [
+        f"Measured {machine['time']} at commit {machine['commit']} on {machine['cpu_model']} "
+        f"({machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch threads), "
+        f"torch {machine['torch']}, 1-minute load average {machine['load_average'][0]} "
+        "before the run:",
+        "",
+        "| preset | training samples/s: full / dmd / reference | full vs reference | "
+        "dmd vs reference | batch-1 latency ms: full / dmd / reference | full / reference "
+        "| dmd / reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        alignment = "aligned" if row["aligned"] else "unaligned"
+        lines.append(
+            f"| {row['preset']} {alignment} | {row['full_samples_per_s']:.1f} / "
+            f"{row['dmd_samples_per_s']:.1f} / {row['reference_samples_per_s']:.1f} | "
+            f"**{row['full_speedup']:.2f}x** | **{row['dmd_speedup']:.2f}x** | "
+            f"{row['full_latency_ms']:.1f} / {row['dmd_latency_ms']:.1f} / "
+            f"{row['reference_latency_ms']:.1f} | **{row['full_latency_ratio']:.2f}** | "
+            f"**{row['dmd_latency_ratio']:.2f}** |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dmd-src", required=True, type=Path,
@@ -429,6 +454,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.repeats = args.latency_repeats = 1
     torch.set_num_threads(args.threads)
     ref = load_reference(args.dmd_src.expanduser().resolve())
+    machine = machine_info()  # the load before the runs
 
     rows, checks = [], {}
     for name in args.presets:
@@ -452,7 +478,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if k != "output_dir"}
     path = write_results("dmd_reference_speed_quick" if args.quick else "dmd_reference_speed",
                          rows, settings=settings, output_dir=args.output_dir,
-                         extra={"parity": checks})
+                         extra={"parity": checks},
+                         report=markdown_report(rows, machine))
     print(f"wrote {path}")
     return rows
 

@@ -642,8 +642,10 @@ def _publish(data: dict, scratch: Path, path: Path) -> None:
 
 
 def default_dataset_path(profile: str = "mosei", aligned: bool = True,
-                         sizes: Mapping[str, int] | None = None, seed: int = 0) -> Path:
-    r"""The cached synthetic dataset for these arguments, generated on first use.
+                         sizes: Mapping[str, int] | None = None, seed: int = 0,
+                         generate: bool = True) -> Path:
+    r"""The cached synthetic dataset for these arguments, generated on first use
+    (``generate=False``: only its path, to say whether it must be generated).
 
     The file lives in ``$DHMD_CACHE/synthetic/v<version>/`` (``~/.cache/dhmd_graph`` when
     ``DHMD_CACHE`` is unset) as ``<profile>_<aligned|unaligned>_<train-valid-test>_<seed>.pkl``;
@@ -660,6 +662,6 @@ def default_dataset_path(profile: str = "mosei", aligned: bool = True,
     name = (f"{spec.name}_{'aligned' if aligned else 'unaligned'}_"
             f"{'-'.join(str(counts[s]) for s in SPLITS)}_{seed}.pkl")
     path = root / "synthetic" / f"v{GENERATOR_VERSION}" / name
-    if not path.is_file():
+    if generate and not path.is_file():
         write_synthetic(path, spec.name, aligned, counts, seed)
     return path
