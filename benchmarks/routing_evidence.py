@@ -21,7 +21,9 @@ split once with the selected checkpoint), on the test split:
   its most reliable modality (chance 1/3), also apart for the samples with and without a
   visible context.
 
-Arms: ``default`` (the library's defaults), ``dmd_structure`` (DMD's structure: no
+Arms: ``default`` (the library's defaults: since this script's evidence, the routing
+switches), ``reference_switches`` (every routing switch at the DMD reference's behaviour:
+the defaults before), ``dmd_structure`` (DMD's structure: no
 dictionary, GD-Units as losses only, DMD's fusion), ``no_distillation`` (no GD loss or
 output and no dictionary; DHMD's fusion kept), ``routing`` (every routing switch of ours
 on: pair-wise scorer on temporal statistics, edge target from the teachers' errors, the GD
@@ -50,7 +52,7 @@ import numpy as np
 import torch
 from common import format_table, write_results
 
-from dhmd_graph.config import DHMDConfig, apply_overrides
+from dhmd_graph.config import DHMDConfig, GraphConfig, apply_overrides
 from dhmd_graph.data import load_mmsa
 from dhmd_graph.data.batch import MultimodalDataset, collate
 from dhmd_graph.data.safe_pickle import load_pickle
@@ -109,8 +111,18 @@ def _routing(*, drop: Sequence[str] = (), add: Sequence[str] = ()) -> tuple[str,
                  ) + tuple(add)
 
 
+REFERENCE_SWITCHES = tuple(
+    override for name in ("scorer", "scorer_input", "edge_target", "loss_trains_weights",
+                          "prior_schedule")
+    for override in _both(name, str(GraphConfig.__dataclass_fields__[name].default).lower())
+) + ("dictionary.contrastive_input=reconstruction", "dictionary.contrastive_positives=sample",
+     "dictionary.contrastive_cross_modal=both")
+"""Every routing switch back at the DMD reference's behaviour (the presets' defaults before
+the evidence of this script made the routing switches theirs)."""
+
 ARMS: dict[str, tuple[str, ...]] = {
     "default": (),
+    "reference_switches": REFERENCE_SWITCHES,
     "dmd_structure": ("dictionary.atoms=0", "fusion=dmd", *LOSS_ONLY),
     "no_distillation": ("dictionary.atoms=0", *_both("weight", "0"), *LOSS_ONLY),
     "routing": _routing(),
@@ -293,9 +305,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 "anneal": anneal, "wall_s": round(time.perf_counter() - started, 1)}
     name = args.name or ("routing_evidence_quick" if args.quick else "routing_evidence")
     out = write_results(name, rows, settings=settings, output_dir=args.output_dir,
-                        extra={"routing_rows": table, "arms": arms})
+                        extra={"routing_rows": table, "arms": arms},
+                        report=markdown_report(rows, table))
     print(f"\nwritten to {out}")
     return arms
+
+
+def markdown_report(rows: Sequence[Mapping[str, str]],
+                    routing_rows: Sequence[Mapping[str, str]]) -> str:
+    """The test metrics and the routing table as the Markdown of ``benchmarks/README.md``."""
+    def table(records: Sequence[Mapping[str, str]]) -> list[str]:
+        columns = list(records[0])
+        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+                *("| " + " | ".join(str(r[c]) for c in columns) + " |" for r in records)]
+    return "\n".join(table(rows) + [""] + table(routing_rows))
 
 
 if __name__ == "__main__":

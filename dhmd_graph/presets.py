@@ -49,6 +49,31 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "humour": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75)},
     "sarcasm": {"width": 30, "num_heads": 6, "kernels": (5, 1, 3), "dims": (300, 81, 75)},
 }
+ROUTING_GRAPH: dict[str, Any] = {
+    "scorer": "pairwise",
+    "scorer_input": "statistics",
+    "edge_target": "teacher_error",
+    "loss_trains_weights": False,
+    "prior_schedule": "linear",
+}
+"""The routing switches of both GD-Units in our presets (:class:`GraphConfig`'s own defaults
+are the DMD reference's). Chosen by evidence: on the routing stand-in
+(``benchmarks/routing_evidence.py``, 3 seeds) they make the learned weights :math:`E`
+follow each teacher's per-sample reliability (correlation 0.5-0.76 in every seed, routing
+accuracy 0.74 against chance 0.33) and cut the test MAE from 0.576 (the reference's
+switches) to 0.492, where distillation with the reference's switches did no better than
+none (0.571); ``docs/guide/model.md`` has the table."""
+
+ROUTING_DICTIONARY: dict[str, Any] = {
+    "contrastive_input": "representation",
+    "contrastive_positives": "label",
+    "contrastive_cross_modal": "homogeneous",
+}
+"""The contrastive stage of our presets' dictionaries (label-aware positives on the
+representations before the GD-Unit; :class:`DictionaryConfig`'s own defaults are the
+InfoNCE on the reconstructions), chosen with :data:`ROUTING_GRAPH`."""
+
+
 _REFERENCE_PRIORS = {
     "homogeneous": {"text->vision": 1.0, "text->audio": 1.0},
     "heterogeneous": {"text->vision": 1.0, "text->audio": 1.0, "vision->audio": 1.0},
@@ -133,9 +158,12 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
         width=settings["width"],
         num_heads=settings["num_heads"],
         homogeneous_graph=GraphConfig(hidden_channels=64, use_repr_term=False,
-                                      prior=dict(_REFERENCE_PRIORS["homogeneous"])),
+                                      prior=dict(_REFERENCE_PRIORS["homogeneous"]),
+                                      **ROUTING_GRAPH),
         heterogeneous_graph=GraphConfig(hidden_channels=32, repr_metric="positive_cosine",
-                                        prior=dict(_REFERENCE_PRIORS["heterogeneous"])),
+                                        prior=dict(_REFERENCE_PRIORS["heterogeneous"]),
+                                        **ROUTING_GRAPH),
+        dictionary=DictionaryConfig(**ROUTING_DICTIONARY),
         task=benchmark.task,
         num_classes=benchmark.num_classes,
     )
@@ -154,6 +182,8 @@ def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
         for modality, length, rate in zip(config.modalities, settings["lengths"][aligned],
                                           (text_rate, *key_rates), strict=True)
     ]
+    reference_graph = {name: GraphConfig.__dataclass_fields__[name].default
+                       for name in ROUTING_GRAPH}  # the reference's scorer, no target
     encoder = EncoderConfig(
         num_layers=4, memory_layers=4, attention_dropout=text_rate, dropout=0.0,
         embed_dropout=settings["embed_dropout"], output_dropout=settings["output_dropout"],
@@ -161,9 +191,10 @@ def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
         cross_modal_norm="shared", causal_alignment="shifted")
     return dataclasses.replace(
         config, modalities=modalities, encoder=encoder,
-        homogeneous_graph=dataclasses.replace(config.homogeneous_graph, propagate=False),
+        homogeneous_graph=dataclasses.replace(config.homogeneous_graph, propagate=False,
+                                              **reference_graph),
         heterogeneous_graph=dataclasses.replace(config.heterogeneous_graph, propagate=False,
-                                                repr_reduction="batch_means"),
+                                                repr_reduction="batch_means", **reference_graph),
         dictionary=DictionaryConfig(atoms=0),
         loss=LossConfig(use_margin=True, margin_embedding="flatten", margin_reduction="anchor"),
         fusion="dmd",
