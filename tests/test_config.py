@@ -246,6 +246,9 @@ def test_dmd_presets_set_every_reference_switch(name, aligned, lengths, text_dro
     assert config.dictionary.atoms == 0 and config.modality_dropout == 0.0
     assert config.fusion == "dmd" and config.loss.use_margin
     assert not config.homogeneous_graph.propagate and not config.heterogeneous_graph.propagate
+    for graph in config.graphs.values():  # the reference's additive scorer on readouts
+        assert (graph.scorer, graph.scorer_input, graph.edge_target, graph.loss_trains_weights,
+                graph.prior_schedule) == ("additive", "readout", "none", True, "constant")
     assert config.prior_matrix("heterogeneous") == ours.prior_matrix("heterogeneous")
     assert config_from_dict(json.loads(json.dumps(config_to_dict(config)))) == config
 
@@ -260,6 +263,13 @@ def test_our_presets_keep_our_defaults():
     assert config.heterogeneous_graph.repr_reduction == "per_sample"
     assert (config.loss.margin_embedding, config.loss.margin_reduction) == ("pooled", "anchor")
     assert TrainConfig().accumulation == "averaged"
+    for graph in config.graphs.values():  # the routing switches (docs/guide/model.md)
+        assert (graph.scorer, graph.scorer_input, graph.edge_target, graph.loss_trains_weights,
+                graph.prior_schedule) == ("pairwise", "statistics", "teacher_error", False,
+                                          "linear")
+    assert (config.dictionary.contrastive_input, config.dictionary.contrastive_positives,
+            config.dictionary.contrastive_cross_modal) == ("representation", "label",
+                                                          "homogeneous")
 
 
 @pytest.mark.parametrize(("name", "aligned"), [("mosi", True), ("mosei", False), ("sims", False)])

@@ -1,25 +1,34 @@
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides
+from dhmd_graph.config import DHMDConfig, GraphConfig, ModalityConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.data.errors import DatasetError
 from dhmd_graph.model import DHMD, dhmd_objective
-from dhmd_graph.presets import preset
+from dhmd_graph.presets import ROUTING_GRAPH, preset
 
 SMALL = ["width=8", "num_heads=2", "encoder.num_layers=1", "encoder.memory_layers=1",
          "dictionary.atoms=4", "homogeneous_graph.hidden_channels=4",
          "heterogeneous_graph.hidden_channels=4"]
 
 
+def _graph_defaults(graph: GraphConfig) -> GraphConfig:
+    """A preset's graph with the routing switches at GraphConfig's own defaults."""
+    return dataclasses.replace(graph, **{name: getattr(GraphConfig(), name)
+                                         for name in ROUTING_GRAPH})
+
+
 def tiny_config(*overrides: str) -> DHMDConfig:
+    """A small model with the mosi preset's priors and :class:`GraphConfig`'s default
+    switches (the tests of the routing switches set them with overrides)."""
     config = DHMDConfig(
         modalities=[ModalityConfig("text", 6, kernel_size=3), ModalityConfig("audio", 3),
                     ModalityConfig("vision", 4, kernel_size=2)],
-        homogeneous_graph=preset("mosi").homogeneous_graph,
-        heterogeneous_graph=preset("mosi").heterogeneous_graph,
+        homogeneous_graph=_graph_defaults(preset("mosi").homogeneous_graph),
+        heterogeneous_graph=_graph_defaults(preset("mosi").heterogeneous_graph),
     )
     return apply_overrides(config, SMALL + list(overrides))
 
