@@ -229,7 +229,7 @@ def test_the_docs_have_the_commands_these_tests_know():
     kinds = [kind(step) for _, step in ALL_STEPS]
     assert {"install", "not run", "dhmd", "example", "torchrun", "snippet"} <= set(kinds)
     assert kinds.count("dhmd") >= 25  # the extraction found the command blocks
-    assert len({doc for doc, _ in ALL_STEPS}) >= 10  # ... of the README and the pages
+    assert len({doc for doc, _ in ALL_STEPS}) >= 8  # ... of the README and the pages
     assert sum(kind(step) == "dhmd" for step in sum(README_BLOCKS, [])) >= 5
 
 
