@@ -1,7 +1,7 @@
 r"""Ablation of the DMD reference switches: does each of our defaults earn its place?
 
-Question: for every switch where our default differs from the DMD reference code (README
-"DMD, exactly"), does the reference behaviour train better or worse than ours?
+Question: for every switch where our default differs from the DMD reference code
+(docs/guide/dmd.md), does the reference behaviour train better or worse than ours?
 
 Each arm trains the synthetic default of ``examples/mosei_dhmd.py``: the same data (the
 embedded synthetic MOSEI-profile dataset at the example's sizes, aligned), the same
@@ -82,7 +82,7 @@ SWITCHES: dict[str, Switch] = {
     "accumulation": Switch((), train=(("batch_size", 16), ("accumulation_steps", 2)),
                            reference_train=(("accumulation", "summed"),)),
 }
-"""Every switch where our default differs from the DMD reference (README table, rows
+"""Every switch where our default differs from the DMD reference (docs/guide/dmd.md table, rows
 1-5 and 7-12; row 6, the representation weight, is the reference's in both)."""
 
 
@@ -95,7 +95,7 @@ def _example():
 
 
 BASE_OVERRIDES = ("loss.use_margin=true", "loss.margin_reduction=triplet")
-"""The base every arm of the README table was measured on (``--base``'s default): the
+"""The base every arm of the docs/guide/dmd.md table was measured on (``--base``'s default): the
 ``mosei`` preset with DMD's margin loss on (off in our defaults since the DHMD ablation), so
 that the margin switches compare two margin losses, and with our former margin averaging,
 which this ablation handed to the reference (the default since), so that the script

@@ -22,7 +22,7 @@ the checkpoint selected on validation. Arms (model overrides of the preset):
 - ``text_only``: the full model with audio and vision absent for every sample, in
   training and test (the model's missing-modality path: no edges, masked inputs);
 - ``margin``: the full model with DMD's margin loss (``loss.use_margin=true``; off by
-  default since this ablation found no difference, see the README).
+  default since this ablation found no difference, see docs/guide/model.md).
 
 Prints, per arm, test ``MAE``, ``Corr``, ``Non0_acc_2`` and ``Mult_acc_7`` as mean ± std
 over the seeds and the difference of each arm's mean from ``full``; writes

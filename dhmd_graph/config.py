@@ -158,13 +158,13 @@ class ModalityConfig:
         length_mask (bool, optional): Mask the padded steps by the true lengths in
             every attention, pooling and loss (ours; never by all-zero frames). :obj:`False`
             treats every step of the padded input as valid, as the reference does for all
-            modalities (README "DMD, exactly", difference 9: it never reads a length; in
+            modalities (docs/guide/dmd.md, difference 9: it never reads a length; in
             aligned data only the text is padded). Our datasets crop each sample to its true
             length and pad batches with zeros, so the padded steps hold zeros (as in MMSA
             audio and vision and in our synthetic files). (default: :obj:`True`)
         input_dropout (float, optional): Dropout on the input features before the
             temporal projection. The reference drops the text features (``text_dropout``:
-            MOSI 0.5, MOSEI 0.3) and nothing else (README "DMD, exactly", difference
+            MOSI 0.5, MOSEI 0.3) and nothing else (docs/guide/dmd.md, difference
             10); ours is off.
             (default: :obj:`0.0`)
         attention_dropout (float, optional): Dropout on the attention weights of every
@@ -173,7 +173,7 @@ class ModalityConfig:
             of. :obj:`None` uses ``encoder.attention_dropout``, one rate for all (ours).
             The reference sets one rate per source modality (``attn_dropout`` for text
             and the memory encoders, ``attn_dropout_a``, ``attn_dropout_v``;
-            README "DMD, exactly", difference 10). (default: :obj:`None`)
+            docs/guide/dmd.md, difference 10). (default: :obj:`None`)
         bert_path (str, optional): A local folder with a BERT model (``config.json``
             and weights, see :class:`~dhmd_graph.nn.BertTextEncoder`). The modality's
             input is then BERT token ids ``(B, T, 3)`` (ids, attention mask, segment
@@ -295,14 +295,14 @@ class EncoderConfig:
             ``"attention"`` (learned attention pooling over valid steps) or ``"last"``
             (the last valid step; the reference reads ``h[-1]``, the last *padded*
             step, which is the last valid one when ``length_mask`` is off;
-            README "DMD, exactly", difference 2). (default: :obj:`"mean"`)
+            docs/guide/dmd.md, difference 2). (default: :obj:`"mean"`)
         positional_encoding (str, optional): ``"interleaved"`` (ours: sin and cos
             interleaved channel by channel, frequencies :math:`10^{-8k/C}`, positions
             counted from 0) or ``"fairseq"`` (the reference: sin in the first half of
             the channels, cos in the second, frequencies :math:`10^{-4k/(C/2-1)}`,
             positions counted from 1, and a step whose first input channel is exactly
             0 treated as padding and given no position at all;
-            README "DMD, exactly", difference 1). Ours
+            docs/guide/dmd.md, difference 1). Ours
             encodes every step, whatever its value. (default: :obj:`"interleaved"`)
         homogeneous_head (str, optional): How each modality's homogeneous
             representation :math:`r_m` and logit are read from :math:`c_m`:
@@ -311,12 +311,12 @@ class EncoderConfig:
             reference: the time-major flatten of all :math:`T'_m` steps through a
             residual head of width :math:`T'_m d`, :math:`r_m` its first layer after
             the ReLU; bound to ``modalities.*.sequence_length``;
-            README "DMD, exactly", difference 3).
+            docs/guide/dmd.md, difference 3).
             (default: :obj:`"pooled"`)
         cross_modal_norm (str, optional): The LayerNorm of the key/value input in
             every cross-modal block: ``"separate"`` (ours: its own LayerNorm) or
-            ``"shared"`` (the reference: the query's LayerNorm normalises both; README "DMD,
-            exactly", difference 8). Ours lets the two modalities keep separate statistics.
+            ``"shared"`` (the reference: the query's LayerNorm normalises both; docs/guide/dmd.md,
+            difference 8). Ours lets the two modalities keep separate statistics.
             (default: :obj:`"separate"`)
         causal_alignment (str, optional): How the causal mask lines up a query
             sequence of :math:`L_q` steps with keys of :math:`L_k` steps: ``"relative"``
@@ -411,10 +411,9 @@ class GraphConfig:
             d_b)`, each sample's distance weighted by its own edge weight) or
             ``"batch_means"`` (the reference's ``min_cosine``:
             :math:`\mathrm{mean}_b(w_b) \cdot \mathrm{mean}_b(d_b)`, which loses the
-            per-sample weighting; README "DMD, exactly", difference 7). Ours stays the
+            per-sample weighting; docs/guide/dmd.md, difference 7). Ours stays the
             default: in the switch ablation the reference's gave a test MAE 0.013 higher on
-            the default model, though 0.008 lower with the margin loss on (README "DMD,
-            exactly").
+            the default model, though 0.008 lower with the margin loss on (docs/guide/dmd.md).
             (default: :obj:`"per_sample"`)
         weight (float, optional): Weight of the graph's total loss.
             (default: :obj:`0.05`)
@@ -660,14 +659,14 @@ class LossConfig:
             length) or ``"flatten"`` (the reference: a separate
             ``Linear(d T'_m -> d)`` per modality on the channel-major flatten of
             :math:`c_m`, bound to ``modalities.*.sequence_length``;
-            README "DMD, exactly", difference 4).
+            docs/guide/dmd.md, difference 4).
             (default: :obj:`"pooled"`)
         margin_reduction (str, optional): How the triplet hinges are averaged:
             ``"anchor"`` (the reference's ``HingeLoss``: over each anchor's
             (positive, negative) pairs first, then over the anchors that have both;
-            README "DMD, exactly", difference 5) or ``"triplet"`` (over all triplets of the
+            docs/guide/dmd.md, difference 5) or ``"triplet"`` (over all triplets of the
             batch, so every triplet counts alike). The default is the reference's since the
-            switch ablation (README "DMD, exactly": test MAE 0.012 lower with it, 3 seeds).
+            switch ablation (docs/guide/dmd.md: test MAE 0.012 lower with it, 3 seeds).
             (default: :obj:`"anchor"`)
     """
 

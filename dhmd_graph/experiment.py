@@ -538,7 +538,7 @@ def default_data(name: str, aligned: bool, say: bool) -> Path:
     if say:
         print(f"dhmd train: no --data given: using synthetic {name}-profile data of "
               f"{'/'.join(map(str, DEMO_SIZES.values()))} train/valid/test samples (generated "
-              "once; see README 'Synthetic data'). Pass --data PATH for your own data, or "
+              "once; see docs/guide/synthetic.md). Pass --data PATH for your own data, or "
               f"write the full-size synthetic set with 'dhmd synth OUT.pkl --profile {name}' "
               "and pass it.", flush=True)
     family = protocol(name).synthetic

@@ -171,8 +171,8 @@ def graph_distillation_loss(
     students and edge weights both learn. Computed as an aggregation of weighted
     per-edge distances, so pruned edges and absent nodes need no special case.
 
-    With ``reduction="batch_means"`` (the DMD reference's ``min_cosine``; README "DMD,
-    exactly", difference 7) each edge type :math:`k` (teacher modality, student modality)
+    With ``reduction="batch_means"`` (the DMD reference's ``min_cosine``; docs/guide/dmd.md,
+    difference 7) each edge type :math:`k` (teacher modality, student modality)
     contributes the product of batch means instead, which drops the per-sample weighting:
 
     .. math::
@@ -519,7 +519,7 @@ def margin_loss(
     .. math::
         \mathcal{L}_{mar} = \operatorname{mean}_{(i, j, k)} h_{ijk};
 
-    with ``reduction="anchor"`` (the DMD reference's ``HingeLoss``; README "DMD, exactly",
+    with ``reduction="anchor"`` (the DMD reference's ``HingeLoss``; docs/guide/dmd.md,
     difference 5) each anchor's hinges are averaged first, then the anchors that have both a
     positive and a negative,
     :math:`\mathcal{L}_{mar} = \operatorname{mean}_i \operatorname{mean}_{(j, k)} h_{ijk}`,

@@ -107,8 +107,8 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
     of GD outputs and dictionary reconstructions) with our defaults where the paper is
     silent, the same architecture for aligned and unaligned data (:obj:`aligned` only
     rejects combinations that do not exist). With ``reference="dmd"`` (MOSI and MOSEI
-    only) it is the DMD reference code, switch by switch (the twelve differences of README
-    "DMD, exactly"): DMD's structure
+    only) it is the DMD reference code, switch by switch (the twelve differences of
+    docs/guide/dmd.md): DMD's structure
     (``fusion="dmd"``, GD-Units as losses only, no dictionary), the fairseq position table,
     last-step readout, the length-bound flatten head and margin embedding (so the
     padded lengths of the aligned or unaligned files are part of the config), one
@@ -171,7 +171,7 @@ def preset(name: str, aligned: bool = True, reference: str | None = None) -> DHM
 
 
 def _dmd(config: DHMDConfig, key: str, aligned: bool) -> DHMDConfig:
-    """``config`` with every switch set to the DMD reference code (README "DMD, exactly")."""
+    """``config`` with every switch set to the DMD reference code (docs/guide/dmd.md)."""
     settings = _DMD[key]
     text_rate, *key_rates = settings["attention"]
     modalities = [

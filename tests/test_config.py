@@ -255,7 +255,7 @@ def test_dmd_presets_set_every_reference_switch(name, aligned, lengths, text_dro
 
 def test_our_presets_keep_our_defaults():
     # Ours where the switch ablation kept them; the reference's margin averaging, which
-    # it handed to the reference (README "DMD, exactly").
+    # it handed to the reference (docs/guide/dmd.md).
     config = preset("mosi")
     assert config.encoder == EncoderConfig()
     assert all(m.sequence_length is None and m.length_mask and m.input_dropout == 0.0

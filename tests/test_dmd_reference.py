@@ -72,7 +72,7 @@ def test_parameter_count_is_the_references_minus_unused_modules(case):
     ours = sum(p.numel() for p in DHMD(preset(name, aligned, reference="dmd")).parameters())
     assert ours == used
     expected = {("mosi", True): 4_405_580, ("mosi", False): 10_295_580,
-                ("mosei", True): 1_667_600, ("mosei", False): 4_151_600}  # as in the README
+                ("mosei", True): 1_667_600, ("mosei", False): 4_151_600}  # as in docs/guide/dmd.md
     assert ours == expected[case]
 
 

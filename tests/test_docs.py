@@ -4,11 +4,12 @@
   a missing page in the nav, an API reference to a name that does not exist, or a docstring
   mkdocstrings cannot read fails the build (about 10 s; needs the ``dev`` extra).
 - The command-line page holds every subcommand and option of the real parser.
-- Every page's ``python`` blocks, ``python -c`` commands and ``dhmd`` commands (in
-  :mod:`test_readme`'s fast mode) run in order, in a scratch folder that holds the README's
-  tiny data files (``aligned_50.pkl``, ``my_data/``) and what the page starts from
-  (:data:`PAGE_SET_UP`: the recordings guide gets generated recordings). Installs and the
-  test suite are not run. A block that needs what a test cannot have (a download) is
+- Every page's ``python`` blocks, ``python -c`` commands, ``dhmd`` commands and
+  ``python examples/...`` commands (in :mod:`test_readme`'s fast mode) run in order, in a
+  scratch folder that holds the README's tiny data files (``aligned_50.pkl``, ``my_data/``)
+  and what the page starts from (:data:`PAGE_SET_UP`: the recordings guide gets generated
+  recordings). Installs and the test suite are not run; the ``torchrun`` commands run in
+  :mod:`test_readme` (slow). A block that needs what a test cannot have (a download) is
   preceded by a line ``<!-- not run: REASON -->``.
 - ``CITATION.cff`` is valid YAML whose version is the package's; the BibTeX agrees.
 - No file of the repository cites the word of an internal notes file that users do not have.
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_readme import fast_dhmd, kind, scratch, workdir  # noqa: F401 (fixtures)
+from test_readme import fast_dhmd, kind, prepare_python_block, run_step, scratch, workdir  # noqa: F401 (fixtures)
 
 import dhmd_graph
 from dhmd_graph.cli import build_parser, main
@@ -130,6 +131,8 @@ def test_the_docs_have_code_blocks_and_run_most():
     assert sum(reason is None for _, _, _, reason in steps) >= 0.8 * len(steps)
 
 
+# the work folder links the scratch files in, so readers report them as outside it
+@pytest.mark.filterwarnings("ignore::dhmd_graph.files.OutsideFolderWarning")
 @pytest.mark.parametrize("page", [
     pytest.param(page, marks=[pytest.mark.slow] * (str(page.relative_to(ROOT)) in SLOW_PAGES),
                  id=str(page.relative_to(ROOT)))
@@ -146,6 +149,7 @@ def test_docs_page_runs(page, workdir, capsys):  # noqa: F811 (the fixture)
         if reason:
             continue
         if step_kind == "python":
+            prepare_python_block(code, workdir)
             exec(compile(code, where, "exec"), {})
         elif step_kind == "bash" and code.startswith("python -c "):
             exec(compile(shlex.split(code)[2], where, "exec"), {})
@@ -153,6 +157,10 @@ def test_docs_page_runs(page, workdir, capsys):  # noqa: F811 (the fixture)
             status = main(fast_dhmd(shlex.split(code)[1:]))
             captured = capsys.readouterr()
             assert status == 0, f"{where}: {code!r} exited {status}:\n{captured.err[-2000:]}"
+        elif kind(code) == "example":
+            run_step(code, capsys)
+        elif kind(code) == "torchrun":
+            continue  # two processes: test_readme's slow torchrun test runs every page's
         else:
             assert code.startswith(SET_UP), (f"{where}: teach test_docs.py to run {code!r}, "
                                               "or mark its block <!-- not run: REASON -->")

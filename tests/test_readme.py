@@ -1,5 +1,14 @@
-"""Every command the README and the ``--help`` texts show, run in a fast mode, so that none
-can rot (issue 13: the README's own ``model.width=40`` example exited with status 2).
+"""Every command the README, the docs pages and the ``--help`` texts show, run in a fast
+mode, so that none can rot (issue 13: the README's own ``model.width=40`` example exited with
+status 2).
+
+Where. The README's ``bash`` and ``python`` blocks run here, one test per block; the pages
+under ``docs/`` run page by page, in reading order, in :mod:`test_docs`, with the helpers of
+this file. A README block that a docs page shows too, to the letter, runs there only. The
+checks across documents are here, over the README and every ``docs/**/*.md`` page
+(:data:`DOCS`): every command is of a kind these tests know, the ``torchrun`` commands (slow),
+the ``--set`` spans of the prose, the alignment recipe, and the examples' usage lines that no
+page shows.
 
 What runs, and how it is made fast. Only *known heavy arguments* are rewritten, never what
 a command says about the model or the data's layout:
@@ -15,15 +24,18 @@ a command says about the model or the data's layout:
 - ``torchrun``: run as ``python -m torch.distributed.run --standalone``, with the
   rewrites above; it starts two processes, so it is marked slow.
 
+- ``python -c "..."``: the code is executed as written.
+
 Not run: the quickstart's ``python3 -m venv``, ``.`` (activate) and ``pip install`` steps
-(they install the package; ``.ci/run`` runs them) and ``python -m pytest`` (this suite).
+(they install the package; ``.ci/run`` runs them), ``python -m pytest`` (this suite) and
+``mkdocs`` (:mod:`test_docs` builds the site).
 The ``python`` code blocks are executed as written. A command of a kind this file does not
 know fails the test, so a new one cannot be skipped silently.
 
 Examples in ``--help`` texts (``e.g. ...`` in an option's help, and the ``Usage::``
 commands of the examples' docstrings) are parsed by the real parser, and ``dhmd train``'s
 ``--set`` examples are applied to the default configuration; a ``--set`` written inline in
-the README's prose is applied the same way.
+the prose of any document is applied the same way.
 """
 
 import ast
@@ -43,21 +55,23 @@ from dhmd_graph.experiment import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").rglob("*.md"))]  # every document whose commands run
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 FAST_TRAIN = ["--set", "train.max_epochs=1", "train.batch_size=8", "train.accumulation_steps=1"]
 INSTALL_STEPS = ("python3 -m venv", ". ", "pip ")
-NOT_RUN = ("python -m pytest",)
+NOT_RUN = ("python -m pytest", "mkdocs ")
 # the work folder links the scratch files in, so readers report them as outside it
 pytestmark = pytest.mark.filterwarnings("ignore::dhmd_graph.files.OutsideFolderWarning")
 
 
 def bash_commands(text: str) -> list[list[str]]:
-    """The commands of each ```bash block: one list per block, ``&&`` chains split."""
+    """The commands of each ```bash block: one list per block, ``&&`` chains split and
+    ``\\`` continuation lines joined."""
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
     commands = []
     for block in blocks:
         steps = []
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #", 1)[0].strip()
             if line and not line.startswith("#"):
                 steps += [step.strip() for step in line.split("&&")]
@@ -100,19 +114,31 @@ def kind(step: str) -> str:
         return "install"
     if step.startswith(NOT_RUN):
         return "not run"
-    first = shlex.split(step)[0]
-    if first in ("dhmd", "torchrun"):
-        return first
-    if first == "python" and shlex.split(step)[1].startswith("examples/"):
+    words = shlex.split(step)
+    if words[0] in ("dhmd", "torchrun"):
+        return words[0]
+    if words[0] == "python" and words[1].startswith("examples/"):
         return "example"
+    if words[0] == "python" and words[1] == "-c":
+        return "snippet"
     return "unknown"
 
 
-README_BLOCKS = bash_commands(README.read_text())
+def name(doc: Path) -> str:
+    return str(doc.relative_to(ROOT))
+
+
+DOC_BLOCKS = {doc: bash_commands(doc.read_text()) for doc in DOCS}
+ALL_STEPS = [(doc, step) for doc, blocks in DOC_BLOCKS.items() for block in blocks
+             for step in block]
+README_BLOCKS = DOC_BLOCKS[README]
+PAGE_BLOCKS = {tuple(block): doc for doc, blocks in DOC_BLOCKS.items() if doc != README
+               for block in blocks}  # a README block shown by a page runs with the page
 
 
 def write_sdk_files(folder: Path) -> None:
-    """The README's alignment recipe (its ``json`` block, as written) and tiny ``.csd`` files
+    """The alignment recipe of the docs (the ``json`` block with ``"features"``, as written)
+    and tiny ``.csd`` files
     under the names it gives: one video of each built-in CMU-MOSI fold, 2 segments of 3 words,
     audio and vision frames at 10 Hz."""
     h5py = pytest.importorskip("h5py")
@@ -122,7 +148,9 @@ def write_sdk_files(folder: Path) -> None:
 
     from dhmd_graph.data.align import load_folds
 
-    (recipe,) = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (recipe,) = [block for doc in DOCS
+                 for block in re.findall(r"```json\n(.*?)```", doc.read_text(), flags=re.DOTALL)
+                 if '"features"' in block]
     (folder / "mosi_sdk.json").write_text(recipe)
     recipe = json.loads(recipe)
     videos = [ids[0] for ids in load_folds(recipe["folds"]).values()]
@@ -180,38 +208,55 @@ def load_example(path: Path):
 
 
 def run_step(step: str, capsys) -> None:
-    """Runs one README command in the current directory, in its fast mode."""
+    """Runs one documented command in the current directory, in its fast mode."""
     words = shlex.split(step)
     if kind(step) == "dhmd":
         status = main(fast_dhmd(words[1:]))
     elif kind(step) == "example":
         status = load_example(ROOT / words[1]).main(fast_example(words)[2:])
+    elif kind(step) == "snippet":
+        exec(compile(words[2], step, "exec"), {})
+        status = 0
     else:
         raise AssertionError(f"test_readme cannot run {step!r}; teach it this kind of command")
     captured = capsys.readouterr()
     assert status == 0, f"{step!r} exited {status}:\n{captured.out[-2000:]}{captured.err[-2000:]}"
 
 
-def test_the_readme_has_the_commands_this_file_knows():
-    kinds = [kind(step) for block in README_BLOCKS for step in block]
-    assert "unknown" not in kinds, [s for b in README_BLOCKS for s in b if kind(s) == "unknown"]
-    assert {"install", "not run", "dhmd", "example", "torchrun"} <= set(kinds)
-    assert kinds.count("dhmd") >= 8  # the extraction found the command blocks
+def test_the_docs_have_the_commands_these_tests_know():
+    unknown = [f"{name(doc)}: {step}" for doc, step in ALL_STEPS if kind(step) == "unknown"]
+    assert unknown == []
+    kinds = [kind(step) for _, step in ALL_STEPS]
+    assert {"install", "not run", "dhmd", "example", "torchrun", "snippet"} <= set(kinds)
+    assert kinds.count("dhmd") >= 25  # the extraction found the command blocks
+    assert len({doc for doc, _ in ALL_STEPS}) >= 8  # ... of the README and the pages
+    assert sum(kind(step) == "dhmd" for step in sum(README_BLOCKS, [])) >= 5
+
+
+def prepare_python_block(code: str, folder: Path) -> None:
+    """What a documented ``python`` block loads that a test must make: a tiny random BERT
+    under the name the docs load (skips without ``transformers``)."""
+    if "BertTextEncoder(" in code and not (folder / "bert-base-uncased").exists():
+        pytest.importorskip("transformers")
+        save_tiny_bert(folder / "bert-base-uncased", vocab_size=8000,
+                       max_position_embeddings=64)
 
 
 @pytest.mark.parametrize("block", range(len(README_BLOCKS)),
-                         ids=[f"block{i}" for i in range(len(README_BLOCKS))])
+                         ids=[f"README.md:block{i}" for i in range(len(README_BLOCKS))])
 def test_readme_bash_block_runs(block, workdir, capsys):
     steps = [step for step in README_BLOCKS[block] if kind(step) in ("dhmd", "example")]
     if not steps:
         pytest.skip("installs and the test suite only (see the module docstring)")
+    if tuple(README_BLOCKS[block]) in PAGE_BLOCKS:
+        pytest.skip(f"runs with {name(PAGE_BLOCKS[tuple(README_BLOCKS[block])])} (test_docs)")
     for step in steps:
         run_step(step, capsys)
 
 
 @pytest.mark.slow  # two processes under torchrun: ~30 s on 2 cores
 def test_readme_torchrun_commands_run(workdir):
-    steps = [step for block in README_BLOCKS for step in block if kind(step) == "torchrun"]
+    steps = [step for _, step in ALL_STEPS if kind(step) == "torchrun"]
     assert steps
     for step in steps:
         words = shlex.split(step)
@@ -225,22 +270,24 @@ def test_readme_torchrun_commands_run(workdir):
 
 
 @pytest.mark.parametrize("code", python_blocks(README.read_text()),
-                         ids=lambda code: code.splitlines()[0][:40])
+                         ids=lambda code: f"README.md:{code.splitlines()[0][:40]}")
 def test_readme_python_block_runs(code, tmp_path, monkeypatch):
-    if "BertTextEncoder(" in code:  # a tiny random BERT under the name the README loads
-        pytest.importorskip("transformers")
-        save_tiny_bert(tmp_path / "bert-base-uncased", vocab_size=8000,
-                       max_position_embeddings=64)
-        monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    prepare_python_block(code, tmp_path)
     exec(compile(code, str(README), "exec"), {})
 
 
-def test_readme_inline_overrides_apply():
-    overrides = inline_overrides(README.read_text())
-    assert any("train.device=cuda:1" in items for items in overrides)
-    for items in overrides:
+@pytest.mark.parametrize("doc", DOCS, ids=name)
+def test_inline_overrides_apply(doc):
+    for items in inline_overrides(doc.read_text()):
         args = build_parser().parse_args(["train", "--set", *items])
         Experiment.assemble(overrides=args.overrides)
+
+
+def test_inline_overrides_were_found():
+    overrides = [items for doc in DOCS for items in inline_overrides(doc.read_text())]
+    assert any("train.device=cuda:1" in items for items in overrides)
+    assert len(overrides) >= 5
 
 
 def help_examples() -> list[list[str]]:
@@ -282,11 +329,11 @@ def example_usage() -> list[str]:
 
 
 def new_example_usage() -> list[str]:
-    """:func:`example_usage` less the commands the README blocks already run (in quick mode)."""
+    """:func:`example_usage` less the commands the documents already run (in quick mode)."""
     def fast(step: str) -> str:
         return shlex.join(fast_example(shlex.split(step)))
 
-    known = {fast(step) for block in README_BLOCKS for step in block if kind(step) == "example"}
+    known = {fast(step) for _, step in ALL_STEPS if kind(step) == "example"}
     new = {fast(step): step for step in example_usage()}
     return sorted(step for command, step in new.items() if command not in known)
 
@@ -302,8 +349,7 @@ def test_example_usage_runs(step, workdir, capsys):
 
 def test_the_docs_hold_no_merge_conflict_markers():
     # A merge once left "<<<<<<< HEAD" ... ">>>>>>> main" in the CHANGELOG.
-    documents = [ROOT / "README.md", ROOT / "CHANGELOG.md", *ROOT.glob("*/README.md"),
-                 *ROOT.glob("docs/*.md")]
+    documents = [*DOCS, ROOT / "CHANGELOG.md", *ROOT.glob("*/README.md")]
     markers = [f"{path.relative_to(ROOT)}:{number}"
                for path in documents
                for number, line in enumerate(path.read_text().splitlines(), start=1)
