@@ -27,7 +27,7 @@ from dhmd_graph import fields
 from dhmd_graph.config import INPUT_FIELDS, DHMDConfig, field_error
 from dhmd_graph.errors import ConfigError, DatasetError
 from dhmd_graph.presets import preset
-from dhmd_graph.protocols import metric_kind
+from dhmd_graph.protocols import check_label_kind, metric_kind
 from dhmd_graph.tasks import task_of_labels, task_spec
 from dhmd_graph.train.config import TrainConfig
 
@@ -273,8 +273,9 @@ class Experiment:
         model (DHMDConfig): The model configuration.
         train (TrainConfig): The training configuration.
         explicit (frozenset[str]): The dotted keys the user set (``"model.width"``,
-            ``"train.monitor"``, ``"model.modalities.text.vocab_size"``, or ``"model"``
-            for a whole model given in a file). Fitting to the data keeps these and
+            ``"train.monitor"``, ``"model.modalities.text.vocab_size"``, ``"model"``
+            for a whole model given in a file, ``"preset"`` for a protocol named with
+            ``--preset`` or in the file). Fitting to the data keeps these and
             checks them; everything else may be taken from the data.
     """
 
@@ -334,6 +335,8 @@ class Experiment:
             raise ConfigError(f"--reference {reference} builds the model from the preset, "
                               f"but {file} has a 'model' section: drop one of the two.")
         explicit = {f"train.{key}" for key in saved.get("train", {})}
+        if preset_name or "preset" in saved:
+            explicit.add("preset")
         if "model" in saved:
             model = fields.from_dict(DHMDConfig, saved["model"])
             explicit.add("model")
@@ -400,11 +403,14 @@ class Experiment:
         (:func:`fit_inputs`), the task and :math:`C` come from the labels
         (:func:`fit_task`), and the protocol's monitor selects checkpoints — except where
         :attr:`explicit` names the field (a whole model from a file keeps its task).
+        A protocol the user chose must read the data's kind of label
+        (:func:`~dhmd_graph.protocols.check_label_kind`) unless the task is chosen too.
         Nothing is written: a mismatch raises first.
 
         Raises:
-            ConfigError: A chosen value does not fit the data, or ``train.monitor`` is
-                not one of the metrics reported.
+            ConfigError: A chosen value does not fit the data, the chosen protocol's task
+                reads another kind of label than the data's, or ``train.monitor`` is not
+                one of the metrics reported.
             DatasetError: The model fails on the data's first batch, naming the file.
         """
         from dhmd_graph.metrics import default_monitor, task_metrics
@@ -415,9 +421,12 @@ class Experiment:
             model_keys |= set(TASK_FIELDS)
         from dhmd_graph.data.loading import modality_inputs, modality_steps
 
+        train_split = splits["train"]
+        if self.chose("preset") and "task" not in model_keys:
+            check_label_kind(self.preset, train_split.label_kind, train_split.num_classes,
+                             self.data)
         model = fit_inputs(self.model, modality_inputs(splits), model_keys)
         model, notes = fit_steps(model, modality_steps(splits), model_keys)
-        train_split = splits["train"]
         model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys)
         train = self.train
         kind = metric_kind(model.task, model.num_classes, self.preset)
