@@ -16,7 +16,8 @@ bad input: a :class:`~dhmd_graph.errors.UserError`     2       one line: ``error
 missing or not writable (:class:`OSError`), a usage
 error (:mod:`argparse`)
 Ctrl-C or ``SIGTERM``                                  1       ``interrupted ...``
-a non-finite loss, out of memory, a full disk          1       one line
+a non-finite loss or prediction, out of memory, a      1       one line
+full disk
 anything else: a bug                                   1       the traceback, then a line
                                                                saying where to report it
 =====================================================  ======  =======================
@@ -49,6 +50,7 @@ EXIT_TABLE = (
     # raised), so `dhmd describe` never imports torch.
     ("builtins", "KeyboardInterrupt", None, EXIT_FAILED, "interrupted"),
     ("dhmd_graph.errors", "NonFiniteLossError", None, EXIT_FAILED, "error"),
+    ("dhmd_graph.errors", "NonFinitePredictionError", None, EXIT_FAILED, "error"),
     ("builtins", "MemoryError", None, EXIT_FAILED, "out of memory"),
     ("torch", "OutOfMemoryError", None, EXIT_FAILED, "out of memory"),
     ("dhmd_graph.train.distributed", "PeerTimeoutError", None, EXIT_FAILED, "error"),
@@ -124,15 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "non-empty subset of modalities (the others missing)")
 
     predict = _command(commands, "predict", _cmd_predict, "per-sample predictions of a "
-                       "trained run as a CSV file (see dhmd_graph.inspect.predictions)")
-    _run_arguments(predict, "a run folder (its first seed, or --seed), a seed folder, or a .pt")
+                       "trained run as a CSV file: the prediction, and for classes the "
+                       "predicted class and each class's probability; the data may have "
+                       "no labels and one split only (see dhmd_graph.inspect.predictions)")
+    _run_arguments(predict, "a run folder (its first seed, or --seed, or --ensemble), a seed "
+                   "folder, or a .pt")
     predict.add_argument("--out", metavar="CSV", default="predictions.csv", help="the CSV file "
                          "to write (default: predictions.csv)")
     predict.add_argument("--split", default="test", help="the split to predict (default: test)")
     predict.add_argument("--present", type=_names, metavar="NAMES", help="the observed "
                          "modalities, e.g. text,audio (the others missing; default: all)")
-    predict.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
-                         "the first)")
+    chosen = predict.add_mutually_exclusive_group()
+    chosen.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
+                        "the first); written in the file's seed column")
+    chosen.add_argument("--ensemble", action="store_true", help="the mean over every seed's "
+                        "checkpoint (predictions and probabilities), the seeds in the seed "
+                        "column")
     predict.add_argument("--last", action="store_true", help="the last epoch's checkpoint "
                          "instead of the best one")
     predict.add_argument("--overwrite", action="store_true", help="replace the CSV at --out")
@@ -256,7 +265,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from dhmd_graph.inspect.predictions import predict_run
 
     out = predict_run(args.target, args.out, data=args.data, split=args.split,
-                      present=args.present, seed=args.seed,
+                      present=args.present, seed=args.seed, ensemble=args.ensemble,
                       which="last" if args.last else "best", device=args.device,
                       overwrite=args.overwrite)
     print(f"predictions: {out}")

@@ -34,7 +34,7 @@ from dhmd_graph.train.config import TrainConfig
 __all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "fit_inputs",
            "fit_steps", "fit_task", "load_splits", "resolve_data"]
 
-TASK_FIELDS = ("task", "num_classes")
+TASK_FIELDS = ("task", "num_classes", "class_names")
 """The fields of :class:`~dhmd_graph.config.DHMDConfig` that :func:`fit_task` takes from
 the data."""
 
@@ -67,18 +67,20 @@ def resolve_data(path: str | os.PathLike | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def load_splits(path: str | os.PathLike, model: DHMDConfig) -> dict:
+def load_splits(path: str | os.PathLike, model: DHMDConfig, *, partial: bool = False) -> dict:
     """The splits of the dataset at ``path`` with the labels the model's task trains on.
 
     An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
     ``classification_labels`` (MMSA's 3-class sentiment), every other task its
     ``regression_labels``; every other format has one kind of label, read as it is.
-    The choice is the experiment's, not the reader's.
+    The choice is the experiment's, not the reader's. With ``partial`` (to predict), a
+    dataset of some splits only, or without labels, is read as it is
+    (:func:`~dhmd_graph.data.load_dataset`).
     """
     from dhmd_graph.data.loading import load_dataset
 
     labels = "classification" if model.task == "multiclass" else "regression"
-    return load_dataset(path, mmsa_labels=labels)
+    return load_dataset(path, mmsa_labels=labels, partial=partial)
 
 
 def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
@@ -211,7 +213,8 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
 
 
 def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
-             overrides: Iterable[str] = ()) -> DHMDConfig:
+             overrides: Iterable[str] = (), label_names: Sequence[str] | None = None
+             ) -> DHMDConfig:
     r"""A copy of ``config`` whose task fits the data's labels.
 
     :attr:`DHMDConfig.task` and :attr:`DHMDConfig.num_classes` are taken from the labels
@@ -228,6 +231,9 @@ def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
         overrides (Iterable[str], optional): The keys the user set; their task fields
             are kept.
             (default: ``()``)
+        label_names (Sequence[str], optional): The data's class or label names; they
+            become :attr:`DHMDConfig.class_names` where there is one per class of the
+            fitted task (a kept ``class_names`` stays). (default: :obj:`None`)
 
     Raises:
         ConfigError: Naming ``DHMDConfig.task`` or ``DHMDConfig.num_classes``, when a kept
@@ -257,7 +263,12 @@ def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
         raise field_error(config, "class_weights", f"{classes or 1} weights for the data's "
                     f"{found} (task {task!r})", weights, "Give one weight per output, or "
                     "drop class_weights")
-    return dataclasses.replace(config, task=task, num_classes=classes)
+    names = config.class_names
+    if "class_names" not in kept:
+        count = 2 if task == "binary" else classes
+        names = (list(label_names) if label_names is not None and task != "regression"
+                 and len(label_names) == count else None)
+    return dataclasses.replace(config, task=task, num_classes=classes, class_names=names)
 
 
 @dataclass
@@ -427,7 +438,8 @@ class Experiment:
                              self.data)
         model = fit_inputs(self.model, modality_inputs(splits), model_keys)
         model, notes = fit_steps(model, modality_steps(splits), model_keys)
-        model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys)
+        model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys,
+                         train_split.label_names)
         train = self.train
         kind = metric_kind(model.task, model.num_classes, self.preset)
         if not self.chose("train.monitor"):
