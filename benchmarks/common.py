@@ -169,6 +169,35 @@ def time_function(
     return Timing.from_runs([_run(fn, number) for _ in range(repeats)], number)
 
 
+def time_interleaved(
+    functions: Sequence[Callable[[], object]],
+    *,
+    warmup: int = 2,
+    repeats: int = 9,
+    min_run_time: float = 0.02,
+) -> tuple[list[Timing], list[Timing]]:
+    """Times several functions in alternating runs (one run of each in turn, ``repeats``
+    times), so that load affects all alike.
+
+    Returns:
+        (list[Timing], list[Timing]): The timing of each function, and the per-run ratio
+        of each function's time to the last function's (dimensionless; the last ratio
+        is 1).
+    """
+    for _ in range(warmup):
+        for fn in functions:
+            fn()
+    numbers = [_calibrate(fn, min_run_time) for fn in functions]
+    runs: list[list[float]] = [[] for _ in functions]
+    for _ in range(repeats):
+        for fn, number, times in zip(functions, numbers, runs, strict=True):
+            times.append(_run(fn, number))
+    timings = [Timing.from_runs(times, number) for times, number in zip(runs, numbers, strict=True)]
+    ratios = [Timing.from_runs([a / b for a, b in zip(times, runs[-1], strict=True)], 1)
+              for times in runs]
+    return timings, ratios
+
+
 def time_pair(
     first: Callable[[], object],
     second: Callable[[], object],
@@ -177,27 +206,15 @@ def time_pair(
     repeats: int = 9,
     min_run_time: float = 0.02,
 ) -> tuple[Timing, Timing, Timing]:
-    """Times two functions in alternating runs, so that load affects both alike.
+    """Times two functions in alternating runs (:func:`time_interleaved`).
 
     Returns:
         (Timing, Timing, Timing): The timing of ``first``, of ``second``, and the
         per-run ratio ``first / second`` (dimensionless, in the same structure).
     """
-    for _ in range(warmup):
-        first()
-        second()
-    number_first = _calibrate(first, min_run_time)
-    number_second = _calibrate(second, min_run_time)
-    runs_first, runs_second = [], []
-    for _ in range(repeats):
-        runs_first.append(_run(first, number_first))
-        runs_second.append(_run(second, number_second))
-    ratios = [a / b for a, b in zip(runs_first, runs_second, strict=True)]
-    return (
-        Timing.from_runs(runs_first, number_first),
-        Timing.from_runs(runs_second, number_second),
-        Timing.from_runs(ratios, 1),
-    )
+    (timing_first, timing_second), (ratio, _) = time_interleaved(
+        [first, second], warmup=warmup, repeats=repeats, min_run_time=min_run_time)
+    return timing_first, timing_second, ratio
 
 
 def peak_tensor_memory(fn: Callable[[], object]) -> int:

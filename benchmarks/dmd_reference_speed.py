@@ -21,15 +21,20 @@ Its training step is the reference's (``trains/singleTask/DMD.py``): the forward
 both kernels, the L1 task losses, reconstruction, cycle, margin (its ``HingeLoss``) and
 both GD losses with its weights, backward, value clipping at 0.6, an Adam step. One term
 differs: its orthogonality call passes 3-D tensors to ``CosineEmbeddingLoss``, which
-current PyTorch rejects, so the harness computes it per time step (SPEC §6), as we do.
+current PyTorch rejects, so the harness computes it per time step, as we do.
 Both sides take one optimiser step per batch (as ``train_step.py`` does), so the
 reference's accumulation over 10 batches is not part of either timing.
 
 Before timing, a parity check copies the reference's weights into our model (float64,
 eval mode, one batch) and prints the largest difference of the prediction and of every
 loss term; the parameter counts must match (the reference's minus ``proj_cosine_*`` and
-the edge scorers' biases). Then both training steps are timed in alternating runs
-(:func:`common.time_pair`), so that load hits both alike.
+the edge scorers' biases). Then the training steps are timed in alternating runs, so that load hits all alike.
+
+The full DHMD model (the default preset of each dataset, what users train) is timed in
+the same runs: the three training steps alternate run by run
+(:func:`common.time_interleaved`), and so do the three batch-1 predictions in eval mode
+(ours: :meth:`~dhmd_graph.model.DHMD.predict_step`; the reference: its test loop's forward
+call). Speed-ups and latency ratios are medians of the per-run ratios to the reference.
 
 Run ``python benchmarks/dmd_reference_speed.py --dmd-src ~/src/DMD`` in a quiet window
 (``--quick``: a tiny model and one repeat, to smoke-test the harness).
@@ -50,7 +55,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import format_table, time_pair, write_results
+from common import format_table, time_interleaved, write_results
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
@@ -72,9 +77,18 @@ QUICK = {"width": 8, "num_heads": 2, "layers": 1}
 # Importing the checkout ###############################################################
 
 
+PATCH_CUDA = True
+"""Whether :func:`cpu_cuda` patches ``Tensor.cuda`` (``benchmarks/gpu.py`` turns it off to
+run the reference on a GPU as written)."""
+
+
 @contextlib.contextmanager
 def cpu_cuda() -> Iterator[None]:
-    """``Tensor.cuda()`` returns the tensor itself (the reference calls it on CPU tensors)."""
+    """``Tensor.cuda()`` returns the tensor itself (the reference calls it on CPU tensors),
+    while :data:`PATCH_CUDA` is set."""
+    if not PATCH_CUDA:
+        yield
+        return
     original = torch.Tensor.cuda
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     try:
@@ -331,6 +345,68 @@ def parity(ref, name: str, aligned: bool, quick: bool, steps) -> dict:
     return {"counts": counts, "max_abs_difference": differences}
 
 
+def full_config(name: str, aligned: bool, quick: bool) -> DHMDConfig:
+    """The full model's preset (what users train), shrunk like :func:`our_config` with
+    ``quick``."""
+    config = preset(name, aligned)
+    if quick:
+        config = apply_overrides(config, [
+            f"width={QUICK['width']}", f"num_heads={QUICK['num_heads']}",
+            f"encoder.num_layers={QUICK['layers']}", f"encoder.memory_layers={QUICK['layers']}"])
+    return config
+
+
+def reference_predict(model: nn.Module, batch: MultimodalBatch) -> torch.Tensor:
+    """The reference's prediction (its test loop's call, trains/singleTask/DMD.py:255)."""
+    inputs = {}
+    for name, x in batch.features.items():
+        length = model.len_l if name == "text" else getattr(model, f"len_{SHORT[name]}")
+        inputs[name] = F.pad(x, (0, 0, 0, length - x.shape[1]))  # (B, T, d_m)
+    with cpu_cuda():
+        return model(inputs["text"], inputs["audio"], inputs["vision"],
+                     is_distill=True)["output_logit"]
+
+
+MODELS = ("full", "dmd", "reference")
+"""The three timed models: the full DHMD preset, our ``dmd`` preset, the reference code."""
+
+
+def time_case(ref, name: str, aligned: bool, steps, *, quick: bool, batch_size: int,
+              repeats: int, latency_repeats: int) -> dict:
+    """Training samples/s of the three :data:`MODELS` in interleaved runs, and their
+    batch-1 eval latency (interleaved too); ratios are per run, to the reference."""
+    torch.manual_seed(0)
+    full = DHMD(full_config(name, aligned, quick))
+    dmd = DHMD(our_config(name, aligned, quick))
+    reference = build_reference(ref, name, aligned, quick)
+    steps_of = {"full": TrainingStep(full), "dmd": TrainingStep(dmd),
+                "reference": ReferenceStep(ref, *reference)}
+    batch = random_batch(dmd.config, batch_size, steps)
+    timings, ratios = time_interleaved(
+        [lambda step=steps_of[m]: step(batch) for m in MODELS],
+        warmup=1, repeats=repeats, min_run_time=0)
+    single = random_batch(dmd.config, 1, steps, seed=1)
+    predict = {"full": lambda: full.predict_step(single), "dmd": lambda: dmd.predict_step(single),
+               "reference": lambda: reference_predict(reference[0], single)}
+    for module in (full, dmd, *reference):
+        module.eval()
+    with torch.no_grad():
+        latencies, latency_ratios = time_interleaved(
+            [predict[m] for m in MODELS], warmup=2, repeats=latency_repeats,
+            min_run_time=0.05 if latency_repeats > 1 else 0)
+    row = {"preset": name, "aligned": aligned, "lengths": "/".join(map(str, steps)),
+           "batch_size": batch_size}
+    for m, timing, ratio, latency, latency_ratio in zip(
+            MODELS, timings, ratios, latencies, latency_ratios, strict=True):
+        row[f"{m}_samples_per_s"] = batch_size / timing.median
+        row[f"{m}_iqr_ms"] = timing.iqr * 1e3
+        row[f"{m}_latency_ms"] = latency.median * 1e3
+        if m != "reference":  # median over runs of reference time / ours
+            row[f"{m}_speedup"] = 1.0 / ratio.median
+            row[f"{m}_latency_ratio"] = latency_ratio.median
+    return row
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dmd-src", required=True, type=Path,
@@ -343,11 +419,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         choices=["aligned", "unaligned"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=9, help="timed runs of each step")
+    parser.add_argument("--latency-repeats", type=int, default=15,
+                        help="timed runs of each batch-1 prediction")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.presets, args.alignment, args.batch_size, args.repeats = ["mosi"], ["aligned"], 2, 1
+        args.presets, args.alignment, args.batch_size = ["mosi"], ["aligned"], 2
+        args.repeats = args.latency_repeats = 1
     torch.set_num_threads(args.threads)
     ref = load_reference(args.dmd_src.expanduser().resolve())
 
@@ -359,24 +438,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             check = checks[f"{name}_{alignment}"] = parity(ref, name, aligned, args.quick, steps)
             print(f"{name} {alignment}: parameters {check['counts']}; largest difference "
                   f"(float64) {max(check['max_abs_difference'].values()):.2e}", flush=True)
-
-            torch.manual_seed(0)
-            ours_model = DHMD(our_config(name, aligned, args.quick))
-            ours_step = TrainingStep(ours_model)
-            reference_step = ReferenceStep(ref, *build_reference(ref, name, aligned, args.quick))
-            batch = random_batch(ours_model.config, args.batch_size, steps)
-            ours_time, reference_time, ratio = time_pair(
-                lambda step=ours_step, batch=batch: step(batch),
-                lambda step=reference_step, batch=batch: step(batch),
-                warmup=1, repeats=args.repeats, min_run_time=0)
-            rows.append({
-                "preset": name, "aligned": aligned, "lengths": "/".join(map(str, steps)),
-                "batch_size": args.batch_size,
-                "ours_samples_per_s": args.batch_size / ours_time.median,
-                "reference_samples_per_s": args.batch_size / reference_time.median,
-                "speedup": 1.0 / ratio.median,  # median over runs of reference / ours time
-                "ours_iqr_ms": ours_time.iqr * 1e3, "reference_iqr_ms": reference_time.iqr * 1e3,
-            })
+            row = time_case(ref, name, aligned, steps, quick=args.quick,
+                            batch_size=args.batch_size, repeats=args.repeats,
+                            latency_repeats=args.latency_repeats)
+            rows.append(row)
+            print(f"{name} {alignment}: training speed-up over the reference: full "
+                  f"{row['full_speedup']:.2f}x, dmd {row['dmd_speedup']:.2f}x; batch-1 "
+                  f"latency / reference's: full {row['full_latency_ratio']:.2f}, dmd "
+                  f"{row['dmd_latency_ratio']:.2f}", flush=True)
     print()
     print(format_table(rows))
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()

@@ -28,11 +28,13 @@ scores, on the selection metric otherwise. A constant prediction has no correlat
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from dhmd_graph.data.batch import MultimodalDataset
 from dhmd_graph.data.loading import load_dataset
 from dhmd_graph.data.transforms import tfidf_features
+from dhmd_graph.errors import ConfigError
+from dhmd_graph.files import atomic_write
 from dhmd_graph.metrics import (
     default_monitor,
     format_table,
@@ -52,8 +56,9 @@ from dhmd_graph.metrics import (
 from dhmd_graph.tasks import task_of_labels
 
 __all__ = ["ALPHAS", "BaselineResult", "INVERSE_REGULARISATIONS", "PooledFeatures",
-           "baselines_to_dict", "compare_to_baselines", "fit_baselines", "format_baselines",
-           "pooled_features", "run_baselines"]
+           "baseline_report", "baselines_from_dict", "baselines_to_dict", "best_baseline",
+           "compare_to_baselines", "fit_baselines", "format_baselines", "format_report",
+           "pooled_features", "run_baselines", "verdict_line", "write_baselines"]
 
 SPLITS = ("train", "valid", "test")
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
@@ -124,16 +129,16 @@ def pooled_features(datasets: Mapping[str, MultimodalDataset],
         PooledFeatures: ``(N, F)`` sparse features per split and what their columns are.
 
     Raises:
-        ValueError: An unknown modality, or ``ngrams`` not 1 or 2.
+        ConfigError: An unknown modality, or ``ngrams`` not 1 or 2.
     """
     train = datasets["train"]
     names = list(train.modalities if modalities is None else modalities)
     unknown = sorted(set(names) - set(train.modalities))
     if unknown or not names:
-        raise ValueError(f"pooled_features: modalities must be among {list(train.modalities)}; "
-                         f"found {names}.")
+        raise ConfigError(f"pooled_features: modalities must be among {list(train.modalities)}; "
+                          f"found {names}. Name modalities of the data.")
     if ngrams not in (1, 2):
-        raise ValueError(f"pooled_features: ngrams must be 1 or 2, found {ngrams!r}.")
+        raise ConfigError(f"pooled_features: ngrams must be 1 or 2, found {ngrams!r}.")
     blocks: dict[str, list[sparse.csr_matrix]] = {split: [] for split in datasets}
     parts = []
     for name in names:
@@ -258,10 +263,70 @@ def run_baselines(path: str | PathLike, **options: Any) -> list[BaselineResult]:
     return fit_baselines(load_dataset(path), **options)
 
 
+def write_baselines(path: str | PathLike, out: str | PathLike | None = None, *,
+                    overwrite: bool = False, **options: Any) -> tuple[str, Path | None]:
+    r"""What ``dhmd baseline`` does: :func:`run_baselines` on the dataset at ``path``, as a
+    table (:func:`format_baselines`), and, with ``out``, as JSON (the options, the
+    selection metric and :func:`baselines_to_dict`).
+
+    Args:
+        path (str or PathLike): The dataset.
+        out (str or PathLike, optional): A ``.json`` file to write. (default: :obj:`None`)
+        overwrite (bool, optional): Replace an existing ``out``. (default: :obj:`False`)
+        **options: As for :func:`fit_baselines`.
+
+    Returns:
+        tuple: The text, and the file written (:obj:`None` without ``out``).
+
+    Raises:
+        UserError: A bad dataset or option, or ``out`` exists without ``overwrite``
+            (checked before anything is fitted).
+    """
+    target = None if out is None else Path(out)
+    if target is not None and target.exists() and not overwrite:
+        raise ConfigError(f"--out '{target}': the file exists; choose another path, or pass "
+                          "--overwrite to replace it.")
+    datasets = load_dataset(path)
+    baselines = fit_baselines(datasets, **options)
+    text = format_baselines(baselines)
+    if target is not None:
+        train = datasets["train"]
+        task, classes = _task(train)
+        monitor = default_monitor(task_metric_kind(task, classes, options.get("preset")))
+        record = {"data": str(Path(path).resolve()), "fitted_on": "train",
+                  "selected_on": "valid", "monitor": monitor,
+                  "options": {k: list(v) if isinstance(v, (list, tuple)) else v
+                              for k, v in options.items()},
+                  "baselines": baselines_to_dict(baselines)}
+        atomic_write(target, json.dumps(record, indent=2) + "\n")
+    return text, target
+
+
 def _verdict_keys(baseline: BaselineResult) -> tuple[str, ...]:
     if all(key in baseline.test for key in _REGRESSION_VERDICT):
         return _REGRESSION_VERDICT
     return ()
+
+
+def _comparison(model: Mapping[str, float], baseline: BaselineResult, monitor: str,
+                split: str) -> tuple[bool, str] | None:
+    """Whether ``model`` beats ``baseline`` on ``split``, and the numbers compared;
+    :obj:`None` when they share no metric to compare (e.g. another task's metrics)."""
+    theirs = getattr(baseline, split)
+    keys = [key for key in _verdict_keys(baseline) or (monitor,) if key in model and key in theirs]
+    if not keys:
+        return None
+    parts, wins = [], []
+    for key in keys:
+        mine, other = float(model[key]), float(theirs[key])
+        if math.isnan(other) and key == "Corr":
+            other, shown = 0.0, "none"
+        else:
+            shown = f"{other:.4f}"
+        win = (mine < other) if metric_direction(key) == "min" else (mine > other)
+        wins.append(win)
+        parts.append(f"{key} {mine:.4f} vs {shown} ({'better' if win else 'not better'})")
+    return all(wins), ", ".join(parts)
 
 
 def compare_to_baselines(model: Mapping[str, float], baselines: Sequence[BaselineResult],
@@ -280,22 +345,42 @@ def compare_to_baselines(model: Mapping[str, float], baselines: Sequence[Baselin
     """
     lines = []
     for baseline in baselines:
-        theirs = getattr(baseline, split)
-        keys = _verdict_keys(baseline) or (monitor,)
-        parts, wins = [], []
-        for key in keys:
-            mine, other = float(model[key]), float(theirs[key])
-            if math.isnan(other) and key == "Corr":
-                other, shown = 0.0, "none"
-            else:
-                shown = f"{other:.4f}"
-            win = (mine < other) if metric_direction(key) == "min" else (mine > other)
-            wins.append(win)
-            parts.append(f"{key} {mine:.4f} vs {shown} ({'better' if win else 'not better'})")
-        verdict = "beats" if all(wins) else "does NOT beat"
-        lines.append(f"model {verdict} the {baseline.name} baseline on {split}: "
-                     f"{', '.join(parts)}")
+        compared = _comparison(model, baseline, monitor, split)
+        if compared is None:
+            lines.append(f"model and the {baseline.name} baseline share no metric on {split}")
+            continue
+        verdict = "beats" if compared[0] else "does NOT beat"
+        lines.append(f"model {verdict} the {baseline.name} baseline on {split}: {compared[1]}")
     return lines
+
+
+def best_baseline(baselines: Sequence[BaselineResult], monitor: str) -> BaselineResult:
+    """The baseline with the best ``monitor`` on the valid split (chosen on valid, as a
+    model is); ties and undefined values go to the later, fitted one."""
+    direction = metric_direction(monitor)
+
+    def key(baseline: BaselineResult) -> float:
+        value = float(baseline.valid.get(monitor, math.nan))
+        if math.isnan(value):
+            return -math.inf
+        return -value if direction == "min" else value
+
+    return max(reversed(baselines), key=key)
+
+
+def verdict_line(model: Mapping[str, float], baselines: Sequence[BaselineResult], *,
+                 monitor: str, split: str = "test", name: str = "DHMD") -> str:
+    r"""One line: whether ``model`` beats the best baseline (:func:`best_baseline`) on
+    ``split``, naming the baseline and the metrics compared, e.g. ``DHMD does NOT beat the
+    best baseline (ridge, best valid MAE) on test: MAE 1.3880 vs 1.1110 (not better), Corr
+    0.2820 vs 0.5350 (not better)``."""
+    best = best_baseline(baselines, monitor)
+    compared = _comparison(model, best, monitor, split)
+    if compared is None:
+        return f"{name} and the best baseline ({best.name}) share no metric on {split}"
+    verdict = "beats" if compared[0] else "does NOT beat"
+    return (f"{name} {verdict} the best baseline ({best.name}, best valid {monitor}) on "
+            f"{split}: {compared[1]}")
 
 
 def format_baselines(baselines: Sequence[BaselineResult],
@@ -331,3 +416,38 @@ def baselines_to_dict(baselines: Sequence[BaselineResult]) -> dict[str, dict[str
     """The baselines as JSON-able data, by name (for a run's ``results.json``)."""
     return {baseline.name: {k: v for k, v in asdict(baseline).items() if k != "name"}
             for baseline in baselines}
+
+
+def baselines_from_dict(data: Mapping[str, Mapping[str, Any]]) -> list[BaselineResult]:
+    """The inverse of :func:`baselines_to_dict`."""
+    return [BaselineResult(name, **dict(fields)) for name, fields in data.items()]
+
+
+def baseline_report(baselines: Sequence[BaselineResult], model: Mapping[str, float], *,
+                    monitor: str, split: str = "test") -> dict[str, Any]:
+    r"""What a run's ``results.json`` holds under ``"baselines"``: the baselines
+    (:func:`baselines_to_dict`), the selection metric, one comparison line per baseline
+    and the verdict against the best one (:func:`verdict_line`).
+
+    Args:
+        baselines (Sequence[BaselineResult]): From :func:`fit_baselines`.
+        model (Mapping[str, float]): The model's metrics on ``split`` (mean over seeds).
+        monitor (str): The selection metric.
+        split (str, optional): The split compared. (default: ``'test'``)
+    """
+    return {"fitted_on": "train", "selected_on": "valid", "split": split, "monitor": monitor,
+            "results": baselines_to_dict(baselines),
+            "comparisons": compare_to_baselines(model, baselines, monitor=monitor, split=split),
+            "verdict": verdict_line(model, baselines, monitor=monitor, split=split)}
+
+
+def format_report(report: Mapping[str, Any], model: Mapping[str, float]) -> str:
+    """:func:`baseline_report`'s record as text: the table with the model's row first,
+    the comparisons, then the verdict."""
+    baselines = baselines_from_dict(report["results"])
+    split = report["split"]
+    rows = {"model": dict(model)} | {b.name: getattr(b, split) for b in baselines}
+    lines = [f"baselines on {split} (fitted on train, selected on valid), beside the model "
+             "(mean over seeds):", format_table(rows)]
+    lines += [f"  {b.name}: {b.description}" for b in baselines]
+    return "\n".join([*lines, *report["comparisons"], report["verdict"]])

@@ -117,6 +117,33 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true",
                        help="continue the run in RUN_DIR with its saved configuration")
     again.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
+    train.add_argument("--paper-schedule", action="store_true", help="keep the preset's model "
+                       "and schedule on small or one-step data (default: the small-data "
+                       "recipe, see docs/guide/small-data.md)")
+    train.add_argument("--no-baselines", action="store_true", help="do not fit the mean and "
+                       "linear baselines beside the model (default: fit and print them)")
+    text = train.add_mutually_exclusive_group()
+    text.add_argument("--bert", metavar="DIR", help="a local BERT folder for the text "
+                      "modality; an MMSA pickle's text_bert tokens are read (nothing is "
+                      "downloaded)")
+    text.add_argument("--word-vectors", metavar="FILE", help="a local GloVe/word2vec/fastText "
+                      ".vec text file starting the text token embedding (its coverage of the "
+                      "vocabulary is printed)")
+    train.add_argument("--freeze-text", action="store_true",
+                       help="with --bert or --word-vectors: do not train them")
+
+    baseline = _command(commands, "baseline", _cmd_baseline, "fit the trivial and linear "
+                        "baselines (mean or majority; ridge or logistic on pooled features, "
+                        "TF-IDF for token ids) on train, select on valid, score test")
+    baseline.add_argument("data", metavar="DATA", help=f"the dataset: {readers}")
+    baseline.add_argument("--preset", choices=PRESET_NAMES, help="the protocol whose metrics "
+                          "to report (default: the task's generic metrics)")
+    baseline.add_argument("--modalities", type=_names, metavar="NAMES", help="the linear "
+                          "model's modalities, e.g. text (default: all)")
+    baseline.add_argument("--bigrams", action="store_true",
+                          help="TF-IDF of token bigrams as well as words")
+    baseline.add_argument("--out", metavar="FILE.json", help="also write the baselines as JSON")
+    baseline.add_argument("--overwrite", action="store_true", help="replace the file at --out")
 
     evaluate = _command(commands, "eval", _cmd_eval, "metrics of a trained run on one split")
     _run_arguments(evaluate, "a run folder (every seed), a seed folder, or a .pt file")
@@ -229,12 +256,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     results, out = train_experiment(
         preset_name=args.preset, unaligned=args.unaligned, reference=args.reference,
         config=args.config, overrides=args.overrides, seeds=args.seeds, data=args.data,
-        out=args.out, resume=args.resume, overwrite=args.overwrite)
+        out=args.out, resume=args.resume, overwrite=args.overwrite,
+        paper_schedule=args.paper_schedule, baselines=not args.no_baselines, bert=args.bert,
+        word_vectors=args.word_vectors, freeze_text=args.freeze_text)
     if results is not None:  # the main process of a run
-        from dhmd_graph.train import format_table
+        from dhmd_graph.experiment import format_results
 
-        print(format_table(results))
+        print(format_results(results))
         print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from dhmd_graph.baselines import write_baselines
+
+    text, out = write_baselines(args.data, args.out, overwrite=args.overwrite,
+                                preset=args.preset,
+                                modalities=args.modalities, ngrams=2 if args.bigrams else 1)
+    print(text)
+    if out is not None:
+        print(f"baselines: {out}")
     return 0
 
 

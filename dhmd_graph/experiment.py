@@ -73,14 +73,17 @@ def load_splits(path: str | os.PathLike, model: DHMDConfig, *, partial: bool = F
     An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
     ``classification_labels`` (MMSA's 3-class sentiment), every other task its
     ``regression_labels``; every other format has one kind of label, read as it is.
-    The choice is the experiment's, not the reader's. With ``partial`` (to predict), a
-    dataset of some splits only, or without labels, is read as it is
-    (:func:`~dhmd_graph.data.load_dataset`).
+    Likewise a model whose ``text`` has a ``bert_path`` reads an MMSA pickle's BERT
+    tokens ``text_bert``, every other model its ``text`` features. The choice is the
+    experiment's, not the reader's. With ``partial`` (to predict), a dataset of some
+    splits only, or without labels, is read as it is (:func:`~dhmd_graph.data.load_dataset`).
     """
     from dhmd_graph.data.loading import load_dataset
 
     labels = "classification" if model.task == "multiclass" else "regression"
-    return load_dataset(path, mmsa_labels=labels, partial=partial)
+    bert = any(m.name == "text" and m.bert_path is not None for m in model.modalities)
+    return load_dataset(path, mmsa_labels=labels, mmsa_text="bert" if bert else "features",
+                        partial=partial)
 
 
 def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
@@ -467,6 +470,17 @@ class Experiment:
                 f"seed(s) {', '.join(map(str, seeds))}, device {train.device}\n"
                 f"run folder: {out}")
 
+    def header(self, splits: Mapping[str, Any], world_size: int = 1) -> str:
+        """The schedule line before training (:func:`~dhmd_graph.schedule.schedule_header`:
+        lr, batch, accumulation, optimiser steps per epoch, device), with a warning when an
+        epoch has too few optimiser steps."""
+        from dhmd_graph.schedule import schedule_header
+        from dhmd_graph.train.distributed import resolve_device
+
+        device = resolve_device(self.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+        return schedule_header(self.train, len(splits["train"]), str(device),
+                               world_size=world_size)
+
     def metrics(self, label_names: Sequence[str] | None = None):
         """The metric function of this experiment's protocol and task."""
         from dhmd_graph.metrics import task_metrics
@@ -557,14 +571,37 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
                      reference: str | None = None, config: str | os.PathLike | None = None,
                      overrides: Sequence[str] = (), seeds: str | None = None,
                      data: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-                     resume: bool = False, overwrite: bool = False) -> tuple[dict | None, Path]:
+                     resume: bool = False, overwrite: bool = False,
+                     paper_schedule: bool = False, baselines: bool = True,
+                     bert: str | os.PathLike | None = None,
+                     word_vectors: str | os.PathLike | None = None,
+                     freeze_text: bool = False) -> tuple[dict | None, Path]:
     r"""What ``dhmd train`` does: assemble (or, with ``resume``, load) the experiment, read
     and fit the data, say what runs, and train one run per seed
     (:func:`~dhmd_graph.train.run_seeds`). Nothing is written before the experiment is
     known to fit the data.
 
+    On data the user gave (``data``, or the ``--config`` file's) that is small or has no
+    time axis (:func:`~dhmd_graph.schedule.small_data_reason`), the small-data recipe
+    (:class:`~dhmd_graph.config.SmallDataRecipe`) replaces the preset's values of the
+    fields the user did not set, and says so; ``paper_schedule``, ``reference``,
+    ``resume`` and the embedded demonstration data keep the preset's. With
+    ``baselines``, the trivial and linear baselines of :mod:`dhmd_graph.baselines` are
+    fitted on the same splits and added to the results (``results["baselines"]``,
+    :func:`~dhmd_graph.baselines.baseline_report`).
+
     Args:
         seeds (str, optional): Comma-separated seeds, as typed.
+        paper_schedule (bool, optional): Keep the preset's model and schedule on small
+            data. (default: :obj:`False`)
+        baselines (bool, optional): Fit and report the baselines. (default: :obj:`True`)
+        bert (str or PathLike, optional): A local BERT folder for the ``text`` modality
+            (an MMSA pickle's ``text_bert`` tokens are read). (default: :obj:`None`)
+        word_vectors (str or PathLike, optional): A local word-vectors file starting the
+            ``text`` token embedding (its width becomes ``embedding_dim``).
+            (default: :obj:`None`)
+        freeze_text (bool, optional): Do not train BERT or the word vectors.
+            (default: :obj:`False`)
         Others: As the options of ``dhmd train``.
 
     Returns:
@@ -575,15 +612,18 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
         UserError: For every bad option, file, value or dataset, before anything is written.
     """
     from dhmd_graph.data import collate
-    from dhmd_graph.model import DHMD
+    from dhmd_graph.schedule import EpochTimer
     from dhmd_graph.train import run_seeds
     from dhmd_graph.train.distributed import teardown_distributed
     from dhmd_graph.train.run_folder import RunFolder
 
-    if resume and (config or overrides or seeds or preset_name or unaligned or reference):
+    text = text_overrides(bert=bert, word_vectors=word_vectors, freeze_text=freeze_text)
+    if resume and (config or overrides or seeds or preset_name or unaligned or reference
+                   or text or paper_schedule):
         raise ConfigError("--resume continues a run with the configuration saved in "
                           "RUN_DIR/config.json; drop --config/--set/--seeds/--preset/"
-                          "--unaligned/--reference.")
+                          "--unaligned/--reference/--bert/--word-vectors/--freeze-text/"
+                          "--paper-schedule.")
     out = Path(out) if out is not None else default_out(preset_name, reference, not unaligned)
     if resume:
         run = RunFolder(out)
@@ -594,22 +634,145 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
     else:
         experiment = Experiment.assemble(
             preset_name=preset_name, aligned=False if unaligned else None, reference=reference,
-            file=config, overrides=overrides, seeds=_parse_seeds(seeds), data=data)
+            file=config, overrides=[*overrides, *text], seeds=_parse_seeds(seeds), data=data)
     main_process = int(os.environ.get("RANK", "0")) == 0
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    recipe = not (resume or paper_schedule or reference or experiment.data is None)
     if experiment.data is None:
         experiment = dataclasses.replace(
             experiment, data=default_data(experiment.preset, experiment.aligned, main_process))
     splits = load_splits(experiment.data, experiment.model)
+    recipe_line = ""
+    if recipe:
+        experiment, recipe_line = small_data(experiment, splits, world_size=world_size)
     experiment = experiment.fit(splits)
+    build = model_builder(experiment, splits, say=main_process)  # reads word vectors once
+    fitted = _fit_baselines(experiment, splits) if baselines and main_process else None
     if main_process:
-        print(experiment.summary(splits, out), flush=True)
+        print("\n".join(filter(None, [recipe_line, experiment.summary(splits, out),
+                                       experiment.header(splits, world_size)])), flush=True)
+
+    def report(results: dict) -> dict:
+        if fitted is None:
+            return {}
+        if isinstance(fitted, str):
+            return {"baselines": {"error": fitted}}
+        from dhmd_graph.baselines import baseline_report
+
+        return {"baselines": baseline_report(fitted, results["mean"],
+                                             monitor=experiment.train.monitor)}
+
+    callbacks = [EpochTimer()] if main_process and experiment.train.progress else []
     try:
-        results = run_seeds(lambda: DHMD(experiment.model), splits, experiment.train, out,
+        results = run_seeds(build, splits, experiment.train, out,
                             metrics=experiment.metrics(splits["train"].label_names),
-                            collate_fn=collate, meta=experiment.to_dict(), resume=resume, overwrite=overwrite)
+                            collate_fn=collate, meta=experiment.to_dict(), resume=resume,
+                            overwrite=overwrite, callbacks=callbacks, report=report)
     finally:
         teardown_distributed()
     return (results if main_process else None), out
+
+
+def text_overrides(*, bert: str | os.PathLike | None = None,
+                   word_vectors: str | os.PathLike | None = None,
+                   freeze_text: bool = False) -> list[str]:
+    """The ``model.modalities.text.*`` overrides of ``--bert``, ``--word-vectors`` and
+    ``--freeze-text`` (paths resolved, so that a run resumes from any folder).
+
+    Raises:
+        ConfigError: Both a BERT folder and word vectors, or ``freeze_text`` alone.
+        DatasetError: A word-vectors file that is missing or not one.
+    """
+    if bert is not None and word_vectors is not None:
+        raise ConfigError("--bert and --word-vectors: the text modality reads either BERT "
+                          "tokens or token ids with word vectors; give one of the two.")
+    if freeze_text and bert is None and word_vectors is None:
+        raise ConfigError("--freeze-text freezes the BERT model of --bert or the vectors of "
+                          "--word-vectors; give one of them, or drop --freeze-text.")
+    where = "model.modalities.text"
+    if bert is not None:
+        return [f"{where}.bert_path={resolve_data(bert)}", f"{where}.input_dim=none",
+                f"{where}.vocab_size=none", f"{where}.bert_finetune={str(not freeze_text).lower()}"]
+    if word_vectors is not None:
+        from dhmd_graph.nn.word_vectors import vector_width
+
+        path = resolve_data(word_vectors)
+        return [f"{where}.word_vectors={path}", f"{where}.embedding_dim={vector_width(path)}",
+                f"{where}.word_vectors_finetune={str(not freeze_text).lower()}"]
+    return []
+
+
+def small_data(experiment: Experiment, splits: Mapping[str, Any], *, world_size: int = 1
+               ) -> tuple[Experiment, str]:
+    """The experiment with the small-data recipe where the data is small or one-step
+    (:func:`~dhmd_graph.schedule.apply_small_data_recipe`), and the line saying what it
+    changed and why (empty when it changed nothing)."""
+    from dhmd_graph.data.loading import modality_inputs, modality_steps
+    from dhmd_graph.schedule import apply_small_data_recipe, small_data_reason
+
+    samples = len(splits["train"])
+    reason = small_data_reason(samples, modality_steps(splits))
+    if reason is None:
+        return experiment, ""
+    tokens = {name for name, given in modality_inputs(splits).items()
+              if given.input_dim is None and not given.bert_tokens}
+    model, train, line = apply_small_data_recipe(
+        experiment.model, experiment.train, train_samples=samples, token_modalities=tokens,
+        explicit=experiment.explicit, reason=reason, world_size=world_size)
+    return dataclasses.replace(experiment, model=model, train=train), line
+
+
+def model_builder(experiment: Experiment, splits: Mapping[str, Any], *, say: bool = True):
+    """``build_model()`` for :func:`~dhmd_graph.train.run_seeds`: a new DHMD, its token
+    embeddings started from the word vectors of the configuration (read once, here, so
+    that a bad file fails before anything is written; the coverage printed when ``say``).
+
+    Raises:
+        ConfigError: Word vectors for data without a vocabulary, or of another width.
+        DatasetError: A missing or malformed vectors file.
+    """
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.nn.word_vectors import coverage_line
+
+    config = experiment.model
+    if not any(m.word_vectors is not None for m in config.modalities):
+        return lambda: DHMD(config)
+    vocabulary = splits["train"].vocabulary
+    if vocabulary is None:
+        raise ConfigError(f"model.modalities.*.word_vectors: expected data with a vocabulary "
+                          f"(the words of the token ids, e.g. vocabulary.json in a "
+                          f"plain-arrays folder), found none in '{experiment.data}'. Add the "
+                          "vocabulary, or drop the word vectors.")
+    first = DHMD(config)
+    coverage = first.load_word_vectors(vocabulary)
+    rows = len(vocabulary)
+    vectors = {i: first.projections[i].embedding.weight[:rows].detach().clone()
+               for i, m in enumerate(config.modalities) if m.word_vectors is not None}
+    if say:
+        for modality in config.modalities:
+            if modality.name in coverage:
+                print(coverage_line(modality.name, modality.word_vectors,
+                                    coverage[modality.name], len(vocabulary) - 2), flush=True)
+
+    def build():
+        model = DHMD(config)
+        for index, table in vectors.items():  # (V, E), as load_word_vectors copies them
+            model.projections[index].load_embedding(table)
+        return model
+
+    return build
+
+
+def _fit_baselines(experiment: Experiment, splits: Mapping[str, Any]):
+    """The baselines on the experiment's splits, or why they could not be fitted (a
+    linear model needs two classes in training, for one)."""
+    from dhmd_graph.baselines import fit_baselines
+
+    try:
+        return fit_baselines(splits, preset=experiment.preset)
+    except ValueError as error:  # scikit-learn refuses data it cannot fit
+        print(f"baselines: not fitted ({error})", flush=True)
+        return f"not fitted: {error}"
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -620,3 +783,20 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     except ValueError:
         raise ConfigError(f"--seeds: expected comma-separated integers such as 1111,1112, "
                           f"found {text!r}") from None
+
+
+def format_results(results: Mapping[str, Any]) -> str:
+    """A run's results as ``dhmd train`` prints them: the test metrics per seed
+    (:func:`~dhmd_graph.train.format_table`), then the baselines beside the model's mean
+    and the verdict (:func:`~dhmd_graph.baselines.format_report`), where fitted."""
+    from dhmd_graph.train import format_table
+
+    text = format_table(results)
+    record = results.get("baselines")
+    if record is None:
+        return text
+    if "results" not in record:
+        return f"{text}\nbaselines: {record['error']}"
+    from dhmd_graph.baselines import format_report
+
+    return f"{text}\n\n{format_report(record, results['mean'])}"

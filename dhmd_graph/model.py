@@ -183,7 +183,7 @@ class DHMD(nn.Module):
 
         for m in config.modalities:
             if m.word_vectors is not None and m.input_dim is not None:
-                raise ValueError(f"DHMD: modalities.{m.name}.word_vectors starts a token "
+                raise ConfigError(f"DHMD: modalities.{m.name}.word_vectors starts a token "
                                  f"embedding, but '{m.name}' reads features of width "
                                  f"{m.input_dim}; use it with token ids (input_dim=None), or "
                                  "drop it.")
@@ -284,7 +284,7 @@ class DHMD(nn.Module):
             in words).
 
         Raises:
-            ValueError: A vocabulary larger than the embedding, or vectors of another width
+            ConfigError: A vocabulary larger than the embedding, or vectors of another width
                 than ``embedding_dim``.
             DatasetError: A missing or malformed vectors file.
         """
@@ -295,12 +295,12 @@ class DHMD(nn.Module):
             where = f"modalities.{modality.name}"
             width = vector_width(modality.word_vectors)
             if width != modality.embedding_dim:
-                raise ValueError(f"DHMD.load_word_vectors: {where}.embedding_dim is "
+                raise ConfigError(f"DHMD.load_word_vectors: {where}.embedding_dim is "
                                  f"{modality.embedding_dim}, but the vectors in "
                                  f"'{modality.word_vectors}' have {width} values; set "
                                  f"{where}.embedding_dim={width}.")
             if len(vocabulary) > modality.vocab_size:
-                raise ValueError(f"DHMD.load_word_vectors: the vocabulary has {len(vocabulary)} "
+                raise ConfigError(f"DHMD.load_word_vectors: the vocabulary has {len(vocabulary)} "
                                  f"words, more than {where}.vocab_size={modality.vocab_size}; "
                                  "build the model for this dataset (fit_inputs).")
             vectors, coverage[modality.name] = load_word_vectors(modality.word_vectors,
@@ -638,8 +638,8 @@ class DHMD(nn.Module):
         return self(batch).prediction, batch.labels
 
     def configure_optimizers(self, config: Any) -> tuple[torch.optim.Optimizer, Any]:
-        """Adam over the trainable parameters (``config.lr``, ``config.weight_decay``)
-        and :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` on the monitored
+        """Adam over the trainable parameters (``config.lr``, ``config.weight_decay``;
+        torch's fused implementation where the parameters allow it) and :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` on the monitored
         validation metric (``config.direction``, ``config.lr_factor``,
         ``config.lr_patience``), the DMD reference's optimisation.
 
@@ -647,7 +647,13 @@ class DHMD(nn.Module):
             config (TrainConfig): The :class:`~dhmd_graph.train.TrainConfig` of the run.
         """
         parameters = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        # torch's fused kernel: the same update in one pass over all parameters, where
+        # the default Adam on CPU updates one tensor at a time (about 3x slower at the
+        # presets' sizes). It covers floating-point parameters on CPU and CUDA.
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                    for p in parameters) or None
+        optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay,
+                                     fused=fused)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=config.direction, factor=config.lr_factor,
             patience=config.lr_patience)

@@ -26,7 +26,7 @@ FLOORS = [
     ["config"],                        # the dataclasses of the model
     ["model", "baselines", "extract"],  # the model; the baselines; recordings -> arrays
     ["train"],                         # the generic loop: knows a model by its hooks only
-    ["presets"],
+    ["presets", "schedule"],           # the presets; the small-data recipe and the run header
     ["experiment"],                    # assemble, fit to data, train
     ["trained"],                       # a finished run, for eval, predict, inspect
     ["inspect"],

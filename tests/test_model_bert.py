@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from tiny_bert import save_tiny_bert
+from tiny_bert import save_tiny_bert, write_bert_pickle
 
 from dhmd_graph.config import DHMDConfig, EncoderConfig, GraphConfig, ModalityConfig, config_to_dict
 from dhmd_graph.data import DatasetError, collate, load_dataset, load_mmsa
@@ -29,23 +29,7 @@ def bert_folder(tmp_path):
 @pytest.fixture
 def mmsa(tmp_path):
     """An aligned MMSA pickle whose ``text_bert`` holds float ids, mask and segments."""
-    rng = np.random.default_rng(0)
-    data = {}
-    for split, n in (("train", 8), ("valid", 4), ("test", 4)):
-        length = rng.integers(2, STEPS + 1, size=n)
-        mask = (np.arange(STEPS) < length[:, None]).astype(np.float32)  # (n, T)
-        ids = rng.integers(4, 120, size=(n, STEPS)) * mask
-        data[split] = {
-            "id": np.array([f"{split}{i}$_$0" for i in range(n)], dtype=object),
-            "text": rng.normal(size=(n, STEPS, 5)).astype(np.float32),
-            "text_bert": np.stack([ids, mask, np.zeros_like(mask)], axis=1),
-            "audio": rng.normal(size=(n, STEPS, 3)).astype(np.float32),
-            "vision": rng.normal(size=(n, STEPS, 4)).astype(np.float32),
-            "regression_labels": rng.uniform(-3, 3, size=n).astype(np.float32),
-        }
-    path = tmp_path / "bert.pkl"
-    path.write_bytes(pickle.dumps(data))
-    return path
+    return write_bert_pickle(tmp_path / "bert.pkl", vocab_size=120, steps=STEPS)
 
 
 def tiny_config(bert_path=None, finetune=True) -> DHMDConfig:

@@ -62,8 +62,8 @@ _KNOWN = ("an MMSA .pkl file, a cache folder with manifest.json, "
 
 def load_dataset(path: str | PathLike, *, format: str | None = None,
                  label_range: tuple[float, float] | None = None, verify: bool = False,
-                 mmsa_labels: str = "regression", partial: bool = False, **options: Any
-                 ) -> dict[str, MultimodalDataset]:
+                 mmsa_labels: str = "regression", mmsa_text: str = "features",
+                 partial: bool = False, **options: Any) -> dict[str, MultimodalDataset]:
     r"""Read any supported dataset into one :class:`MultimodalDataset` per split.
 
     Whatever the reader, the result has the splits ``train``, ``valid`` and ``test``
@@ -89,6 +89,9 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
             ``'regression'`` (scores) or ``'classification'`` (MMSA's 3-class sentiment);
             every other format has one kind of label and ignores it.
             (default: ``'regression'``)
+        mmsa_text (str, optional): An MMSA pickle's ``text``: ``'features'`` or
+            ``'bert'`` (its BERT tokens ``text_bert``, for a model with ``bert_path``);
+            every other format ignores it. (default: ``'features'``)
         partial (bool, optional): Accept data that cannot be trained on: some splits
             only, or no labels (a plain-arrays folder; the other formats always have all
             three labelled splits). (default: :obj:`False`)
@@ -108,14 +111,15 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
         raise ConfigError(f"load_dataset: format must be one of {list(FORMATS)} or None; "
                           f"found {format!r}.")
     path = Path(path)
-    datasets = _read(path, format, label_range, verify, mmsa_labels, partial, options)
+    datasets = _read(path, format, label_range, verify, mmsa_labels, mmsa_text, partial,
+                     options)
     check_splits(datasets, path, required=() if partial else ("train", "valid", "test"))
     return datasets
 
 
 def _read(path: Path, format: str | None, label_range: tuple[float, float] | None,
-          verify: bool, mmsa_labels: str, partial: bool, options: dict[str, Any]
-          ) -> dict[str, MultimodalDataset]:
+          verify: bool, mmsa_labels: str, mmsa_text: str, partial: bool,
+          options: dict[str, Any]) -> dict[str, MultimodalDataset]:
     """The splits from the reader that ``path`` and ``format`` select."""
     range_option = {} if label_range is None else {"label_range": label_range}
     if (path.is_dir() or path.suffix == ".json") and options:
@@ -135,6 +139,8 @@ def _read(path: Path, format: str | None, label_range: tuple[float, float] | Non
         kind = format or pickle_format(data)
         if kind == "mmsa" and mmsa_labels != "regression":
             options = {"labels": mmsa_labels, **options}
+        if kind == "mmsa" and mmsa_text != "features":
+            options = {"text": mmsa_text, **options}
         return _PICKLE_READERS[kind](data, path, **range_option, **options)
     elif path.is_file() and path.suffix == ".json" and format in (None, "csd"):
         return load_alignment(path, **range_option)

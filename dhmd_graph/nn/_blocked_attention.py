@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from dhmd_graph.nn.dropout import dropout_keep
+
 if TYPE_CHECKING:
     from dhmd_graph.nn.masking import AttentionBlock
 
@@ -65,6 +67,12 @@ class _BlockedAttention(torch.autograd.Function):
         (\mathrm{d}\mathbf{O} \mathbf{V}^{\top}) \odot \mathbf{K}_{eep},\quad
         \mathrm{d}\mathbf{Q} = \mathrm{d}\mathbf{S}\,\mathbf{K},\quad
         \mathrm{d}\mathbf{K} \mathrel{+}= \mathrm{d}\mathbf{S}^{\top} \mathbf{Q}.
+
+    Since :math:`\mathbf{P} \odot \mathrm{d}\mathbf{P} = \mathbf{G} \odot \mathbf{A}` with
+    :math:`\mathbf{G} = \mathrm{d}\mathbf{O} \mathbf{V}^{\top}`, the backward computes
+    :math:`\mathrm{d}\mathbf{S} = \mathbf{G} \odot \mathbf{A} - \mathbf{P} \odot
+    \sum_k \mathbf{G} \odot \mathbf{A}` from the saved :math:`\mathbf{P}` and
+    :math:`\mathbf{A}` (no keep mask kept, two elementwise passes fewer per block).
     """
 
     @staticmethod
@@ -76,10 +84,9 @@ class _BlockedAttention(torch.autograd.Function):
                                key[:, :, :block.keys])  # (N H, rows, keys)
             scores.view(block.bias.shape[0], -1, *scores.shape[1:]).add_(block.bias)
             probabilities = torch.softmax(scores, dim=-1)  # (N H, rows, keys)
-            keep = torch.rand_like(probabilities).ge_(dropout).div_(1.0 - dropout)  # rate(s) (N H, 1, 1)
-            weights = probabilities * keep
+            weights = probabilities * dropout_keep(probabilities, dropout)  # rate(s) (N H, 1, 1)
             out.append(torch.bmm(value[:, :, :block.keys], weights.transpose(1, 2)))  # (N H, D, rows)
-            saved.append((probabilities, keep))
+            saved.append((probabilities, weights))
         ctx.blocks, ctx.probabilities = blocks, saved
         ctx.save_for_backward(query, key, value)
         return out[0] if len(out) == 1 else torch.cat(out, dim=2)  # (N H, D, T_q)
@@ -90,14 +97,14 @@ class _BlockedAttention(torch.autograd.Function):
         query, key, value = ctx.saved_tensors
         grad_query = torch.empty_like(query)
         grad_key, grad_value = torch.zeros_like(key), torch.zeros_like(value)
-        for block, (probabilities, keep) in zip(ctx.blocks, ctx.probabilities, strict=True):
+        for block, (probabilities, weights) in zip(ctx.blocks, ctx.probabilities, strict=True):
             rows, keys = slice(block.start, block.stop), slice(0, block.keys)
             grad_block = grad_out[:, :, rows]  # (N H, D, rows)
-            grad_value[:, :, keys] += torch.bmm(grad_block, probabilities * keep)  # (N H, D, keys)
-            grad_weights = torch.bmm(grad_block.transpose(1, 2), value[:, :, keys])
-            grad_weights.mul_(keep)  # (N H, rows, keys)
-            row_sum = (grad_weights * probabilities).sum(dim=-1, keepdim=True)  # (N H, rows, 1)
-            grad_scores = grad_weights.sub_(row_sum).mul_(probabilities)  # (N H, rows, keys)
+            grad_value[:, :, keys] += torch.bmm(grad_block, weights)  # (N H, D, keys)
+            # dO V^T times A: the gradient of the scores before the softmax's correction.
+            grad_scores = torch.bmm(grad_block.transpose(1, 2), value[:, :, keys]).mul_(weights)
+            row_sum = grad_scores.sum(dim=-1, keepdim=True)  # (N H, rows, 1)
+            grad_scores.addcmul_(probabilities, row_sum, value=-1.0)  # (N H, rows, keys)
             grad_query[:, :, rows] = torch.bmm(key[:, :, keys], grad_scores.transpose(1, 2))
             grad_key[:, :, keys] += torch.bmm(query[:, :, rows], grad_scores)
         return grad_query, grad_key, grad_value, None, None

@@ -1,6 +1,6 @@
 r"""Stacked projections and transformer blocks: the attention encoders of DHMD.
 
-* :func:`inverted_dropout`: dropout from uniform draws.
+* :func:`~dhmd_graph.nn.dropout.inverted_dropout` (re-exported): dropout from 15-bit integer draws.
 * :func:`masked_attention`: multi-head attention computed in blocks of query steps
   (:func:`~dhmd_graph.nn.masking.attention_blocks`), each block only over the keys it
   may see.
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dhmd_graph.nn._blocked_attention import blocked_attention
+from dhmd_graph.nn.dropout import inverted_dropout
 from dhmd_graph.nn.masking import (
     CAUSAL_ALIGNMENTS,
     AttentionBlock,
@@ -71,24 +72,6 @@ PADDING_SLACK = 0.25
 """Members of a :class:`StackedTransformer` run together (padded to the longest) when
 each of their step counts is at least ``1 - PADDING_SLACK`` of the longest; others run
 as separate groups, so unaligned lengths (e.g. 46 vs 500 steps) waste no work."""
-
-
-def inverted_dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    r"""Dropout with the distribution of :func:`torch.nn.functional.dropout`: each
-    element kept with probability :math:`1 - p` and scaled by :math:`1 / (1 - p)`.
-
-    The keep mask comes from uniform draws (``rand >= p``), which on CPU cost about a
-    third of :meth:`torch.Tensor.bernoulli_`; dropout is a large share of a training
-    step of the attention encoders.
-
-    Shapes:
-        - **input:** :math:`(*)`
-        - **output:** :math:`(*)`
-    """
-    if not training or p == 0.0:
-        return x
-    keep = torch.rand_like(x).ge_(p).div_(1.0 - p)  # (*) 0 or 1 / (1 - p)
-    return x * keep
 
 
 def masked_attention(

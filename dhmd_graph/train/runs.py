@@ -108,6 +108,7 @@ def run_seeds(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    report: Callable[[dict], Mapping] | None = None,
 ) -> dict:
     """Train and test one model per seed of ``config.seeds``; return :func:`summarize`'s dict.
 
@@ -134,6 +135,9 @@ def run_seeds(
         overwrite (bool, optional): Replace a run in ``out_dir``. (default: :obj:`False`)
         callbacks (Sequence[Callback], optional): Passed to each :class:`Trainer`.
             (default: ``()``)
+        report (Callable[[dict], Mapping], optional): Called on the main process with
+            :func:`summarize`'s dict; the keys it returns are added to it, and so to
+            ``results.json`` (e.g. the baselines beside the model). (default: :obj:`None`)
 
     Raises:
         RunExistsError: ``out_dir`` holds a run, and neither ``resume`` nor ``overwrite``.
@@ -164,5 +168,7 @@ def run_seeds(
             records.append(record)
         results = summarize(records)
         if context.is_main:
+            if report is not None:
+                results |= dict(report(results))
             run.write_results(results)
     return results

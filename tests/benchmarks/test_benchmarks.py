@@ -30,7 +30,7 @@ def load():
     yield _load
     sys.path.remove(str(BENCHMARKS))
     for name in ("common", "layer", "train_step", "scale", "scaling_curves", "dmd_ablation",
-                 "dmd_reference_speed", "hmd_ablation"):
+                 "dmd_reference_speed", "hmd_ablation", "gpu", "small_data"):
         if name not in before:
             sys.modules.pop(name, None)
 
@@ -60,6 +60,13 @@ def test_timing_statistics(load):
                                             min_run_time=0.0)
     assert len(ratio.runs) == 4
     assert ratio.runs == [a / b for a, b in zip(first.runs, second.runs, strict=True)]
+
+    order = []
+    timings, ratios = common.time_interleaved(
+        [lambda: order.append("a"), lambda: order.append("b"), lambda: order.append("c")],
+        warmup=1, repeats=2, min_run_time=0.0)
+    assert order == ["a", "b", "c"] * 4  # warm-up, one calibration call each, 2 runs in turn
+    assert len(timings) == 3 and ratios[-1].runs == [1.0, 1.0]
 
 
 def test_peak_tensor_memory_counts_temporaries(load):
@@ -240,6 +247,27 @@ def test_dmd_preset_equals_the_reference_code(load, name, aligned):
 def test_dmd_reference_speed_quick(load, tmp_path):
     (row,) = load("dmd_reference_speed").main(["--dmd-src", os.environ["DMD_SRC"], "--quick",
                                                 "--output-dir", str(tmp_path)])
-    assert row["ours_samples_per_s"] > 0 and row["reference_samples_per_s"] > 0
-    assert row["speedup"] > 0
+    for model in ("full", "dmd", "reference"):
+        assert row[f"{model}_samples_per_s"] > 0 and row[f"{model}_latency_ms"] > 0
+    assert row["full_speedup"] > 0 and row["dmd_latency_ratio"] > 0
     assert "mosi_aligned" in _written(tmp_path, "dmd_reference_speed_quick")["parity"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_benchmark_without_cuda_measures_nothing(load, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        load("gpu").main(["--quick", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert "no CUDA device on this machine; nothing measured" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_small_data_quick(load, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DHMD_CACHE", str(tmp_path / "cache"))
+    load("small_data").main(["--quick", "--output-dir", str(tmp_path)])
+    payload = _written(tmp_path, "small_data_quick")
+    models = [row["model"] for row in payload["rows"]]
+    assert models == ["DHMD (recipe)", "mean baseline", "ridge baseline", "DHMD (paper)"]
+    assert set(payload["verdicts"]) == {"recipe", "paper"}
+    assert "recipe: DHMD " in capsys.readouterr().out

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dhmd_graph.nn.dropout import dropout_keep
 from dhmd_graph.nn.encoders import Decoupling, FlattenHead, ResidualHead, TemporalProjection
 
 
@@ -91,7 +92,7 @@ def test_projection_input_dropout():
     torch.manual_seed(1)
     out, _ = projection(x, lengths)
     torch.manual_seed(1)
-    dropped = x * (torch.rand_like(x) >= 0.5) / 0.5  # kept with probability 1/2, scaled by 2
+    dropped = x * dropout_keep(x, 0.5)  # kept with probability 1/2, scaled by 2
     expected = torch.nn.functional.conv1d(dropped.transpose(1, 2), projection.conv.weight)
     torch.testing.assert_close(out, expected.transpose(1, 2))
     assert not torch.allclose(out, projection.eval()(x, lengths)[0])

@@ -5,28 +5,14 @@ import torch
 from torch import nn
 
 from dhmd_graph.nn import masking, transformer
+from dhmd_graph.nn.dropout import dropout_keep
 from dhmd_graph.nn.masking import attention_blocks, attention_mask, length_mask
 from dhmd_graph.nn.transformer import (
     StackedTransformer,
-    inverted_dropout,
     masked_attention,
     position_encoding,
     scale_and_position,
 )
-
-
-def test_inverted_dropout():
-    x = torch.ones(200_000)
-    assert inverted_dropout(x, 0.3, training=False) is x
-    assert inverted_dropout(x, 0.0, training=True) is x
-    torch.manual_seed(0)
-    out = inverted_dropout(x, 0.3, training=True)
-    torch.testing.assert_close(out.unique(), torch.tensor([0.0, 1 / 0.7]))
-    assert abs(float((out == 0).float().mean()) - 0.3) < 0.005
-    x = torch.randn(50, 40, requires_grad=True)
-    out = inverted_dropout(x, 0.5, training=True)
-    out.sum().backward()
-    torch.testing.assert_close(x.grad, (out != 0).float() * 2.0)
 
 
 def dense_attention(query, key, value, blocked):
@@ -76,8 +62,8 @@ def test_blocked_attention_gradient(monkeypatch):
         scores = query[:, :, block.start:block.stop] @ key[:, :, :block.keys].transpose(-1, -2)
         scores = scores / math.sqrt(3)
         weights = torch.softmax(scores + block.bias, dim=-1)
-        keep = (torch.rand(4, *weights.shape[2:], dtype=torch.double) >= 0.4).view(weights.shape)
-        expected_out.append(weights * keep / 0.6 @ value[:, :, :block.keys])
+        keep = dropout_keep(torch.empty(4, *weights.shape[2:], dtype=torch.double), 0.4)
+        expected_out.append(weights * keep.view(weights.shape) @ value[:, :, :block.keys])
     expected_out = torch.cat(expected_out, dim=2)
     torch.testing.assert_close(out, expected_out)
     for a, b in zip(found, torch.autograd.grad(expected_out, inputs, grad), strict=True):
@@ -391,8 +377,9 @@ def test_attention_dropout_per_sequence():
     out = masked_attention(query, key, value, [block], dropout=rates, training=True)
     torch.manual_seed(1)
     weights = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(5) + block.bias, dim=-1)
-    draws = torch.rand(6, 4, 6).view(3, 2, 4, 6)  # the same uniform draws, (N, H, T_q, T_k)
-    keep = (draws >= rates.view(3, 1, 1, 1)) / (1 - rates.view(3, 1, 1, 1))
+    # The same draws, laid out (N H, T_q, T_k) with one rate per row of weights.
+    keep = dropout_keep(torch.empty(6, 4, 6), rates.repeat_interleave(2).view(6, 1, 1))
+    keep = keep.view(3, 2, 4, 6)  # (N, H, T_q, T_k)
     torch.testing.assert_close(out, (weights * keep) @ value)
     torch.testing.assert_close(out[0], (weights @ value)[0])  # rate 0: no dropout
     assert not torch.allclose(out[2], (weights @ value)[2])
