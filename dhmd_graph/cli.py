@@ -287,9 +287,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     context = setup_distributed(args.device)  # a device this machine lacks: exit status 2
     runs = TrainedRun.load_all(args.target, device=context.device)
     datasets = [run.split(args.split, args.data) for run in runs]  # checked before computing
-    records = [{"seed": run.seed, args.split: run.metrics(dataset, context)}
-               for run, dataset in zip(runs, datasets, strict=True)]
+    records, reports = [], []
+    for run, dataset in zip(runs, datasets, strict=True):
+        predictions = run.predict(dataset, context)
+        records.append({"seed": run.seed, args.split: run.metric_function(dataset)(*predictions)})
+        reports.append(run.class_report(dataset, *predictions))
     print(format_table(summarize(records, args.split)))
+    if reports[0] is not None:  # a class task: per-class metrics and the confusion matrix
+        from dhmd_graph.metrics import format_class_report, mean_class_report
+
+        print(f"\n{args.split} per class (mean over {len(reports)} checkpoint(s); the "
+              "confusion matrix summed over them):")
+        print(format_class_report(mean_class_report(reports)))
     if args.subsets:  # every non-empty subset of modalities, the others missing
         from dhmd_graph.inspect.missing import evaluate_subsets, mean_table
         from dhmd_graph.metrics import format_table as metrics_table

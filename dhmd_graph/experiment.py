@@ -31,8 +31,8 @@ from dhmd_graph.protocols import check_label_kind, metric_kind
 from dhmd_graph.tasks import task_of_labels, task_spec
 from dhmd_graph.train.config import TrainConfig
 
-__all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "fit_inputs",
-           "fit_steps", "fit_task", "load_splits", "resolve_data"]
+__all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "class_reports",
+           "fit_inputs", "fit_steps", "fit_task", "load_splits", "resolve_data"]
 
 TASK_FIELDS = ("task", "num_classes", "class_names")
 """The fields of :class:`~dhmd_graph.config.DHMDConfig` that :func:`fit_task` takes from
@@ -653,14 +653,15 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
                                        experiment.header(splits, world_size)])), flush=True)
 
     def report(results: dict) -> dict:
+        classes = class_reports(experiment, splits["test"], out)
         if fitted is None:
-            return {}
+            return classes
         if isinstance(fitted, str):
-            return {"baselines": {"error": fitted}}
+            return {**classes, "baselines": {"error": fitted}}
         from dhmd_graph.baselines import baseline_report
 
-        return {"baselines": baseline_report(fitted, results["mean"],
-                                             monitor=experiment.train.monitor)}
+        return {**classes, "baselines": baseline_report(fitted, results["mean"],
+                                                        monitor=experiment.train.monitor)}
 
     callbacks = [EpochTimer()] if main_process and experiment.train.progress else []
     try:
@@ -773,6 +774,41 @@ def _fit_baselines(experiment: Experiment, splits: Mapping[str, Any]):
     except ValueError as error:  # scikit-learn refuses data it cannot fit
         print(f"baselines: not fitted ({error})", flush=True)
         return f"not fitted: {error}"
+
+
+def class_reports(experiment: Experiment, test: Any, out: str | os.PathLike) -> dict:
+    r"""``results.json``'s per-class section of a class task (``multiclass``,
+    ``binary``): the test split's :func:`~dhmd_graph.metrics.class_report` of every
+    seed's best checkpoint in the run folder ``out`` (the checkpoint the test metrics
+    were computed with, predicted again in this process, in order) and their
+    :func:`~dhmd_graph.metrics.mean_class_report`; ``{}`` for other tasks.
+
+    Returns:
+        dict: ``{"classes": {"test": mean report, "seeds": {seed: report}}}`` or ``{}``.
+    """
+    import torch
+
+    from dhmd_graph.data import collate
+    from dhmd_graph.metrics import class_report, mean_class_report
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train.distributed import resolve_device
+    from dhmd_graph.train.run_folder import RunFolder
+
+    config = experiment.model
+    if config.task not in ("multiclass", "binary"):
+        return {}
+    device, run, reports = resolve_device(experiment.train.device), RunFolder(out), {}
+    loader = torch.utils.data.DataLoader(test, batch_size=experiment.train.batch_size,
+                                         collate_fn=collate)
+    for seed in experiment.train.seeds:
+        model = DHMD.from_checkpoint(run.seed(seed).checkpoint("best"))[0].to(device)
+        with torch.no_grad():
+            pairs = [model.predict_step(batch.to(device)) for batch in loader]
+        pred = torch.cat([p for p, _ in pairs]).cpu().numpy()  # (N, C) or (N,)
+        label = torch.cat([y for _, y in pairs]).cpu().numpy()  # (N,)
+        reports[str(seed)] = class_report(config.task, config.num_classes, pred, label,
+                                          config.class_names or test.label_names)
+    return {"classes": {"test": mean_class_report(list(reports.values())), "seeds": reports}}
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:

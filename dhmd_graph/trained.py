@@ -167,6 +167,16 @@ class TrainedRun:
         return task_metrics(config.task, config.num_classes, self.preset,
                             getattr(dataset, "label_names", None) or config.class_names)
 
+    def class_report(self, dataset: Any, pred: np.ndarray, label: np.ndarray) -> dict | None:
+        """The per-class metrics and confusion matrix of :meth:`predict`'s ``pred`` and
+        ``label`` (:func:`~dhmd_graph.metrics.class_report`), for a ``multiclass`` or
+        ``binary`` run; :obj:`None` for other tasks."""
+        from dhmd_graph.metrics import class_report
+
+        config = self.model.config
+        return class_report(config.task, config.num_classes, pred, label,
+                            config.class_names or getattr(dataset, "label_names", None))
+
     def monitor(self) -> str:
         """The validation metric of the run's protocol and task."""
         from dhmd_graph.metrics import default_monitor, task_metric_kind

@@ -67,6 +67,12 @@ def test_the_data_decides_without_a_preset_and_an_explicit_task_is_kept(tmp_path
     assert train(data, tmp_path / "default") == 0  # no preset named: the data's task
     config = json.loads((tmp_path / "default" / "config.json").read_text())
     assert (config["model"]["task"], config["model"]["num_classes"]) == ("multiclass", 6)
+    results = json.loads((tmp_path / "default" / "results.json").read_text())
+    classes = results["classes"]  # the test split per class, for the one seed
+    assert classes["test"]["classes"] == [str(c) for c in range(6)]
+    assert np.sum(classes["test"]["confusion_matrix"]) == 3  # the 3 test samples
+    assert classes["seeds"]["1"] == classes["test"]
+    assert set(classes["test"]["per_class"]["0"]) == {"precision", "recall", "F1", "support"}
     scores = folder(tmp_path / "scores", SCORES)
     run = tmp_path / "explicit"
     assert train(scores, run, "--preset", "iemocap6", "--set", "model.task=regression",

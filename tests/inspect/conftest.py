@@ -152,7 +152,8 @@ def class_run(tmp_path_factory) -> dict:
     features, lengths, _ = tiny_arrays(5, 9)
     unlabelled = MultimodalDataset(features, lengths, None, [f"new{i}" for i in range(5)])
     folder = write_arrays({"test": unlabelled}, root / "unlabelled")
-    return {"run_dir": root / "run", "folder": folder, "dataset": unlabelled}
+    return {"run_dir": root / "run", "folder": folder, "dataset": unlabelled,
+            "labelled": write_arrays(splits, root / "labelled"), "test": splits["test"]}
 
 
 @pytest.fixture(scope="session")

@@ -274,3 +274,23 @@ def test_eval_of_an_unlabelled_folder_says_to_predict(class_run, capsys):
                  "--device", "cpu"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "no labels" in err and "dhmd predict" in err and "Traceback" not in err
+
+
+def test_eval_and_inspect_give_per_class_metrics_and_the_confusion_matrix(class_run, tmp_path,
+                                                                          capsys, check_figure):
+    from dhmd_graph.metrics import confusion_matrix
+
+    run_dir, data = str(class_run["run_dir"]), str(class_run["labelled"])
+    assert main(["eval", run_dir, "--data", data, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "test per class (mean over 2 checkpoint(s)" in out and "predicted upbeat" in out
+    expected = sum(confusion_matrix(forward(TrainedRun.load(run_dir, seed=s).model,
+                                            class_run["test"])[1].prediction.numpy(),
+                                    class_run["test"].labels, num_classes=3) for s in (7, 8))
+    lines = out.split("confusion matrix:\n")[1].splitlines()[1:4]
+    assert [[int(v) for v in line.split()[2:]] for line in lines] == expected.tolist()
+    assert main(["inspect", run_dir, "--data", data, "--pca", "--device", "cpu", "--out",
+                 str(tmp_path / "inspect")]) == 0
+    report = (tmp_path / "inspect" / "report.md").read_text()
+    assert "## Per class" in report and "| true calm |" in report
+    check_figure(tmp_path / "inspect" / "confusion.png")
