@@ -30,6 +30,7 @@ import errno
 import os
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from collections.abc import Sequence
@@ -44,6 +45,21 @@ REPORT_BUGS = "https://github.com/dhmd-graph/dhmd_graph/issues"
 PRESET_NAMES = tuple(PROTOCOLS)
 DEVICE_HELP = ("where the model runs: auto (a GPU when there is one, else the CPU), cpu, cuda "
                "or cuda:N (default: auto)")
+DATA_FORMATS = (
+    # (dhmd_graph.data.FORMATS name, what a path of that format is); every reader once
+    ("mmsa", "an MMSA .pkl (MOSI, MOSEI, CH-SIMS): score labels, or its 3-class labels "
+     "with --set model.task=multiclass"),
+    ("mult", "a MulT .pkl (IEMOCAP, MOSEI emotions): class or multi-hot labels"),
+    ("misa", "a MISA folder of train.pkl, dev.pkl and test.pkl"),
+    ("arrays", "a plain-arrays folder: labels.csv (id, split, then scores or classes in a "
+     "'label' column, multi-hot 'label_<name>' columns, or no labels to predict on) and "
+     "one <modality>.npy per modality; dataset.json may declare the kind and class names"),
+    ("cache", "a cache folder (manifest.json) written by dhmd convert"),
+    ("csd", "a .json alignment recipe of CMU-SDK .csd files"),
+)
+DATA_FORMATS_HELP = "data formats (every reader; see dhmd_graph.data.load_dataset):\n" + \
+    "\n".join(textwrap.fill(text, 88, initial_indent=f"  {name:<7} ",
+                             subsequent_indent=" " * 10) for name, text in DATA_FORMATS)
 EXIT_TABLE = (
     # (module, exception class, errno values or None for any, exit status, label); first
     # match wins. A class is looked up only if its module is imported (else it was not
@@ -79,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = _command(commands, "describe", _cmd_describe,
                         "summarise a dataset: sizes, shapes, labels")
+    _list_formats(describe)
     describe.add_argument("path", help=f"the dataset: {readers}")
     describe.add_argument("--verify", action="store_true", help="for a cache, also check every "
                           "file's checksum and every value (reads every byte once)")
@@ -96,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = _command(commands, "train", _cmd_train, "train DHMD, one run per seed, and test "
                      "each selected checkpoint once (also under torchrun)")
+    _list_formats(train)
     train.add_argument("--data", metavar="PATH", help=f"the dataset: {readers} (default: the "
                        "embedded synthetic dataset of the preset)")
     train.add_argument("--preset", choices=PRESET_NAMES, help="model preset and benchmark "
@@ -195,6 +213,12 @@ def _command(commands: argparse._SubParsersAction, name: str, func, text: str
     command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
     command.set_defaults(func=func)
     return command
+
+
+def _list_formats(command: argparse.ArgumentParser) -> None:
+    """Ends ``command``'s help with :data:`DATA_FORMATS`, one line each."""
+    command.formatter_class = argparse.RawDescriptionHelpFormatter
+    command.epilog = DATA_FORMATS_HELP
 
 
 def _run_arguments(command: argparse.ArgumentParser, target: str) -> None:
