@@ -257,7 +257,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from dhmd_graph.data.loading import describe, load_dataset
 
-    print(describe(load_dataset(args.path, verify=args.verify)))
+    datasets = load_dataset(args.path, verify=args.verify, partial=True)
+    print(describe(datasets))
+    if set(datasets) != {"train", "valid", "test"} or not all(
+            split.labelled for split in datasets.values()):
+        print(f"for prediction only (dhmd predict RUN --data {args.path}): training needs "
+              "labels and samples in each of train, valid and test")
     if args.verify:
         print(f"verified: {args.path}")
     return 0
