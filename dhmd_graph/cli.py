@@ -16,7 +16,8 @@ bad input: a :class:`~dhmd_graph.errors.UserError`     2       one line: ``error
 missing or not writable (:class:`OSError`), a usage
 error (:mod:`argparse`)
 Ctrl-C or ``SIGTERM``                                  1       ``interrupted ...``
-a non-finite loss, out of memory, a full disk          1       one line
+a non-finite loss or prediction, out of memory, a      1       one line
+full disk
 anything else: a bug                                   1       the traceback, then a line
                                                                saying where to report it
 =====================================================  ======  =======================
@@ -29,6 +30,7 @@ import errno
 import os
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from collections.abc import Sequence
@@ -43,12 +45,28 @@ REPORT_BUGS = "https://github.com/dhmd-graph/dhmd_graph/issues"
 PRESET_NAMES = tuple(PROTOCOLS)
 DEVICE_HELP = ("where the model runs: auto (a GPU when there is one, else the CPU), cpu, cuda "
                "or cuda:N (default: auto)")
+DATA_FORMATS = (
+    # (dhmd_graph.data.FORMATS name, what a path of that format is); every reader once
+    ("mmsa", "an MMSA .pkl (MOSI, MOSEI, CH-SIMS): score labels, or its 3-class labels "
+     "with --set model.task=multiclass"),
+    ("mult", "a MulT .pkl (IEMOCAP, MOSEI emotions): class or multi-hot labels"),
+    ("misa", "a MISA folder of train.pkl, dev.pkl and test.pkl"),
+    ("arrays", "a plain-arrays folder: labels.csv (id, split, then scores or classes in a "
+     "'label' column, multi-hot 'label_<name>' columns, or no labels to predict on) and "
+     "one <modality>.npy per modality; dataset.json may declare the kind and class names"),
+    ("cache", "a cache folder (manifest.json) written by dhmd convert"),
+    ("csd", "a .json alignment recipe of CMU-SDK .csd files"),
+)
+DATA_FORMATS_HELP = "data formats (every reader; see dhmd_graph.data.load_dataset):\n" + \
+    "\n".join(textwrap.fill(text, 88, initial_indent=f"  {name:<7} ",
+                             subsequent_indent=" " * 10) for name, text in DATA_FORMATS)
 EXIT_TABLE = (
     # (module, exception class, errno values or None for any, exit status, label); first
     # match wins. A class is looked up only if its module is imported (else it was not
     # raised), so `dhmd describe` never imports torch.
     ("builtins", "KeyboardInterrupt", None, EXIT_FAILED, "interrupted"),
     ("dhmd_graph.errors", "NonFiniteLossError", None, EXIT_FAILED, "error"),
+    ("dhmd_graph.errors", "NonFinitePredictionError", None, EXIT_FAILED, "error"),
     ("builtins", "MemoryError", None, EXIT_FAILED, "out of memory"),
     ("torch", "OutOfMemoryError", None, EXIT_FAILED, "out of memory"),
     ("dhmd_graph.train.distributed", "PeerTimeoutError", None, EXIT_FAILED, "error"),
@@ -77,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     describe = _command(commands, "describe", _cmd_describe,
                         "summarise a dataset: sizes, shapes, labels")
+    _list_formats(describe)
     describe.add_argument("path", help=f"the dataset: {readers}")
     describe.add_argument("--verify", action="store_true", help="for a cache, also check every "
                           "file's checksum and every value (reads every byte once)")
@@ -94,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = _command(commands, "train", _cmd_train, "train DHMD, one run per seed, and test "
                      "each selected checkpoint once (also under torchrun)")
+    _list_formats(train)
     train.add_argument("--data", metavar="PATH", help=f"the dataset: {readers} (default: the "
                        "embedded synthetic dataset of the preset)")
     train.add_argument("--preset", choices=PRESET_NAMES, help="model preset and benchmark "
@@ -151,15 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "non-empty subset of modalities (the others missing)")
 
     predict = _command(commands, "predict", _cmd_predict, "per-sample predictions of a "
-                       "trained run as a CSV file (see dhmd_graph.inspect.predictions)")
-    _run_arguments(predict, "a run folder (its first seed, or --seed), a seed folder, or a .pt")
+                       "trained run as a CSV file: the prediction, and for classes the "
+                       "predicted class and each class's probability; the data may have "
+                       "no labels and one split only (see dhmd_graph.inspect.predictions)")
+    _run_arguments(predict, "a run folder (its first seed, or --seed, or --ensemble), a seed "
+                   "folder, or a .pt")
     predict.add_argument("--out", metavar="CSV", default="predictions.csv", help="the CSV file "
                          "to write (default: predictions.csv)")
     predict.add_argument("--split", default="test", help="the split to predict (default: test)")
     predict.add_argument("--present", type=_names, metavar="NAMES", help="the observed "
                          "modalities, e.g. text,audio (the others missing; default: all)")
-    predict.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
-                         "the first)")
+    chosen = predict.add_mutually_exclusive_group()
+    chosen.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
+                        "the first); written in the file's seed column")
+    chosen.add_argument("--ensemble", action="store_true", help="the mean over every seed's "
+                        "checkpoint (predictions and probabilities), the seeds in the seed "
+                        "column")
     predict.add_argument("--last", action="store_true", help="the last epoch's checkpoint "
                          "instead of the best one")
     predict.add_argument("--overwrite", action="store_true", help="replace the CSV at --out")
@@ -186,6 +213,12 @@ def _command(commands: argparse._SubParsersAction, name: str, func, text: str
     command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
     command.set_defaults(func=func)
     return command
+
+
+def _list_formats(command: argparse.ArgumentParser) -> None:
+    """Ends ``command``'s help with :data:`DATA_FORMATS`, one line each."""
+    command.formatter_class = argparse.RawDescriptionHelpFormatter
+    command.epilog = DATA_FORMATS_HELP
 
 
 def _run_arguments(command: argparse.ArgumentParser, target: str) -> None:
@@ -224,7 +257,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_describe(args: argparse.Namespace) -> int:
     from dhmd_graph.data.loading import describe, load_dataset
 
-    print(describe(load_dataset(args.path, verify=args.verify)))
+    datasets = load_dataset(args.path, verify=args.verify, partial=True)
+    print(describe(datasets))
+    if set(datasets) != {"train", "valid", "test"} or not all(
+            split.labelled for split in datasets.values()):
+        print(f"for prediction only (dhmd predict RUN --data {args.path}): training needs "
+              "labels and samples in each of train, valid and test")
     if args.verify:
         print(f"verified: {args.path}")
     return 0
@@ -278,9 +316,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     context = setup_distributed(args.device)  # a device this machine lacks: exit status 2
     runs = TrainedRun.load_all(args.target, device=context.device)
     datasets = [run.split(args.split, args.data) for run in runs]  # checked before computing
-    records = [{"seed": run.seed, args.split: run.metrics(dataset, context)}
-               for run, dataset in zip(runs, datasets, strict=True)]
+    records, reports = [], []
+    for run, dataset in zip(runs, datasets, strict=True):
+        predictions = run.predict(dataset, context)
+        records.append({"seed": run.seed, args.split: run.metric_function(dataset)(*predictions)})
+        reports.append(run.class_report(dataset, *predictions))
     print(format_table(summarize(records, args.split)))
+    if reports[0] is not None:  # a class task: per-class metrics and the confusion matrix
+        from dhmd_graph.metrics import format_class_report, mean_class_report
+
+        print(f"\n{args.split} per class (mean over {len(reports)} checkpoint(s); the "
+              "confusion matrix summed over them):")
+        print(format_class_report(mean_class_report(reports)))
     if args.subsets:  # every non-empty subset of modalities, the others missing
         from dhmd_graph.inspect.missing import evaluate_subsets, mean_table
         from dhmd_graph.metrics import format_table as metrics_table
@@ -297,7 +344,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from dhmd_graph.inspect.predictions import predict_run
 
     out = predict_run(args.target, args.out, data=args.data, split=args.split,
-                      present=args.present, seed=args.seed,
+                      present=args.present, seed=args.seed, ensemble=args.ensemble,
                       which="last" if args.last else "best", device=args.device,
                       overwrite=args.overwrite)
     print(f"predictions: {out}")

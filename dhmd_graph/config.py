@@ -742,6 +742,12 @@ class DHMDConfig:
             weight. Each sample's term is weighted, then averaged over the batch (not
             divided by the sum of the weights). :obj:`None` weighs all alike; not
             allowed with ``regression``. (default: :obj:`None`)
+        class_names (list[str], optional): The name of each class (``multiclass``,
+            :math:`C`; ``binary``, 2: the negative class, then the positive one) or label
+            (``multilabel``, :math:`C`), in index order, as the predictions name them;
+            :func:`fit_task` takes them from the data's label names. :obj:`None` names
+            the classes by their index; not allowed with ``regression``.
+            (default: :obj:`None`)
     """
 
     modalities: list[ModalityConfig]
@@ -761,6 +767,7 @@ class DHMDConfig:
     task: str = "regression"
     num_classes: int | None = None
     class_weights: list[float] | None = None
+    class_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -829,6 +836,16 @@ class DHMDConfig:
                             f"numbers > 0 (one per output of task={self.task!r})", weights,
                             "Give one positive weight per class (multiclass), per label's "
                             "positive (multilabel), or one positive weight (binary)")
+        names = self.class_names
+        if names is not None:
+            count = 2 if self.task == "binary" else self.num_classes
+            if self.task == "regression" or len(names) != count or len(set(names)) != count \
+                    or not all(names):
+                raise field_error(self, "class_names", "None for task='regression'"
+                            if self.task == "regression" else f"{count} different non-empty "
+                            f"names (one per class or label of task={self.task!r})", names,
+                            "Give one name per class or label, or drop class_names (it is "
+                            "taken from the data's label names by default)")
         for space in ("homogeneous_graph", "heterogeneous_graph"):
             if getattr(self, space).logit_metric == "kl" and self.task == "regression":
                 raise field_error(self, f"{space}.logit_metric", "a distance other than 'kl' "

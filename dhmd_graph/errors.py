@@ -9,9 +9,11 @@ class                              raised for                                  `
 :class:`DatasetError`              a data file or array that cannot be used    exit 2
 :class:`CheckpointError`           a checkpoint unreadable, unsafe or foreign  exit 2
 :class:`RunFolderError`            a run folder missing or not what it should  exit 2
+:class:`FileLockedError`           another process writes the output file      exit 2
 :class:`RunLockedError`            another process writes the run folder       exit 2
 :class:`RunExistsError`            the folder holds a run (no resume/overwrite) exit 2
 :class:`NonFiniteLossError`        training diverged (a loss became NaN/inf)   exit 1
+:class:`NonFinitePredictionError`  a checkpoint predicts NaN/inf               exit 1
 =================================  ==========================================  ===========
 
 Every :class:`UserError` is also a :class:`ValueError` (and :class:`RunExistsError` a
@@ -32,7 +34,9 @@ __all__ = [
     "ConfigError",
     "DHMDError",
     "DatasetError",
+    "FileLockedError",
     "NonFiniteLossError",
+    "NonFinitePredictionError",
     "RunExistsError",
     "RunFolderError",
     "RunLockedError",
@@ -122,7 +126,11 @@ class RunFolderError(UserError):
     """A run folder (or one of its files) is missing or not what it should be."""
 
 
-class RunLockedError(RunFolderError):
+class FileLockedError(UserError):
+    """Another process is writing the same output (a run folder, a predictions file)."""
+
+
+class RunLockedError(RunFolderError, FileLockedError):
     """Another process is writing the run folder."""
 
 
@@ -132,3 +140,7 @@ class RunExistsError(RunFolderError, FileExistsError):
 
 class NonFiniteLossError(DHMDError, RuntimeError):
     """A training term became NaN or infinite; training stopped before the update."""
+
+
+class NonFinitePredictionError(DHMDError, RuntimeError):
+    """A trained model predicted NaN or infinity (damaged weights); nothing was written."""

@@ -27,14 +27,14 @@ from dhmd_graph import fields
 from dhmd_graph.config import INPUT_FIELDS, DHMDConfig, field_error
 from dhmd_graph.errors import ConfigError, DatasetError
 from dhmd_graph.presets import preset
-from dhmd_graph.protocols import metric_kind
+from dhmd_graph.protocols import check_label_kind, metric_kind
 from dhmd_graph.tasks import task_of_labels, task_spec
 from dhmd_graph.train.config import TrainConfig
 
-__all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "fit_inputs",
-           "fit_steps", "fit_task", "load_splits", "resolve_data"]
+__all__ = ["EXPERIMENT_KEYS", "INPUT_FIELDS", "TASK_FIELDS", "Experiment", "class_reports",
+           "fit_inputs", "fit_steps", "fit_task", "load_splits", "resolve_data"]
 
-TASK_FIELDS = ("task", "num_classes")
+TASK_FIELDS = ("task", "num_classes", "class_names")
 """The fields of :class:`~dhmd_graph.config.DHMDConfig` that :func:`fit_task` takes from
 the data."""
 
@@ -67,7 +67,7 @@ def resolve_data(path: str | os.PathLike | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def load_splits(path: str | os.PathLike, model: DHMDConfig) -> dict:
+def load_splits(path: str | os.PathLike, model: DHMDConfig, *, partial: bool = False) -> dict:
     """The splits of the dataset at ``path`` with the labels the model's task trains on.
 
     An MMSA pickle holds two kinds of label: a ``multiclass`` model reads its
@@ -75,13 +75,15 @@ def load_splits(path: str | os.PathLike, model: DHMDConfig) -> dict:
     ``regression_labels``; every other format has one kind of label, read as it is.
     Likewise a model whose ``text`` has a ``bert_path`` reads an MMSA pickle's BERT
     tokens ``text_bert``, every other model its ``text`` features. The choice is the
-    experiment's, not the reader's.
+    experiment's, not the reader's. With ``partial`` (to predict), a dataset of some
+    splits only, or without labels, is read as it is (:func:`~dhmd_graph.data.load_dataset`).
     """
     from dhmd_graph.data.loading import load_dataset
 
     labels = "classification" if model.task == "multiclass" else "regression"
     bert = any(m.name == "text" and m.bert_path is not None for m in model.modalities)
-    return load_dataset(path, mmsa_labels=labels, mmsa_text="bert" if bert else "features")
+    return load_dataset(path, mmsa_labels=labels, mmsa_text="bert" if bert else "features",
+                        partial=partial)
 
 
 def fit_inputs(config: DHMDConfig, inputs: Mapping[str, tuple[int | None, int | None]],
@@ -214,7 +216,8 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
 
 
 def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
-             overrides: Iterable[str] = ()) -> DHMDConfig:
+             overrides: Iterable[str] = (), label_names: Sequence[str] | None = None
+             ) -> DHMDConfig:
     r"""A copy of ``config`` whose task fits the data's labels.
 
     :attr:`DHMDConfig.task` and :attr:`DHMDConfig.num_classes` are taken from the labels
@@ -231,6 +234,9 @@ def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
         overrides (Iterable[str], optional): The keys the user set; their task fields
             are kept.
             (default: ``()``)
+        label_names (Sequence[str], optional): The data's class or label names; they
+            become :attr:`DHMDConfig.class_names` where there is one per class of the
+            fitted task (a kept ``class_names`` stays). (default: :obj:`None`)
 
     Raises:
         ConfigError: Naming ``DHMDConfig.task`` or ``DHMDConfig.num_classes``, when a kept
@@ -260,7 +266,12 @@ def fit_task(config: DHMDConfig, label_kind: str, num_classes: int | None,
         raise field_error(config, "class_weights", f"{classes or 1} weights for the data's "
                     f"{found} (task {task!r})", weights, "Give one weight per output, or "
                     "drop class_weights")
-    return dataclasses.replace(config, task=task, num_classes=classes)
+    names = config.class_names
+    if "class_names" not in kept:
+        count = 2 if task == "binary" else classes
+        names = (list(label_names) if label_names is not None and task != "regression"
+                 and len(label_names) == count else None)
+    return dataclasses.replace(config, task=task, num_classes=classes, class_names=names)
 
 
 @dataclass
@@ -276,8 +287,9 @@ class Experiment:
         model (DHMDConfig): The model configuration.
         train (TrainConfig): The training configuration.
         explicit (frozenset[str]): The dotted keys the user set (``"model.width"``,
-            ``"train.monitor"``, ``"model.modalities.text.vocab_size"``, or ``"model"``
-            for a whole model given in a file). Fitting to the data keeps these and
+            ``"train.monitor"``, ``"model.modalities.text.vocab_size"``, ``"model"``
+            for a whole model given in a file, ``"preset"`` for a protocol named with
+            ``--preset`` or in the file). Fitting to the data keeps these and
             checks them; everything else may be taken from the data.
     """
 
@@ -337,6 +349,8 @@ class Experiment:
             raise ConfigError(f"--reference {reference} builds the model from the preset, "
                               f"but {file} has a 'model' section: drop one of the two.")
         explicit = {f"train.{key}" for key in saved.get("train", {})}
+        if preset_name or "preset" in saved:
+            explicit.add("preset")
         if "model" in saved:
             model = fields.from_dict(DHMDConfig, saved["model"])
             explicit.add("model")
@@ -403,11 +417,14 @@ class Experiment:
         (:func:`fit_inputs`), the task and :math:`C` come from the labels
         (:func:`fit_task`), and the protocol's monitor selects checkpoints — except where
         :attr:`explicit` names the field (a whole model from a file keeps its task).
+        A protocol the user chose must read the data's kind of label
+        (:func:`~dhmd_graph.protocols.check_label_kind`) unless the task is chosen too.
         Nothing is written: a mismatch raises first.
 
         Raises:
-            ConfigError: A chosen value does not fit the data, or ``train.monitor`` is
-                not one of the metrics reported.
+            ConfigError: A chosen value does not fit the data, the chosen protocol's task
+                reads another kind of label than the data's, or ``train.monitor`` is not
+                one of the metrics reported.
             DatasetError: The model fails on the data's first batch, naming the file.
         """
         from dhmd_graph.metrics import default_monitor, task_metrics
@@ -418,10 +435,14 @@ class Experiment:
             model_keys |= set(TASK_FIELDS)
         from dhmd_graph.data.loading import modality_inputs, modality_steps
 
+        train_split = splits["train"]
+        if self.chose("preset") and "task" not in model_keys:
+            check_label_kind(self.preset, train_split.label_kind, train_split.num_classes,
+                             self.data)
         model = fit_inputs(self.model, modality_inputs(splits), model_keys)
         model, notes = fit_steps(model, modality_steps(splits), model_keys)
-        train_split = splits["train"]
-        model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys)
+        model = fit_task(model, train_split.label_kind, train_split.num_classes, model_keys,
+                         train_split.label_names)
         train = self.train
         kind = metric_kind(model.task, model.num_classes, self.preset)
         if not self.chose("train.monitor"):
@@ -632,14 +653,15 @@ def train_experiment(*, preset_name: str | None = None, unaligned: bool = False,
                                        experiment.header(splits, world_size)])), flush=True)
 
     def report(results: dict) -> dict:
+        classes = class_reports(experiment, splits["test"], out)
         if fitted is None:
-            return {}
+            return classes
         if isinstance(fitted, str):
-            return {"baselines": {"error": fitted}}
+            return {**classes, "baselines": {"error": fitted}}
         from dhmd_graph.baselines import baseline_report
 
-        return {"baselines": baseline_report(fitted, results["mean"],
-                                             monitor=experiment.train.monitor)}
+        return {**classes, "baselines": baseline_report(fitted, results["mean"],
+                                                        monitor=experiment.train.monitor)}
 
     callbacks = [EpochTimer()] if main_process and experiment.train.progress else []
     try:
@@ -752,6 +774,41 @@ def _fit_baselines(experiment: Experiment, splits: Mapping[str, Any]):
     except ValueError as error:  # scikit-learn refuses data it cannot fit
         print(f"baselines: not fitted ({error})", flush=True)
         return f"not fitted: {error}"
+
+
+def class_reports(experiment: Experiment, test: Any, out: str | os.PathLike) -> dict:
+    r"""``results.json``'s per-class section of a class task (``multiclass``,
+    ``binary``): the test split's :func:`~dhmd_graph.metrics.class_report` of every
+    seed's best checkpoint in the run folder ``out`` (the checkpoint the test metrics
+    were computed with, predicted again in this process, in order) and their
+    :func:`~dhmd_graph.metrics.mean_class_report`; ``{}`` for other tasks.
+
+    Returns:
+        dict: ``{"classes": {"test": mean report, "seeds": {seed: report}}}`` or ``{}``.
+    """
+    import torch
+
+    from dhmd_graph.data import collate
+    from dhmd_graph.metrics import class_report, mean_class_report
+    from dhmd_graph.model import DHMD
+    from dhmd_graph.train.distributed import resolve_device
+    from dhmd_graph.train.run_folder import RunFolder
+
+    config = experiment.model
+    if config.task not in ("multiclass", "binary"):
+        return {}
+    device, run, reports = resolve_device(experiment.train.device), RunFolder(out), {}
+    loader = torch.utils.data.DataLoader(test, batch_size=experiment.train.batch_size,
+                                         collate_fn=collate)
+    for seed in experiment.train.seeds:
+        model = DHMD.from_checkpoint(run.seed(seed).checkpoint("best"))[0].to(device)
+        with torch.no_grad():
+            pairs = [model.predict_step(batch.to(device)) for batch in loader]
+        pred = torch.cat([p for p, _ in pairs]).cpu().numpy()  # (N, C) or (N,)
+        label = torch.cat([y for _, y in pairs]).cpu().numpy()  # (N,)
+        reports[str(seed)] = class_report(config.task, config.num_classes, pred, label,
+                                          config.class_names or test.label_names)
+    return {"classes": {"test": mean_class_report(list(reports.values())), "seeds": reports}}
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:

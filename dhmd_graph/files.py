@@ -36,10 +36,16 @@ itself: its temporary files are named ``.<target>.<random>.tmp`` and
 
 An :class:`OSError` raised while writing (a full disk, a read-only folder) carries the
 path of the file being written, so that the message names it.
+
+**One writer.** :func:`exclusive_lock` holds an exclusive :func:`fcntl.flock` on a lock
+file for as long as a process writes (a run folder's ``.dhmd.lock``, a predictions
+file's ``.<name>.lock``); a second writer is refused at once, never queued. The kernel
+releases the lock when the process ends, however it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -56,6 +62,11 @@ from typing import Any, BinaryIO
 
 from dhmd_graph.errors import DatasetError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer is then the user's duty
+    fcntl = None
+
 __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
@@ -68,6 +79,7 @@ __all__ = [
     "check_object",
     "check_user_file",
     "decode_text",
+    "exclusive_lock",
     "is_safe_name",
     "naming_file",
     "open_user_file",
@@ -105,6 +117,53 @@ def naming_file(path: str | os.PathLike, *, replace: bool = False) -> Iterator[N
                 or error.filename == str(path):
             raise
         raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: Callable[[str], Exception], *,
+                   remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) while in the block.
+
+    The holder's pid is written into the file. A lock another process holds raises
+    ``busy(pid)`` at once. With ``remove`` the file is deleted before the lock is
+    released (a lock beside a user's file leaves nothing behind); a process that locked
+    the file just before it was deleted sees that it holds a deleted file and tries
+    again on the new one, so two processes never both hold the lock. Without
+    :mod:`fcntl` (Windows) the block runs unlocked.
+
+    Raises:
+        Exception: ``busy(pid)`` when another process holds the lock.
+        OSError: The lock file cannot be created (naming it).
+    """
+    if fcntl is None:
+        yield
+        return
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+    while True:
+        with naming_file(path):
+            handle = os.open(path, flags, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip()
+            os.close(handle)
+            raise busy(holder or "unknown") from None
+        try:
+            same = os.path.samestat(os.fstat(handle), os.stat(path, follow_symlinks=False))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(handle)  # locked a file another holder has just deleted: take the new one
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        os.close(handle)  # releases the lock
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[BinaryIO], None]

@@ -46,7 +46,7 @@ Beyond sentiment regression (each function's docstring has the exact definition)
   (``classification_labels``), with MMSA's quirks kept.
 * :func:`classification_metrics` (``Acc``, ``UAcc``, ``F1_weighted``, ``F1_macro``),
   :func:`per_class_metrics` and :func:`confusion_matrix`: single-label classes
-  (IEMOCAP-6).
+  (IEMOCAP-6); :func:`class_report` gathers both for a class task's report.
 * :func:`emotion_binary_metrics`: MulT's IEMOCAP protocol, one binary task per emotion
   (per-emotion accuracy and weighted F1).
 * :func:`multilabel_metrics` and :func:`weighted_accuracy`: per-label weighted accuracy
@@ -76,9 +76,10 @@ from dhmd_graph.protocols import PROTOCOLS, metric_kind
 
 __all__ = [
     "BINARY_KEYS", "CLASSIFICATION_KEYS", "METRIC_KINDS", "REGRESSION_KEYS", "SENTIMENT3_KEYS",
-    "SIMS_KEYS", "binary_metrics", "classification_metrics", "confusion_matrix",
-    "default_monitor", "emotion_binary_metrics", "format_table", "metric_direction",
-    "metrics_for", "multilabel_metrics", "per_class_metrics", "regression_metrics",
+    "SIMS_KEYS", "binary_metrics", "class_report", "classification_metrics",
+    "confusion_matrix", "default_monitor", "emotion_binary_metrics", "format_class_report",
+    "format_table", "mean_class_report", "metric_direction", "metrics_for",
+    "multilabel_metrics", "per_class_metrics", "regression_metrics",
     "sentiment3_metrics", "sims_metrics", "task_metric_kind", "task_metrics",
     "weighted_accuracy",
 ]
@@ -344,6 +345,61 @@ def per_class_metrics(pred: Any, label: Any, *, class_names: Sequence[str] | Non
     return {name: {"precision": float(precision[c]), "recall": float(recall[c]),
                    "F1": float(f1[c]), "support": float(support[c])}
             for c, name in enumerate(names)}
+
+
+def class_report(task: str, num_classes: int | None, pred: Any, label: Any,
+                 class_names: Sequence[str] | None = None) -> dict[str, Any] | None:
+    r"""The per-class metrics and the confusion matrix of a class task's predictions, as
+    ``dhmd eval``, ``results.json`` and the inspection report give them.
+
+    Args:
+        task (str): The model's task; only ``multiclass`` and ``binary`` have a report
+            (a multi-label task's per-label metrics are among its metrics already).
+        num_classes (int, optional): :math:`C` of ``multiclass``.
+        pred (array-like or Tensor): ``(N, C)`` class scores (``multiclass``) or ``(N,)``
+            logits (``binary``, class 1 when ``> 0``).
+        label (array-like or Tensor): ``(N,)`` class indices.
+        class_names (Sequence[str], optional): The class names, in index order;
+            :obj:`None` names them by index. (default: :obj:`None`)
+
+    Returns:
+        dict or None: ``{"classes": [names], "per_class": {name: {"precision",
+        "recall", "F1", "support"}}, "confusion_matrix": [[counts]]}`` (rows the truth,
+        columns the prediction, as :func:`confusion_matrix`); :obj:`None` for other tasks.
+    """
+    if task not in ("multiclass", "binary"):
+        return None
+    count = 2 if task == "binary" else int(num_classes)
+    if task == "binary":
+        pred = (_as_vector(pred, "pred") > 0).astype(np.int64)  # (N,) class 1 for logit > 0
+    names = (list(map(str, class_names)) if class_names is not None
+             and len(class_names) == count else [str(c) for c in range(count)])
+    return {"classes": names,
+            "per_class": per_class_metrics(pred, label, class_names=names),
+            "confusion_matrix": confusion_matrix(pred, label, num_classes=count).tolist()}
+
+
+def mean_class_report(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """:func:`class_report` over several checkpoints: the mean of each per-class value
+    and the sum of the confusion matrices (every checkpoint's predictions counted)."""
+    first = reports[0]
+    per_class = {name: {key: float(np.mean([r["per_class"][name][key] for r in reports]))
+                        for key in values} for name, values in first["per_class"].items()}
+    matrix = np.sum([np.asarray(r["confusion_matrix"]) for r in reports], axis=0)
+    return {"classes": list(first["classes"]), "per_class": per_class,
+            "confusion_matrix": matrix.astype(np.int64).tolist()}
+
+
+def format_class_report(report: Mapping[str, Any]) -> str:
+    """A :func:`class_report` as text (:func:`format_table`): one row per class
+    (precision, recall, F1, support), then the confusion matrix (rows the truth, columns
+    the prediction)."""
+    names = report["classes"]
+    matrix = {f"true {name}": {f"predicted {other}": float(count)
+                               for other, count in zip(names, row, strict=True)}
+              for name, row in zip(names, report["confusion_matrix"], strict=True)}
+    return (format_table(report["per_class"]) + "\n\nconfusion matrix:\n"
+            + format_table(matrix, decimals=0))
 
 
 def classification_metrics(pred: Any, label: Any, *, decimals: int | None = 4) -> Metrics:

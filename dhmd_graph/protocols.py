@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dhmd_graph.errors import ConfigError
-from dhmd_graph.tasks import Task, task_spec
+from dhmd_graph.tasks import Task, task_of_labels, task_spec
 
 __all__ = [
     "IEMOCAP4_EMOTIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "PROTOCOLS",
     "SENTIMENT3_CLASSES",
     "Protocol",
+    "check_label_kind",
     "metric_kind",
     "protocol",
 ]
@@ -57,7 +58,6 @@ MOSEI_EMOTIONS = ("happiness", "sadness", "anger", "surprise", "disgust", "fear"
 
 SENTIMENT3_CLASSES = ("negative", "neutral", "positive")
 """MMSA's ``classification_labels``: 0 negative, 1 neutral, 2 positive."""
-
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,51 @@ def metric_kind(task: str, num_classes: int | None = None, name: str | None = No
     if found is not None and found.sentiment3 and task == "multiclass" and num_classes == 3:
         return "sentiment3"
     return task_spec(task).name  # the generic kind is the task's name (an unknown task raises)
+
+
+def check_label_kind(name: str, label_kind: str, num_classes: int | None,
+                     data: object = None) -> None:
+    r"""Refuses to train under protocol ``name`` on labels its task does not read.
+
+    A protocol's task reads one kind of label (:data:`dhmd_graph.tasks.LABEL_KINDS`):
+    a classification protocol (``iemocap6``, ``humour``, ...) on score labels, or a
+    sentiment protocol on class or multi-hot labels, would train the task of the data
+    and report it under the wrong benchmark, silently. The one exception is MMSA's
+    3-class variant: three classes under a sentiment protocol (``sentiment3``, see
+    :func:`metric_kind`). Call it only where the user chose the protocol and not the
+    task: an explicit ``model.task`` is the user's decision, checked against the data
+    by :func:`~dhmd_graph.experiment.fit_task`.
+
+    Args:
+        name (str): The protocol, as chosen with ``--preset`` (or a config file).
+        label_kind (str): The data's ``'score'``, ``'class'`` or ``'multi_hot'``.
+        num_classes (int, optional): The data's classes or labels.
+        data (object, optional): The dataset's path, named in the message.
+
+    Raises:
+        ConfigError: Naming the preset, its labels, the labels found and the fix.
+    """
+    found = protocol(name)
+    wanted = task_spec(found.task).label_kind
+    if wanted == label_kind or (found.sentiment3 and label_kind == "class"
+                                and num_classes == 3):
+        return
+    task, classes = task_of_labels(label_kind, num_classes)
+    explicit = f"model.task={task}" + (
+        f" model.num_classes={classes}" if classes is not None
+        else " model.num_classes=null" if found.num_classes is not None else "")
+    fitting = [p.name for p in PROTOCOLS.values() if p.task == task
+               and (p.num_classes is None or p.num_classes == num_classes)] or [
+               p.name for p in PROTOCOLS.values() if p.task == task]
+    kinds = {"score": "score labels", "class": f"class labels ({num_classes} classes)",
+             "multi_hot": f"multi-hot labels ({num_classes} labels)"}
+    source = f" '{data}'" if data is not None else ""
+    presets = " or ".join(f"--preset {p}" for p in fitting) or "another preset"
+    give = {"score": "scores", "class": "classes (a labels.csv 'label' column of class ids "
+            "or names, see dataset.json)", "multi_hot": "multi-hot rows (label_<name> "
+            "columns or labels.npy)"}[wanted]
+    raise ConfigError(
+        f"--preset {found.name} trains {found.task} on {kinds[wanted].split(' (')[0]}, but "
+        f"the data{source} holds {kinds[label_kind]}. Pass {presets} for these labels, give "
+        f"the data {give}, or set the task explicitly (--set {explicit}) to train "
+        f"the data's task under {found.name}'s protocol.")

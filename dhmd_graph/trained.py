@@ -123,29 +123,39 @@ class TrainedRun:
 
     def splits(self, data: str | os.PathLike | None = None) -> dict:
         """Every split of ``data`` (default: the dataset the run was trained on), read once
-        with the labels of the model's task.
+        with the labels of the model's task; a dataset of some splits only, or without
+        labels, is read as it is (to predict on).
 
         Raises:
             UserError: The checkpoint names no dataset and ``data`` is not given.
         """
         source = self._source(data)
         if source not in self._splits:
-            self._splits[source] = load_splits(source, self.model.config)
+            self._splits[source] = load_splits(source, self.model.config, partial=True)
         return self._splits[source]
 
-    def split(self, name: str, data: str | os.PathLike | None = None):
+    def split(self, name: str, data: str | os.PathLike | None = None, *,
+              labelled: bool = True):
         """The split ``name`` of ``data``, checked against the model's inputs
-        (:func:`check_data`).
+        (:func:`check_data`), and labelled unless ``labelled`` is :obj:`False` (for
+        predictions).
 
         Raises:
             UserError: The dataset has no such split.
-            DatasetError: The data does not fit the model, naming the file and modality.
+            DatasetError: The data does not fit the model, naming the file and modality,
+                or has no labels and ``labelled`` is set.
         """
         source = self._source(data)
         splits = self.splits(source)
         if name not in splits:
             raise UserError(f"split {name!r}: the dataset '{source}' has the splits "
                             f"{sorted(splits)}; choose one of them with --split")
+        if labelled and not splits[name].labelled:
+            raise DatasetError("no labels", file=source, split=name,
+                               expected="labelled samples, to compute metrics",
+                               found="a dataset without labels",
+                               fix="Add the labels, or write predictions with "
+                               "'dhmd predict RUN --data PATH'")
         check_data(self.model.config, splits[name], source)
         return splits[name]
 
@@ -155,7 +165,17 @@ class TrainedRun:
 
         config = self.model.config
         return task_metrics(config.task, config.num_classes, self.preset,
-                            getattr(dataset, "label_names", None))
+                            getattr(dataset, "label_names", None) or config.class_names)
+
+    def class_report(self, dataset: Any, pred: np.ndarray, label: np.ndarray) -> dict | None:
+        """The per-class metrics and confusion matrix of :meth:`predict`'s ``pred`` and
+        ``label`` (:func:`~dhmd_graph.metrics.class_report`), for a ``multiclass`` or
+        ``binary`` run; :obj:`None` for other tasks."""
+        from dhmd_graph.metrics import class_report
+
+        config = self.model.config
+        return class_report(config.task, config.num_classes, pred, label,
+                            config.class_names or getattr(dataset, "label_names", None))
 
     def monitor(self) -> str:
         """The validation metric of the run's protocol and task."""

@@ -84,3 +84,17 @@ def test_bad_data_exits_2_without_traceback(tmp_path, capsys, content, message):
     captured = capsys.readouterr()
     assert captured.err.startswith("dhmd describe: error: ") and message in captured.err
     assert "Traceback" not in captured.err and "pwned" not in captured.out
+
+
+@pytest.mark.parametrize("command", ["train", "describe"])
+def test_help_lists_every_reader(command, capsys):
+    from dhmd_graph.cli import DATA_FORMATS
+    from dhmd_graph.data.loading import FORMATS
+
+    assert sorted(name for name, _ in DATA_FORMATS) == sorted(FORMATS)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, description in DATA_FORMATS:
+        assert f"{name} {description}" in text
+    assert "no labels to predict on" in text

@@ -131,7 +131,7 @@ def test_overrides_convert_types():
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("widht=3", r"unknown key 'widht'.*valid keys: \['class_weights', 'dictionary', 'encoder'"),
+    ("widht=3", r"unknown key 'widht'.*valid keys: \['class_names', 'class_weights', 'dictionary', 'encoder'"),
     ("encoder.depth=3", r"EncoderConfig has no field 'depth'.*'num_layers'"),
     ("width=abc", "DHMDConfig.width: expected a value of type int, found 'abc'"),
     ("encoder.causal=maybe", "DHMDConfig.encoder.causal: expected a value of type bool"),

@@ -82,6 +82,6 @@ def test_assemble_records_the_keys_the_user_set(tmp_path):
                                                            "train.monitor=Corr"],
                                      seeds=[7], data="x/../d.pkl")
     assert experiment.preset == "mosi" and experiment.model.modalities[0].kernel_size == 3
-    assert experiment.explicit == {"train.lr", "model.modalities.text.kernel_size",
+    assert experiment.explicit == {"preset", "train.lr", "model.modalities.text.kernel_size",
                                    "train.monitor", "train.seeds"}
     assert experiment.data == str((Path.cwd() / "d.pkl").resolve())  # resolved, as typed

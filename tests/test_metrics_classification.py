@@ -329,3 +329,25 @@ def test_metrics_for_binds_options_and_refuses_unknown_kinds():
     assert metrics_for("IEMOCAP6") is classification_metrics
     with pytest.raises(ValueError, match="unknown dataset kind 'meld'"):
         metrics_for("meld")
+
+
+def test_class_report_against_hand_computed_values():
+    from dhmd_graph.metrics import class_report, format_class_report, mean_class_report
+
+    # truth 0 0 1 1 1 2; predicted 0 1 1 1 2 2 (argmax of one-hot scores)
+    scores = np.eye(3)[[0, 1, 1, 1, 2, 2]]
+    report = class_report("multiclass", 3, scores, [0, 0, 1, 1, 1, 2], ["a", "b", "c"])
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    b = report["per_class"]["b"]  # 2 of 3 predicted b are b; 2 of 3 true b found
+    assert b["precision"] == pytest.approx(2 / 3) and b["recall"] == pytest.approx(2 / 3)
+    assert b["F1"] == pytest.approx(2 / 3) and b["support"] == 3
+    c = report["per_class"]["c"]  # precision 1/2, recall 1: F1 = 2/3
+    assert (c["precision"], c["recall"], c["F1"]) == pytest.approx((0.5, 1.0, 2 / 3))
+    binary = class_report("binary", None, np.array([2.0, -1.0, 0.5, -3.0]), [1, 1, 0, 0])
+    assert binary["classes"] == ["0", "1"] and binary["confusion_matrix"] == [[1, 1], [1, 1]]
+    assert class_report("regression", None, [0.1], [0.2]) is None
+    both = mean_class_report([report, class_report("multiclass", 3, np.eye(3)[[0, 0, 1, 1, 1, 2]],
+                                                   [0, 0, 1, 1, 1, 2], ["a", "b", "c"])])
+    assert both["confusion_matrix"] == [[3, 1, 0], [0, 5, 1], [0, 0, 2]]  # summed
+    assert both["per_class"]["c"]["precision"] == pytest.approx(0.75)  # (0.5 + 1) / 2
+    assert "true b" in format_class_report(report) and "predicted c" in format_class_report(report)

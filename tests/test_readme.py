@@ -176,8 +176,9 @@ def write_sdk_files(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
-    """A tiny ``aligned_50.pkl``, the same data as the plain-arrays folder ``my_data/``, the
-    alignment recipe's files and a shared ``$DHMD_CACHE`` for the examples' data."""
+    """A tiny ``aligned_50.pkl``, the same data as the plain-arrays folder ``my_data/``, a
+    folder of IEMOCAP-6-profile class labels ``my_classes/`` and its test clips without
+    labels ``new_clips/``, the alignment recipe's files and a shared ``$DHMD_CACHE`` for the examples' data."""
     from dhmd_graph.data import load_dataset
     from dhmd_graph.data.arrays import write_arrays
     from dhmd_graph.data.synthetic import write_synthetic
@@ -186,6 +187,16 @@ def scratch(tmp_path_factory):
     data = write_synthetic(root / "aligned_50.pkl", "mosei",
                            sizes={"train": 16, "valid": 8, "test": 8})
     write_arrays(load_dataset(data), root / "my_data")
+    from dhmd_graph.data import MultimodalDataset
+    from dhmd_graph.data.synthetic_tasks import write_synthetic_task
+
+    emotions = write_synthetic_task(root / "iemocap6.pkl", "iemocap6",
+                                    sizes={"train": 16, "valid": 8, "test": 8})
+    splits = load_dataset(emotions)
+    write_arrays(splits, root / "my_classes")  # class labels with their names
+    test = splits["test"]  # the same clips without labels, test split only
+    write_arrays({"test": MultimodalDataset(test.features, test.lengths, None, test.ids)},
+                 root / "new_clips")
     write_sdk_files(root)
     return {"root": root, "cache": root / "cache"}
 

@@ -113,7 +113,9 @@ def load_dataset(path: str | PathLike, *, format: str | None = None,
     path = Path(path)
     datasets = _read(path, format, label_range, verify, mmsa_labels, mmsa_text, partial,
                      options)
-    check_splits(datasets, path, required=() if partial else ("train", "valid", "test"))
+    folder = path.is_dir() and not (path / MANIFEST).is_file()  # a cache keeps every split
+    check_splits(datasets, path,
+                 required=() if partial and folder else ("train", "valid", "test"))
     return datasets
 
 

@@ -8,6 +8,8 @@ writes into one folder:
 - ``edge_evolution.png``: the mean learned edge weights per epoch, from the log;
 - ``spaces.png``: the 2-D embeddings of both spaces (:mod:`~dhmd_graph.inspect.spaces`);
 - ``atoms.png``: the dictionary activations (:mod:`~dhmd_graph.inspect.dictionary`);
+- ``confusion.png``: for a class task (``multiclass``, ``binary``), the confusion matrix
+  (:func:`plot_confusion_matrix`), beside the per-class precision, recall and F1;
 - ``report.md``: the figures, their tables, and what they show in a few sentences,
   with the metrics of every subset of modalities (:mod:`~dhmd_graph.inspect.missing`)
   and, where the data plants a per-sample ``modality_reliability`` (the synthetic data),
@@ -48,11 +50,13 @@ from dhmd_graph.inspect.spaces import (
     plot_spaces,
 )
 from dhmd_graph.metrics import (
+    class_report,
     metric_direction,
     regression_metrics,
 )
 
-__all__ = ["FIGURE_DPI", "inspect_run", "markdown_table", "write_report"]
+__all__ = ["FIGURE_DPI", "inspect_run", "markdown_table", "plot_confusion_matrix",
+           "write_report"]
 
 FIGURE_DPI = 80
 """Resolution of the written figures: small PNGs (well under 200 KB) that stay legible."""
@@ -258,6 +262,52 @@ def _subset_section(table: Mapping[str, Mapping[str, float]],
     ]
 
 
+def plot_confusion_matrix(report: Mapping) -> Figure:
+    """The confusion matrix of a :func:`~dhmd_graph.metrics.class_report` as a heat map:
+    rows the true class, columns the predicted one, each cell's count written in it,
+    the colour the share of its row (the recall of the row's class on the diagonal)."""
+    names = report["classes"]
+    counts = np.asarray(report["confusion_matrix"], dtype=np.float64)  # (C, C)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)  # (C, C) rows sum to 1
+    size = 2.5 + 0.6 * len(names)
+    figure = Figure(figsize=(size + 1.0, size), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(counts):
+        axes.text(j, i, f"{count:g}", ha="center", va="center",
+                  color="white" if shares[i, j] > 0.5 else "black")
+    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title("confusion matrix (colour: share of the true class)")
+    figure.colorbar(image, ax=axes, fraction=0.05)
+    return figure
+
+
+def _class_section(model: nn.Module, outputs: SplitOutputs, out_dir: Path, dpi: int
+                   ) -> list[str]:
+    config = model.config
+    if outputs.labels is None:
+        return []
+    report = class_report(config.task, config.num_classes, outputs.prediction,
+                          outputs.labels, outputs.class_names)
+    if report is None:
+        return []
+    rows = [[name, values["precision"], values["recall"], values["F1"], int(values["support"])]
+            for name, values in report["per_class"].items()]
+    matrix = [[f"true {name}", *row] for name, row in zip(report["classes"],
+                                                          report["confusion_matrix"], strict=True)]
+    worst = min(report["per_class"], key=lambda name: report["per_class"][name]["F1"])
+    return ["## Per class", "",
+            markdown_table(["class", "precision", "recall", "F1", "support"], rows), "",
+            *_figure(plot_confusion_matrix(report), out_dir / "confusion.png", dpi,
+                     "confusion matrix"),
+            markdown_table(["", *(f"predicted {name}" for name in report["classes"])], matrix),
+            "", f"Rows are the true classes, columns the predicted ones. The class with the "
+            f"lowest F1 is {worst} ({report['per_class'][worst]['F1']:.3f}).", ""]
+
+
 def write_report(
     model: nn.Module,
     data: Dataset | Iterable[MultimodalBatch],
@@ -303,6 +353,7 @@ def write_report(
     outputs = collect_outputs(model, data)
     lines = [f"# {title}", "",
              f"{len(outputs.labels)} samples, modalities {', '.join(outputs.modalities)}.", "",
+             *_class_section(model, outputs, out_dir, dpi),
              *_edge_section(outputs, out_dir, dpi),
              *_reliability_section(outputs),
              *(_evolution_section(log, out_dir, dpi) if log is not None else []),

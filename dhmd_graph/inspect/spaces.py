@@ -88,8 +88,8 @@ class SplitOutputs(NamedTuple):
 
     Attributes:
         modalities (tuple[str, ...]): The ``M`` modality names, in node order.
-        labels (np.ndarray): ``(N,)`` scores or class indices, or ``(N, C)`` multi-hot
-            rows (float), as in the batch.
+        labels (np.ndarray or None): ``(N,)`` scores or class indices, or ``(N, C)``
+            multi-hot rows (float), as in the batch; :obj:`None` for unlabelled data.
         prediction (np.ndarray): ``(N,)`` or ``(N, C)`` the model's predictions, as the
             model returns them.
         spaces (dict[str, SpaceOutputs]): ``"homogeneous"`` and ``"heterogeneous"``.
@@ -99,7 +99,7 @@ class SplitOutputs(NamedTuple):
     """
 
     modalities: tuple[str, ...]
-    labels: np.ndarray
+    labels: np.ndarray | None
     prediction: np.ndarray
     spaces: dict[str, SpaceOutputs]
     extras: Mapping[str, np.ndarray] = MappingProxyType({})
@@ -253,8 +253,8 @@ def collect_outputs(
     if config.task != "regression":
         count = 2 if config.task == "binary" else config.num_classes
         names = getattr(getattr(data, "dataset", data), "label_names", None)  # a DataLoader's
-        class_names = tuple(names or map(str, range(count)))
-    return SplitOutputs(modalities, arrays["labels"], arrays["prediction"], spaces, extras,
+        class_names = tuple(names or config.class_names or map(str, range(count)))
+    return SplitOutputs(modalities, arrays.get("labels"), arrays["prediction"], spaces, extras,
                         tuple(ids), class_names)
 
 

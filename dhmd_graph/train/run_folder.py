@@ -46,12 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from dhmd_graph.errors import RunExistsError, RunFolderError, RunLockedError, UserError
-from dhmd_graph.files import atomic_write, naming_file, remove_leftovers
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; one writer is then the user's duty
-    fcntl = None
+from dhmd_graph.files import atomic_write, exclusive_lock, naming_file, remove_leftovers
 
 __all__ = ["RunExistsError", "RunFolder", "RunFolderError", "RunLockedError", "SeedFolder",
            "find_checkpoints", "read_log"]
@@ -258,27 +253,13 @@ class RunFolder:
             RunLockedError: Another process holds the lock.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
+
+        def busy(holder: str) -> RunLockedError:
+            return RunLockedError(f"'{self.path}' is being written by another process (pid "
+                                  f"{holder}); wait for it to finish, or choose another --out")
+
+        with exclusive_lock(self.path / self.LOCK, busy):
             yield self
-            return
-        lock = self.path / self.LOCK
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
-        with naming_file(lock):
-            handle = os.open(lock, flags, 0o644)
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(handle, 32, 0).decode(errors="replace").strip()
-                raise RunLockedError(
-                    f"'{self.path}' is being written by another process (pid "
-                    f"{holder or 'unknown'}); wait for it to finish, or choose another "
-                    "--out") from None
-            os.ftruncate(handle, 0)
-            os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
-            yield self
-        finally:
-            os.close(handle)  # releases the lock
 
     def prepare(self, *, resume: bool = False, overwrite: bool = False) -> None:
         """Make the folder ready for a writer; call it while holding :meth:`lock`.

@@ -101,13 +101,21 @@ def test_a_header_that_declares_more_than_the_file_holds(folder, capsys):
      ["NaN or infinite label", "labels.csv", "label, line 3"]),
     (b"id,split,label\nc0,train,0.5\nc1,train,1e39\nc2,valid,1\nc3,test,2\n",
      ["NaN or infinite label", "labels.csv"]),
-    (b"id,split\nc0,train\nc1,train\nc2,valid\nc3,test\n",
-     ["no labels", "labels.csv", "['id', 'split']"]),
 ])
 def test_a_bad_labels_csv(folder, capsys, text, pieces):
     (folder / "labels.csv").write_bytes(text)
     err = refused(folder, capsys, *pieces)
     assert "Add the header row" not in err
+
+
+def test_a_labels_csv_without_labels_is_described_for_prediction_and_not_trained(
+        folder, capsys):
+    (folder / "labels.csv").write_bytes(b"id,split\nc0,train\nc1,train\nc2,valid\nc3,test\n")
+    assert main(["describe", str(folder)]) == 0
+    assert "for prediction only" in capsys.readouterr().out
+    with pytest.raises(DatasetError, match="no labels") as info:
+        load_arrays(folder)
+    assert "['id', 'split']" in str(info.value) and "Add the header row" not in str(info.value)
 
 
 def test_a_byte_order_mark_is_accepted(folder, capsys):

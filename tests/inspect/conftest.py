@@ -119,6 +119,43 @@ def tiny_run(tmp_path_factory) -> dict:
     return {"run_dir": root / "run", "seed_dir": root / "run" / "seed_7", "data": data}
 
 
+CLASSES = ("calm", "tense", "upbeat")
+
+
+@pytest.fixture(scope="session")
+def class_run(tmp_path_factory) -> dict:
+    """A 3-class run folder of two seeds (1 epoch each) named :data:`CLASSES`, and a
+    plain-arrays folder of its modalities with test samples only and no labels."""
+    import dataclasses
+
+    from dhmd_graph.data import write_arrays
+    from dhmd_graph.metrics import task_metrics
+
+    root = tmp_path_factory.mktemp("class_run")
+    splits = {}
+    for seed, (split, n) in enumerate(zip(("train", "valid", "test"), (24, 12, 12),
+                                          strict=True)):
+        features, lengths, scores = tiny_arrays(n, seed)
+        labels = np.digitize(scores, [-0.3, 0.3]).astype(np.int64)  # (n,) in {0, 1, 2}
+        splits[split] = MultimodalDataset(features, lengths, labels,
+                                          [f"{split}{i}" for i in range(n)],
+                                          label_kind="class", num_classes=3,
+                                          label_names=CLASSES)
+    config = dataclasses.replace(tiny_config(), task="multiclass", num_classes=3,
+                                 class_names=list(CLASSES))
+    meta = {"preset": "iemocap6", "aligned": True, "data": None,
+            "model": config_to_dict(config)}
+    train = TrainConfig(lr=3e-3, batch_size=8, accumulation_steps=1, max_epochs=1,
+                        seeds=[7, 8], device="cpu", progress=False, monitor="Acc")
+    run_seeds(lambda: DHMD(config), splits, train, root / "run",
+              metrics=task_metrics("multiclass", 3), collate_fn=collate, meta=meta)
+    features, lengths, _ = tiny_arrays(5, 9)
+    unlabelled = MultimodalDataset(features, lengths, None, [f"new{i}" for i in range(5)])
+    folder = write_arrays({"test": unlabelled}, root / "unlabelled")
+    return {"run_dir": root / "run", "folder": folder, "dataset": unlabelled,
+            "labelled": write_arrays(splits, root / "labelled"), "test": splits["test"]}
+
+
 @pytest.fixture(scope="session")
 def train_model():
     """:func:`train_few_steps` of :func:`tiny_config` with the given graph fields."""
