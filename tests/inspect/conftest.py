@@ -120,6 +120,12 @@ def tiny_run(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def write_mmsa():
+    """:func:`write_tiny_mmsa`: ``write_mmsa(path, sizes=(train, valid, test))``."""
+    return write_tiny_mmsa
+
+
+@pytest.fixture(scope="session")
 def train_model():
     """:func:`train_few_steps` of :func:`tiny_config` with the given graph fields."""
     return lambda **graph: train_few_steps(tiny_config(**graph))
