@@ -11,7 +11,7 @@ from dhmd_graph.inspect.report import inspect_run, markdown_table, write_report
 from dhmd_graph.model import DHMD
 from dhmd_graph.train.run_folder import find_checkpoints, read_log
 
-FIGURES = {"edges.png", "edge_evolution.png", "spaces.png", "atoms.png"}
+FIGURES = {"edges.png", "edge_evolution.png", "spaces.png", "atoms.png", "training_curves.png"}
 
 
 def _linked_files(report):
