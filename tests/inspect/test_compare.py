@@ -11,11 +11,6 @@ from dhmd_graph.cli import main
 from dhmd_graph.errors import RunFolderError, UserError
 from dhmd_graph.inspect.compare import compare_runs, format_comparison, paired_test, unpaired_test
 
-TINY = ["model.width=8", "model.num_heads=2", "model.encoder.num_layers=1",
-        "model.encoder.memory_layers=1", "model.dictionary.atoms=4", "train.max_epochs=1",
-        "train.batch_size=8", "train.accumulation_steps=1", "train.progress=false"]
-
-
 def make_run(path, metrics: dict, *, data="data.pkl", unfinished=(), split="test"):
     """A run folder with ``config.json`` and one ``metrics.json`` per seed of ``metrics``
     (``{seed: {name: value}}``), plus seed folders without a record for ``unfinished``."""
@@ -154,23 +149,8 @@ def test_cli_compare_refuses_a_folder_without_finished_seeds(tmp_path, capsys):
         compare_runs(a, tmp_path / "missing")
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory, write_mmsa):
-    """Two tiny runs trained by ``dhmd train`` (one epoch of two batches, seeds 1 and 2),
-    the second with another learning rate."""
-    root = tmp_path_factory.mktemp("compare")
-    data = root / "tiny.pkl"
-    write_mmsa(data, sizes=(16, 8, 8))
-    runs = []
-    for name, lr in (("a", "1e-3"), ("b", "5e-3")):
-        assert main(["train", "--data", str(data), "--out", str(root / name), "--seeds", "1,2",
-                     "--set", *TINY, f"train.lr={lr}"]) == 0
-        runs.append(root / name)
-    return runs
-
-
-def test_cli_compare_two_trained_runs(two_runs, capsys):
-    a, b = two_runs
+def test_cli_compare_two_trained_runs(cli_runs, capsys):
+    a, b = cli_runs
     capsys.readouterr()
     assert main(["compare", str(a), str(b), "--metrics", "MAE,Corr"]) == 0
     printed = capsys.readouterr().out
