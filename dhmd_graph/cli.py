@@ -202,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--pca", action="store_true", help="PCA instead of t-SNE")
     inspect.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
                          "the first)")
+    compare = _command(commands, "compare", _cmd_compare, "two finished runs side by side: "
+                       "per-seed metrics, mean ± std, and B − A with a paired test over the "
+                       "shared seeds (see dhmd_graph.inspect.compare)")
+    compare.add_argument("run_a", metavar="RUN_A", help="the first run folder (the baseline)")
+    compare.add_argument("run_b", metavar="RUN_B", help="the second run folder")
+    compare.add_argument("--split", choices=("valid", "test"), default="test",
+                         help="whose metrics: the selected epochs' (default: test)")
+    compare.add_argument("--metrics", type=_names, metavar="NAMES", help="only these "
+                         "metrics, e.g. MAE,Corr (default: every metric of both runs)")
     from dhmd_graph.extract.cli import add_extract_parser  # argparse only, no media library
 
     add_extract_parser(commands)
@@ -358,6 +367,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                          method="pca" if args.pca else "tsne", seed=args.seed,
                          device=args.device)
     print(f"report: {report}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dhmd_graph.inspect.compare import compare_runs, format_comparison
+
+    print(format_comparison(compare_runs(args.run_a, args.run_b, split=args.split,
+                                         metrics=args.metrics)))
     return 0
 
 

@@ -8,7 +8,9 @@ samples; :func:`plot_edge_graphs` draws the learned weights of both spaces side 
 and, below them, their fixed priors. :func:`edge_history` reads the mean edge weights
 that training logged every epoch (``log.jsonl``, read by
 :meth:`TrainedRun.log <dhmd_graph.trained.TrainedRun.log>`) and :func:`plot_edge_evolution` draws
-them.
+them. :func:`prior_agreement` says how far the learned weights :math:`E` are from the prior
+alone and from a uniform graph, and how much they vary between samples: a graph whose
+:math:`E` sits on the prior in every sample routes by the prior, not by the sample.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_color
 __all__ = [
     "EDGE_KEY",
     "EdgeHistory",
+    "PriorAgreement",
     "edge_graph",
     "edge_graphs",
     "edge_history",
     "plot_edge_evolution",
     "plot_edge_graphs",
+    "prior_agreement",
+    "teacher_share",
 ]
 
 EDGE_KEY = re.compile(r"^(?:train/)?edge/(?P<space>[^/]+)/(?P<edge>[^/]+->[^/]+)$")
@@ -243,3 +248,104 @@ def plot_edge_evolution(history: EdgeHistory) -> Figure:
         axis.legend(fontsize="small")
     axes[0].set_ylabel("mean learned edge weight E")
     return figure
+
+
+def _group_distance(first: np.ndarray, second: np.ndarray, normalize: str) -> np.ndarray:
+    r"""Total-variation distance between two edge distributions in every softmax group.
+
+    Args:
+        first (np.ndarray), second (np.ndarray): ``(N, M, M)`` ``[sample, teacher,
+            student]``, ``nan`` where there is no edge (the same cells in both).
+        normalize (str): ``"graph"`` (one group per sample) or ``"target"`` (one per
+            sample and student).
+
+    Returns:
+        np.ndarray: ``(G,)`` :math:`\tfrac12 \sum |a - b|` over each group's edges, for
+        the groups that have an edge.
+    """
+    present = ~np.isnan(first)  # (N, M, M)
+    gap = np.where(present, np.abs(np.nan_to_num(first) - np.nan_to_num(second)), 0.0)
+    axes = (1, 2) if normalize == "graph" else 1
+    has_edge = present.any(axis=axes)  # (N,) or (N, M)
+    return 0.5 * gap.sum(axis=axes)[has_edge]
+
+
+def _uniform(weight: np.ndarray, normalize: str) -> np.ndarray:
+    """``(N, M, M)``: each edge of a group 1 / (the group's number of edges); ``nan`` off
+    the edges."""
+    present = ~np.isnan(weight)
+    count = present.sum(axis=(1, 2), keepdims=True) if normalize == "graph" else \
+        present.sum(axis=1, keepdims=True)
+    return np.where(present, 1.0 / np.maximum(count, 1), np.nan)
+
+
+def teacher_share(weight: np.ndarray) -> np.ndarray:
+    r"""The share of a sample's edge weight that each modality sends as a teacher.
+
+    .. math::
+        s_{b,i} = \frac{\sum_j a_{b, i \rightarrow j}}{\sum_{k,j} a_{b, k \rightarrow j}}
+
+    Args:
+        weight (np.ndarray): ``(N, M, M)`` ``[sample, teacher, student]`` edge weights
+            (the learned :math:`E`, the prior :math:`p`, or :math:`w`), ``nan`` off the
+            edges.
+
+    Returns:
+        np.ndarray: ``(N, M)``, each row summing to one (``nan`` for a modality that
+        teaches no edge of the sample).
+    """
+    present = ~np.isnan(weight)  # (N, M, M)
+    outgoing = np.where(present, weight, 0.0).sum(axis=2)  # (N, M)
+    total = outgoing.sum(axis=1, keepdims=True)  # (N, 1)
+    share = outgoing / np.where(total > 0, total, 1.0)
+    return np.where(present.any(axis=2), share, np.nan)
+
+
+class PriorAgreement(NamedTuple):
+    r"""How the learned edge weights :math:`E` of one space compare with the prior alone.
+
+    Distances are total-variation distances between two edge distributions of a
+    softmax group (a sample's graph, or a student's incoming edges with
+    ``normalize="target"``), averaged over the groups: 0 the same weights, 1 disjoint.
+
+    Attributes:
+        to_prior (float): :math:`E` against the prior :math:`p` of the same edges;
+            ``nan`` without a prior.
+        to_uniform (float): :math:`E` against equal weights on every edge of the group.
+        spread (float): :math:`E` of a sample against its mean over the split: how
+            much the graph changes from sample to sample (0: the same graph for all).
+        share (np.ndarray): ``(N, M)`` each teacher's share of the sample's
+            :math:`E` (:func:`teacher_share`).
+        prior_share (np.ndarray or None): ``(N, M)`` the same for :math:`p`.
+    """
+
+    to_prior: float
+    to_uniform: float
+    spread: float
+    share: np.ndarray
+    prior_share: np.ndarray | None
+
+
+def prior_agreement(space: SpaceOutputs) -> PriorAgreement:
+    r""":class:`PriorAgreement` of one space of
+    :func:`~dhmd_graph.inspect.collect_outputs`.
+
+    With a prior, :math:`E = w - p` (each of :math:`E` and :math:`p` sums to one per
+    group); without one, :math:`E = w`.
+    """
+    prior = space.edge_prior  # (N, M, M) or None
+    learned = space.edge_weight if prior is None else space.edge_weight - prior  # (N, M, M)
+    _, mean, _ = _masked_moments(learned)  # (M, M)
+    average = np.where(np.isnan(learned), np.nan, mean[None])  # (N, M, M)
+
+    def distance(other: np.ndarray) -> float:
+        values = _group_distance(learned, other, space.normalize)
+        return float(values.mean()) if values.size else float("nan")
+
+    return PriorAgreement(
+        to_prior=float("nan") if prior is None else distance(prior),
+        to_uniform=distance(_uniform(learned, space.normalize)),
+        spread=distance(average),
+        share=teacher_share(learned),
+        prior_share=None if prior is None else teacher_share(prior),
+    )

@@ -7,7 +7,9 @@ corrupted modality: the weight a modality *sends* as a teacher should be lower i
 samples where it is corrupted. :func:`edge_reliability` measures that per decoupled space
 and teacher modality, from the dense edge weights of
 :func:`~dhmd_graph.inspect.collect_outputs`; :func:`outgoing_weight` gives the per-sample
-numbers it is built on.
+numbers it is built on. :func:`routing_accuracy` asks the per-sample question directly (is
+the teacher that sends most a most reliable modality?), next to chance and the prior alone,
+and :func:`plot_edge_reliability` draws the outgoing weights against the reliabilities.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from dhmd_graph.inspect.spaces import SpaceOutputs
+from dhmd_graph.errors import UserError
+from dhmd_graph.inspect.spaces import SpaceOutputs, SplitOutputs, modality_colors
 
-__all__ = ["PARTS", "TeacherReliability", "edge_reliability", "outgoing_weight"]
+__all__ = ["PARTS", "RoutingAccuracy", "TeacherReliability", "edge_reliability",
+           "outgoing_weight", "plot_edge_reliability", "routing_accuracy"]
 
 PARTS = ("learned", "weight")
 """Which edge weight to read: the learned :math:`E` or the distillation weight
@@ -149,3 +154,96 @@ def edge_reliability(
             corrupted_count=int((~reliable).sum()),
         )
     return result
+
+
+class RoutingAccuracy(NamedTuple):
+    r"""How often a sample's top teacher is one of its most reliable modalities.
+
+    Attributes:
+        accuracy (float): Over the samples where every modality teaches, the share whose
+            teacher with the largest outgoing learned weight :math:`E` has the sample's
+            highest reliability (ties in reliability: any of the tied modalities counts).
+        chance (float): The same for a teacher drawn at random (``1 / M`` without ties).
+        prior (float): The same for the prior alone (its top teacher); ``nan`` without a
+            prior. A fixed prior picks the same teacher in every sample.
+        count (int): The number of samples scored.
+    """
+
+    accuracy: float
+    chance: float
+    prior: float
+    count: int
+
+
+def routing_accuracy(space: SpaceOutputs, reliability: np.ndarray) -> RoutingAccuracy:
+    r""":class:`RoutingAccuracy` of one space over a split.
+
+    Args:
+        space (SpaceOutputs): One space of :func:`~dhmd_graph.inspect.collect_outputs`.
+        reliability (np.ndarray): ``(N, M)`` the samples' modality reliabilities, as
+            in :func:`edge_reliability`.
+    """
+    learned = outgoing_weight(space, "learned")  # (N, M)
+    reliability = np.asarray(reliability, dtype=np.float64)
+    if reliability.shape != learned.shape:
+        raise UserError(f"routing_accuracy: expected a reliability of shape {learned.shape}, "
+                         f"found {reliability.shape}; pass the split's per-sample "
+                         "reliability in the model's modality order.")
+    complete = ~np.isnan(learned).any(axis=1)  # (N,)
+    rho = reliability[complete]  # (n, M)
+    best = rho >= rho.max(axis=1, keepdims=True) - 1e-9  # (n, M) the most reliable ones
+
+    def hits(weight: np.ndarray) -> float:
+        if not len(weight):
+            return float("nan")
+        top = weight.argmax(axis=1)  # (n,)
+        return float(best[np.arange(len(top)), top].mean())
+
+    prior = None
+    if space.edge_prior is not None:
+        prior = np.where(np.isnan(space.edge_prior), 0.0, space.edge_prior).sum(axis=2)
+    return RoutingAccuracy(
+        accuracy=hits(learned[complete]),
+        chance=float(best.mean()) if len(rho) else float("nan"),
+        prior=float("nan") if prior is None else hits(prior[complete]),
+        count=int(complete.sum()),
+    )
+
+
+def plot_edge_reliability(outputs: SplitOutputs, reliability: np.ndarray) -> Figure:
+    r"""Each teacher's outgoing learned weight against its reliability, per sample.
+
+    One panel per space; one colour per teacher modality, with its least-squares line.
+    A graph that routes by the sample draws rising lines (more weight where the
+    teacher is reliable); flat lines are a graph that ignores reliability. The title
+    gives :func:`routing_accuracy` with chance and the prior alone.
+
+    Args:
+        outputs (SplitOutputs): From :func:`~dhmd_graph.inspect.collect_outputs`.
+        reliability (np.ndarray): ``(N, M)`` as in :func:`edge_reliability`.
+    """
+    reliability = np.asarray(reliability, dtype=np.float64)
+    colors = modality_colors(len(outputs.modalities))
+    jitter = np.random.default_rng(0).uniform(-0.02, 0.02, size=reliability.shape)
+    figure = Figure(figsize=(5.0 * len(outputs.spaces) + 0.5, 4.2), layout="constrained")
+    axes = figure.subplots(1, len(outputs.spaces), squeeze=False, sharey=False)[0]
+    for axis, (space, values) in zip(axes, outputs.spaces.items(), strict=True):
+        outgoing = outgoing_weight(values, "learned")  # (N, M)
+        for m, name in enumerate(outputs.modalities):
+            keep = ~np.isnan(outgoing[:, m])
+            x, y = reliability[keep, m], outgoing[keep, m]
+            axis.scatter(x + jitter[keep, m], y, s=9, alpha=0.45, color=colors[m], label=name)
+            if len(x) > 1 and np.ptp(x) > 0:
+                slope, intercept = np.polyfit(x, y, 1)
+                line = np.array([x.min(), x.max()])
+                axis.plot(line, slope * line + intercept, color=colors[m], linewidth=2)
+        routing = routing_accuracy(values, reliability)
+        prior = "" if np.isnan(routing.prior) else f", prior alone {routing.prior:.2f}"
+        axis.set_title(f"{space}: top teacher most reliable in {routing.accuracy:.2f}\n"
+                       f"of {routing.count} samples (chance {routing.chance:.2f}{prior})",
+                       fontsize=10)
+        axis.set_xlabel("teacher's reliability in the sample")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small", title="teacher")
+    axes[0].set_ylabel("teacher's outgoing learned weight E")
+    return figure

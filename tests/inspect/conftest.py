@@ -157,6 +157,25 @@ def class_run(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def cli_runs(tmp_path_factory) -> tuple:
+    """Two run folders trained by ``dhmd train`` on :func:`write_tiny_mmsa` data (16 / 8 /
+    8 samples): seeds 1 and 2, one epoch of two batches each, the second run with another
+    learning rate."""
+    from dhmd_graph.cli import main
+
+    root = tmp_path_factory.mktemp("cli_runs")
+    data = root / "tiny.pkl"
+    write_tiny_mmsa(data, sizes=(16, 8, 8))
+    tiny = ["model.width=8", "model.num_heads=2", "model.encoder.num_layers=1",
+            "model.encoder.memory_layers=1", "model.dictionary.atoms=4", "train.max_epochs=1",
+            "train.batch_size=8", "train.accumulation_steps=1", "train.progress=false"]
+    for name, lr in (("a", "1e-3"), ("b", "5e-3")):
+        assert main(["train", "--data", str(data), "--out", str(root / name), "--seeds", "1,2",
+                     "--set", *tiny, f"train.lr={lr}"]) == 0
+    return root / "a", root / "b"
+
+
+@pytest.fixture(scope="session")
 def train_model():
     """:func:`train_few_steps` of :func:`tiny_config` with the given graph fields."""
     return lambda **graph: train_few_steps(tiny_config(**graph))

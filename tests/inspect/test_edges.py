@@ -146,3 +146,66 @@ def test_plot_without_a_prior_has_one_row_of_total_weights(trained_model, loader
     assert len(figure.axes) == 3
     for axis, graph in zip(panels, graphs.values(), strict=True):
         assert _edge_labels(axis) == sorted(f"{w:.3f}" for *_, w in graph.edges(data="mean"))
+
+
+def _space(weight, prior=None, normalize="graph"):
+    from dhmd_graph.inspect.spaces import SpaceOutputs
+
+    weight = np.asarray(weight, float)
+    n = len(weight)
+    return SpaceOutputs(logits=np.zeros((n, 3)), features=np.zeros((n, 3, 2)),
+                        edge_weight=weight, atoms=None, normalize=normalize,
+                        edge_prior=None if prior is None else np.asarray(prior, float))
+
+
+def _graph(values):
+    """A (3, 3) [teacher, student] matrix with the six off-diagonal ``values`` in the order
+    t->a, t->v, a->t, a->v, v->t, v->a."""
+    matrix = np.full((3, 3), np.nan)
+    for (t, s), value in zip([(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)], values,
+                             strict=True):
+        matrix[t, s] = value
+    return matrix
+
+
+PRIOR = _graph([0.45, 0.45, 0.025, 0.025, 0.025, 0.025])  # text teaches
+
+
+def test_prior_agreement_of_e_equal_to_the_prior():
+    from dhmd_graph.inspect.edges import prior_agreement
+
+    prior = np.stack([PRIOR] * 4)  # (4, 3, 3)
+    agreement = prior_agreement(_space(2 * prior, prior))  # w = E + p with E = p
+    assert agreement.to_prior == pytest.approx(0.0)
+    assert agreement.spread == pytest.approx(0.0)
+    # uniform is 1/6 per edge: TV = (2 * (0.45 - 1/6) + 4 * (1/6 - 0.025)) / 2
+    assert agreement.to_uniform == pytest.approx((2 * (0.45 - 1 / 6) + 4 * (1 / 6 - 0.025)) / 2)
+    np.testing.assert_allclose(agreement.share, [[0.9, 0.05, 0.05]] * 4)
+    np.testing.assert_allclose(agreement.prior_share, agreement.share)
+
+
+def test_prior_agreement_of_a_uniform_graph_without_prior_and_of_a_varying_one():
+    from dhmd_graph.inspect.edges import prior_agreement
+
+    uniform = np.stack([_graph([1 / 6] * 6)] * 3)
+    agreement = prior_agreement(_space(uniform))
+    assert np.isnan(agreement.to_prior) and agreement.prior_share is None
+    assert agreement.to_uniform == pytest.approx(0.0) and agreement.spread == pytest.approx(0.0)
+    varying = np.stack([_graph([0.5, 0.5, 0, 0, 0, 0]), _graph([0, 0, 0.5, 0.5, 0, 0])])
+    agreement = prior_agreement(_space(varying))
+    assert agreement.spread == pytest.approx(0.5)  # each sample half-way from the mean graph
+    assert agreement.to_uniform == pytest.approx(2 / 3)
+
+
+def test_prior_agreement_per_student_groups_and_absent_modalities():
+    from dhmd_graph.inspect.edges import prior_agreement
+
+    # normalize="target": each student's two incoming edges sum to one
+    target = _graph([1.0, 0.5, 0.5, 0.5, 0.5, 0.0])  # audio hears only text, text a/v alike
+    agreement = prior_agreement(_space(target[None], normalize="target"))
+    # students: text (a, v) = (0.5, 0.5): 0; audio (t, v) = (1, 0): 0.5; vision (0.5, 0.5): 0
+    assert agreement.to_uniform == pytest.approx(0.5 / 3)
+    absent = _graph([0.5, np.nan, 0.5, np.nan, np.nan, np.nan])  # vision absent
+    agreement = prior_agreement(_space(absent[None]))
+    assert agreement.to_uniform == pytest.approx(0.0)
+    assert np.isnan(agreement.share[0, 2]) and agreement.share[0, 0] == pytest.approx(0.5)

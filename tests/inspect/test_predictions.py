@@ -291,6 +291,6 @@ def test_eval_and_inspect_give_per_class_metrics_and_the_confusion_matrix(class_
     assert [[int(v) for v in line.split()[2:]] for line in lines] == expected.tolist()
     assert main(["inspect", run_dir, "--data", data, "--pca", "--device", "cpu", "--out",
                  str(tmp_path / "inspect")]) == 0
-    report = (tmp_path / "inspect" / "report.md").read_text()
+    report = (tmp_path / "inspect" / "seed_7" / "report.md").read_text()  # one per seed
     assert "## Per class" in report and "| true calm |" in report
-    check_figure(tmp_path / "inspect" / "confusion.png")
+    check_figure(tmp_path / "inspect" / "seed_7" / "confusion.png")

@@ -124,3 +124,49 @@ def test_collect_outputs_carries_the_reliability_into_the_report(trained_model, 
     report = report_module.write_report(trained_model, dataset, tmp_path / "report",
                                         method="pca")
     assert "planted modality reliability" in report.read_text()
+
+
+def test_routing_accuracy_against_chance_and_the_prior():
+    from dhmd_graph.inspect.reliability import routing_accuracy
+
+    weight = np.stack([_sample(0.6, 0.3, 0.1), _sample(0.1, 0.6, 0.3),
+                       _sample(0.2, 0.2, 0.6), _sample(0.5, 0.4, 0.1)])  # top: t, a, v, t
+    reliability = np.array([[1.0, 0.2, 0.1],    # text most reliable: hit
+                            [0.9, 0.3, 0.1],    # text, but audio sends most: miss
+                            [0.5, 0.5, 0.5],    # all tied: any top teacher is a hit
+                            [0.2, 0.9, 0.9]])   # audio and vision tied: text misses
+    routing = routing_accuracy(_space(weight), reliability)
+    assert routing.accuracy == pytest.approx(2 / 4) and routing.count == 4
+    assert routing.chance == pytest.approx((1 / 3 + 1 / 3 + 1 + 2 / 3) / 4)
+    assert np.isnan(routing.prior)
+    prior = np.stack([_sample(0.9, 0.05, 0.05)] * 4)  # the prior always picks text
+    routing = routing_accuracy(_space(weight + prior, prior), reliability)
+    assert routing.accuracy == pytest.approx(2 / 4)  # E itself, not w
+    assert routing.prior == pytest.approx(3 / 4)  # text is (one of) the most reliable 3 times
+
+
+def test_routing_accuracy_skips_samples_with_an_absent_teacher():
+    from dhmd_graph.inspect.reliability import routing_accuracy
+
+    weight = np.stack([_sample(0.6, 0.3, 0.1), _sample(0.2, 0.2, 0.6)])
+    weight[1, 2] = NAN
+    weight[1, :, 2] = NAN
+    routing = routing_accuracy(_space(weight), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert routing.count == 1 and routing.accuracy == 1.0
+
+
+def test_report_draws_the_routing_figure_with_a_reliability(trained_model, tmp_path,
+                                                            check_figure):
+    from dhmd_graph.inspect.reliability import plot_edge_reliability
+
+    dataset, reliability = _dataset_with_reliability()
+    outputs = collect_outputs(trained_model, DataLoader(dataset, batch_size=8,
+                                                        collate_fn=collate))
+    figure = plot_edge_reliability(outputs, reliability)
+    axes = figure.get_axes()
+    assert len(axes) == 2 and all("chance 0.83" in axis.get_title() for axis in axes)
+    section = "\n".join(report_module._routing_section(outputs, tmp_path, 80))
+    assert "![routing](routing.png)" in section and "| homogeneous |" in section
+    check_figure(tmp_path / "routing.png")
+    plain = SplitOutputs(outputs.modalities, outputs.labels, outputs.prediction, outputs.spaces)
+    assert report_module._routing_section(plain, tmp_path, 80) == []
