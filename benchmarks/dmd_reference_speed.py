@@ -59,6 +59,7 @@ from common import format_table, machine_info, time_interleaved, write_results
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
+from dhmd_graph.allocator import keep_freed_memory
 from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data.batch import MultimodalBatch
 from dhmd_graph.model import DHMD, dhmd_objective
@@ -407,13 +408,15 @@ def time_case(ref, name: str, aligned: bool, steps, *, quick: bool, batch_size: 
     return row
 
 
-def markdown_report(rows: list[dict], machine: dict) -> str:
+def markdown_report(rows: list[dict], machine: dict, system_malloc: bool = False) -> str:
     """The rows as the Markdown table of ``benchmarks/README.md``."""
+    allocator = ("glibc's default allocator settings" if system_malloc else
+                 "freed memory kept in the heap (dhmd_graph.allocator) for both codes")
     lines = [
         f"Measured {machine['time']} at commit {machine['commit']} on {machine['cpu_model']} "
         f"({machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch threads), "
-        f"torch {machine['torch']}, 1-minute load average {machine['load_average'][0]} "
-        "before the run:",
+        f"torch {machine['torch']}, {allocator}, 1-minute load average "
+        f"{machine['load_average'][0]} before the run:",
         "",
         "| preset | training samples/s: full / dmd / reference | full vs reference | "
         "dmd vs reference | batch-1 latency ms: full / dmd / reference | full / reference "
@@ -447,8 +450,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--latency-repeats", type=int, default=15,
                         help="timed runs of each batch-1 prediction")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's allocator settings for both codes (default: "
+                        "dhmd_graph.allocator.keep_freed_memory, as the dhmd entry points)")
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
+    if not args.system_malloc:
+        keep_freed_memory()  # one process: the reference's step runs with it too
     if args.quick:
         args.presets, args.alignment, args.batch_size = ["mosi"], ["aligned"], 2
         args.repeats = args.latency_repeats = 1
@@ -476,10 +484,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(format_table(rows))
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                 if k != "output_dir"}
-    path = write_results("dmd_reference_speed_quick" if args.quick else "dmd_reference_speed",
+    name = "dmd_reference_speed" + "_quick" * args.quick + "_system_malloc" * args.system_malloc
+    path = write_results(name,
                          rows, settings=settings, output_dir=args.output_dir,
                          extra={"parity": checks},
-                         report=markdown_report(rows, machine))
+                         report=markdown_report(rows, machine, args.system_malloc))
     print(f"wrote {path}")
     return rows
 

@@ -36,6 +36,7 @@ import traceback
 from collections.abc import Sequence
 
 from dhmd_graph import __version__
+from dhmd_graph.allocator import keep_freed_memory
 from dhmd_graph.openmp import openmp_defaults
 from dhmd_graph.protocols import PROTOCOLS
 
@@ -409,6 +410,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``dhmd ARGV`` and returns its exit status (see the module docstring)."""
     os.environ.update(openmp_defaults())  # a passive OpenMP wait, set before torch loads
+    keep_freed_memory()  # freed activations stay in the heap for the next step
     args = build_parser().parse_args(argv)  # --help and usage errors exit here, before torch
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM)

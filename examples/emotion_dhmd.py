@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import os
 
+from dhmd_graph.allocator import keep_freed_memory
 from dhmd_graph.openmp import openmp_defaults
 
 # A passive OpenMP wait unless OMP_WAIT_POLICY / OMP_NUM_THREADS are set: this must happen
@@ -128,6 +129,7 @@ def summary_keys(metrics: Mapping[str, float]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # freed activations stay in the heap for the next step
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(PROFILES), default="iemocap4",
                         help="the task and its preset (default: iemocap4)")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 
+from dhmd_graph.allocator import keep_freed_memory
 from dhmd_graph.openmp import openmp_defaults
 
 # A passive OpenMP wait unless OMP_WAIT_POLICY / OMP_NUM_THREADS are set: this must happen
@@ -91,6 +92,7 @@ def baselines(splits: Mapping[str, MultimodalDataset]) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_freed_memory()  # freed activations stay in the heap for the next step
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an MMSA .pkl file or a cache folder (default: "
                         "the embedded synthetic MOSEI-profile data)")

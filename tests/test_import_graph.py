@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).parents[1] / "dhmd_graph"
 
 FLOORS = [
     # the foundation, in its own order: each imports only those before it
-    ["errors"], ["fields"], ["tasks"], ["protocols"], ["files", "openmp"],
+    ["errors"], ["fields"], ["tasks"], ["protocols"], ["allocator", "files", "openmp"],
     # files in, batches out; reusable layers; pure losses; metrics; checkpoint files
     ["data", "nn", "losses", "metrics", "checkpoint"],
     ["config"],                        # the dataclasses of the model

@@ -11,6 +11,7 @@ from dhmd_graph.cli import main
 from dhmd_graph.errors import RunFolderError, UserError
 from dhmd_graph.inspect.compare import compare_runs, format_comparison, paired_test, unpaired_test
 
+
 def make_run(path, metrics: dict, *, data="data.pkl", unfinished=(), split="test"):
     """A run folder with ``config.json`` and one ``metrics.json`` per seed of ``metrics``
     (``{seed: {name: value}}``), plus seed folders without a record for ``unfinished``."""

@@ -1,7 +1,6 @@
 import re
 
 import numpy as np
-
 import pytest
 from torch.utils.data import DataLoader
 
