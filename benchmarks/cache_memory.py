@@ -129,6 +129,33 @@ def folder_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 2**20
 
 
+STEP_LABELS = {
+    "baseline": "baseline (`import dhmd_graph.data`)",
+    "load pickle": "load pickle (`load_mmsa`)",
+    "convert": "convert (`convert_to_cache`)",
+    "iterate cache": f"iterate cache (`load_cache` + `DataLoader`, batch {BATCH_SIZE}, all splits)",
+}
+
+
+def markdown_report(rows: list[dict], machine: dict, pickle_mib: float, cache_mib: float,
+                    measured_at: dict | None = None) -> str:
+    """The rows as the Markdown table of ``benchmarks/README.md``: per step, the peak RSS
+    of its subprocess, above the baseline's, the peak anonymous RSS and the seconds."""
+    from common import markdown_table, measured_line  # not at import: the stages stay light
+
+    def number(key: str, digits: int = 0):
+        return lambda r: "" if r.get(key) is None else f"{r[key]:.{digits}f}"
+    return "\n".join([
+        measured_line(machine, measured_at),
+        f"pickle {pickle_mib:.0f} MiB, cache {cache_mib:.0f} MiB.", "",
+        markdown_table([("step", lambda r: STEP_LABELS.get(r["step"], r["step"])),
+                        ("peak RSS (MiB)", number("peak_rss_mib")),
+                        ("above baseline (MiB)", number("above_baseline_mib")),
+                        ("peak anonymous RSS (MiB)", number("peak_anon_mib")),
+                        ("seconds", lambda r: "" if r["step"] == "baseline"
+                         else f"{r['seconds']:.1f}")], rows)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0,
@@ -172,7 +199,7 @@ def main() -> None:
     path = write_results("cache_memory_quick" if args.quick else "cache_memory", rows,
                          settings={"sizes": sizes, "steps": STEPS, "dims": DIMS,
                                    "batch_size": BATCH_SIZE, "pickle_protocol": 4},
-                         output_dir=args.output_dir, extra=sizes_mib)
+                         output_dir=args.output_dir, extra=sizes_mib, report=markdown_report)
     print(f"results: {path}")
 
 

@@ -22,11 +22,17 @@ What is measured, and how:
   data pages of memory-mapped files, allocator slack).
 
 Every script writes its results with :func:`write_results`: the machine facts,
-the command that reproduces them, and the rows of the table it printed.
+the command that reproduces them, and the rows of the table it printed. A script whose
+table a page shows also has a ``markdown_report(...)`` function: it renders the block
+of the page from the file's stored entries (its parameters are named after the file's
+top-level keys, see :func:`render_report`), ``write_results(report=markdown_report)``
+stores the result under ``"report"``, and ``python benchmarks/render.py FILE`` renders it
+again from an existing file without measuring anything.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -35,7 +41,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +54,11 @@ __all__ = [
     "Timing",
     "format_table",
     "machine_info",
+    "markdown_table",
+    "measured_line",
     "peak_rss_mib",
     "peak_tensor_memory",
+    "render_report",
     "reproduce_command",
     "time_function",
     "time_pair",
@@ -292,6 +301,64 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     return "\n".join(lines)
 
 
+def markdown_table(columns: Sequence[tuple[str, Callable[[Mapping[str, Any]], Any]]],
+                   rows: Sequence[Mapping[str, Any]], *, right: bool = True) -> str:
+    """A Markdown table: one ``(header, cell)`` pair per column, ``cell(row)`` its text.
+
+    The first column is left-aligned, the others right-aligned when ``right`` (numbers).
+    """
+    align = ["---"] + ["---:" if right else "---"] * (len(columns) - 1)
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |",
+             "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(str(cell(row)) for _, cell in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def measured_line(machine: Mapping[str, Any], measured_at: Mapping[str, Any] | None = None
+                  ) -> str:
+    """One sentence naming when, at which commit and on what a results file was measured.
+
+    Args:
+        machine (Mapping): The file's ``"machine"`` entry (:func:`machine_info`).
+        measured_at (Mapping, optional): The file's ``"measured_at"`` entry, for files
+            written before :func:`machine_info` recorded the commit: ``{"commit": ...,
+            "source": ...}``, the commit the page named when the file was committed.
+            (default: :obj:`None`)
+    """
+    commit = machine.get("commit")
+    if commit:
+        at = f"at commit {commit}"
+    elif measured_at and measured_at.get("commit"):
+        at = f"at commit {measured_at['commit']} ({measured_at['source']})"
+    else:
+        at = "at a commit the file does not record"
+    load = machine.get("load_average") or ["?"]
+    return (f"Measured {str(machine.get('time', '?'))[:10]} {at} on {machine['cpu_model']} "
+            f"({machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch "
+            f"threads), torch {machine['torch']}, 1-minute load average {load[0]} when "
+            "the file was written:")
+
+
+def render_report(markdown_report: Callable[..., str], results: Mapping[str, Any]) -> str:
+    """Calls a script's ``markdown_report`` with the entries of a results file.
+
+    Each parameter of ``markdown_report`` receives the file's top-level entry of the same
+    name (``rows``, ``machine``, ``settings``, ``summary``, ...); a parameter with a default
+    may be missing from the file.
+
+    Raises:
+        KeyError: When the file lacks an entry the function requires.
+    """
+    arguments = {}
+    for name, parameter in inspect.signature(markdown_report).parameters.items():
+        if name in results:
+            arguments[name] = results[name]
+        elif parameter.default is inspect.Parameter.empty:
+            raise KeyError(f"{markdown_report.__module__}.markdown_report needs the entry "
+                           f"{name!r}, which this results file does not have")
+    return markdown_report(**arguments)
+
+
 def write_results(
     name: str,
     rows: Sequence[dict[str, Any]],
@@ -299,7 +366,7 @@ def write_results(
     settings: dict[str, Any],
     output_dir: Path | str | None = None,
     extra: dict[str, Any] | None = None,
-    report: str | None = None,
+    report: str | Callable[..., str] | None = None,
 ) -> Path:
     """Writes ``{output_dir}/{name}.json`` with machine facts, command, settings and rows.
 
@@ -311,8 +378,11 @@ def write_results(
             ``benchmarks/results``. (default: :obj:`None`)
         extra (dict, optional): More top-level entries (findings, profiles).
             (default: :obj:`None`)
-        report (str, optional): The rows as a page shows them (e.g. a Markdown table),
-            under ``"report"``; a page that pastes it marks the block
+        report (str or Callable, optional): The rows as a page shows them (e.g. a
+            Markdown table), under ``"report"``; a callable is the script's
+            ``markdown_report``, called on the entries as they read back from the file
+            (:func:`render_report`), as ``benchmarks/render.py`` calls it later. A page
+            that pastes it marks the block
             ``<!-- rendered from benchmarks/results/<name>.json -->`` and
             ``tests/test_rendered_numbers.py`` compares the two. (default: :obj:`None`)
     """
@@ -326,7 +396,9 @@ def write_results(
         "settings": settings,
         "rows": list(rows),
         **(extra or {}),
-        **({} if report is None else {"report": report}),
     }
+    if report is not None:
+        payload["report"] = (report if isinstance(report, str) else
+                             render_report(report, json.loads(json.dumps(payload))))
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import QUICK_OVERRIDES, format_table, write_results
+from common import QUICK_OVERRIDES, format_table, markdown_table, measured_line, write_results
 
 from dhmd_graph.config import DHMDConfig, apply_overrides
 from dhmd_graph.data import collate, load_dataset
@@ -151,6 +151,23 @@ def add_delta(row: dict, baseline: dict, key: str) -> None:
     row["ΔNon0_acc_2"] = f"{row[key]['Non0_acc_2']:+.4f}"
 
 
+def markdown_report(rows: list[dict], machine: dict, settings: dict,
+                    measured_at: dict | None = None) -> str:
+    """The rows as a Markdown table of the docs: per arm (switch and behaviour, and the
+    schedule it changes), each metric as mean ± std over the seeds, and the difference of
+    the test MAE from ours on the same schedule."""
+    def arm(row: dict) -> str:
+        name = "ours" if row["switch"] == "-" else f"{row['switch']}: {row['behaviour']}"
+        train = ", ".join(f"{key} {value}" for key, value in row.get("train", {}).items())
+        return name + (f" ({train})" if train else "")
+    seeds = ", ".join(str(seed) for seed in settings["schedule"]["seeds"])
+    return "\n".join([
+        measured_line(machine, measured_at),
+        f"test split, seeds {seeds}, base `{settings['base']}`.", "",
+        markdown_table([("arm", arm), *((metric, lambda r, m=metric: r[m]) for metric in METRICS),
+                        ("ΔMAE vs ours", lambda r: r.get("ΔMAE", ""))], rows, right=False)])
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -202,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                 "base": f"preset('mosei', aligned=True) + {args.base}"
                 + (f" + {QUICK_OVERRIDES}" if args.quick else "")}
     path = write_results("dmd_ablation_quick" if args.quick else "dmd_ablation", rows,
-                         settings=settings, output_dir=args.output_dir)
+                         settings=settings, output_dir=args.output_dir, report=markdown_report)
     print(f"\nwritten to {path}")
     return rows
 

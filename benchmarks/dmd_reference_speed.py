@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import format_table, machine_info, time_interleaved, write_results
+from common import format_table, measured_line, time_interleaved, write_results
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
@@ -408,15 +408,13 @@ def time_case(ref, name: str, aligned: bool, steps, *, quick: bool, batch_size: 
     return row
 
 
-def markdown_report(rows: list[dict], machine: dict, system_malloc: bool = False) -> str:
+def markdown_report(rows: list[dict], machine: dict, settings: dict) -> str:
     """The rows as the Markdown table of ``benchmarks/README.md``."""
-    allocator = ("glibc's default allocator settings" if system_malloc else
-                 "freed memory kept in the heap (dhmd_graph.allocator) for both codes")
+    allocator = ("Glibc's default allocator settings for both codes."
+                 if settings.get("system_malloc") else
+                 "Freed memory kept in the heap (dhmd_graph.allocator) for both codes.")
     lines = [
-        f"Measured {machine['time']} at commit {machine['commit']} on {machine['cpu_model']} "
-        f"({machine['logical_cpus']} logical CPUs, {machine['torch_threads']} torch threads), "
-        f"torch {machine['torch']}, {allocator}, 1-minute load average "
-        f"{machine['load_average'][0]} before the run:",
+        f"{allocator} {measured_line(machine)}",
         "",
         "| preset | training samples/s: full / dmd / reference | full vs reference | "
         "dmd vs reference | batch-1 latency ms: full / dmd / reference | full / reference "
@@ -462,7 +460,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.repeats = args.latency_repeats = 1
     torch.set_num_threads(args.threads)
     ref = load_reference(args.dmd_src.expanduser().resolve())
-    machine = machine_info()  # the load before the runs
 
     rows, checks = [], {}
     for name in args.presets:
@@ -488,7 +485,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     path = write_results(name,
                          rows, settings=settings, output_dir=args.output_dir,
                          extra={"parity": checks},
-                         report=markdown_report(rows, machine, args.system_malloc))
+                         report=markdown_report)
     print(f"wrote {path}")
     return rows
 

@@ -8,10 +8,10 @@ Usage (from the repository root; the run takes minutes, the inspection about one
 
 Runs ``dhmd inspect`` on every seed of the run (t-SNE, validation split), copies the
 first seed's figures to ``docs/figures/inspect_<name>.png`` and writes
-``benchmarks/results/inspect_example.json``, whose ``report`` is the page's rendered
-block: the summary across seeds and, from the first seed's ``report.md``, the sections
-that hold numbers (warnings, E against the prior, reliability, routing, missing and single
-modalities), verbatim.
+``benchmarks/results/inspect_example.json``: the summary across seeds (``"summary"``) and,
+from the first seed's ``report.md``, the sections that hold numbers (``"sections"``:
+warnings, E against the prior, reliability, routing, missing and single modalities,
+verbatim); its ``report``, the page's rendered block, joins the two.
 """
 
 from __future__ import annotations
@@ -44,8 +44,14 @@ def report_sections(text: str, headings: tuple[str, ...] = SECTIONS) -> str:
     sections = re.split(r"(?m)^(?=## )", text)
     kept = [section for section in sections
             if section.startswith("## ") and section[3:].startswith(headings)]
-    body = "\n".join(section.strip() for section in kept)
-    return re.sub(r"(?m)^!\[[^\]]*\]\([^)]*\)\n?", "", body).strip()
+    body = "\n\n".join(section.strip() for section in kept)
+    body = re.sub(r"(?m)^!\[[^\]]*\]\([^)]*\)\n?", "", body)
+    return re.sub(r"\n{3,}", "\n\n", body).strip()
+
+
+def markdown_report(summary: str, seed: str, sections: str) -> str:
+    """The page's block: the summary across seeds, then the first seed's sections."""
+    return "\n\n".join(part for part in (summary, f"{seed}:", sections) if part)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         if source.exists():
             shutil.copyfile(source, figures / f"inspect_{name}.png")
             copied.append(name)
-    seed_text = report_sections((first / "report.md").read_text())
-    summary_text = summary.read_text().strip() if summary.parent != first else ""
-    report = "\n\n".join(part for part in (summary_text, f"# {seeds[0].name}", seed_text)
-                         if part)
+    entries = {"summary": summary.read_text().strip() if summary.parent != first else "",
+               "seed": seeds[0].name,
+               "sections": report_sections((first / "report.md").read_text())}
     path = write_results("inspect_example", [], settings={"run": str(run), "split": "valid",
                                                           "method": "tsne"},
-                         output_dir=args.output_dir, extra={"figures": copied},
-                         report=report)
+                         output_dir=args.output_dir, extra={"figures": copied, **entries},
+                         report=markdown_report)
+    report = markdown_report(**entries)
     print(report)
     print(f"wrote {path} and {len(copied)} figures to {figures}")
     return 0

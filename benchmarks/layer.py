@@ -27,7 +27,14 @@ import math
 
 import torch
 import torch.nn.functional as F
-from common import format_table, peak_tensor_memory, time_pair, write_results
+from common import (
+    format_table,
+    markdown_table,
+    measured_line,
+    peak_tensor_memory,
+    time_pair,
+    write_results,
+)
 from torch import Tensor
 
 from dhmd_graph.losses import graph_distillation_loss, prior_regularization
@@ -231,9 +238,40 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{key}: {value}")
     settings = {k: v for k, v in vars(args).items() if k != "output_dir"}
     path = write_results("layer_quick" if args.quick else "layer", rows, settings=settings,
-                         output_dir=args.output_dir, extra={"summary": summary})
+                         output_dir=args.output_dir, extra={"summary": summary},
+                         report=markdown_report)
     print(f"wrote {path}")
     return rows
+
+
+def markdown_report(rows: list[dict], machine: dict, summary: dict,
+                    measured_at: dict | None = None) -> str:
+    """The rows as the Markdown table of ``benchmarks/README.md``: step times (median and
+    IQR, ms), the per-run ratio and the peak tensor memory of both implementations; the
+    lead-in gives the :func:`_summary` (the ratio target and the log-log slopes)."""
+    worst = summary.get("worst_ratio_at_B>=256")
+    slopes_b = [v for k, v in summary.items() if k.startswith("slope_time_vs_B_at_M=")]
+    slopes_e = {k.rsplit("=", 1)[1]: v for k, v in summary.items()
+                if k.startswith("slope_time_vs_edges_at_B=")}
+    lead = [measured_line(machine, measured_at)]
+    if worst is not None:
+        met = "met" if summary["target_ratio_met"] else "not met"
+        lead.append(f"Worst PyG/dense ratio at B ≥ 256: {worst:.2f} (target 1.25: {met}).")
+    if slopes_b:
+        lead.append(f"Log-log slope of time against B (B ≥ 256): {min(slopes_b):.2f}–"
+                    f"{max(slopes_b):.2f}.")
+    if slopes_e:
+        lead.append("Against the edges at fixed B: " + ", ".join(
+            f"{v:.2f} (B = {b})" for b, v in slopes_e.items()) + ".")
+    return "\n".join([" ".join(lead), "", markdown_table([
+        ("M", lambda r: r["M"]), ("B", lambda r: r["B"]), ("edges", lambda r: r["edges"]),
+        ("PyG ms", lambda r: f"{r['pyg_ms']:.2f}"), ("IQR", lambda r: f"{r['pyg_iqr_ms']:.2f}"),
+        ("dense ms", lambda r: f"{r['dense_ms']:.2f}"),
+        ("IQR", lambda r: f"{r['dense_iqr_ms']:.2f}"),
+        ("PyG/dense", lambda r: f"{r['ratio']:.2f}"), ("IQR", lambda r: f"{r['ratio_iqr']:.2f}"),
+        ("PyG peak MiB", lambda r: f"{r['pyg_peak_mib']:.1f}"),
+        ("dense peak MiB", lambda r: f"{r['dense_peak_mib']:.1f}"),
+    ], rows)])
 
 
 def _summary(rows: list[dict]) -> dict:

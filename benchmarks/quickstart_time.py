@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import format_table, write_results
+from common import format_table, markdown_table, measured_line, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mosei_dhmd.py"
@@ -180,8 +180,24 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                   settings={"quick": args.quick, "settings": args.settings,
                             "loads": args.loads, "timeout_s": timeout,
                             "default_threads": threads, "data": data.name},
-                  output_dir=args.output_dir)
+                  output_dir=args.output_dir, report=markdown_report)
     return rows
+
+
+def markdown_report(rows: list[dict], machine: dict, settings: dict,
+                    measured_at: dict | None = None) -> str:
+    """The rows as a Markdown table of the docs: per setting and load, the example's wall
+    time from start to exit (or how it stopped) and the test MAE it printed."""
+    def seconds(row: dict) -> str:
+        return f"{row['seconds']:.1f} s" if row["status"] == "ok" else row["status"]
+    example = "python examples/mosei_dhmd.py" + " --quick" * bool(settings.get("quick"))
+    return "\n".join([
+        measured_line(machine, measured_at),
+        f"`{example}`, torch's default threads {settings['default_threads']}, "
+        f"stopped after {settings['timeout_s']:.0f} s.", "",
+        markdown_table([("setting", lambda r: r["setting"]), ("load", lambda r: r["load"]),
+                        ("wall", seconds), ("test MAE", lambda r: r["test_MAE"])], rows,
+                       right=False)])
 
 
 if __name__ == "__main__":

@@ -44,7 +44,14 @@ import threading
 import time
 from pathlib import Path
 
-from common import QUICK_OVERRIDES, format_table, peak_rss_mib, write_results
+from common import (
+    QUICK_OVERRIDES,
+    format_table,
+    markdown_table,
+    measured_line,
+    peak_rss_mib,
+    write_results,
+)
 
 MOSEI_SIZES = {"train": 16326, "valid": 1871, "test": 4659}
 QUICK_SIZES = {"train": 32, "valid": 8, "test": 8}
@@ -165,6 +172,22 @@ def run_epoch(cache_dir: str, *, max_steps: int | None, threads: int,
     }
 
 
+def markdown_report(rows: list[dict], machine: dict, measured_at: dict | None = None) -> str:
+    """The row as the Markdown table of ``benchmarks/README.md``: epoch times, training
+    throughput and the peaks of the training process's memory."""
+    return "\n".join([measured_line(machine, measured_at), "", markdown_table([
+        ("samples", lambda r: r["samples"] + " (extrapolated)" * bool(r["extrapolated"])),
+        ("epoch (s)", lambda r: f"{r['epoch_s']:.0f}"),
+        ("train (s)", lambda r: f"{r['train_epoch_s']:.0f}"),
+        ("validation (s)", lambda r: f"{r['valid_epoch_s']:.1f}"),
+        ("train samples/s", lambda r: f"{r['train_samples_per_s']:.1f}"),
+        ("peak RSS (MiB)", lambda r: f"{r['peak_rss_mib']:.0f}"),
+        ("peak anonymous (MiB)", lambda r: f"{r['peak_anon_mib']:.0f}"),
+        ("peak mapped file (MiB)", lambda r: f"{r['peak_file_mib']:.0f}"),
+        ("after imports (MiB)", lambda r: f"{r['after_import_rss_mib']:.0f}"),
+    ], rows)])
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny dataset, one layer")
@@ -233,7 +256,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     path = write_results("scale_quick" if args.quick else "scale", [row], settings=settings,
                          output_dir=args.output_dir,
                          extra={"preparation": preparation, "full_epoch_command":
-                                "python benchmarks/scale.py"})
+                                "python benchmarks/scale.py"},
+                         report=markdown_report)
     print(f"wrote {path}")
     return [row]
 

@@ -24,7 +24,14 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import QUICK_OVERRIDES, format_table, time_function, write_results
+from common import (
+    QUICK_OVERRIDES,
+    format_table,
+    markdown_table,
+    measured_line,
+    time_function,
+    write_results,
+)
 from train_step import TrainingStep, random_batch
 
 from dhmd_graph.config import DHMDConfig, ModalityConfig, apply_overrides
@@ -90,6 +97,25 @@ def plot(sweeps: dict[str, list[dict]], path: Path) -> None:
     plt.close(figure)
 
 
+SWEEP_LABELS = {"batch_size": "batch size", "length": "audio/vision length",
+                "modalities": "modalities (edges)"}
+
+
+def markdown_report(rows: list[dict], machine: dict, measured_at: dict | None = None) -> str:
+    """The rows as the Markdown table of ``benchmarks/README.md``: per sweep, the value
+    swept, the step time (median and IQR, ms) and the training samples/s."""
+    def value(row: dict) -> str:
+        if row["sweep"] == "modalities":
+            return f"{row['modalities']} ({row['edges']})"
+        return str(row["batch_size" if row["sweep"] == "batch_size" else "length"])
+    return "\n".join([measured_line(machine, measured_at), "", markdown_table([
+        ("sweep", lambda r: SWEEP_LABELS.get(r["sweep"], r["sweep"])), ("value", value),
+        ("step ms (median)", lambda r: f"{r['step_ms']:.0f}"),
+        ("IQR ms", lambda r: f"{r['step_iqr_ms']:.0f}"),
+        ("samples/s", lambda r: f"{r['samples_per_s']:.1f}"),
+    ], rows)])
+
+
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sweeps, one layer")
@@ -141,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     rows = [{"sweep": name, **row} for name, sweep in sweeps.items() for row in sweep]
     path = write_results("scaling_curves_quick" if args.quick else "scaling_curves", rows,
                          settings=settings, output_dir=args.output_dir,
-                         extra={"plot": plot_path.name})
+                         extra={"plot": plot_path.name}, report=markdown_report)
     print(f"wrote {path} and {plot_path}")
     return sweeps
 

@@ -27,7 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from common import QUICK_OVERRIDES, Timing, format_table, time_function, write_results
+from common import (
+    QUICK_OVERRIDES,
+    Timing,
+    format_table,
+    markdown_table,
+    measured_line,
+    time_function,
+    write_results,
+)
 from torch import nn
 from torch.autograd.profiler import record_function
 
@@ -295,9 +303,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     if part)
     path = write_results(stem, rows,
                          settings=settings, output_dir=args.output_dir,
-                         extra={"profiles": profiles} if profiles else None)
+                         extra={"profiles": profiles} if profiles else None,
+                         report=markdown_report)
     print(f"wrote {path}")
     return rows
+
+
+def markdown_report(rows: list[dict], machine: dict, measured_at: dict | None = None) -> str:
+    """The rows as the Markdown table of ``benchmarks/README.md``: training samples/s and
+    step time at the training batch, evaluation samples/s at the evaluation batch, batch-1
+    latency, next to the reference figures and targets the rows carry, and whether the
+    training target and the batch-1 latency target (< ``target_latency_ms``) were met."""
+    def optional(key: str):
+        return lambda r: "" if r.get(key) is None else r[key]
+
+    def met(row: dict) -> str:
+        said = {True: "yes", False: "no", None: "–"}
+        return f"{said[row.get('train_target_met')]} / {said[row.get('latency_target_met')]}"
+    return "\n".join([measured_line(machine, measured_at), "", markdown_table([
+        ("preset", lambda r: r["preset"]), ("aligned", lambda r: r["aligned"]),
+        ("T (L/A/V)", lambda r: r["lengths"]),
+        ("train samples/s", lambda r: f"{r['train_samples_per_s']:.1f}"),
+        ("step ms", lambda r: f"{r['train_step_ms']:.0f}"),
+        ("IQR ms", lambda r: f"{r['train_step_iqr_ms']:.0f}"),
+        ("DMD ref", optional("reference_train")), ("target", optional("target_train")),
+        ("eval samples/s", lambda r: f"{r['eval_samples_per_s']:.1f}"),
+        ("DMD ref", optional("reference_eval")),
+        ("B=1 latency ms", lambda r: f"{r['latency_b1_ms']:.1f}"),
+        ("IQR", lambda r: f"{r['latency_b1_iqr_ms']:.1f}"),
+        ("DMD ref", optional("reference_latency_ms")),
+        ("met: train / latency", met),
+    ], rows)])
 
 
 def _print_profile(title: str, profile: dict) -> None:

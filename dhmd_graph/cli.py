@@ -195,14 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = _command(commands, "inspect", _cmd_inspect, "figures and a report (report.md) of "
                        "a trained run: edge weights, feature spaces, dictionary, missing "
                        "modalities")
-    _run_arguments(inspect, "a run folder (its first seed, or --seed) or a seed folder")
+    _run_arguments(inspect, "a run folder (every seed, and a summary across them; or "
+                   "--seed) or a seed folder")
     inspect.add_argument("--split", choices=("train", "valid", "test"), default="valid",
                          help="the split to inspect (default: valid)")
     inspect.add_argument("--out", metavar="DIR", help="where to write (default: <seed "
-                         "folder>/inspect-<split>)")
+                         "folder>/inspect-<split> per seed, <run folder>/inspect-<split> for "
+                         "the summary)")
     inspect.add_argument("--pca", action="store_true", help="PCA instead of t-SNE")
-    inspect.add_argument("--seed", type=int, help="the seed of a multi-seed run (default: "
-                         "the first)")
+    inspect.add_argument("--seed", type=int, help="only this seed of a multi-seed run "
+                         "(default: every seed)")
     compare = _command(commands, "compare", _cmd_compare, "two finished runs side by side: "
                        "per-seed metrics, mean ± std, and B − A with a paired test over the "
                        "shared seeds (see dhmd_graph.inspect.compare)")

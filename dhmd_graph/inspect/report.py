@@ -738,8 +738,9 @@ def _write_seed_summary(base: Path, runs: Sequence, reports: Sequence[Path],
     sentences = []
     early = [run.seed for run, summary in zip(runs, summaries, strict=True) if summary["early"]]
     if early:
-        sentences.append(f"Seeds {', '.join(map(str, early))} selected an early checkpoint "
-                         "(see their reports' warnings).")
+        who, whose = ("Seed", "its report's") if len(early) == 1 else ("Seeds", "their reports'")
+        sentences.append(f"{who} {', '.join(map(str, early))} selected an early checkpoint "
+                         f"(see {whose} warnings).")
     for space in spaces:
         tops = {summary["spaces"][space]["top_teacher"] for summary in summaries}
         if len(tops) > 1:
