@@ -199,6 +199,17 @@ class ModalityConfig:
         word_vectors_finetune (bool, optional): With ``word_vectors``, train the
             embedding with the model; :obj:`False` keeps the vectors as they are (words
             the file lacks then stay zero). (default: :obj:`True`)
+        bag_of_words (bool, optional): For token ids, read each sample's ids as one bag:
+            its TF-IDF row over the vocabulary (sublinear term frequency, the training
+            split's inverse document frequency, unit length) times the token embedding,
+            one step of width ``embedding_dim`` (:class:`~dhmd_graph.nn.TemporalProjection`).
+            Word order is dropped; what is left is the input a linear bag-of-words model
+            reads, learned end to end. Ours, for short utterances with about a thousand
+            samples, where a sequence model over an embedding learned from scratch
+            overfits (the small-data recipe turns it on). The inverse document frequency
+            is a buffer of the model, fitted by :meth:`DHMD.fit_bag_of_words
+            <dhmd_graph.model.DHMD.fit_bag_of_words>` and saved with its weights.
+            (default: :obj:`False`)
     """
 
     name: str
@@ -214,9 +225,13 @@ class ModalityConfig:
     bert_finetune: bool = True
     word_vectors: str | None = None
     word_vectors_finetune: bool = True
+    bag_of_words: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self)
+        if self.bag_of_words and self.bert_path is not None:
+            raise field_error(self, "bag_of_words", "false with bert_path (a bag is made of "
+                              "token ids)", self.bag_of_words, "Drop bag_of_words or bert_path")
         if self.word_vectors is not None and (not self.word_vectors or self.bert_path):
             raise field_error(self, "word_vectors", "a local vectors file for token ids, or null "
                         "(not with bert_path)", self.word_vectors,
@@ -261,9 +276,12 @@ class ModalityConfig:
     @property
     def projected_length(self) -> int | None:
         r"""The length :math:`T'_m = T_m - k_m + 1` after the temporal projection of a
-        :obj:`sequence_length`-step input, or :obj:`None` without a fixed length."""
+        :obj:`sequence_length`-step input (1 for a bag of words), or :obj:`None` without a
+        fixed length."""
         if self.sequence_length is None:
             return None
+        if self.bag_of_words:
+            return 1
         return self.sequence_length - self.kernel_size + 1
 
 
@@ -920,6 +938,12 @@ class SmallDataRecipe:
         embedding_dim (int, optional): The width of a token embedding learned from
             scratch (not with ``word_vectors``, whose width is the file's).
             (default: :obj:`64`)
+        bag_of_words (bool, optional): ``bag_of_words`` for every token-id modality:
+            a TF-IDF-weighted bag of its embedding, one step per sample, instead of a
+            sequence (docs "Small data" has the evidence). (default: :obj:`True`)
+        token_dropout (float, optional): ``input_dropout`` of every token-id modality
+            (on its bag, or on its embedded tokens); the DMD reference drops MOSI's text
+            features at this rate. (default: :obj:`0.5`)
         modality_dropout (float, optional): ``modality_dropout``. (default: :obj:`0.1`)
         lr (float, optional): ``train.lr``. (default: :obj:`1e-3`)
         weight_decay (float, optional): ``train.weight_decay``. (default: :obj:`1e-4`)
@@ -946,6 +970,8 @@ class SmallDataRecipe:
     dropout: float = 0.2
     embed_dropout: float = 0.2
     embedding_dim: int = 64
+    bag_of_words: bool = True
+    token_dropout: float = 0.5
     modality_dropout: float = 0.1
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -962,7 +988,7 @@ class SmallDataRecipe:
                      "embedding_dim", "batch_size", "accumulation_steps",
                      "min_steps_per_epoch", "max_epochs", "early_stop_patience"):
             _check_positive(self, name, integer=True)
-        for name in ("dropout", "embed_dropout", "modality_dropout"):
+        for name in ("dropout", "embed_dropout", "token_dropout", "modality_dropout"):
             _check_dropout(self, name)
         _check_positive(self, "lr")
         _check_weight(self, "weight_decay")

@@ -166,9 +166,9 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
     and what changed.
 
     * A kernel longer than the data's longest sequence :math:`T_m` becomes :math:`T_m`
-      (1 for a modality without a time axis). This is exact: the projection zero-pads a
-      sequence shorter than its kernel at the end, so only the first :math:`T_m` taps ever
-      meet data, and the one output step is what a kernel of :math:`T_m` computes with
+      (1 for a modality without a time axis or read as a bag of words). This is exact:
+      the projection zero-pads a sequence shorter than its kernel at the end, so only the
+      first :math:`T_m` taps ever meet data, and the one output step is what a kernel of :math:`T_m` computes with
       those taps (on one step: the first tap alone, a linear map of the one vector; the
       kernel is not centred). What changes is that no parameter is left without gradient,
       and the initial weights have the scale of a projection of the steps that exist
@@ -200,17 +200,20 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
     modalities, notes = [], []
     for modality in config.modalities:
         length = steps.get(modality.name)
+        projected = 1 if modality.bag_of_words else length  # a bag is one step
         changes: dict[str, int] = {}
-        if length is not None and modality.kernel_size > length \
+        if projected is not None and modality.kernel_size > projected \
                 and (modality.name, "kernel_size") not in kept:
-            changes["kernel_size"] = length
+            changes["kernel_size"] = projected
         if length == 1 and (modality.sequence_length or 1) > 1 \
                 and (modality.name, "sequence_length") not in kept:
             changes["sequence_length"] = 1
         for name, value in changes.items():
+            why = ("a bag of words is one step" if name == "kernel_size" and
+                   modality.bag_of_words else f"the data's '{modality.name}' has at most "
+                   f"{length} step{'s' if length > 1 else ''}")
             notes.append(f"modalities.{modality.name}.{name}: {getattr(modality, name)} -> "
-                         f"{value} (the data's '{modality.name}' has at most {length} "
-                         f"step{'s' if length > 1 else ''})")
+                         f"{value} ({why})")
         modalities.append(dataclasses.replace(modality, **changes) if changes else modality)
     return dataclasses.replace(config, modalities=modalities), notes
 
@@ -725,8 +728,10 @@ def small_data(experiment: Experiment, splits: Mapping[str, Any], *, world_size:
 
 def model_builder(experiment: Experiment, splits: Mapping[str, Any], *, say: bool = True):
     """``build_model()`` for :func:`~dhmd_graph.train.run_seeds`: a new DHMD, its token
-    embeddings started from the word vectors of the configuration (read once, here, so
-    that a bad file fails before anything is written; the coverage printed when ``say``).
+    embeddings started from the word vectors of the configuration and its bags of words
+    given the training split's inverse document frequencies (both computed once, here,
+    so that a bad file fails before anything is written; the coverage printed when
+    ``say``).
 
     Raises:
         ConfigError: Word vectors for data without a vocabulary, or of another width.
@@ -736,29 +741,37 @@ def model_builder(experiment: Experiment, splits: Mapping[str, Any], *, say: boo
     from dhmd_graph.nn.word_vectors import coverage_line
 
     config = experiment.model
-    if not any(m.word_vectors is not None for m in config.modalities):
+    with_vectors = any(m.word_vectors is not None for m in config.modalities)
+    if not with_vectors and not any(m.bag_of_words for m in config.modalities):
         return lambda: DHMD(config)
-    vocabulary = splits["train"].vocabulary
-    if vocabulary is None:
-        raise ConfigError(f"model.modalities.*.word_vectors: expected data with a vocabulary "
-                          f"(the words of the token ids, e.g. vocabulary.json in a "
-                          f"plain-arrays folder), found none in '{experiment.data}'. Add the "
-                          "vocabulary, or drop the word vectors.")
     first = DHMD(config)
-    coverage = first.load_word_vectors(vocabulary)
-    rows = len(vocabulary)
-    vectors = {i: first.projections[i].embedding.weight[:rows].detach().clone()
-               for i, m in enumerate(config.modalities) if m.word_vectors is not None}
-    if say:
-        for modality in config.modalities:
-            if modality.name in coverage:
-                print(coverage_line(modality.name, modality.word_vectors,
-                                    coverage[modality.name], len(vocabulary) - 2), flush=True)
+    vectors = {}
+    if with_vectors:
+        vocabulary = splits["train"].vocabulary
+        if vocabulary is None:
+            raise ConfigError(f"model.modalities.*.word_vectors: expected data with a "
+                              f"vocabulary (the words of the token ids, e.g. vocabulary.json "
+                              f"in a plain-arrays folder), found none in '{experiment.data}'. "
+                              "Add the vocabulary, or drop the word vectors.")
+        coverage = first.load_word_vectors(vocabulary)
+        vectors = {i: first.projections[i].embedding.weight[:len(vocabulary)].detach().clone()
+                   for i, m in enumerate(config.modalities) if m.word_vectors is not None}
+        if say:
+            for modality in config.modalities:
+                if modality.name in coverage:
+                    print(coverage_line(modality.name, modality.word_vectors,
+                                        coverage[modality.name], len(vocabulary) - 2),
+                          flush=True)
+    first.fit_bag_of_words(splits["train"])
+    idf = {i: first.projections[i].idf.clone()
+           for i, m in enumerate(config.modalities) if m.bag_of_words}
 
     def build():
         model = DHMD(config)
         for index, table in vectors.items():  # (V, E), as load_word_vectors copies them
             model.projections[index].load_embedding(table)
+        for index, values in idf.items():  # (V,), as fit_bag_of_words computes them
+            model.projections[index].set_idf(values)
         return model
 
     return build

@@ -22,7 +22,7 @@ from torch_geometric.utils import scatter
 
 from dhmd_graph.checkpoint import check_state_dict, load_checkpoint
 from dhmd_graph.config import DHMDConfig, ModalityConfig, config_from_dict, edge_name
-from dhmd_graph.data.batch import MultimodalBatch
+from dhmd_graph.data.batch import MultimodalBatch, MultimodalDataset
 from dhmd_graph.errors import CheckpointError, ConfigError, DatasetError
 from dhmd_graph.fields import first_difference
 from dhmd_graph.losses import (
@@ -187,13 +187,18 @@ class DHMD(nn.Module):
                                  f"embedding, but '{m.name}' reads features of width "
                                  f"{m.input_dim}; use it with token ids (input_dim=None), or "
                                  "drop it.")
+            if m.bag_of_words and m.input_dim is not None:
+                raise ConfigError(f"DHMD: modalities.{m.name}.bag_of_words reads token ids, "
+                                  f"but '{m.name}' reads features of width {m.input_dim}; use "
+                                  "it with token ids (input_dim=None), or drop it.")
         # 1-2. Projection, decoupling, and the homogeneous self-attention summary c_fus.
         self.projections = nn.ModuleList(
             TemporalProjection(m.input_dim, width, m.kernel_size, m.vocab_size, m.embedding_dim,
                                dropout=m.input_dropout,
                                text_encoder=self._text_encoder(m, pretrained),
                                freeze_embedding=m.word_vectors is not None
-                               and not m.word_vectors_finetune)
+                               and not m.word_vectors_finetune,
+                               bag_of_words=m.bag_of_words)
             for m in config.modalities
         )
         self.decoupling = Decoupling(num_modalities, width)
@@ -307,6 +312,24 @@ class DHMD(nn.Module):
                                                                  vocabulary)
             projection.load_embedding(vectors)
         return coverage
+
+    def fit_bag_of_words(self, dataset: MultimodalDataset) -> None:
+        r"""Fit the inverse document frequencies of every modality with ``bag_of_words``
+        on ``dataset`` (the training split), as
+        :func:`~dhmd_graph.data.transforms.inverse_document_frequency` computes them.
+
+        Call it once on a new model, before training (``dhmd train`` does); a model
+        restored from a checkpoint holds its own.
+
+        Raises:
+            ConfigError: A token id of the data at or above the modality's ``vocab_size``.
+        """
+        from dhmd_graph.data.transforms import inverse_document_frequency
+
+        for modality, projection in zip(self.config.modalities, self.projections, strict=True):
+            if modality.bag_of_words:
+                idf = inverse_document_frequency(dataset, modality.name, modality.vocab_size)
+                projection.set_idf(torch.as_tensor(idf, dtype=projection.idf.dtype))
 
     @staticmethod
     def _text_encoder(modality: ModalityConfig, pretrained: bool) -> nn.Module | None:

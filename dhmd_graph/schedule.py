@@ -72,8 +72,8 @@ def apply_small_data_recipe(model: DHMDConfig, train: TrainConfig, *, train_samp
     A field the user set (its dotted key in ``explicit``: ``"model.width"``,
     ``"train.lr"``; ``"model"`` for a whole model from a file) is kept; ``width`` and
     ``num_heads`` go together (set one and the recipe changes neither). A modality of
-    ``token_modalities`` without word vectors or BERT gets the recipe's
-    ``embedding_dim``.
+    ``token_modalities`` (not BERT tokens) gets the recipe's ``bag_of_words`` and
+    ``token_dropout``, and, without word vectors, its ``embedding_dim``.
 
     Args:
         model (DHMDConfig): The preset's model (before fitting to the data).
@@ -102,8 +102,11 @@ def apply_small_data_recipe(model: DHMDConfig, train: TrainConfig, *, train_samp
             "encoder.embed_dropout": recipe.embed_dropout,
             "modality_dropout": recipe.modality_dropout}
         for modality in model.modalities:
-            if (modality.name in token_modalities and modality.word_vectors is None
-                    and modality.bert_path is None):
+            if modality.name not in token_modalities or modality.bert_path is not None:
+                continue
+            wanted_model[f"modalities.{modality.name}.bag_of_words"] = recipe.bag_of_words
+            wanted_model[f"modalities.{modality.name}.input_dropout"] = recipe.token_dropout
+            if modality.word_vectors is None:
                 wanted_model[f"modalities.{modality.name}.embedding_dim"] = recipe.embedding_dim
     wanted_train = {
         "lr": recipe.lr, "weight_decay": recipe.weight_decay,

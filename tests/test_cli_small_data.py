@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dhmd_graph.checkpoint import load_checkpoint
 from dhmd_graph.cli import EXIT_BAD_INPUT, main
 from dhmd_graph.data.synthetic_utterances import write_synthetic_utterances
 
@@ -47,12 +48,20 @@ def _check_recipe_run(run, out, model_set):
     assert ("model.width 50 -> 32" in out) != model_set
     assert "model.encoder.dropout 0.1 -> 0.2" in out
     assert "model.modalities.text.embedding_dim 300 -> 64" in out
+    assert "model.modalities.text.bag_of_words False -> True" in out
+    assert "model.modalities.text.input_dropout 0 -> 0.5" in out
+    assert "modalities.text.kernel_size: 5 -> 1 (a bag of words is one step)" in out
     assert ("optimiser: lr 0.001, batch 2, accumulation 1 (averaged), 20 optimiser steps per "
             "epoch (40 training samples), weight decay 0.0001, device cpu") in out
     assert "warning: only" not in out
     assert "seconds per epoch: " in out
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["width"] == (8 if model_set else 32) and saved["train"]["lr"] == 1e-3
+    assert saved["model"]["modalities"][0]["bag_of_words"] is True
+    # the training split's inverse document frequencies are in the checkpoint
+    (best,) = run.glob("seed_*/best.pt")
+    idf = load_checkpoint(best)["model"]["projections.0.idf"]
+    assert idf.shape == (saved["model"]["modalities"][0]["vocab_size"],) and idf.max() > 1
     assert saved["train"]["max_epochs"] == 1  # the user's
     results = json.loads((run / "results.json").read_text())
     record = results["baselines"]

@@ -1,8 +1,11 @@
 """fit_inputs: every modality's input width or vocabulary size from the data."""
 
+import dataclasses
+
 import pytest
 
 from dhmd_graph.config import apply_overrides
+from dhmd_graph.errors import ConfigError
 from dhmd_graph.experiment import fit_inputs
 from dhmd_graph.presets import preset
 
@@ -51,3 +54,17 @@ def test_other_modalities_are_refused():
     with pytest.raises(ValueError, match=r"DHMDConfig.modalities: expected the data's "
                                          r"modalities \['text', 'audio'\]"):
         fit_inputs(preset("mosei"), {"text": (768, None), "audio": (74, None)})
+
+
+def test_a_bag_of_words_is_made_of_token_ids():
+    from dhmd_graph.model import DHMD
+
+    config = preset("mosi")
+    features = dataclasses.replace(config, modalities=[
+        dataclasses.replace(config.modalities[0], bag_of_words=True), *config.modalities[1:]])
+    with pytest.raises(ConfigError, match="modalities.text.bag_of_words reads token ids, but "
+                       "'text' reads features of width 768"):
+        DHMD(features)
+    with pytest.raises(ConfigError, match="bag_of_words"):
+        dataclasses.replace(config.modalities[0], input_dim=None, bert_path="bert",
+                            bag_of_words=True)

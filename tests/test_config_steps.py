@@ -88,3 +88,14 @@ def test_the_fitted_model_computes_what_the_long_kernels_did():
         torch.testing.assert_close(short(batch).prediction, long(batch).prediction)
     weights = {name: p.shape for name, p in short.named_parameters() if "projections" in name}
     assert weights["projections.1.conv.weight"] == (8, 4, 1)
+
+
+def test_a_bag_of_words_is_one_step_whatever_the_token_sequences():
+    config = preset("mosi", reference="dmd")
+    text = dataclasses.replace(config.modalities[0], input_dim=None, vocab_size=30,
+                               bag_of_words=True)
+    config = dataclasses.replace(config, modalities=[text, *config.modalities[1:]])
+    fitted, notes = fit_steps(config, {"text": 20, "audio": 50, "vision": 50})
+    assert (fitted.modalities[0].kernel_size, fitted.modalities[0].sequence_length) == (1, 50)
+    assert fitted.modalities[0].projected_length == 1  # the token ids stay padded to 50
+    assert notes == ["modalities.text.kernel_size: 5 -> 1 (a bag of words is one step)"]

@@ -53,6 +53,10 @@ def test_recipe_changes_what_the_user_did_not_set():
     assert (train2.batch_size, train2.accumulation_steps, train2.max_epochs) == (32, 1, 50)
     assert model2.modalities[0].embedding_dim == 64
     assert [m.embedding_dim for m in model2.modalities[1:]] == [300, 300]  # features
+    assert [m.bag_of_words for m in model2.modalities] == [True, False, False]
+    assert "model.modalities.text.bag_of_words False -> True" in line
+    assert model2.modalities[0].input_dropout == 0.5
+    assert [m.input_dropout for m in model2.modalities[1:]] == [0.0, 0.0]
     assert line.startswith("small data (small): the small-data recipe (SmallDataRecipe) sets ")
     assert "model.width 50 -> 32" in line and "train.lr " not in line
     assert "model.encoder.num_layers" not in line and "--paper-schedule" in line
@@ -92,3 +96,15 @@ def test_recipe_values_are_checked():
         SmallDataRecipe(width=30, num_heads=4)
     with pytest.raises(ConfigError, match="SmallDataRecipe.lr"):
         SmallDataRecipe(lr=0.0)
+
+
+def test_recipe_bag_of_words_is_for_token_ids_and_kept_when_set():
+    model, train = preset("mosi"), TrainConfig()
+    kept, _, line = apply_small_data_recipe(
+        model, train, train_samples=1284, token_modalities={"text"}, reason="small",
+        explicit={"model.modalities.text.bag_of_words"})
+    assert not kept.modalities[0].bag_of_words and "bag_of_words" not in line
+    features, _, _ = apply_small_data_recipe(model, train, train_samples=1284,
+                                             token_modalities=set(), reason="small",
+                                             explicit=set())
+    assert not any(m.bag_of_words for m in features.modalities)

@@ -13,6 +13,12 @@ fitted on the training split). A model then reads it as it reads any one-step fe
 (a linear projection of the bag, the same input the linear baseline of
 :mod:`dhmd_graph.baselines` has).
 
+The model can also make the bag itself, from the token ids, at every step
+(``ModalityConfig.bag_of_words``, :class:`~dhmd_graph.nn.TemporalProjection`): the same
+TF-IDF rows over the vocabulary's ids, with the training split's
+:func:`inverse_document_frequency` kept in the model, so that a saved model reads token
+ids at prediction time as it did in training.
+
 Token ids are those of ``(N, T)`` arrays within each sample's length, or the ids of BERT
 tokens ``(N, T, 3)`` where their attention mask is set. Id 0 (padding) never occurs
 within a length; the unknown id is counted like any word.
@@ -29,7 +35,7 @@ from sklearn.feature_extraction.text import TfidfTransformer
 
 from dhmd_graph.data.batch import MultimodalDataset
 
-__all__ = ["bag_of_words", "tfidf_features"]
+__all__ = ["bag_of_words", "inverse_document_frequency", "tfidf_features"]
 
 
 def _token_ids(array: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -59,6 +65,40 @@ def _counts(samples: list[np.ndarray], ngrams: int, columns: dict[tuple[int, ...
     matrix = sparse.csr_matrix((values, (rows, cols)), shape=(len(samples), len(columns)))
     matrix.sum_duplicates()
     return matrix
+
+
+def inverse_document_frequency(dataset: MultimodalDataset, modality: str, vocab_size: int
+                               ) -> np.ndarray:
+    r"""The smoothed inverse document frequency :math:`(V)` of every token id of a token
+    modality, :math:`\mathrm{idf}_v = \ln\frac{1 + N}{1 + \mathrm{df}_v} + 1` over the
+    :math:`N` samples of ``dataset`` (scikit-learn's ``TfidfTransformer`` default), with
+    :math:`\mathrm{df}_v` the samples holding id :math:`v` within their length.
+
+    Args:
+        dataset (MultimodalDataset): The training split.
+        modality (str): A modality of token ids ``(N, T)``.
+        vocab_size (int): :math:`V`, the model's vocabulary size.
+
+    Raises:
+        ConfigError: An id at or above ``vocab_size``, or a modality that is not token ids.
+    """
+    from dhmd_graph.errors import ConfigError
+
+    ids = dataset.features.get(modality)
+    if ids is None or ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ConfigError(f"model.modalities.{modality}.bag_of_words: expected token ids "
+                          f"(N, T) for '{modality}', found "
+                          f"{'no such modality' if ids is None else f'{ids.dtype} {ids.shape}'}"
+                          ". Drop bag_of_words for this modality.")
+    frequency = np.zeros(vocab_size, dtype=np.int64)
+    for row in _token_ids(ids, dataset.lengths[modality]):
+        present = np.unique(row)
+        if present.size and present[-1] >= vocab_size:
+            raise ConfigError(f"model.modalities.{modality}.vocab_size is {vocab_size}, but "
+                              f"the data holds token id {int(present[-1])}; build the model "
+                              "for this dataset (fit_inputs).")
+        frequency[present] += 1
+    return np.log((1 + len(dataset)) / (1 + frequency)) + 1
 
 
 def tfidf_features(datasets: Mapping[str, MultimodalDataset], modality: str, *,

@@ -61,6 +61,17 @@ class TemporalProjection(nn.Module):
     the kernel of :math:`T` taps for such data, so that every weight is used and
     initialised at the scale of the steps that exist.
 
+    With :obj:`bag_of_words`, a sample's token ids :math:`t_1 \dots t_L` are read as one
+    bag instead of a sequence: with :math:`c_v` the count of id :math:`v > 0`, the
+    TF-IDF row :math:`u_v = (1 + \ln c_v)\,\mathrm{idf}_v` for :math:`c_v > 0` (else 0),
+    scaled to unit length, gives the one step
+    :math:`\mathbf{x} = \mathbf{u}^\top \mathbf{E}` of the embedding :math:`\mathbf{E}`
+    (what scikit-learn's ``TfidfTransformer(sublinear_tf=True)`` computes, times a
+    learned matrix, initialised as :class:`torch.nn.Linear` initialises a map from
+    :math:`V` inputs: uniform in :math:`\pm 1/\sqrt{V}`, not :math:`\mathcal{N}(0, 1)` as a
+    token embedding). The buffer ``idf`` (ones until :meth:`set_idf`) is saved with the
+    weights.
+
     Args:
         input_dim (int, optional): Feature width :math:`d_m`, or :obj:`None` for token
             ids.
@@ -75,11 +86,14 @@ class TemporalProjection(nn.Module):
             :obj:`input_dim` and :obj:`vocab_size` are :obj:`None`). (default: :obj:`None`)
         freeze_embedding (bool, optional): Keep the token embedding as it is (e.g. word
             vectors copied in with :meth:`load_embedding`). (default: :obj:`False`)
+        bag_of_words (bool, optional): Read token ids as a TF-IDF-weighted bag, one step
+            per sample (see above). (default: :obj:`False`)
 
     Shapes:
         - **input:** features :math:`(B, T, d_m)` float, token ids :math:`(B, T)` long
           or, with a text encoder, tokens :math:`(B, T, 3)` long; lengths :math:`(B)`
         - **output:** :math:`((B, T', d), (B))` projected sequence and its lengths
+          (:math:`T' = 1` for a bag of words)
     """
 
     def __init__(
@@ -92,6 +106,7 @@ class TemporalProjection(nn.Module):
         dropout: float = 0.0,
         text_encoder: nn.Module | None = None,
         freeze_embedding: bool = False,
+        bag_of_words: bool = False,
     ) -> None:
         super().__init__()
         if text_encoder is not None:
@@ -113,6 +128,18 @@ class TemporalProjection(nn.Module):
                 raise ValueError("TemporalProjection: freeze_embedding needs token-id input "
                                  "(input_dim=None, a vocab_size).")
             self.embedding.weight.requires_grad_(False)
+        if bag_of_words and self.embedding is None:
+            raise ValueError("TemporalProjection: bag_of_words needs token-id input "
+                             "(input_dim=None, a vocab_size).")
+        self.bag_of_words = bag_of_words
+        if bag_of_words:
+            self.register_buffer("idf", torch.ones(vocab_size))
+            # u^T E is a linear map of the TF-IDF row: start it as nn.Linear(V, E) starts,
+            # not at N(0, 1) per word, whose noise a rare word's few samples never undo
+            bound = vocab_size ** -0.5
+            with torch.no_grad():
+                self.embedding.weight.uniform_(-bound, bound)
+                self.embedding.weight[0] = 0
         in_channels = (text_encoder.hidden_size if text_encoder is not None
                        else embedding_dim if input_dim is None else input_dim)
         self.conv = nn.Conv1d(in_channels, width, kernel_size, bias=False)
@@ -134,10 +161,36 @@ class TemporalProjection(nn.Module):
         weight = self.embedding.weight
         weight[: vectors.shape[0]] = vectors.to(device=weight.device, dtype=weight.dtype)
 
+    @torch.no_grad()
+    def set_idf(self, idf: Tensor) -> None:
+        r"""Set the bag of words' inverse document frequencies :math:`(V)`
+        (:func:`~dhmd_graph.data.transforms.inverse_document_frequency`)."""
+        if not self.bag_of_words:
+            raise ValueError("TemporalProjection.set_idf: this projection reads sequences, "
+                             "not a bag of words; build it with bag_of_words=True.")
+        if idf.shape != self.idf.shape:
+            raise ValueError(f"TemporalProjection.set_idf: expected {tuple(self.idf.shape)} "
+                             f"values (one per id of the vocabulary), found "
+                             f"{tuple(idf.shape)}.")
+        self.idf.copy_(idf)
+
+    def tfidf(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        r"""The unit-length TF-IDF rows :math:`(B, V)` of token ids :math:`(B, T)` with
+        true lengths :math:`(B)`; padding (id 0 or past the length) is not counted."""
+        valid = length_mask(lengths, ids.shape[1]) & (ids != 0)  # (B, T)
+        counts = self.idf.new_zeros(ids.shape[0], self.idf.shape[0])  # (B, V)
+        counts.scatter_add_(1, ids, valid.to(counts.dtype))
+        present = counts > 0
+        weights = torch.where(present, counts.clamp_min(1).log() + 1, 0) * self.idf  # (B, V)
+        return F.normalize(weights, dim=1)
+
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         if self.text_encoder is not None:
             x = self.text_encoder(x)  # (B, T, 3) tokens -> (B, T, H)
-        if self.embedding is not None:
+        if self.bag_of_words:
+            x = (self.tfidf(x, lengths) @ self.embedding.weight).unsqueeze(1)  # (B, 1, d_m)
+            lengths = torch.ones_like(lengths)
+        elif self.embedding is not None:
             x = self.embedding(x)  # (B, T, d_m)
         x = inverted_dropout(x, self.dropout, self.training)  # (B, T, d_m)
         x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, d_m)
@@ -147,6 +200,7 @@ class TemporalProjection(nn.Module):
 
     def __repr__(self) -> str:
         source = ("bert" if self.text_encoder is not None
+                  else "bag of words" if self.bag_of_words
                   else "tokens" if self.embedding is not None else self.conv.in_channels)
         return (f"{type(self).__name__}({source}, {self.conv.out_channels}, "
                 f"kernel_size={self.kernel_size})")

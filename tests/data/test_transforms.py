@@ -5,7 +5,12 @@ import pytest
 
 from dhmd_graph.data import MultimodalDataset
 from dhmd_graph.data.loading import modality_inputs
-from dhmd_graph.data.transforms import bag_of_words, tfidf_features
+from dhmd_graph.data.transforms import (
+    bag_of_words,
+    inverse_document_frequency,
+    tfidf_features,
+)
+from dhmd_graph.errors import ConfigError
 
 
 def _split(ids, lengths, name):
@@ -52,3 +57,25 @@ def test_bigrams_and_latent_components():
         bag_of_words(SPLITS, components=6)
     with pytest.raises(ValueError, match="must be a modality of token ids"):
         bag_of_words(SPLITS, "audio")
+
+
+def test_inverse_document_frequency_is_scikit_learns_by_token_id():
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    train = SPLITS["train"]
+    idf = inverse_document_frequency(train, "text", 12)
+    counts = np.zeros((3, 12))
+    for row, (ids, length) in enumerate(zip(train.features["text"], train.lengths["text"],
+                                            strict=True)):
+        np.add.at(counts[row], ids[:length], 1)
+    expected = TfidfTransformer().fit(counts).idf_
+    np.testing.assert_allclose(idf, expected)
+    assert idf[2] == pytest.approx(np.log(4 / 4) + 1)  # in all three samples
+    assert idf[9] == pytest.approx(np.log(4 / 1) + 1)  # in none
+
+
+def test_inverse_document_frequency_refuses_ids_beyond_the_vocabulary_and_features():
+    with pytest.raises(ConfigError, match="vocab_size is 6, but the data holds token id 7"):
+        inverse_document_frequency(SPLITS["train"], "text", 6)
+    with pytest.raises(ConfigError, match="expected token ids"):
+        inverse_document_frequency(SPLITS["train"], "audio", 6)

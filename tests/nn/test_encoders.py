@@ -134,3 +134,45 @@ def test_a_kernel_longer_than_the_input_is_a_kernel_of_its_first_taps(steps):
     assert out.shape == (3, 1, 6) and out_lengths.tolist() == [1, 1, 1]
     if steps == 1:  # one vector: a linear map by the first tap
         torch.testing.assert_close(out[:, 0], x[:, 0] @ long.conv.weight[:, :, 0].t())
+
+
+def test_bag_of_words_is_sublinear_tfidf_times_the_embedding():
+    sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+    torch.manual_seed(0)
+    projection = TemporalProjection(None, 8, 1, vocab_size=12, embedding_dim=5,
+                                    bag_of_words=True)
+    ids = torch.tensor([[3, 3, 5, 9, 0], [1, 2, 2, 2, 7], [4, 4, 0, 0, 0]])
+    lengths = torch.tensor([3, 5, 1])  # id 9 of the first sample and the second 4 are padding
+    idf = torch.rand(12) + 1
+    projection.set_idf(idf)
+    counts = torch.zeros(3, 12, dtype=torch.float64)
+    for row, (sample, length) in enumerate(zip(ids.tolist(), lengths.tolist(), strict=True)):
+        for token in sample[:length]:
+            counts[row, token] += 1
+    reference = sklearn_text.TfidfTransformer(sublinear_tf=True).fit(counts.numpy())
+    reference.idf_ = idf.double().numpy()
+    expected = torch.from_numpy(reference.transform(counts.numpy()).toarray()).float()
+    torch.testing.assert_close(projection.tfidf(ids, lengths), expected)
+    out, out_lengths = projection(ids, lengths)
+    assert out.shape == (3, 1, 8) and out_lengths.tolist() == [1, 1, 1]
+    conv = projection.conv.weight[:, :, 0]  # (8, 5)
+    torch.testing.assert_close(out[:, 0], expected @ projection.embedding.weight @ conv.T)
+    assert "bag of words" in repr(projection)
+
+
+def test_bag_of_words_needs_token_ids_and_a_vocabulary_of_idf():
+    with pytest.raises(ValueError, match="bag_of_words needs token-id input"):
+        TemporalProjection(6, 8, bag_of_words=True)
+    projection = TemporalProjection(None, 8, vocab_size=12, embedding_dim=5, bag_of_words=True)
+    with pytest.raises(ValueError, match="expected \\(12,\\) values"):
+        projection.set_idf(torch.ones(11))
+    with pytest.raises(ValueError, match="reads sequences"):
+        TemporalProjection(None, 8, vocab_size=12).set_idf(torch.ones(12))
+    assert "idf" in projection.state_dict()  # saved with the weights
+
+
+def test_bag_of_words_embedding_starts_as_a_linear_map_of_the_vocabulary():
+    projection = TemporalProjection(None, 8, vocab_size=400, embedding_dim=5, bag_of_words=True)
+    weight = projection.embedding.weight
+    assert weight.abs().max() <= 400 ** -0.5 and weight[0].abs().max() == 0
+    assert TemporalProjection(None, 8, vocab_size=400, embedding_dim=5).embedding.weight.std() > 0.5
