@@ -268,6 +268,8 @@ def test_small_data_quick(load, tmp_path, monkeypatch, capsys):
     load("small_data").main(["--quick", "--output-dir", str(tmp_path)])
     payload = _written(tmp_path, "small_data_quick")
     models = [row["model"] for row in payload["rows"]]
-    assert models == ["DHMD (recipe)", "mean baseline", "ridge baseline", "DHMD (paper)"]
-    assert set(payload["verdicts"]) == {"recipe", "paper"}
+    assert models == ["DHMD (recipe)", "DHMD (sequence)", "mean baseline", "ridge baseline"]
+    assert set(payload["verdicts"]) == {"recipe", "sequence"}
+    assert all(len(row["best_epochs"].split("/")) == 3 for row in payload["rows"][:2])
     assert "recipe: DHMD " in capsys.readouterr().out
+    assert payload["report"].count("| DHMD (") == 2 and "| sequence | DHMD " in payload["report"]
