@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import format_table, write_results
+from common import format_table, markdown_table, write_results
 
 from dhmd_graph.config import DHMDConfig, GraphConfig, apply_overrides
 from dhmd_graph.data import load_mmsa
@@ -313,12 +313,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def markdown_report(rows: Sequence[Mapping[str, str]],
                     routing_rows: Sequence[Mapping[str, str]]) -> str:
-    """The test metrics and the routing table as the Markdown of ``benchmarks/README.md``."""
-    def table(records: Sequence[Mapping[str, str]]) -> list[str]:
-        columns = list(records[0])
-        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-                *("| " + " | ".join(str(r[c]) for c in columns) + " |" for r in records)]
-    return "\n".join(table(rows) + [""] + table(routing_rows))
+    """The test metrics and the routing table as the Markdown of the model guide."""
+    def table(records: Sequence[Mapping[str, str]]) -> str:
+        return markdown_table([(column, lambda row, column=column: row[column])
+                               for column in records[0]], records)
+    return f"{table(rows)}\n\n{table(routing_rows)}"
 
 
 if __name__ == "__main__":
