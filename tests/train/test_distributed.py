@@ -68,8 +68,8 @@ def train_mode(out_dir: str, mode: str) -> dict:
 
     config = tiny_config(batch_size=4, max_epochs=3, seeds=[7])
     return run_seeds(lambda: RankRandomModel(dropout=0.5), random_splits(), config, out_dir,
-                     metrics=regression_metrics, resume=mode == "resume",
-                     callbacks=[interrupt])
+                     metrics=regression_metrics, collate_fn=collate,
+                     resume=mode == "resume", callbacks=[interrupt])
 
 
 def _torchrun(out_dir, mode, timeout=300, **env):
