@@ -384,7 +384,8 @@ def write_results(
             (:func:`render_report`), as ``benchmarks/render.py`` calls it later. A page
             that pastes it marks the block
             ``<!-- rendered from benchmarks/results/<name>.json -->`` and
-            ``tests/test_rendered_numbers.py`` compares the two. (default: :obj:`None`)
+            ``tests/benchmarks/test_rendered_reports.py`` compares the two.
+            (default: :obj:`None`)
     """
     directory = RESULTS_DIR if output_dir is None else Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import format_table, measured_line, time_interleaved, write_results
+from common import (
+    format_table,
+    markdown_table,
+    measured_line,
+    time_interleaved,
+    write_results,
+)
 from torch import nn
 from train_step import LENGTHS, TrainingStep, random_batch
 
@@ -413,24 +419,18 @@ def markdown_report(rows: list[dict], machine: dict, settings: dict) -> str:
     allocator = ("Glibc's default allocator settings for both codes."
                  if settings.get("system_malloc") else
                  "Freed memory kept in the heap (dhmd_graph.allocator) for both codes.")
-    lines = [
-        f"{allocator} {measured_line(machine)}",
-        "",
-        "| preset | training samples/s: full / dmd / reference | full vs reference | "
-        "dmd vs reference | batch-1 latency ms: full / dmd / reference | full / reference "
-        "| dmd / reference |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        alignment = "aligned" if row["aligned"] else "unaligned"
-        lines.append(
-            f"| {row['preset']} {alignment} | {row['full_samples_per_s']:.1f} / "
-            f"{row['dmd_samples_per_s']:.1f} / {row['reference_samples_per_s']:.1f} | "
-            f"**{row['full_speedup']:.2f}x** | **{row['dmd_speedup']:.2f}x** | "
-            f"{row['full_latency_ms']:.1f} / {row['dmd_latency_ms']:.1f} / "
-            f"{row['reference_latency_ms']:.1f} | **{row['full_latency_ratio']:.2f}** | "
-            f"**{row['dmd_latency_ratio']:.2f}** |")
-    return "\n".join(lines)
+    def three(row: dict, key: str) -> str:  # full / dmd / reference
+        return " / ".join(f"{row[f'{model}_{key}']:.1f}" for model in ("full", "dmd", "reference"))
+    table = markdown_table([
+        ("preset", lambda r: f"{r['preset']} {'aligned' if r['aligned'] else 'unaligned'}"),
+        ("training samples/s: full / dmd / reference", lambda r: three(r, "samples_per_s")),
+        ("full vs reference", lambda r: f"**{r['full_speedup']:.2f}x**"),
+        ("dmd vs reference", lambda r: f"**{r['dmd_speedup']:.2f}x**"),
+        ("batch-1 latency ms: full / dmd / reference", lambda r: three(r, "latency_ms")),
+        ("full / reference", lambda r: f"**{r['full_latency_ratio']:.2f}**"),
+        ("dmd / reference", lambda r: f"**{r['dmd_latency_ratio']:.2f}**"),
+    ], rows, right=False)
+    return f"{allocator} {measured_line(machine)}\n\n{table}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     entries = {"summary": summary.read_text().strip() if summary.parent != first else "",
                "seed": seeds[0].name,
                "sections": report_sections((first / "report.md").read_text())}
+    report = markdown_report(**entries)
     path = write_results("inspect_example", [], settings={"run": str(run), "split": "valid",
                                                           "method": "tsne"},
                          output_dir=args.output_dir, extra={"figures": copied, **entries},
-                         report=markdown_report)
-    report = markdown_report(**entries)
+                         report=report)
     print(report)
     print(f"wrote {path} and {len(copied)} figures to {figures}")
     return 0

@@ -50,8 +50,6 @@ def run_arm(data: Path, out: Path, options: Sequence[str], *, device: str, quick
             ) -> dict:
     """One ``dhmd train`` run; its ``results.json``."""
     settings = [f"train.device={device}"] + (["train.max_epochs=1"] if quick else [])
-    if options[:1] == ("--set",):
-        options, settings = (), [*options[1:], *settings]
     status = dhmd(["train", "--data", str(data), "--preset", "mosi", "--seeds", SEEDS,
                    "--out", str(out), *options, "--set", *settings])
     if status != 0:

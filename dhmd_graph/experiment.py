@@ -168,9 +168,9 @@ def fit_steps(config: DHMDConfig, steps: Mapping[str, int], overrides: Iterable[
     * A kernel longer than the data's longest sequence :math:`T_m` becomes :math:`T_m`
       (1 for a modality without a time axis or read as a bag of words). This is exact:
       the projection zero-pads a sequence shorter than its kernel at the end, so only the
-      first :math:`T_m` taps ever meet data, and the one output step is what a kernel of :math:`T_m` computes with
-      those taps (on one step: the first tap alone, a linear map of the one vector; the
-      kernel is not centred). What changes is that no parameter is left without gradient,
+      first :math:`T_m` taps ever meet data, and the one output step is what a kernel of
+      :math:`T_m` computes with those taps (on one step: the first tap alone, a linear map
+      of the one vector; the kernel is not centred). What changes is that no parameter is left without gradient,
       and the initial weights have the scale of a projection of the steps that exist
       (PyTorch draws a kernel of :math:`k` taps over :math:`C` channels with bound
       :math:`1/\sqrt{kC}`).
